@@ -1,0 +1,150 @@
+"""Consensus labels from several annotators, as estimators.
+
+``fit(df)`` takes the long frame and returns ``self``; learned results end in
+``_`` (crowd-kit style):
+
+``labels_``       Series item_id -> consensus label (``None`` for an unresolved tie)
+``confidence_``   Series item_id -> confidence in [0, 1]
+``probas_``       DataFrame item_id x label
+``ties_``         Series item_id -> tuple of tied labels (empty when none)
+``annotator_accuracy_``  Series annotator_id -> estimated accuracy
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from curation._schema import ANNOTATOR, ITEM, LABEL
+from curation.agreement import count_table
+
+__all__ = ["DawidSkene", "MajorityVote", "METHODS", "make_aggregator", "consensus_frame"]
+
+logger = logging.getLogger(__name__)
+
+
+class MajorityVote:
+    """Plurality vote; ties are reported as ties, not broken silently.
+
+    Parameters
+    ----------
+    labels : sequence of str, optional
+        Label order (default: the frame's label set).
+
+    Notes
+    -----
+    ``confidence_`` is the winning label's vote share. For a tie, ``labels_``
+    is ``None``, ``ties_`` lists the tied labels and ``confidence_`` is their
+    (equal) share. ``annotator_accuracy_`` is each annotator's agreement with
+    the consensus on items without a tie.
+
+    >>> df = pd.DataFrame({"item_id": list("aaabb"), "annotator_id": list("xyzxy"),
+    ...                    "label": list("ppnpn")})
+    >>> mv = MajorityVote().fit(df)
+    >>> mv.labels_.tolist(), mv.ties_.tolist()
+    (['p', None], [(), ('n', 'p')])
+    """
+
+    def __init__(self, *, labels: Sequence[str] | None = None) -> None:
+        self.labels = labels
+
+    def fit(self, df: pd.DataFrame) -> MajorityVote:
+        table = count_table(df, labels=self.labels)
+        counts = table.counts.astype(np.float64)
+        share = counts / counts.sum(axis=1, keepdims=True)
+        top = share.max(axis=1, keepdims=True)
+        winners = np.isclose(share, top)
+        labels = np.asarray(table.labels, dtype=object)
+        n_win = winners.sum(axis=1)
+        self.probas_ = pd.DataFrame(share, index=table.items, columns=table.labels)
+        self.labels_ = pd.Series(np.where(n_win == 1, labels[share.argmax(axis=1)], None),
+                                 index=table.items, name="label", dtype=object)
+        self.ties_ = pd.Series([tuple(labels[w]) if w.sum() > 1 else () for w in winners],
+                               index=table.items, name="tie", dtype=object)
+        self.confidence_ = pd.Series(top[:, 0], index=table.items, name="confidence")
+        self.annotator_accuracy_ = _agreement_with(df, self.labels_)
+        return self
+
+
+class DawidSkene:
+    """Dawid-Skene EM consensus through crowd-kit, with per-annotator confusion.
+
+    Parameters
+    ----------
+    n_iter : int
+        Maximum EM iterations.
+    tol : float
+        Convergence tolerance on the log-likelihood.
+    labels : sequence of str, optional
+        Label order of ``probas_``.
+
+    Notes
+    -----
+    ``confidence_`` is the posterior probability of the consensus label;
+    ``annotator_accuracy_`` is ``sum_k prior_k * P(annotator says k | truth k)``
+    from the fitted confusion matrices.
+    """
+
+    def __init__(self, *, n_iter: int = 100, tol: float = 1e-5,
+                 labels: Sequence[str] | None = None) -> None:
+        self.n_iter = n_iter
+        self.tol = tol
+        self.labels = labels
+
+    def fit(self, df: pd.DataFrame) -> DawidSkene:
+        from crowdkit.aggregation import DawidSkene as _CrowdKitDS
+
+        labels = count_table(df, labels=self.labels).labels
+        crowd = pd.DataFrame({"task": df[ITEM].to_numpy(), "worker": df[ANNOTATOR].to_numpy(),
+                              "label": df[LABEL].to_numpy()})
+        model = _CrowdKitDS(n_iter=self.n_iter, tol=self.tol).fit(crowd)
+        probas = model.probas_.reindex(columns=labels, fill_value=0.0)
+        probas.index = probas.index.rename(ITEM)
+        order = pd.Index(pd.unique(df[ITEM]), name=ITEM)
+        self.probas_ = probas.reindex(order)
+        self.labels_ = self.probas_.idxmax(axis=1).astype(object).rename("label")
+        self.confidence_ = self.probas_.max(axis=1).rename("confidence")
+        self.ties_ = pd.Series([()] * len(order), index=order, name="tie", dtype=object)
+        self.priors_ = model.priors_.reindex(labels, fill_value=0.0)
+        self.errors_ = model.errors_
+        self.annotator_accuracy_ = self._accuracy(model.errors_, labels)
+        return self
+
+    def _accuracy(self, errors: pd.DataFrame, labels: list[str]) -> pd.Series:
+        acc = {}
+        for worker, block in errors.groupby(level=0):
+            block = block.droplevel(0)
+            diag = [block.at[k, k] if k in block.index and k in block.columns else 0.0 for k in labels]
+            acc[worker] = float(np.dot(self.priors_.to_numpy(), diag))
+        out = pd.Series(acc, name="accuracy", dtype=float)
+        out.index.name = ANNOTATOR
+        return out
+
+
+METHODS = {"majority": MajorityVote, "dawid-skene": DawidSkene}
+
+
+def make_aggregator(method: str, **kwargs) -> MajorityVote | DawidSkene:
+    """Return an unfitted aggregator by name (``majority`` or ``dawid-skene``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown consensus method {method!r}; use one of {', '.join(METHODS)}.")
+    return METHODS[method](**kwargs)
+
+
+def consensus_frame(model: MajorityVote | DawidSkene) -> pd.DataFrame:
+    """A fitted aggregator's result as ``item_id, label, confidence, tie`` rows."""
+    out = pd.DataFrame({"label": model.labels_, "confidence": model.confidence_,
+                        "tie": model.ties_.map(lambda t: "|".join(t))})
+    return out.rename_axis(ITEM).reset_index()
+
+
+def _agreement_with(df: pd.DataFrame, consensus: pd.Series) -> pd.Series:
+    target = df[ITEM].map(consensus)
+    known = target.notna()
+    hits = (df.loc[known, LABEL] == target[known]).groupby(df.loc[known, ANNOTATOR]).mean()
+    out = hits.reindex(sorted(df[ANNOTATOR].unique())).rename("accuracy")
+    out.index.name = ANNOTATOR
+    return out

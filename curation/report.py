@@ -1,0 +1,226 @@
+"""The agreement report: every coefficient, intervals, consensus and a verdict against the target.
+
+One call, :func:`agreement_report`, feeds both the CLI and the app's Agreement page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curation._schema import ANNOTATOR, ITEM, LABEL, TEXT
+from curation.aggregation import make_aggregator
+from curation.agreement import (
+    COEFFICIENTS,
+    agreement_coefficients,
+    annotator_agreement,
+    bootstrap_ci,
+    cohen_kappa_pairwise,
+    count_table,
+    item_agreement,
+    per_class_agreement,
+)
+
+__all__ = ["AgreementReport", "JUDGES", "SKEW_THRESHOLD", "agreement_report", "choose_coefficient"]
+
+#: Coefficients the verdict can be judged by ("auto" picks one, see :func:`choose_coefficient`).
+JUDGES = ("auto",) + COEFFICIENTS
+#: A label holding at least this share of annotations makes kappa-type coefficients unreliable.
+SKEW_THRESHOLD = 0.80
+
+COEFFICIENT_NAMES = {
+    "percent_agreement": "percent agreement",
+    "fleiss_kappa": "Fleiss' kappa",
+    "krippendorff_alpha": "Krippendorff's alpha",
+    "gwet_ac1": "Gwet's AC1",
+}
+
+
+@dataclass
+class AgreementReport:
+    """Everything the Agreement page and ``curation agreement`` show."""
+
+    n_items: int
+    n_annotators: int
+    n_annotations: int
+    labels: list[str]
+    coefficients: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    target: float
+    judged_by: str
+    judged_reason: str
+    meets_target: bool
+    confidently_meets_target: bool
+    pairwise: pd.DataFrame
+    per_class: pd.DataFrame
+    per_annotator: pd.DataFrame
+    disagreements: pd.DataFrame
+    consensus_method: str
+    ci_level: float = 0.95
+    n_boot: int = 1000
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def judged_value(self) -> float:
+        return self.coefficients[self.judged_by]
+
+    def verdict(self) -> str:
+        """One sentence a person reads first."""
+        name = COEFFICIENT_NAMES[self.judged_by]
+        low, high = self.ci[self.judged_by]
+        status = "meets" if self.meets_target else "is below"
+        sure = " (the whole interval is above it)" if self.confidently_meets_target else ""
+        return (f"{name} = {self.judged_value:.3f} (95% CI {low:.3f}-{high:.3f}) {status} "
+                f"the {self.target:.2f} target{sure}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the CLI's ``--json``)."""
+        pairs = [{"a": r.a, "b": r.b, "kappa": _num(r.kappa), "n": int(r.n),
+                  "agreement": _num(r.agreement)} for r in self.pairwise.itertuples()]
+        return {
+            "n_items": self.n_items, "n_annotators": self.n_annotators,
+            "n_annotations": self.n_annotations, "labels": self.labels,
+            **{k: _num(v) for k, v in self.coefficients.items()},
+            "cohen_kappa_pairwise": pairs,
+            "ci": {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci.items()},
+            "ci_level": self.ci_level, "n_boot": self.n_boot, "seed": self.seed,
+            "target": self.target, "judged_by": self.judged_by, "judged_reason": self.judged_reason,
+            "meets_target": self.meets_target,
+            "confidently_meets_target": self.confidently_meets_target,
+            "verdict": self.verdict(), "notes": self.notes,
+            "per_class": _records(self.per_class), "per_annotator": _records(self.per_annotator),
+            "consensus_method": self.consensus_method,
+            "disagreements": _records(self.disagreements.drop(columns=[TEXT], errors="ignore")),
+        }
+
+
+def choose_coefficient(table_or_df, *, labels: Sequence[str] | None = None) -> tuple[str, str]:
+    """Pick the coefficient the verdict is judged by, with the reason in words.
+
+    Rules, in order: a label holding at least :data:`SKEW_THRESHOLD` of the
+    annotations -> Gwet's AC1 (kappa and alpha collapse under such prevalence,
+    the "kappa paradox"); items with different numbers of annotators ->
+    Krippendorff's alpha (built for missing data); otherwise Fleiss' kappa.
+    """
+    table = count_table(table_or_df, labels=labels)
+    totals = table.counts.sum(axis=0)
+    top_share = totals.max() / totals.sum()
+    if top_share >= SKEW_THRESHOLD:
+        top = table.labels[int(totals.argmax())]
+        return "gwet_ac1", (
+            f"'{top}' holds {top_share:.0%} of the labels (>= {SKEW_THRESHOLD:.0%}); kappa and alpha "
+            "are dragged down by such prevalence even when annotators agree, Gwet's AC1 is not.")
+    per_item = table.counts.sum(axis=1)
+    if per_item.min() != per_item.max():
+        return "krippendorff_alpha", (
+            f"items have {per_item.min()}-{per_item.max()} annotations each; Krippendorff's alpha "
+            "handles missing annotations and corrects for small samples.")
+    return "fleiss_kappa", (
+        f"every item has {per_item.max()} annotations and no label dominates; Fleiss' kappa "
+        "is the standard chance-corrected coefficient for this design.")
+
+
+def agreement_report(
+    df: pd.DataFrame,
+    *,
+    target: float = 0.90,
+    judge_by: str = "auto",
+    labels: Sequence[str] | None = None,
+    consensus: str = "majority",
+    n_boot: int = 1000,
+    seed: int = 0,
+    top_k: int = 20,
+) -> AgreementReport:
+    """Compute the full agreement report of a long frame.
+
+    Parameters
+    ----------
+    target : float
+        The agreement the judged coefficient must reach (default 0.90).
+    judge_by : {"auto", "percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"}
+        Which coefficient the verdict uses; ``auto`` follows :func:`choose_coefficient`.
+    consensus : {"majority", "dawid-skene"}
+        Consensus used for each annotator's agreement with the consensus.
+    n_boot, seed : int
+        Bootstrap replicates over items and their seed.
+    top_k : int
+        How many most-disputed items to list.
+    """
+    _check_options(target, judge_by, top_k)
+    table = count_table(df, labels=labels)
+    ci = bootstrap_ci(table, n_boot=n_boot, seed=seed)
+    coefficients = agreement_coefficients(table)
+    judged_by, reason = choose_coefficient(table) if judge_by == "auto" else (
+        judge_by, "chosen by the user.")
+    model = make_aggregator(consensus, labels=table.labels).fit(df)
+    pairwise = cohen_kappa_pairwise(df, labels=table.labels)
+    value, low = coefficients[judged_by], ci[judged_by][0]
+    return AgreementReport(
+        n_items=len(table.items), n_annotators=int(df[ANNOTATOR].nunique()),
+        n_annotations=len(df), labels=table.labels, coefficients=coefficients, ci=ci,
+        target=target, judged_by=judged_by, judged_reason=reason,
+        meets_target=bool(value >= target), confidently_meets_target=bool(low >= target),
+        pairwise=pairwise, per_class=per_class_agreement(table),
+        per_annotator=annotator_agreement(df, consensus=model.labels_, labels=table.labels,
+                                          pairwise=pairwise),
+        disagreements=_most_disputed(df, table, top_k), consensus_method=consensus,
+        n_boot=n_boot, seed=seed, notes=_notes(table, pairwise))
+
+
+def _check_options(target: float, judge_by: str, top_k: int) -> None:
+    if not 0 < target <= 1:
+        raise ValueError(f"target={target} must be in (0, 1], e.g. 0.9 for 90%.")
+    if judge_by not in JUDGES:
+        raise ValueError(f"judge_by={judge_by!r} is not one of {', '.join(JUDGES)}.")
+    if top_k < 0:
+        raise ValueError(f"top_k={top_k} must be >= 0.")
+
+
+def _most_disputed(df: pd.DataFrame, table, top_k: int) -> pd.DataFrame:
+    per_item = item_agreement(table)
+    votes = _vote_strings(table)
+    texts = df.drop_duplicates(ITEM).set_index(ITEM)[TEXT]
+    out = per_item.assign(votes=votes, text=texts.reindex(per_item.index))
+    out = out[out["n_annotations"] >= 2].sort_values(
+        ["agreement", "entropy", "n_annotations"], ascending=[True, False, False], kind="stable")
+    return out.head(top_k).reset_index()
+
+
+def _vote_strings(table) -> list[str]:
+    labels = np.asarray(table.labels)
+    out = []
+    for row in table.counts:
+        order = np.argsort(-row, kind="stable")
+        out.append(", ".join(f"{labels[k]} {row[k]}" for k in order if row[k] > 0))
+    return out
+
+
+def _notes(table, pairwise: pd.DataFrame) -> list[str]:
+    notes = []
+    per_item = table.counts.sum(axis=1)
+    single = int((per_item < 2).sum())
+    if single:
+        notes.append(f"{single} items have a single annotation: they count for no coefficient "
+                     "but Gwet's AC1 label shares.")
+    if len(pairwise) and pairwise["n"].median() < 20:
+        notes.append(f"annotator pairs share a median of {pairwise['n'].median():.0f} items; "
+                     "pairwise Cohen's kappas on so few items are noisy.")
+    return notes
+
+
+def _num(value: Any) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    frame = frame.reset_index()
+    return [{k: (_num(v) if isinstance(v, (float, np.floating)) else
+                 int(v) if isinstance(v, (np.integer,)) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]

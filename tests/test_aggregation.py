@@ -1,0 +1,74 @@
+"""Consensus estimators: majority vote with ties, Dawid-Skene through crowd-kit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curation.aggregation import DawidSkene, MajorityVote, consensus_frame, make_aggregator
+
+
+def long(rows):
+    return pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"]).assign(text="t")
+
+
+@pytest.fixture
+def votes():
+    return long([("1", "x", "a"), ("1", "y", "a"), ("1", "z", "b"),
+                 ("2", "x", "a"), ("2", "y", "b"),
+                 ("3", "x", "b"), ("3", "y", "b"), ("3", "z", "b")])
+
+
+def test_majority_vote_reports_ties(votes):
+    mv = MajorityVote().fit(votes)
+    assert mv is not None and isinstance(mv, MajorityVote)
+    assert mv.labels_.tolist() == ["a", None, "b"]
+    assert mv.ties_.tolist() == [(), ("a", "b"), ()]
+    assert mv.confidence_.tolist() == pytest.approx([2 / 3, 0.5, 1.0])
+    # accuracy against consensus on non-tied items: x 2/2, y 2/2, z 1/2
+    assert mv.annotator_accuracy_.to_dict() == {"x": 1.0, "y": 1.0, "z": 0.5}
+    out = consensus_frame(mv)
+    assert out.columns.tolist() == ["item_id", "label", "confidence", "tie"]
+    assert out["tie"].tolist() == ["", "a|b", ""]
+
+
+def test_init_only_stores_settings():
+    mv = MajorityVote(labels=["b", "a"])
+    assert vars(mv) == {"labels": ["b", "a"]}
+    ds = DawidSkene(n_iter=5)
+    assert not any(k.endswith("_") for k in vars(ds))
+
+
+def test_dawid_skene_finds_the_spammer():
+    """Three careful annotators and one who always says 'a': DS trusts the careful ones."""
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["a", "b"], size=200)
+    rows = []
+    for i, t in enumerate(truth):
+        for who in ("c1", "c2", "c3"):
+            lab = t if rng.random() < 0.85 else ("a" if t == "b" else "b")
+            rows.append((str(i), who, lab))
+        rows.append((str(i), "spam", "a"))
+    df = long(rows)
+    ds = DawidSkene().fit(df)
+    acc = ds.annotator_accuracy_
+    assert acc["spam"] < 0.65 < min(acc["c1"], acc["c2"], acc["c3"])
+    assert (ds.labels_.to_numpy() == truth).mean() > 0.9
+    assert ds.confidence_.between(0, 1).all()
+    assert ds.probas_.sum(axis=1).to_numpy() == pytest.approx(np.ones(200))
+    assert ds.labels_.index.tolist() == [str(i) for i in range(200)]
+
+
+def test_make_aggregator_rejects_unknown():
+    with pytest.raises(ValueError, match="majority, dawid-skene"):
+        make_aggregator("mode")
+
+
+def test_dawid_skene_on_amazon_beats_or_matches_majority(amazon):
+    gold = amazon.drop_duplicates("item_id").set_index("item_id")["gold"]
+    mv = MajorityVote().fit(amazon)
+    ds = DawidSkene().fit(amazon)
+    mv_acc = (mv.labels_ == gold.reindex(mv.labels_.index)).mean()
+    ds_acc = (ds.labels_ == gold.reindex(ds.labels_.index)).mean()
+    assert mv_acc > 0.94 and ds_acc > 0.94
