@@ -27,7 +27,8 @@ EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="curation", description="Annotation quality from the command line: agreement and consensus.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     agree = sub.add_parser("agreement", help="inter-annotator agreement report")

@@ -1,0 +1,60 @@
+"""The ``curation`` command line: readable output, JSON keys, exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from curation.cli import main
+
+CSV = ("item_id,text,annotator_id,label\n"
+       "1,a,x,p\n1,a,y,p\n1,a,z,n\n2,b,x,n\n2,b,y,n\n2,b,z,n\n3,c,x,p\n3,c,y,n\n")
+
+
+def test_agreement_prints_and_writes_json(tmp_path, capsys):
+    src = tmp_path / "a.csv"
+    src.write_text(CSV)
+    out = tmp_path / "out" / "report.json"
+    assert main(["agreement", str(src), "--target", "0.8", "--json", str(out), "--n-boot", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "VERDICT:" in text and "Krippendorff's alpha" in text and "x ~ y" in text
+    d = json.loads(out.read_text())
+    assert d["n_items"] == 3 and d["n_annotators"] == 3 and d["n_annotations"] == 8
+    assert d["target"] == 0.8 and d["meets_target"] is False
+    assert {"a": "x", "b": "y"}.items() <= d["cohen_kappa_pairwise"][0].items()
+    assert set(d["ci"]) == {"percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"}
+
+
+def test_consensus_writes_csv(tmp_path, capsys):
+    src = tmp_path / "a.csv"
+    src.write_text(CSV)
+    out = tmp_path / "c.csv"
+    assert main(["consensus", str(src), "--method", "majority", "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got[["item_id", "label"]].values.tolist() == [["1", "p"], ["2", "n"], ["3", ""]]
+    assert got["tie"].tolist() == ["", "", "n|p"]
+    assert "1 ties" in capsys.readouterr().out
+    assert main(["consensus", str(src), "--method", "dawid-skene", "--out", str(out)]) == 0
+    assert pd.read_csv(out)["confidence"].between(0, 1).all()
+
+
+def test_bad_input_exits_2_with_the_message(tmp_path, capsys):
+    src = tmp_path / "bad.csv"
+    src.write_text(CSV.replace("annotator_id", "annotator"))
+    assert main(["agreement", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "did you mean 'annotator'" in err and "Traceback" not in err
+
+
+def test_console_script_and_mapping(tmp_path):
+    src = tmp_path / "w.csv"
+    src.write_text(CSV.replace("annotator_id", "worker"))
+    ok = subprocess.run([sys.executable, "-m", "curation", "agreement", str(src), "--map",
+                         "worker=annotator_id", "--n-boot", "50"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "curation", "agreement", str(tmp_path / "none.csv")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
