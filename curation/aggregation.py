@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from curation._schema import ANNOTATOR, ITEM, LABEL
-from curation.agreement import count_table
+from curation.agreement import CountTable, _with_consensus, count_table
 
 __all__ = ["DawidSkene", "MajorityVote", "METHODS", "make_aggregator", "consensus_frame"]
 
@@ -51,22 +51,30 @@ class MajorityVote:
     def __init__(self, *, labels: Sequence[str] | None = None) -> None:
         self.labels = labels
 
-    def fit(self, df: pd.DataFrame) -> MajorityVote:
+    def fit(self, df: pd.DataFrame | CountTable) -> MajorityVote:
         table = count_table(df, labels=self.labels)
         counts = table.counts.astype(np.float64)
         share = counts / counts.sum(axis=1, keepdims=True)
-        top = share.max(axis=1, keepdims=True)
-        winners = np.isclose(share, top)
+        top = share.max(axis=1)
+        winners = share == top[:, None]
         labels = np.asarray(table.labels, dtype=object)
-        n_win = winners.sum(axis=1)
+        tied = winners.sum(axis=1) > 1
         self.probas_ = pd.DataFrame(share, index=table.items, columns=table.labels)
-        self.labels_ = pd.Series(np.where(n_win == 1, labels[share.argmax(axis=1)], None),
+        self.labels_ = pd.Series(np.where(tied, None, labels[share.argmax(axis=1)]),
                                  index=table.items, name="label", dtype=object)
-        self.ties_ = pd.Series([tuple(labels[w]) if w.sum() > 1 else () for w in winners],
-                               index=table.items, name="tie", dtype=object)
-        self.confidence_ = pd.Series(top[:, 0], index=table.items, name="confidence")
-        self.annotator_accuracy_ = _agreement_with(df, self.labels_)
+        ties: list[tuple] = [()] * len(table.items)
+        for row in np.flatnonzero(tied):
+            ties[row] = tuple(labels[winners[row]])
+        self.ties_ = pd.Series(ties, index=table.items, name="tie", dtype=object)
+        self.confidence_ = pd.Series(top, index=table.items, name="confidence")
+        self.annotator_accuracy_ = self._accuracy(table)
         return self
+
+    def _accuracy(self, table: CountTable) -> pd.Series:
+        if table.annotator_codes is None:
+            return pd.Series(dtype=float, name="accuracy")
+        acc = _with_consensus(table, self.labels_)
+        return pd.Series(acc, index=table.annotators, name="accuracy")
 
 
 class DawidSkene:
@@ -139,12 +147,3 @@ def consensus_frame(model: MajorityVote | DawidSkene) -> pd.DataFrame:
     out = pd.DataFrame({"label": model.labels_, "confidence": model.confidence_,
                         "tie": model.ties_.map(lambda t: "|".join(t))})
     return out.rename_axis(ITEM).reset_index()
-
-
-def _agreement_with(df: pd.DataFrame, consensus: pd.Series) -> pd.Series:
-    target = df[ITEM].map(consensus)
-    known = target.notna()
-    hits = (df.loc[known, LABEL] == target[known]).groupby(df.loc[known, ANNOTATOR]).mean()
-    out = hits.reindex(sorted(df[ANNOTATOR].unique())).rename("accuracy")
-    out.index.name = ANNOTATOR
-    return out

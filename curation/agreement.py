@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from curation._schema import ANNOTATOR, ITEM, LABEL
 
@@ -43,22 +44,36 @@ COEFFICIENTS = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet
 
 @dataclass(frozen=True)
 class CountTable:
-    """Item x label vote counts built once from a long frame.
+    """A long frame encoded once: integer codes per annotation and the item x label counts.
+
+    Every function here accepts either a long frame or a ``CountTable``; build
+    it once with :func:`count_table` when computing several coefficients.
 
     Attributes
     ----------
     counts : ndarray of shape (n_items, n_labels), int
-    items : Index of item ids (row order)
+    items : Index of item ids (row order, first appearance)
     labels : list of labels (column order)
+    annotators : Index of annotator ids (sorted)
+    item_codes, annotator_codes, label_codes : ndarray, one entry per annotation
     """
 
     counts: np.ndarray
     items: pd.Index
     labels: list[str]
+    annotators: pd.Index | None = None
+    item_codes: np.ndarray | None = None
+    annotator_codes: np.ndarray | None = None
+    label_codes: np.ndarray | None = None
+
+    def require_codes(self) -> None:
+        if self.annotator_codes is None:
+            raise ValueError("this CountTable holds counts only; build it with count_table(df) "
+                             "from a long frame to get per-annotator results.")
 
 
 def count_table(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> CountTable:
-    """Build the item x label count table of a long frame.
+    """Encode a long frame: codes per annotation and the item x label count table.
 
     ``labels`` fixes the column order (and adds unused labels, which matter for
     Gwet's AC1); by default the frame's ``attrs["label_set"]`` or the sorted
@@ -70,25 +85,48 @@ def count_table(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None =
     [[1, 1], [0, 1]]
     """
     if isinstance(df, CountTable):
-        return df
-    labels = _resolve_labels(df, labels)
+        return df if labels is None or list(labels) == df.labels else _relabel(df, labels)
     item_codes, items = pd.factorize(df[ITEM], sort=False)
-    label_codes = pd.Categorical(df[LABEL], categories=labels).codes
-    if (label_codes < 0).any():
-        unknown = sorted(set(df[LABEL]) - set(labels))
+    annotator_codes, annotators = pd.factorize(df[ANNOTATOR], sort=True)
+    raw_codes, observed = pd.factorize(df[LABEL], sort=False)
+    labels = _resolve_labels(df, labels, observed)
+    position = {lab: k for k, lab in enumerate(labels)}
+    unknown = sorted(str(x) for x in observed if x not in position)
+    if unknown:
         raise ValueError(f"labels {unknown} are not in labels={list(labels)}; add them.")
-    flat = np.bincount(item_codes * len(labels) + label_codes, minlength=len(items) * len(labels))
-    return CountTable(flat.reshape(len(items), len(labels)), pd.Index(items, name=ITEM), list(labels))
+    label_codes = np.array([position[x] for x in observed], dtype=np.int64)[raw_codes]
+    return CountTable(_bincount_2d(item_codes, label_codes, len(items), len(labels)),
+                      pd.Index(items, name=ITEM), list(labels), pd.Index(annotators, name=ANNOTATOR),
+                      item_codes.astype(np.int64), annotator_codes.astype(np.int64), label_codes)
 
 
-def _resolve_labels(df: pd.DataFrame, labels: Sequence[str] | None) -> list[str]:
+def _bincount_2d(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
+    flat = np.bincount(rows * n_cols + cols, minlength=n_rows * n_cols)
+    return flat.reshape(n_rows, n_cols)
+
+
+def _relabel(table: CountTable, labels: Sequence[str]) -> CountTable:
+    labels = [str(x) for x in labels]
+    missing = sorted(set(table.labels) - set(labels))
+    used = table.counts.sum(axis=0) > 0
+    if any(lab in missing for lab, u in zip(table.labels, used) if u):
+        raise ValueError(f"labels {missing} are not in labels={labels}; add them.")
+    order = [table.labels.index(x) if x in table.labels else -1 for x in labels]
+    counts = np.column_stack([table.counts[:, k] if k >= 0 else np.zeros(len(table.items), int)
+                              for k in order])
+    remap = np.array([labels.index(x) if x in labels else -1 for x in table.labels])
+    codes = None if table.label_codes is None else remap[table.label_codes]
+    return CountTable(counts, table.items, labels, table.annotators, table.item_codes,
+                      table.annotator_codes, codes)
+
+
+def _resolve_labels(df: pd.DataFrame, labels: Sequence[str] | None, observed) -> list[str]:
     if labels is not None:
         return [str(x) for x in labels]
     declared = df.attrs.get("label_set")
-    observed = set(df[LABEL].unique())
-    if declared and observed <= set(declared):
+    if declared and set(observed) <= set(declared):
         return list(declared)
-    return sorted(observed)
+    return sorted(str(x) for x in observed)
 
 
 # --------------------------------------------------------------------------- sufficient statistics
@@ -239,7 +277,8 @@ def item_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | Non
 # --------------------------------------------------------------------------- pairwise Cohen
 
 
-def cohen_kappa_pairwise(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def cohen_kappa_pairwise(df: pd.DataFrame | CountTable, *,
+                         labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Cohen's kappa for every annotator pair that shares at least one item.
 
     ``kappa = (p_o - p_e) / (1 - p_e)`` on the pair's shared items, with
@@ -256,47 +295,55 @@ def cohen_kappa_pairwise(df: pd.DataFrame, *, labels: Sequence[str] | None = Non
     >>> cohen_kappa_pairwise(df)[["a", "b", "kappa", "n"]].values.tolist()
     [['x', 'y', 0.0, 2]]
     """
-    labels = _resolve_labels(df, labels)
-    k = len(labels)
-    pairs = _shared_pairs(df, labels)
-    if pairs is None:
+    table = count_table(df, labels=labels)
+    table.require_codes()
+    k = len(table.labels)
+    pair_ids, confusion = _pair_confusions(table)
+    if pair_ids.size == 0:
         return pd.DataFrame(columns=["a", "b", "kappa", "n", "agreement"])
-    pair_code, annotators, la, lb = pairs
-    pair_ids, pair_index = np.unique(pair_code, return_inverse=True)
-    confusion = np.bincount(pair_index * k * k + la * k + lb,
-                            minlength=len(pair_ids) * k * k).reshape(-1, k, k).astype(np.float64)
     n = confusion.sum(axis=(1, 2))
     p_o = np.trace(confusion, axis1=1, axis2=2) / n
     p_e = (confusion.sum(axis=2) * confusion.sum(axis=1)).sum(axis=1) / n**2
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = np.where(p_e < 1, (p_o - p_e) / (1 - p_e), np.nan)
-    n_ann = len(annotators)
-    return pd.DataFrame({"a": annotators[pair_ids // n_ann], "b": annotators[pair_ids % n_ann],
+    names = np.asarray(table.annotators, dtype=object)
+    n_ann = len(names)
+    return pd.DataFrame({"a": names[pair_ids // n_ann], "b": names[pair_ids % n_ann],
                          "kappa": kappa, "n": n.astype(int), "agreement": p_o})
 
 
-def _shared_pairs(df: pd.DataFrame, labels: list[str]):
-    """All (annotator a, annotator b, label a, label b) over shared items, a < b."""
-    ann_codes, annotators = pd.factorize(df[ANNOTATOR], sort=True)
-    item_codes = pd.factorize(df[ITEM])[0]
-    lab = pd.Categorical(df[LABEL], categories=labels).codes.astype(np.int64)
-    order = np.lexsort((ann_codes, item_codes))
-    item_s, ann_s, lab_s = item_codes[order], ann_codes[order].astype(np.int64), lab[order]
-    starts = np.flatnonzero(np.r_[True, item_s[1:] != item_s[:-1]])
-    sizes = np.diff(np.r_[starts, len(item_s)])
-    parts = [_pairs_for_size(s, starts[sizes == s]) for s in np.unique(sizes) if s >= 2]
-    if not parts:
-        return None
-    first = np.concatenate([p[0] for p in parts])
-    second = np.concatenate([p[1] for p in parts])
-    n_ann = len(annotators)
-    code = ann_s[first] * n_ann + ann_s[second]
-    return code, np.asarray(annotators), lab_s[first], lab_s[second]
+def _pair_confusions(table: CountTable) -> tuple[np.ndarray, np.ndarray]:
+    """One k x k confusion matrix for every annotator pair (a < b) sharing an item.
+
+    With ``X`` the item x (annotator, label) indicator matrix, ``X.T @ X`` holds
+    every pair's confusion counts at once; dense for small crowds, sparse for
+    large ones (cost grows with the sum of squared annotations per item).
+    """
+    n_ann, k = len(table.annotators), len(table.labels)
+    cols = table.annotator_codes * k + table.label_codes
+    shape = (len(table.items), n_ann * k)
+    if shape[0] * shape[1] <= 2e7:
+        x = np.zeros(shape, dtype=np.float64)
+        x[table.item_codes, cols] = 1.0
+        gram = (x.T @ x).reshape(n_ann, k, n_ann, k).transpose(0, 2, 1, 3)
+        a, b = np.triu_indices(n_ann, k=1)
+        blocks = gram[a, b]
+        keep = blocks.sum(axis=(1, 2)) > 0
+        return (a * n_ann + b)[keep], np.rint(blocks[keep])
+    return _sparse_pair_confusions(table.item_codes, cols, shape, n_ann, k)
 
 
-def _pairs_for_size(size: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    i, j = np.triu_indices(size, k=1)
-    return (starts[:, None] + i).ravel(), (starts[:, None] + j).ravel()
+def _sparse_pair_confusions(rows, cols, shape, n_ann: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    gram = (x.T @ x).tocoo()
+    a, b = gram.row // k, gram.col // k
+    upper = a < b
+    code = a[upper].astype(np.int64) * n_ann + b[upper]
+    cell = (gram.row[upper] % k) * k + gram.col[upper] % k
+    pair_ids, pair_index = np.unique(code, return_inverse=True)
+    flat = np.bincount(pair_index * k * k + cell, weights=gram.data[upper],
+                       minlength=len(pair_ids) * k * k)
+    return pair_ids, np.rint(flat.reshape(-1, k, k))
 
 
 # --------------------------------------------------------------------------- per class
@@ -317,15 +364,19 @@ def per_class_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] 
     n_p, r_p = n[pairable], r[pairable]
     with np.errstate(divide="ignore", invalid="ignore"):
         specific = (n_p * (n_p - 1)).sum(axis=0) / (n_p * (r_p[:, None] - 1)).sum(axis=0)
-    kappas = [_binary_fleiss(np.column_stack([n_p[:, k], r_p - n_p[:, k]])) for k in range(n.shape[1])]
     return pd.DataFrame({"label": table.labels, "n_annotations": n.sum(axis=0).astype(int),
                          "share": n.sum(axis=0) / n.sum(), "specific_agreement": specific,
-                         "kappa": kappas}).set_index("label")
+                         "kappa": _binary_fleiss(n_p, r_p)}).set_index("label")
 
 
-def _binary_fleiss(counts: np.ndarray) -> float:
-    matrix, layout = _stack(_item_stats(counts))
-    return float(_coefficients(matrix.sum(axis=0), layout, 2)["fleiss_kappa"])
+def _binary_fleiss(n: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Fleiss' kappa of "label k" versus "any other label", for every k at once."""
+    rest = r[:, None] - n
+    p_obs = ((n * (n - 1) + rest * (rest - 1)) / (r * (r - 1))[:, None]).mean(axis=0)
+    p = n.sum(axis=0) / r.sum()
+    p_exp = p**2 + (1 - p) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (p_obs - p_exp) / (1 - p_exp)
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -358,13 +409,23 @@ def bootstrap_ci(
     if not 0 < level < 1:
         raise ValueError(f"level={level} must lie strictly between 0 and 1, e.g. 0.95.")
     table = count_table(df, labels=labels)
-    patterns, freq = np.unique(table.counts, axis=0, return_counts=True)
+    patterns, freq = _distinct_rows(table.counts)
     matrix, layout = _stack(_item_stats(patterns))
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(int(freq.sum()), freq / freq.sum(), size=n_boot).astype(np.float64)
     values = _coefficients(weights @ matrix, layout, len(table.labels))
     tail = (1 - level) / 2 * 100
     return {k: _percentile_interval(v, tail) for k, v in values.items()}
+
+
+def _distinct_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct count vectors and how often each occurs (fast path: one int64 key per row)."""
+    base = int(counts.max(initial=0)) + 1
+    if counts.shape[1] * np.log2(base) < 62:
+        keys = counts.astype(np.int64) @ (base ** np.arange(counts.shape[1], dtype=np.int64))
+        _, first, freq = np.unique(keys, return_index=True, return_counts=True)
+        return counts[first], freq
+    return np.unique(counts, axis=0, return_counts=True)
 
 
 def _percentile_interval(values: np.ndarray, tail: float) -> tuple[float, float]:
@@ -379,7 +440,7 @@ def _percentile_interval(values: np.ndarray, tail: float) -> tuple[float, float]
 
 
 def annotator_agreement(
-    df: pd.DataFrame,
+    df: pd.DataFrame | CountTable,
     *,
     consensus: pd.Series | None = None,
     labels: Sequence[str] | None = None,
@@ -391,8 +452,9 @@ def annotator_agreement(
     equal to the majority of the *other* annotators of the item (items where
     the others tie or there are none are left out, so nobody agrees with
     themselves); ``agreement_with_consensus`` with the given consensus
-    (e.g. Dawid-Skene; NaN if none given); ``mean_pairwise_kappa``, their Cohen's
-    kappas with every partner weighted by shared items.
+    (Series item_id -> label, e.g. from Dawid-Skene; NaN if none given);
+    ``mean_pairwise_kappa``, their Cohen's kappas with every partner weighted
+    by shared items.
 
     >>> df = pd.DataFrame({"item_id": list("aaabbb"), "annotator_id": list("xyzxyz"),
     ...                    "label": list("ppnppp")})
@@ -400,29 +462,55 @@ def annotator_agreement(
     [1.0, 1.0, 0.5]
     """
     table = count_table(df, labels=labels)
-    item_pos = table.items.get_indexer(df[ITEM])
-    lab_pos = pd.Categorical(df[LABEL], categories=table.labels).codes
-    others = table.counts[item_pos].astype(np.int64)
-    others[np.arange(len(df)), lab_pos] -= 1
-    top = others.max(axis=1)
-    unique_top = (others == top[:, None]).sum(axis=1) == 1
-    usable = (top > 0) & unique_top
-    agree = pd.Series(np.where(usable, others.argmax(axis=1) == lab_pos, np.nan), index=df.index)
-    out = pd.DataFrame({"n_labels": df.groupby(ANNOTATOR).size(),
-                        "agreement_with_others": agree.groupby(df[ANNOTATOR]).mean()})
-    out["agreement_with_consensus"] = _with_consensus(df, consensus)
-    out["mean_pairwise_kappa"] = _mean_kappa(pairwise if pairwise is not None
-                                             else cohen_kappa_pairwise(df, labels=table.labels))
-    out.index.name = ANNOTATOR
+    table.require_codes()
+    agree, disagree = _leave_one_out_outcomes(table.counts)
+    cell = table.item_codes * len(table.labels) + table.label_codes
+    hits, usable = agree.ravel()[cell], (agree | disagree).ravel()[cell]
+    who = table.annotator_codes
+    n_ann = len(table.annotators)
+    out = pd.DataFrame({
+        "n_labels": np.bincount(who, minlength=n_ann),
+        "agreement_with_others": _group_mean(who[usable], hits[usable], n_ann),
+        "agreement_with_consensus": _with_consensus(table, consensus),
+    }, index=table.annotators)
+    pairwise = pairwise if pairwise is not None else cohen_kappa_pairwise(table)
+    out["mean_pairwise_kappa"] = _mean_kappa(pairwise).reindex(out.index)
     return out
 
 
-def _with_consensus(df: pd.DataFrame, consensus: pd.Series | None) -> pd.Series:
+def _leave_one_out_outcomes(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (item, label): does a vote for it agree / disagree with the others' unique majority?
+
+    Leaving one vote for ``l`` out leaves ``n_l - 1`` for ``l`` against ``M_l``, the
+    largest count among the other labels (held by ``U_l`` labels). It agrees if
+    ``n_l - 1 > M_l``; it disagrees if ``M_l > n_l - 1`` and ``U_l == 1``; a tie
+    among the others, or no other vote, counts as neither.
+    """
+    c = counts.astype(np.int32)
+    ordered = np.sort(c, axis=1)
+    s0 = ordered[:, -1:]
+    s1 = ordered[:, -2:-1] if c.shape[1] > 1 else np.zeros_like(s0)
+    m = np.where(c == s0, s1, s0)
+    n_at = np.where(m == s0, (c == s0).sum(axis=1, keepdims=True), (c == s1).sum(axis=1, keepdims=True))
+    u = n_at - (c == m)
+    own = c - 1
+    return own > m, (m > own) & (u == 1)
+
+
+def _group_mean(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    count = np.bincount(groups, minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.bincount(groups, weights=values.astype(np.float64), minlength=n_groups) / count
+
+
+def _with_consensus(table: CountTable, consensus: pd.Series | None) -> np.ndarray:
     if consensus is None:
-        return pd.Series(np.nan, index=pd.Index(df[ANNOTATOR].unique()))
-    target = df[ITEM].map(consensus)
-    known = target.notna()
-    return (df.loc[known, LABEL] == target[known]).groupby(df.loc[known, ANNOTATOR]).mean()
+        return np.full(len(table.annotators), np.nan)
+    per_item = pd.Index(table.labels).get_indexer(consensus.reindex(table.items).astype(object))
+    target = per_item[table.item_codes]
+    known = target >= 0
+    hits = target[known] == table.label_codes[known]
+    return _group_mean(table.annotator_codes[known], hits, len(table.annotators))
 
 
 def _mean_kappa(pairwise: pd.DataFrame) -> pd.Series:

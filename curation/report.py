@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation._schema import ANNOTATOR, ITEM, LABEL, TEXT
+from curation._schema import TEXT
 from curation.aggregation import make_aggregator
 from curation.agreement import (
     COEFFICIENTS,
@@ -21,6 +21,7 @@ from curation.agreement import (
     annotator_agreement,
     bootstrap_ci,
     cohen_kappa_pairwise,
+    CountTable,
     count_table,
     item_agreement,
     per_class_agreement,
@@ -158,17 +159,17 @@ def agreement_report(
     coefficients = agreement_coefficients(table)
     judged_by, reason = choose_coefficient(table) if judge_by == "auto" else (
         judge_by, "chosen by the user.")
-    model = make_aggregator(consensus, labels=table.labels).fit(df)
-    pairwise = cohen_kappa_pairwise(df, labels=table.labels)
+    model = make_aggregator(consensus, labels=table.labels).fit(
+        table if consensus == "majority" else df)
+    pairwise = cohen_kappa_pairwise(table)
     value, low = coefficients[judged_by], ci[judged_by][0]
     return AgreementReport(
-        n_items=len(table.items), n_annotators=int(df[ANNOTATOR].nunique()),
+        n_items=len(table.items), n_annotators=len(table.annotators),
         n_annotations=len(df), labels=table.labels, coefficients=coefficients, ci=ci,
         target=target, judged_by=judged_by, judged_reason=reason,
         meets_target=bool(value >= target), confidently_meets_target=bool(low >= target),
         pairwise=pairwise, per_class=per_class_agreement(table),
-        per_annotator=annotator_agreement(df, consensus=model.labels_, labels=table.labels,
-                                          pairwise=pairwise),
+        per_annotator=annotator_agreement(table, consensus=model.labels_, pairwise=pairwise),
         disagreements=_most_disputed(df, table, top_k), consensus_method=consensus,
         n_boot=n_boot, seed=seed, notes=_notes(table, pairwise))
 
@@ -182,20 +183,21 @@ def _check_options(target: float, judge_by: str, top_k: int) -> None:
         raise ValueError(f"top_k={top_k} must be >= 0.")
 
 
-def _most_disputed(df: pd.DataFrame, table, top_k: int) -> pd.DataFrame:
-    per_item = item_agreement(table)
-    votes = _vote_strings(table)
-    texts = df.drop_duplicates(ITEM).set_index(ITEM)[TEXT]
-    out = per_item.assign(votes=votes, text=texts.reindex(per_item.index))
-    out = out[out["n_annotations"] >= 2].sort_values(
+def _most_disputed(df: pd.DataFrame, table: CountTable, top_k: int) -> pd.DataFrame:
+    per_item = item_agreement(table).reset_index()
+    per_item = per_item[per_item["n_annotations"] >= 2].sort_values(
         ["agreement", "entropy", "n_annotations"], ascending=[True, False, False], kind="stable")
-    return out.head(top_k).reset_index()
+    top = per_item.head(top_k)
+    rows = top.index.to_numpy()
+    first_row = np.full(len(table.items), -1)
+    first_row[table.item_codes[::-1]] = np.arange(len(table.item_codes))[::-1]
+    return top.assign(votes=_vote_strings(table.counts[rows], table.labels),
+                      text=df[TEXT].to_numpy()[first_row[rows]]).reset_index(drop=True)
 
 
-def _vote_strings(table) -> list[str]:
-    labels = np.asarray(table.labels)
+def _vote_strings(counts: np.ndarray, labels: list[str]) -> list[str]:
     out = []
-    for row in table.counts:
+    for row in counts:
         order = np.argsort(-row, kind="stable")
         out.append(", ".join(f"{labels[k]} {row[k]}" for k in order if row[k] > 0))
     return out
