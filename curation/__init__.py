@@ -16,12 +16,16 @@ from curation.agreement import (
 )
 from curation.io import AnnotationFileError, load_annotations, validate_long_frame
 from curation.report import AgreementReport, agreement_report, choose_coefficient
+from curation.store import ImportResult, Project
+from curation.workspace import import_file, open_demo_project, open_project
 
 __all__ = [
     "AgreementReport",
     "AnnotationFileError",
     "DawidSkene",
+    "ImportResult",
     "MajorityVote",
+    "Project",
     "agreement_coefficients",
     "agreement_report",
     "annotator_agreement",
@@ -32,10 +36,13 @@ __all__ = [
     "count_table",
     "fleiss_kappa",
     "gwet_ac1",
+    "import_file",
     "item_agreement",
     "krippendorff_alpha",
     "load_annotations",
     "make_aggregator",
+    "open_demo_project",
+    "open_project",
     "per_class_agreement",
     "percent_agreement",
     "validate_long_frame",

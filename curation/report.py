@@ -171,7 +171,8 @@ def agreement_report(
         pairwise=pairwise, per_class=per_class_agreement(table),
         per_annotator=annotator_agreement(table, consensus=model.labels_, pairwise=pairwise),
         disagreements=_most_disputed(df, table, top_k), consensus_method=consensus,
-        n_boot=n_boot, seed=seed, notes=_notes(table, pairwise))
+        n_boot=n_boot, seed=seed,
+        notes=_notes(table, pairwise) + _dissent(coefficients, judged_by, target))
 
 
 def _check_options(target: float, judge_by: str, top_k: int) -> None:
@@ -214,6 +215,18 @@ def _notes(table, pairwise: pd.DataFrame) -> list[str]:
         notes.append(f"annotator pairs share a median of {pairwise['n'].median():.0f} items; "
                      "pairwise Cohen's kappas on so few items are noisy.")
     return notes
+
+
+def _dissent(coefficients: dict[str, float], judged_by: str, target: float) -> list[str]:
+    """Say so when another chance-corrected coefficient reaches the opposite verdict."""
+    meets = coefficients[judged_by] >= target
+    others = [k for k in ("fleiss_kappa", "krippendorff_alpha", "gwet_ac1")
+              if k != judged_by and (coefficients[k] >= target) != meets]
+    if not others:
+        return []
+    listed = ", ".join(f"{COEFFICIENT_NAMES[k]} = {coefficients[k]:.3f}" for k in others)
+    return [f"{listed} {'would not meet' if meets else 'would meet'} the target: read the verdict "
+            "with the reason for the choice of coefficient in mind."]
 
 
 def _num(value: Any) -> float | None:

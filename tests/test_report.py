@@ -69,3 +69,12 @@ def test_most_disputed_items_come_first():
     assert rep.disagreements["item_id"].tolist() == ["2", "1"]
     assert rep.disagreements["votes"].tolist() == ["x 1, y 1", "x 2"]
     assert any("single annotation" in n for n in rep.notes)
+
+
+def test_auto_choice_on_two_real_data_sets(amazon, dynasent):
+    """The 80% prevalence rule, checked on two data sets: skewed Amazon -> AC1, balanced DynaSent -> kappa."""
+    rep = agreement_report(amazon, n_boot=100)
+    assert rep.judged_by == "gwet_ac1"
+    assert rep.coefficients["gwet_ac1"] > rep.coefficients["fleiss_kappa"] + 0.2
+    assert any("Fleiss' kappa" in n and "would not meet" in n for n in rep.notes) == rep.meets_target
+    assert choose_coefficient(dynasent)[0] == "fleiss_kappa"

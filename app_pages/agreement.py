@@ -1,0 +1,72 @@
+"""Agreement page: the verdict against the target, coefficients with intervals, pairs, classes, people."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages._charts import coefficient_chart, gauge, kappa_heatmap
+from app_pages._state import annotations, current_url
+from curation.aggregation import METHODS
+from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
+
+st.title("Agreement")
+
+
+@st.cache_data(show_spinner="Computing agreement...", max_entries=16)
+def _report(url: str, version: int, frame: pd.DataFrame, target: float, judge_by: str,
+            consensus: str) -> AgreementReport:
+    return agreement_report(frame, target=target, judge_by=judge_by, consensus=consensus, top_k=25)
+
+
+frame = annotations()
+if frame.empty:
+    st.info("The project has no annotations yet: import a file on the Project page.")
+    st.stop()
+
+with st.sidebar:
+    target = st.slider("Agreement target", 0.50, 1.00, 0.90, 0.01)
+    judge_by = st.selectbox("Judge by", JUDGES, format_func=lambda k: COEFFICIENT_NAMES.get(k, "auto"))
+    consensus = st.selectbox("Consensus for per-annotator agreement", list(METHODS))
+
+try:
+    report = _report(current_url(), len(frame), frame, target, judge_by, consensus)
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+
+left, right = st.columns([1, 2])
+low, high = report.ci[report.judged_by]
+left.altair_chart(gauge(report.judged_value, report.target, low=low, high=high,
+                        title=COEFFICIENT_NAMES[report.judged_by]))
+with right:
+    (st.success if report.meets_target else st.error)(report.verdict())
+    st.caption(f"Why this coefficient: {report.judged_reason}")
+    st.write(f"{report.n_items} items, {report.n_annotators} annotators, "
+             f"{report.n_annotations} annotations; labels: {', '.join(report.labels)}.")
+    for note in report.notes:
+        st.caption(f"Note: {note}")
+
+st.subheader("Coefficients with 95% bootstrap intervals")
+st.altair_chart(coefficient_chart(report.coefficients, report.ci, report.target, COEFFICIENT_NAMES),
+                width="stretch")
+st.dataframe(pd.DataFrame([{"coefficient": COEFFICIENT_NAMES[k], "value": v,
+                            "CI low": report.ci[k][0], "CI high": report.ci[k][1]}
+                           for k, v in report.coefficients.items()]).round(3), hide_index=True)
+st.caption(f"{report.n_boot} bootstrap resamples of items, seed {report.seed}.")
+
+st.subheader("Pairwise Cohen's kappa")
+if report.pairwise.empty:
+    st.info("No two annotators share an item.")
+else:
+    st.altair_chart(kappa_heatmap(report.pairwise), width="stretch")
+
+col_a, col_b = st.columns(2)
+col_a.subheader("Per class")
+col_a.dataframe(report.per_class.round(3), width="stretch")
+col_b.subheader("Per annotator")
+col_b.dataframe(report.per_annotator.round(3), width="stretch")
+
+st.subheader("Items with the most disagreement")
+st.dataframe(report.disagreements[["item_id", "votes", "agreement", "entropy", "text"]].round(3),
+             hide_index=True, width="stretch")

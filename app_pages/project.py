@@ -1,0 +1,87 @@
+"""Project page: open the demo or another project, upload and import an annotation file."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages._state import annotations, current_project, current_url, demo_path, set_project
+from curation.io import FORMATS
+from curation.workspace import import_file
+from curation._schema import COLUMN_HELP
+
+st.title("Project")
+
+
+def _split(text: str) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] or None
+
+
+
+with st.expander("Open a project", expanded=False):
+    st.caption("A SQLite file path, or any SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db).")
+    col1, col2 = st.columns([3, 1])
+    target = col1.text_input("Project path or URL", value=current_url(), key="open_target")
+    if col2.button("Open", width="stretch"):
+        set_project(target.strip())
+        st.rerun()
+    if st.button("Open the demo project (bank support messages)"):
+        set_project(demo_path())
+        st.rerun()
+
+try:
+    project = current_project()
+except Exception as err:  # a bad URL must not take the app down
+    st.error(f"Could not open {current_url()!r}: {err}. Check the path or URL, or open the demo project.")
+    st.stop()
+
+frame = annotations()
+st.subheader("Current project")
+st.caption(current_url())
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Items", frame["item_id"].nunique())
+c2.metric("Annotations", len(frame))
+c3.metric("Annotators", frame["annotator_id"].nunique())
+c4.metric("Labels", len(project.label_set()))
+if len(frame):
+    st.write("Label set: " + ", ".join(f"`{x}`" for x in project.label_set()))
+    st.dataframe(frame.head(200), hide_index=True, width="stretch")
+else:
+    st.info("This project is empty: import an annotation file below.")
+
+st.subheader("Import annotations")
+upload = st.file_uploader("Annotation file", type=["csv", "tsv", "jsonl", "json", "parquet"],
+                          help="Long (item_id, text, annotator_id, label[, gold]), wide (one column "
+                               "per annotator) or a Label Studio JSON export.")
+with st.form("import"):
+    fmt = st.selectbox("Layout", FORMATS, help="auto: Label Studio for task JSON, long when "
+                                                "annotator_id/label exist, wide otherwise")
+    st.caption("Column mapping: the column in your file for each field (leave as is if it matches).")
+    cols = st.columns(5)
+    mapping = {name: cols[i].text_input(name, value=name, help=COLUMN_HELP[name])
+               for i, name in enumerate(COLUMN_HELP)}
+    labels = st.text_input("Declared label set (comma separated, optional)",
+                           value=", ".join(project.label_set()))
+    annotator_cols = st.text_input("Wide layout: annotator columns (comma separated, optional)")
+    encoding = st.text_input("Encoding (optional)", placeholder="utf-8")
+    on_conflict = st.radio("If an annotator's stored label differs", ["error", "keep", "replace"],
+                           horizontal=True, help="replace keeps the old label in the audit log")
+    submitted = st.form_submit_button("Import", type="primary", disabled=upload is None)
+
+if submitted and upload is not None:
+    progress = st.progress(0.0, text="Validating...")
+    try:
+        result = import_file(
+            project, upload, name=upload.name, format=fmt, on_conflict=on_conflict,
+            columns={v.strip(): k for k, v in mapping.items() if v.strip() and v.strip() != k},
+            label_set=_split(labels), annotator_columns=_split(annotator_cols),
+            encoding=encoding.strip() or None,
+            progress=lambda f: progress.progress(f, text=f"Importing {upload.name}..."))
+    except ValueError as err:
+        progress.empty()
+        st.error(f"Nothing was imported. {err}", icon=":material/error:")
+    else:
+        progress.progress(1.0, text="Done")
+        st.success(f"Imported {upload.name}: {result.n_new_items} new items, "
+                   f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
+                   f"{result.n_replaced} replaced.")
+        st.button("Show the updated project")

@@ -1,0 +1,1068 @@
+"""The project store: annotations, label set, review decisions and runs in one database.
+
+A :class:`Project` wraps a SQLAlchemy engine (SQLite file by default, any
+SQLAlchemy URL otherwise, e.g. PostgreSQL) and keeps:
+
+``meta``
+    ``schema_version`` and the project ``name``.
+``items`` / ``annotations``
+    the long annotation frame, one row per item and per (item, annotator).
+``labels``
+    the declared label set, in order.
+``imports``
+    one row per import that changed something (source, SHA-256 of the frame).
+``decisions``
+    an append-only audit log of review decisions (and of labels replaced by a
+    re-import); nothing ever updates or deletes its rows.
+``runs``
+    background jobs (kind, status, JSON params and result).
+
+Only SQLAlchemy Core and portable constructs are used. On SQLite every
+connection enables WAL, foreign keys and a busy timeout, and write
+transactions start with ``BEGIN IMMEDIATE`` so that several processes (or
+several :class:`Project` objects) can write to one file at the same time.
+All timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
+
+__all__ = [
+    "ACTIONS",
+    "BATCH_SIZE",
+    "ON_CONFLICT",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "ImportResult",
+    "Project",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+#: Review actions accepted by :meth:`Project.record_decision`.
+ACTIONS = ("set_label", "keep", "drop", "ambiguous", "note", "undo")
+#: What :meth:`Project.import_annotations` does with a stored label that differs.
+ON_CONFLICT = ("error", "replace", "keep")
+#: Final states accepted by :meth:`Project.finish_run`.
+RUN_STATUSES = ("done", "failed", "cancelled")
+#: Rows written per bulk statement (and per progress call) during an import.
+BATCH_SIZE = 5000
+
+_REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
+_REIMPORT = "reimport"
+_BUSY_TIMEOUT_S = 30
+_IN_CHUNK = 500
+_MAX_LISTED = 5
+_WRITE = "curation_write"
+_UNDO_NOTE = re.compile(r"^undo of #(\d+)")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class _UTCDateTime(sa.types.TypeDecorator):
+    """``DateTime(timezone=True)`` that always hands back aware UTC datetimes (SQLite included)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------- schema
+
+_metadata = sa.MetaData()
+
+
+def _created() -> sa.Column:
+    return sa.Column("created_at", _UTCDateTime(), nullable=False, default=_utcnow)
+
+
+_meta = sa.Table(
+    "meta", _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+_items = sa.Table(
+    "items", _metadata,
+    sa.Column(ITEM, sa.String, primary_key=True),
+    sa.Column(TEXT, sa.Text, nullable=False),
+    sa.Column("text_sha1", sa.String(40), nullable=False),
+    sa.Column(GOLD, sa.String, nullable=True),
+    _created(),
+)
+_imports = sa.Table(
+    "imports", _metadata,
+    sa.Column("import_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("n_new_annotations", sa.Integer, nullable=False),
+    _created(),
+)
+_annotations = sa.Table(
+    "annotations", _metadata,
+    sa.Column(ITEM, sa.String, sa.ForeignKey("items.item_id"), primary_key=True),
+    sa.Column(ANNOTATOR, sa.String, primary_key=True),
+    sa.Column(LABEL, sa.String, nullable=False),
+    sa.Column("import_id", sa.Integer, sa.ForeignKey("imports.import_id"), nullable=True),
+    _created(),
+)
+_labels = sa.Table(
+    "labels", _metadata,
+    sa.Column(LABEL, sa.String, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+_decisions = sa.Table(
+    "decisions", _metadata,
+    sa.Column("decision_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(ITEM, sa.String, sa.ForeignKey("items.item_id"), nullable=False, index=True),
+    sa.Column("reviewer", sa.String, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("old_label", sa.String, nullable=True),
+    sa.Column("new_label", sa.String, nullable=True),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    _created(),
+)
+_runs = sa.Table(
+    "runs", _metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    _created(),
+    sa.Column("finished_at", _UTCDateTime(), nullable=True),
+)
+
+_DECISION_COLUMNS = ("decision_id", ITEM, "reviewer", "action", "old_label", "new_label", "note",
+                     "created_at")
+_RUN_COLUMNS = ("run_id", "kind", "status", "params", "result", "created_at", "finished_at")
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _sqlite_url(path: str | os.PathLike) -> sa.URL:
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise ValueError("an empty project path was given; pass a file path such as "
+                         "'projects/demo.sqlite' or a SQLAlchemy URL.")
+    if text == ":memory:":
+        return sa.make_url("sqlite://")
+    target = Path(text).expanduser().resolve()
+    if target.is_dir():
+        raise ValueError(f"{target} is a folder; pass a file path inside it such as "
+                         f"'{target / 'project.sqlite'}'.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return sa.URL.create("sqlite", database=str(target))
+
+
+def _parse_url(url_or_path: str | os.PathLike) -> sa.URL:
+    if isinstance(url_or_path, os.PathLike) or "://" not in str(url_or_path):
+        return _sqlite_url(url_or_path)
+    try:
+        return sa.make_url(str(url_or_path))
+    except sa.exc.ArgumentError as err:
+        raise ValueError(f"{url_or_path!r} is not a valid SQLAlchemy URL ({err}); use e.g. "
+                         "'sqlite:///path/project.sqlite' or a plain file path.") from None
+
+
+def _install_sqlite_events(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _make_engine(url: sa.URL) -> Engine:
+    try:
+        if url.get_backend_name() != "sqlite":
+            return sa.create_engine(url)
+        memory = url.database in (None, "", ":memory:")
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": _BUSY_TIMEOUT_S}}
+        if memory:
+            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        engine = sa.create_engine(url, **kwargs)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as err:
+        shown = url.render_as_string(hide_password=True)
+        raise ValueError(f"cannot open {shown!r}: {err}. Check the URL's dialect and install "
+                         "its database driver.") from None
+    _install_sqlite_events(engine, wal=not memory)
+    return engine
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :meth:`Project.import_annotations` did.
+
+    Attributes
+    ----------
+    import_id : int
+        The ``imports`` row recording this import, or the earlier identical
+        import when nothing was new.
+    n_rows : int
+        Rows in the imported frame.
+    n_new_items, n_new_annotations : int
+        Items and (item, annotator) annotations that were not stored before.
+    n_unchanged : int
+        Rows whose annotation was already stored with the same label.
+    n_replaced : int
+        Stored labels overwritten (``on_conflict="replace"``; each is logged in
+        ``decisions``).
+    n_kept : int
+        Rows whose differing stored label was kept (``on_conflict="keep"``).
+    """
+
+    import_id: int
+    n_rows: int
+    n_new_items: int
+    n_new_annotations: int
+    n_unchanged: int
+    n_replaced: int
+    n_kept: int = 0
+
+
+@dataclass
+class _ImportPlan:
+    """Everything an import will write, computed before writing anything."""
+
+    new_items: list[dict] = field(default_factory=list)
+    text_updates: list[dict] = field(default_factory=list)
+    gold_updates: list[dict] = field(default_factory=list)
+    new_annotations: list[dict] = field(default_factory=list)
+    replaced: list[dict] = field(default_factory=list)
+    new_labels: list[str] = field(default_factory=list)
+    n_unchanged: int = 0
+    n_kept: int = 0
+
+    @property
+    def n_writes(self) -> int:
+        return (len(self.new_items) + len(self.text_updates) + len(self.gold_updates)
+                + len(self.new_annotations) + len(self.replaced))
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.n_writes or self.new_labels)
+
+
+class _Progress:
+    """Report the written fraction to a callback: once per batch, then a final 1.0."""
+
+    def __init__(self, callback: Callable[[float], None] | None, total: int) -> None:
+        self.callback, self.total, self.done = callback, max(total, 1), 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.callback is not None and self.done < self.total:
+            self.callback(self.done / self.total)
+
+    def finish(self) -> None:
+        if self.callback is not None:
+            self.callback(1.0)
+
+
+# --------------------------------------------------------------------------- project
+
+
+class Project:
+    """An annotation project stored in a SQLite file or any SQLAlchemy database.
+
+    Parameters
+    ----------
+    url_or_path : str or os.PathLike
+        A file path (or any string without ``://``) opens or creates a SQLite
+        file, creating missing parent folders; ``":memory:"`` is a throw-away
+        in-memory database. Anything else is a SQLAlchemy URL such as
+        ``postgresql+psycopg://user@host/db``.
+    name : str, optional
+        Project name stored in ``meta``; defaults to the file stem or database
+        name when the project is created, and replaces the stored one if given.
+
+    Attributes
+    ----------
+    url : str
+        The SQLAlchemy URL of the database.
+    engine : sqlalchemy.engine.Engine
+        The engine; :meth:`close` disposes it.
+
+    Raises
+    ------
+    ValueError
+        If the URL is invalid, the file is not a database, or the database was
+        written by a different schema version.
+    """
+
+    def __init__(self, url_or_path: str | os.PathLike, *, name: str | None = None) -> None:
+        parsed = _parse_url(url_or_path)
+        self.url: str = parsed.render_as_string(hide_password=False)
+        self.engine: Engine = _make_engine(parsed)
+        try:
+            self._initialise(name)
+        except sa.exc.DatabaseError as err:
+            self.engine.dispose()
+            raise ValueError(f"cannot open the project database {self!r}: {err.orig}. Check "
+                             "that it is a curation project (or a new, empty database).") from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Project({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection (the object must not be used afterwards)."""
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def _initialise(self, name: str | None) -> None:
+        with self._write() as conn:
+            _metadata.create_all(conn)
+            stored = dict(conn.execute(sa.select(_meta.c.key, _meta.c.value)).all())
+            version = stored.get("schema_version")
+            if version is not None and version != SCHEMA_VERSION:
+                raise ValueError(
+                    f"{self!r} has schema version {version!r} but this code reads version "
+                    f"{SCHEMA_VERSION!r}; open it with a matching version of curation.")
+            if version is None:
+                conn.execute(_meta.insert(), [{"key": "schema_version", "value": SCHEMA_VERSION}])
+            default = Path(self.engine.url.database or "memory").stem
+            if "name" not in stored:
+                conn.execute(_meta.insert(), [{"key": "name", "value": name or default}])
+            elif name is not None and name != stored["name"]:
+                conn.execute(_meta.update().where(_meta.c.key == "name").values(value=name))
+
+    @property
+    def name(self) -> str:
+        """The project name stored in ``meta``."""
+        with self._read() as conn:
+            return conn.execute(sa.select(_meta.c.value).where(_meta.c.key == "name")).scalar_one()
+
+    # ----------------------------------------------------------------- import
+
+    def import_annotations(
+        self,
+        df: pd.DataFrame,
+        *,
+        source: str = "",
+        label_set: Sequence[str] | None = None,
+        on_conflict: str = "error",
+        progress: Callable[[float], None] | None = None,
+    ) -> ImportResult:
+        """Store a long annotation frame, all in one transaction.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Long frame with ``item_id, text, annotator_id, label`` and optional
+            ``gold`` (as returned by :func:`curation.io.load_annotations`).
+        source : str
+            Where the frame came from (file name); recorded with the import.
+        label_set : sequence of str, optional
+            Declared labels, added (in order) to the stored label set. Labels
+            seen in ``label``/``gold`` are added after them in any case.
+        on_conflict : {"error", "replace", "keep"}
+            What to do when a stored (item, annotator) label differs:
+            raise, overwrite (logging each change in ``decisions`` with
+            ``action="reimport"``), or keep the stored label. ``"replace"``
+            also lets a new text replace a stored item's text.
+        progress : callable, optional
+            Called with the written fraction (0..1) after each batch of
+            :data:`BATCH_SIZE` rows, and finally with 1.0.
+
+        Returns
+        -------
+        ImportResult
+
+        Raises
+        ------
+        ValueError
+            On a malformed frame, a stored item whose text differs, or (with
+            ``on_conflict="error"``) a stored label that differs. Nothing is
+            written then.
+
+        Notes
+        -----
+        Idempotent: re-importing a frame adds nothing and no ``imports`` row;
+        the earlier identical import's id is returned. A stored gold label is
+        never erased by an empty one.
+        """
+        frame = _normalise_frame(df)
+        labels = _check_labels(label_set, "label_set") if label_set is not None else []
+        if on_conflict not in ON_CONFLICT:
+            raise ValueError(f"on_conflict={on_conflict!r} is not one of {list(ON_CONFLICT)}; "
+                             "pick one of them.")
+        digest = _frame_sha256(frame)
+        with self._write() as conn:
+            plan = _plan_import(conn, frame, on_conflict, labels)
+            earlier = _find_import(conn, digest)
+            if earlier is not None and not plan.changes_anything:
+                _Progress(progress, 0).finish()
+                logger.info("import of %r: nothing new (same as import #%d)", source, earlier)
+                return _result(earlier, frame, plan)
+            import_id = _insert_import(conn, source, digest, len(frame), plan)
+            _apply_plan(conn, plan, import_id, source, _Progress(progress, plan.n_writes))
+        logger.info("import #%d of %r: %d rows, %d new annotations, %d replaced", import_id,
+                    source, len(frame), len(plan.new_annotations), len(plan.replaced))
+        return _result(import_id, frame, plan)
+
+    # ----------------------------------------------------------------- reading
+
+    def annotations(self) -> pd.DataFrame:
+        """The stored long frame, ordered by ``item_id, annotator_id``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item_id, text, annotator_id, label, gold`` (strings;
+            ``gold`` is ``None`` where unknown).
+        """
+        query = (sa.select(_annotations.c[ITEM], _items.c[TEXT], _annotations.c[ANNOTATOR],
+                           _annotations.c[LABEL], _items.c[GOLD])
+                 .join_from(_annotations, _items))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame.from_records(rows, columns=[ITEM, TEXT, ANNOTATOR, LABEL, GOLD])
+        frame[GOLD] = _none_for_na(frame[GOLD])
+        return frame.sort_values([ITEM, ANNOTATOR], kind="stable", ignore_index=True)
+
+    def items(self) -> pd.DataFrame:
+        """One row per stored item: ``item_id, text, gold, n_annotations`` ordered by id."""
+        counts = (sa.select(_annotations.c[ITEM], sa.func.count().label("n"))
+                  .group_by(_annotations.c[ITEM]).subquery())
+        query = (sa.select(_items.c[ITEM], _items.c[TEXT], _items.c[GOLD],
+                           sa.func.coalesce(counts.c.n, 0).label("n_annotations"))
+                 .select_from(_items.outerjoin(counts, counts.c[ITEM] == _items.c[ITEM])))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame.from_records(rows, columns=[ITEM, TEXT, GOLD, "n_annotations"])
+        frame[GOLD] = _none_for_na(frame[GOLD])
+        frame["n_annotations"] = frame["n_annotations"].astype("int64")
+        return frame.sort_values(ITEM, kind="stable", ignore_index=True)
+
+    def label_set(self) -> list[str]:
+        """The stored label set, in declaration order."""
+        with self._read() as conn:
+            return _stored_labels(conn)
+
+    def set_label_set(self, labels: Sequence[str]) -> list[str]:
+        """Add labels to the label set (new ones at the end; existing order kept).
+
+        Parameters
+        ----------
+        labels : sequence of str
+            Labels in the desired order; labels already stored are ignored.
+
+        Returns
+        -------
+        list of str
+            The whole label set after the change.
+        """
+        checked = _check_labels(labels, "labels")
+        with self._write() as conn:
+            _add_labels(conn, checked)
+            return _stored_labels(conn)
+
+    def n_items(self) -> int:
+        """Number of stored items."""
+        return self._count(_items)
+
+    def n_annotations(self) -> int:
+        """Number of stored (item, annotator) annotations."""
+        return self._count(_annotations)
+
+    def is_empty(self) -> bool:
+        """Whether the project holds no items yet."""
+        return self.n_items() == 0
+
+    def data_version(self) -> tuple[int, ...]:
+        """A cheap fingerprint that changes whenever stored annotations or decisions change.
+
+        Every write that alters annotations records an import (and a label replaced by a
+        re-import also appends a decision), so the newest import and decision ids, with
+        the row counts, identify the contents; caches key on it.
+        """
+        with self._read() as conn:
+            return tuple(int(conn.execute(sa.select(expr)).scalar_one() or 0) for expr in (
+                sa.func.max(_imports.c.import_id), sa.func.max(_decisions.c.decision_id),
+                sa.select(sa.func.count()).select_from(_items).scalar_subquery(),
+                sa.select(sa.func.count()).select_from(_annotations).scalar_subquery()))
+
+    def imports(self) -> pd.DataFrame:
+        """All recorded imports, oldest first."""
+        return self._table_frame(_imports, _imports.c.import_id)
+
+    def _count(self, table: sa.Table) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    def _table_frame(self, table: sa.Table, order: sa.Column) -> pd.DataFrame:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(table).order_by(order)).all()
+        frame = pd.DataFrame.from_records(rows, columns=[c.name for c in table.columns])
+        for col in table.columns:
+            if col.nullable and isinstance(col.type, sa.String):
+                frame[col.name] = _none_for_na(frame[col.name])
+        return frame
+
+    # ----------------------------------------------------------------- decisions
+
+    def record_decision(
+        self,
+        item_id: str,
+        *,
+        reviewer: str,
+        action: str,
+        new_label: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Append a review decision to the audit log.
+
+        Parameters
+        ----------
+        item_id : str
+            A stored item.
+        reviewer : str
+            Who decided (required, non-empty).
+        action : {"set_label", "keep", "drop", "ambiguous", "note", "undo"}
+            ``"undo"`` cancels the item's most recent decision that is not
+            undone yet; its note reads ``"undo of #<decision_id>"``.
+        new_label : str, optional
+            Required for ``"set_label"``; must be in the label set. Not
+            accepted with ``"undo"``.
+        note : str
+            Free text.
+
+        Returns
+        -------
+        int
+            The new ``decision_id``.
+
+        Notes
+        -----
+        ``old_label`` is the item's curated label before the decision: the
+        ``new_label`` of its latest effective ``set_label`` decision, else
+        ``None``. For an undo, ``new_label`` is the curated label after it.
+        """
+        reviewer = _check_decision_args(item_id, reviewer, action, new_label, note)
+        with self._write() as conn:
+            _require_item(conn, item_id)
+            if action == "set_label" or new_label is not None:
+                _require_label(conn, new_label, action)
+            live = _live_decisions(_item_decisions(conn, item_id))
+            old_label = _curated_label(live)
+            if action == "undo":
+                new_label, note = _undo_fields(item_id, live, note)
+            row = {ITEM: item_id, "reviewer": reviewer, "action": action,
+                   "old_label": old_label, "new_label": new_label, "note": note,
+                   "created_at": _utcnow()}
+            decision_id = conn.execute(_decisions.insert().values(**row)).inserted_primary_key[0]
+        logger.info("decision #%d: %s %s on %r by %r", decision_id, action, new_label or "",
+                    item_id, reviewer)
+        return int(decision_id)
+
+    def decisions(self) -> pd.DataFrame:
+        """The whole audit log, in the order it was written (``decision_id``)."""
+        return self._table_frame(_decisions, _decisions.c.decision_id)
+
+    def latest_decisions(self) -> pd.DataFrame:
+        """The effective latest decision per item, after undos are applied.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per item that has an effective review decision, ordered by
+            ``item_id``: the ``decisions`` columns plus ``curated_label`` (the
+            ``new_label`` of the item's latest effective ``set_label``, or
+            ``None``). Re-import log rows and undone decisions are ignored.
+        """
+        log = self.decisions()
+        rows = []
+        for _item, group in log.groupby(ITEM, sort=True):
+            live = _live_decisions(group.itertuples(index=False))
+            if live:
+                rows.append({**live[-1]._asdict(), "curated_label": _curated_label(live)})
+        frame = pd.DataFrame(rows, columns=[*_DECISION_COLUMNS, "curated_label"])
+        for col in ("old_label", "new_label", "curated_label"):
+            frame[col] = _none_for_na(frame[col])
+        return frame
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, kind: str, params: Mapping[str, Any] | None = None) -> int:
+        """Record a run (status ``"running"``) and return its ``run_id``.
+
+        Parameters
+        ----------
+        kind : str
+            What runs (e.g. ``"consensus"``).
+        params : mapping, optional
+            JSON-serialisable parameters.
+        """
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(f"run kind {kind!r} is empty; name what runs, e.g. 'consensus'.")
+        payload = _to_json(dict(params or {}), "run params")
+        with self._write() as conn:
+            row = {"kind": kind.strip(), "status": "running", "params": payload,
+                   "created_at": _utcnow()}
+            run_id = conn.execute(_runs.insert().values(**row)).inserted_primary_key[0]
+        return int(run_id)
+
+    def finish_run(self, run_id: int, *, status: str,
+                   result: Mapping[str, Any] | None = None) -> None:
+        """Mark a running run as finished.
+
+        Parameters
+        ----------
+        run_id : int
+            From :meth:`start_run`.
+        status : {"done", "failed", "cancelled"}
+        result : mapping, optional
+            JSON-serialisable result.
+
+        Raises
+        ------
+        ValueError
+            For an unknown run, a bad status, or a run that already finished.
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status {status!r} is not one of {list(RUN_STATUSES)}; "
+                             "pick one of them.")
+        payload = None if result is None else _to_json(dict(result), "run result")
+        with self._write() as conn:
+            current = _run_status(conn, run_id)
+            if current != "running":
+                raise ValueError(f"run #{run_id} already finished with status {current!r}; "
+                                 "start a new run instead.")
+            conn.execute(_runs.update().where(_runs.c.run_id == run_id)
+                         .values(status=status, result=payload, finished_at=_utcnow()))
+
+    def runs(self) -> pd.DataFrame:
+        """All runs, oldest first; ``params``/``result`` decoded from JSON."""
+        frame = self._table_frame(_runs, _runs.c.run_id)
+        for col in ("params", "result"):
+            frame[col] = pd.Series([_from_json(v) for v in frame[col]], index=frame.index,
+                                   dtype=object)
+        return frame
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        """One run as a dict (``params``/``result`` decoded); ValueError if unknown."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(_runs).where(_runs.c.run_id == run_id)).first()
+        if row is None:
+            raise ValueError(f"no run #{run_id} in {self!r}; list them with Project.runs().")
+        out = row._asdict()
+        out["params"], out["result"] = _from_json(out["params"]), _from_json(out["result"])
+        return out
+
+
+# --------------------------------------------------------------------------- import helpers
+
+
+def _fmt_list(values: Iterable[Any]) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:_MAX_LISTED])
+    more = len(values) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _is_blank(value: Any) -> bool:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return True
+    return str(value).strip() == ""
+
+
+def _none_for_na(values: pd.Series) -> pd.Series:
+    values = values.astype(object)
+    return values.where(values.notna(), None)
+
+
+def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``item_id, text, annotator_id, label, gold`` as str (gold None when blank)."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"import_annotations expects a pandas DataFrame, got "
+                         f"{type(df).__name__}; load files with curation.io.load_annotations.")
+    missing = [c for c in (ITEM, TEXT, ANNOTATOR, LABEL) if c not in df.columns]
+    if missing:
+        raise ValueError(f"the frame lacks column(s) {missing} (it has {list(df.columns)}); "
+                         "load it with curation.io.load_annotations, which maps columns.")
+    frame = pd.DataFrame(index=range(len(df)))
+    for col in (ITEM, TEXT, ANNOTATOR, LABEL):
+        values = df[col].reset_index(drop=True)
+        blank = values.map(_is_blank)
+        if blank.any():
+            raise ValueError(f"column {col!r} is empty in rows {_fmt_list(blank[blank].index)} "
+                             "(0-based); fill them in or drop those rows.")
+        frame[col] = values.map(str).astype(object)
+    gold = df[GOLD].reset_index(drop=True) if GOLD in df.columns else pd.Series([None] * len(df))
+    frame[GOLD] = gold.map(lambda v: None if _is_blank(v) else str(v)).astype(object)
+    _check_frame(frame)
+    return frame
+
+
+def _check_frame(frame: pd.DataFrame) -> None:
+    dup = frame.duplicated([ITEM, ANNOTATOR], keep=False)
+    if dup.any():
+        pairs = frame.loc[dup, [ITEM, ANNOTATOR]].drop_duplicates().itertuples(index=False)
+        raise ValueError(f"(item, annotator) pairs appear more than once: "
+                         f"{_fmt_list(f'({i!r}, {a!r})' for i, a in pairs)}; keep one label per "
+                         "annotator and item (curation.io.validate_long_frame checks this).")
+    for col, what in ((TEXT, "texts"), (GOLD, "gold labels")):
+        n = frame.dropna(subset=[col]).groupby(ITEM, sort=True)[col].nunique()
+        bad = n.index[n > 1]
+        if len(bad):
+            raise ValueError(f"item ids {_fmt_list(bad)} have several different {what} in the "
+                             f"frame; give each item one {what[:-1]}.")
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    canonical = frame.sort_values([ITEM, ANNOTATOR], kind="stable")
+    data = canonical.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_labels(labels: Any, what: str) -> list[str]:
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):
+        raise ValueError(f"{what} must be a list of label strings, got {labels!r}; "
+                         "e.g. ['positive', 'negative'].")
+    out = []
+    for label in labels:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"{what} contains {label!r}; every label must be a non-empty string.")
+        out.append(label.strip())
+    return list(dict.fromkeys(out))
+
+
+def _fetch_by_items(conn: Connection, columns: Sequence[sa.Column], ids: Sequence[str],
+                    names: Sequence[str]) -> pd.DataFrame:
+    """Rows of ``columns`` whose item id is in ``ids`` (queried in chunks)."""
+    key = columns[0]
+    rows: list[Any] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start:start + _IN_CHUNK])
+        rows += conn.execute(sa.select(*columns).where(key.in_(chunk))).all()
+    return pd.DataFrame.from_records(rows, columns=list(names)).astype(object)
+
+
+def _plan_import(conn: Connection, frame: pd.DataFrame, on_conflict: str,
+                 labels: list[str]) -> _ImportPlan:
+    plan = _ImportPlan()
+    _plan_items(conn, frame, on_conflict, plan)
+    _plan_annotations(conn, frame, on_conflict, plan)
+    seen = sorted(set(frame[LABEL]) | set(frame[GOLD].dropna()))
+    stored = set(_stored_labels(conn))
+    plan.new_labels = [x for x in dict.fromkeys([*labels, *seen]) if x not in stored]
+    return plan
+
+
+def _plan_items(conn: Connection, frame: pd.DataFrame, on_conflict: str, plan: _ImportPlan) -> None:
+    incoming = frame.drop_duplicates(ITEM)[[ITEM, TEXT]]
+    golds = frame.dropna(subset=[GOLD]).drop_duplicates(ITEM).set_index(ITEM)[GOLD]
+    stored = _fetch_by_items(conn, [_items.c[ITEM], _items.c[TEXT], _items.c[GOLD]],
+                             incoming[ITEM].tolist(), [ITEM, "old_text", "old_gold"])
+    merged = incoming.merge(stored, on=ITEM, how="left")
+    merged["new_gold"] = merged[ITEM].map(golds).astype(object)
+    is_new = merged["old_text"].isna()
+    changed = merged.loc[~is_new & (merged["old_text"] != merged[TEXT])]
+    if len(changed) and on_conflict != "replace":
+        raise ValueError(f"{len(changed)} stored item(s) have a different text: "
+                         f"{_fmt_list(map(repr, changed[ITEM]))}. item ids must be unique per "
+                         "text; rename the new items or pass on_conflict='replace'.")
+    now = _utcnow()
+    for r in merged.loc[is_new].itertuples(index=False):
+        plan.new_items.append({ITEM: r.item_id, TEXT: r.text, "text_sha1": _sha1(r.text),
+                               GOLD: _na_to_none(r.new_gold), "created_at": now})
+    plan.text_updates = [{"b_item": r.item_id, "b_text": r.text, "b_sha1": _sha1(r.text),
+                          "old_text": r.old_text} for r in changed.itertuples(index=False)]
+    regold = merged.loc[~is_new & merged["new_gold"].notna()
+                        & (merged["new_gold"] != merged["old_gold"])]
+    plan.gold_updates = [{"b_item": r.item_id, "b_gold": r.new_gold}
+                         for r in regold.itertuples(index=False)]
+
+
+def _plan_annotations(conn: Connection, frame: pd.DataFrame, on_conflict: str,
+                      plan: _ImportPlan) -> None:
+    stored = _fetch_by_items(
+        conn, [_annotations.c[ITEM], _annotations.c[ANNOTATOR], _annotations.c[LABEL]],
+        frame[ITEM].unique().tolist(), [ITEM, ANNOTATOR, "old_label"])
+    merged = frame.merge(stored, on=[ITEM, ANNOTATOR], how="left")
+    is_new = merged["old_label"].isna()
+    same = ~is_new & (merged["old_label"] == merged[LABEL])
+    differ = merged.loc[~is_new & ~same]
+    if len(differ) and on_conflict == "error":
+        shown = (f"item {r.item_id!r} annotator {r.annotator_id!r}: {r.old_label!r} -> {r.label!r}"
+                 for r in differ.itertuples(index=False))
+        raise ValueError(f"{len(differ)} stored label(s) differ from the new ones: "
+                         f"{_fmt_list(shown)}. Pass on_conflict='replace' to overwrite them "
+                         "(each change is logged in the decisions table) or on_conflict='keep' "
+                         "to keep the stored labels.")
+    plan.new_annotations = [{ITEM: r.item_id, ANNOTATOR: r.annotator_id, LABEL: r.label}
+                            for r in merged.loc[is_new].itertuples(index=False)]
+    plan.n_unchanged = int(same.sum())
+    if on_conflict == "replace":
+        plan.replaced = [{"b_item": r.item_id, "b_annotator": r.annotator_id,
+                          "b_label": r.label, "old_label": r.old_label}
+                         for r in differ.itertuples(index=False)]
+    else:
+        plan.n_kept = len(differ)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _na_to_none(value: Any) -> Any:
+    return None if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else value
+
+
+def _find_import(conn: Connection, digest: str) -> int | None:
+    query = (sa.select(_imports.c.import_id).where(_imports.c.sha256 == digest)
+             .order_by(_imports.c.import_id.desc()).limit(1))
+    return conn.execute(query).scalar_one_or_none()
+
+
+def _insert_import(conn: Connection, source: str, digest: str, n_rows: int,
+                   plan: _ImportPlan) -> int:
+    row = {"source": str(source), "sha256": digest, "n_rows": n_rows,
+           "n_new_annotations": len(plan.new_annotations), "created_at": _utcnow()}
+    return int(conn.execute(_imports.insert().values(**row)).inserted_primary_key[0])
+
+
+def _in_batches(conn: Connection, statement: Any, rows: list[dict], progress: _Progress) -> None:
+    for start in range(0, len(rows), BATCH_SIZE):
+        batch = rows[start:start + BATCH_SIZE]
+        conn.execute(statement, batch)
+        progress.advance(len(batch))
+
+
+def _apply_plan(conn: Connection, plan: _ImportPlan, import_id: int, source: str,
+                progress: _Progress) -> None:
+    now = _utcnow()
+    by_item = _items.c[ITEM] == sa.bindparam("b_item")
+    _in_batches(conn, _items.insert(), plan.new_items, progress)
+    _in_batches(conn, _items.update().where(by_item).values(
+        {TEXT: sa.bindparam("b_text"), "text_sha1": sa.bindparam("b_sha1")}),
+        plan.text_updates, progress)
+    _in_batches(conn, _items.update().where(by_item).values({GOLD: sa.bindparam("b_gold")}),
+                plan.gold_updates, progress)
+    rows = [{**r, "import_id": import_id, "created_at": now} for r in plan.new_annotations]
+    _in_batches(conn, _annotations.insert(), rows, progress)
+    _in_batches(conn, _annotations.update().where(
+        (_annotations.c[ITEM] == sa.bindparam("b_item"))
+        & (_annotations.c[ANNOTATOR] == sa.bindparam("b_annotator"))).values(
+        {LABEL: sa.bindparam("b_label"), "import_id": import_id}), plan.replaced, progress)
+    _log_reimport(conn, plan, source, now)
+    _add_labels(conn, plan.new_labels)
+    progress.finish()
+
+
+def _log_reimport(conn: Connection, plan: _ImportPlan, source: str, now: dt.datetime) -> None:
+    """Append one ``reimport`` decision per replaced label or text, so nothing is lost silently."""
+    base = {"reviewer": f"import:{source}", "action": _REIMPORT, "created_at": now}
+    rows = [{**base, ITEM: r["b_item"], "old_label": r["old_label"], "new_label": r["b_label"],
+             "note": f"annotator {r['b_annotator']}"} for r in plan.replaced]
+    rows += [{**base, ITEM: r["b_item"], "old_label": None, "new_label": None,
+              "note": f"text replaced; old text: {r['old_text']}"} for r in plan.text_updates]
+    for start in range(0, len(rows), BATCH_SIZE):
+        conn.execute(_decisions.insert(), rows[start:start + BATCH_SIZE])
+
+
+def _result(import_id: int, frame: pd.DataFrame, plan: _ImportPlan) -> ImportResult:
+    return ImportResult(import_id=int(import_id), n_rows=len(frame),
+                        n_new_items=len(plan.new_items),
+                        n_new_annotations=len(plan.new_annotations),
+                        n_unchanged=plan.n_unchanged, n_replaced=len(plan.replaced),
+                        n_kept=plan.n_kept)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _stored_labels(conn: Connection) -> list[str]:
+    query = sa.select(_labels.c[LABEL]).order_by(_labels.c.position, _labels.c[LABEL])
+    return list(conn.execute(query).scalars())
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert rows, skipping those whose primary key exists (upsert where the dialect has one)."""
+    if not rows:
+        return
+    dialects = {"sqlite": sqlite, "postgresql": postgresql}
+    module = dialects.get(conn.dialect.name)
+    if module is not None:
+        conn.execute(module.insert(table).on_conflict_do_nothing(), rows)
+        return
+    key = table.primary_key.columns.values()[0]
+    present = set(conn.execute(sa.select(key).where(key.in_([r[key.name] for r in rows])))
+                  .scalars())
+    fresh = [r for r in rows if r[key.name] not in present]
+    if fresh:
+        conn.execute(table.insert(), fresh)
+
+
+def _add_labels(conn: Connection, labels: Sequence[str]) -> None:
+    stored = set(_stored_labels(conn))
+    new = [x for x in labels if x not in stored]
+    if not new:
+        return
+    top = conn.execute(sa.select(sa.func.max(_labels.c.position))).scalar_one()
+    start = -1 if top is None else int(top)
+    rows = [{LABEL: x, "position": start + 1 + i} for i, x in enumerate(new)]
+    _insert_ignoring_duplicates(conn, _labels, rows)
+
+
+# --------------------------------------------------------------------------- decision helpers
+
+
+def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: Any,
+                         note: Any) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; allowed actions are {list(ACTIONS)}.")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError(f"item_id must be a non-empty string, got {item_id!r}.")
+    if not isinstance(note, str):
+        raise ValueError(f"note must be a string, got {type(note).__name__}.")
+    if action == "undo" and new_label is not None:
+        raise ValueError("action='undo' takes no new_label; it restores the label from before "
+                         "the undone decision.")
+    if new_label is not None and not isinstance(new_label, str):
+        raise ValueError(f"new_label must be a string, got {new_label!r}.")
+    return reviewer.strip()
+
+
+def _require_item(conn: Connection, item_id: str) -> None:
+    found = conn.execute(sa.select(_items.c[ITEM]).where(_items.c[ITEM] == item_id)).first()
+    if found is None:
+        raise ValueError(f"unknown item id {item_id!r}; import it first "
+                         "(Project.import_annotations) before recording decisions on it.")
+
+
+def _require_label(conn: Connection, label: str | None, action: str) -> None:
+    labels = _stored_labels(conn)
+    if label is None:
+        raise ValueError(f"action={action!r} needs new_label, one of the label set {labels}.")
+    if label not in labels:
+        raise ValueError(f"label {label!r} is not in the label set {labels}; pick one of them "
+                         "or add it with Project.set_label_set.")
+
+
+def _item_decisions(conn: Connection, item_id: str) -> list[Any]:
+    query = (sa.select(*(_decisions.c[c] for c in _DECISION_COLUMNS))
+             .where(_decisions.c[ITEM] == item_id).order_by(_decisions.c.decision_id))
+    return conn.execute(query).all()
+
+
+def _undone_id(note: str) -> int | None:
+    match = _UNDO_NOTE.match(note or "")
+    return int(match.group(1)) if match else None
+
+
+def _live_decisions(rows: Iterable[Any]) -> list[Any]:
+    """Review decisions (oldest first) that are not undone; undo and reimport rows excluded."""
+    rows = list(rows)
+    undone = {_undone_id(r.note) for r in rows if r.action == "undo"}
+    return [r for r in rows if r.action in _REVIEW_ACTIONS and r.decision_id not in undone]
+
+
+def _curated_label(live: Sequence[Any]) -> str | None:
+    return next((r.new_label for r in reversed(live) if r.action == "set_label"), None)
+
+
+def _undo_fields(item_id: str, live: list[Any], note: str) -> tuple[str | None, str]:
+    if not live:
+        raise ValueError(f"item {item_id!r} has no decision left to undo.")
+    target = live[-1]
+    text = f"undo of #{target.decision_id}" + (f": {note}" if note else "")
+    return _curated_label(live[:-1]), text
+
+
+# --------------------------------------------------------------------------- run helpers
+
+
+def _to_json(value: dict, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} cannot be stored as JSON ({err}); pass only str, int, float, "
+                         "bool, None, lists and dicts with string keys.") from None
+
+
+def _from_json(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _run_status(conn: Connection, run_id: int) -> str:
+    status = conn.execute(sa.select(_runs.c.status).where(_runs.c.run_id == run_id)).scalar()
+    if status is None:
+        raise ValueError(f"no run #{run_id}; start one with Project.start_run.")
+    return status

@@ -1,0 +1,9 @@
+"""Entry point: ``streamlit run streamlit_app.py``. Only builds the navigation and runs it."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Curation", layout="wide")
+st.navigation([
+    st.Page("app_pages/project.py", title="Project", icon=":material/folder_open:", default=True),
+    st.Page("app_pages/agreement.py", title="Agreement", icon=":material/groups:"),
+]).run()

@@ -1,0 +1,67 @@
+"""One AppTest smoke test per page, on the bundled demo project in a temporary home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    monkeypatch.delenv("CURATION_URL", raising=False)
+    return tmp_path
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_project_page_opens_the_demo(home):
+    at = start()
+    assert at.title[0].value == "Project"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Items"] == "553" and metrics["Annotators"] == "5" and metrics["Labels"] == "4"
+    assert (home / "demo.sqlite").exists()
+
+
+def test_agreement_page_shows_the_verdict(home):
+    at = start()
+    at.switch_page("app_pages/agreement.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Agreement"
+    verdict = at.error[0].value if at.error else at.success[0].value
+    assert "Fleiss' kappa" in verdict and "0.90 target" in verdict
+    subheaders = [s.value for s in at.subheader]
+    assert "Pairwise Cohen's kappa" in subheaders and "Items with the most disagreement" in subheaders
+    at.slider[0].set_value(0.7).run()
+    assert not at.exception
+    assert "0.70 target" in (at.success[0].value if at.success else at.error[0].value)
+
+
+def test_upload_bad_file_then_good_file(home):
+    at = start()
+    before = {m.label: m.value for m in at.metric}
+    at.file_uploader[0].set_value(("bad.csv", b"item_id,txt,annotator_id,label\n1,a,x,praise\n",
+                                   "text/csv")).run()
+    at.button(key="FormSubmitter:import-Import").click().run()
+    assert not at.exception, at.exception
+    message = at.error[0].value
+    assert "Nothing was imported" in message and "bad.csv" in message and "did you mean 'txt'" in message
+    assert {m.label: m.value for m in at.metric} == before  # stored work untouched
+
+    good = b"item_id,text,annotator_id,label\nnew-1,Thanks a lot!,zoe,praise\nnew-1,Thanks a lot!,yan,praise\n"
+    at.file_uploader[0].set_value(("good.csv", good, "text/csv")).run()
+    at.button(key="FormSubmitter:import-Import").click().run()
+    assert not at.exception, at.exception
+    assert "1 new items, 2 new annotations" in at.success[0].value
+    at.run()
+    after = {m.label: m.value for m in at.metric}
+    assert after["Items"] == "554" and after["Annotators"] == "7"
