@@ -44,7 +44,7 @@ def coefficient_chart(coefficients: dict[str, float], ci: dict[str, tuple[float,
     rows = pd.DataFrame([{"coefficient": names[k], "value": v, "low": ci[k][0], "high": ci[k][1]}
                          for k, v in coefficients.items()])
     x = alt.X("value:Q", scale=alt.Scale(domain=[min(0.0, rows["low"].min()), 1.0]), title=None)
-    y = alt.Y("coefficient:N", sort=None, title=None)
+    y = alt.Y("coefficient:N", sort=None, title=None, axis=alt.Axis(labelLimit=220))
     points = alt.Chart(rows).mark_point(filled=True, size=90).encode(
         x=x, y=y, tooltip=["coefficient", alt.Tooltip("value:Q", format=".3f"),
                            alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f")])
@@ -54,12 +54,19 @@ def coefficient_chart(coefficients: dict[str, float], ci: dict[str, tuple[float,
     return alt.layer(bars, points, rule).properties(height=160)
 
 
-def kappa_heatmap(pairwise: pd.DataFrame) -> alt.Chart:
+def kappa_heatmap(pairwise: pd.DataFrame) -> alt.LayerChart:
     """Cohen's kappa for every annotator pair (both triangles), with the shared-item count."""
     both = pd.concat([pairwise, pairwise.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+    names = sorted(set(both["a"]))
     scale = alt.Scale(scheme="redyellowgreen", domain=[-0.2, 1.0])
-    return alt.Chart(both).mark_rect().encode(
-        x=alt.X("a:N", title=None), y=alt.Y("b:N", title=None),
-        color=alt.Color("kappa:Q", scale=scale, title="kappa"),
-        tooltip=["a", "b", alt.Tooltip("kappa:Q", format=".3f"), alt.Tooltip("n:Q", title="shared items")],
-    ).properties(height=max(160, 28 * both["a"].nunique()))
+    x = alt.X("a:N", title=None, sort=names, axis=alt.Axis(labelAngle=0, orient="top"))
+    y = alt.Y("b:N", title=None, sort=names)
+    cells = alt.Chart(both).mark_rect().encode(
+        x=x, y=y, color=alt.Color("kappa:Q", scale=scale, title="kappa"),
+        tooltip=["a", "b", alt.Tooltip("kappa:Q", format=".3f"), alt.Tooltip("n:Q", title="shared items")])
+    layers = [cells]
+    if len(names) <= 15:  # small crowds: print the value in each cell
+        layers.append(alt.Chart(both).mark_text(fontSize=12).encode(
+            x=x, y=y, text=alt.Text("kappa:Q", format=".2f")))
+    step = 40 if len(names) <= 15 else max(4, 600 // len(names))
+    return alt.layer(*layers).properties(height=step * len(names), width=step * len(names))

@@ -59,13 +59,22 @@ st.subheader("Pairwise Cohen's kappa")
 if report.pairwise.empty:
     st.info("No two annotators share an item.")
 else:
-    st.altair_chart(kappa_heatmap(report.pairwise), width="stretch")
+    st.altair_chart(kappa_heatmap(report.pairwise))
+    st.caption(f"Pairs share a median of {report.pairwise['n'].median():.0f} items "
+               f"(range {report.pairwise['n'].min()}-{report.pairwise['n'].max()}); "
+               "hover a cell for its count.")
 
-col_a, col_b = st.columns(2)
-col_a.subheader("Per class")
-col_a.dataframe(report.per_class.round(3), width="stretch")
-col_b.subheader("Per annotator")
-col_b.dataframe(report.per_annotator.round(3), width="stretch")
+st.subheader("Per class")
+st.dataframe(report.per_class.round(3), width="stretch")
+st.caption("specific agreement: given one annotator chose the label, the chance another did too; "
+           "kappa: Fleiss' kappa of this label against all others.")
+st.subheader("Per annotator")
+st.dataframe(report.per_annotator.round(3), width="stretch")
+if report.per_annotator["agreement_with_others"].notna().any():
+    worst = report.per_annotator["agreement_with_others"].idxmin()
+    st.caption(f"Lowest agreement with the others' majority: {worst} "
+                  f"({report.per_annotator.at[worst, 'agreement_with_others']:.3f}; median "
+                  f"{report.per_annotator['agreement_with_others'].median():.3f}).")
 
 st.subheader("Items with the most disagreement")
 st.dataframe(report.disagreements[["item_id", "votes", "agreement", "entropy", "text"]].round(3),

@@ -38,6 +38,9 @@ __all__ = [
     "percent_agreement",
 ]
 
+#: Largest item x (annotator, label) indicator matrix built densely for pairwise kappas.
+_DENSE_CELLS = 20_000_000
+
 #: Coefficients that :func:`bootstrap_ci` can resample.
 COEFFICIENTS = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1")
 
@@ -297,7 +300,6 @@ def cohen_kappa_pairwise(df: pd.DataFrame | CountTable, *,
     """
     table = count_table(df, labels=labels)
     table.require_codes()
-    k = len(table.labels)
     pair_ids, confusion = _pair_confusions(table)
     if pair_ids.size == 0:
         return pd.DataFrame(columns=["a", "b", "kappa", "n", "agreement"])
@@ -322,7 +324,7 @@ def _pair_confusions(table: CountTable) -> tuple[np.ndarray, np.ndarray]:
     n_ann, k = len(table.annotators), len(table.labels)
     cols = table.annotator_codes * k + table.label_codes
     shape = (len(table.items), n_ann * k)
-    if shape[0] * shape[1] <= 2e7:
+    if shape[0] * shape[1] <= _DENSE_CELLS:
         x = np.zeros(shape, dtype=np.float64)
         x[table.item_codes, cols] = 1.0
         gram = (x.T @ x).reshape(n_ann, k, n_ann, k).transpose(0, 2, 1, 3)

@@ -23,7 +23,6 @@ records) and Parquet. Nothing that can execute code (pickle, ...) is ever read.
 
 from __future__ import annotations
 
-import difflib
 import io as _io
 import json
 import logging
@@ -34,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from curation._messages import MAX_LISTED, format_list, suggest
 from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRED_COLUMNS, TEXT
 
 __all__ = [
@@ -54,7 +54,6 @@ _FILE_TYPES = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 _WHERE = "__where__"
-_MAX_LISTED = 5
 
 
 class AnnotationFileError(ValueError):
@@ -301,7 +300,7 @@ def _records_frame(records: list[tuple[int, Any]], name: str, *, first_line: int
     bad = [n for n, r in records if not isinstance(r, dict)]
     if bad:
         raise AnnotationFileError(
-            f"{name}: {unit} {_fmt_list(bad)} is not a JSON object; each {unit} must be an object "
+            f"{name}: {unit} {format_list(bad)} is not a JSON object; each {unit} must be an object "
             "with the annotation's fields.")
     frame = pd.DataFrame([r for _, r in records])
     frame[_WHERE] = [f"{unit} {n}" for n, _ in records]
@@ -387,7 +386,7 @@ def _check_items_have_labels(long: pd.DataFrame, blank: pd.Series, name: str) ->
     if unlabelled.any():
         where = unlabelled.index[unlabelled].tolist()
         raise AnnotationFileError(
-            f"{name}: {_fmt_list(where)} has no label in any annotator column (missing labels); "
+            f"{name}: {format_list(where)} has no label in any annotator column (missing labels); "
             "add at least one label or remove the row.")
 
 
@@ -407,7 +406,7 @@ def _label_studio_rows(task: dict, pos: int, name: str, text_key: str) -> list[d
     if text_key not in data:
         raise AnnotationFileError(
             f"{name}: task {task_id} has no data[{text_key!r}]; its data keys are "
-            f"{sorted(data)}{_suggest(text_key, list(data))}. Pass columns={{'<key>': 'text'}}.")
+            f"{sorted(data)}{suggest(text_key, list(data))}. Pass columns={{'<key>': 'text'}}.")
     rows = []
     for ann in task.get("annotations") or []:
         if ann.get("was_cancelled"):
@@ -448,14 +447,8 @@ def _require_columns(frame: pd.DataFrame, required: Sequence[str], *, name: str,
 
 
 def _missing_msg(missing: Sequence[str], available: Sequence[str]) -> str:
-    parts = [f"column {m!r} is missing{_suggest(m, list(available))}" for m in missing]
+    parts = [f"column {m!r} is missing{suggest(m, list(available))}" for m in missing]
     return "; ".join(parts) + f" (columns present: {', '.join(map(str, available)) or 'none'})"
-
-
-def _suggest(word: str, options: Sequence[str]) -> str:
-    lowered = {str(o).lower(): str(o) for o in options}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5)
-    return f" - did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def _is_blank(value: Any) -> bool:
@@ -470,13 +463,13 @@ def _check_text(frame: pd.DataFrame, name: str) -> None:
     if not_str.any():
         bad = frame.loc[not_str]
         raise AnnotationFileError(
-            f"{name}: column 'text' holds non-text values at {_fmt_list(bad[_WHERE].tolist())} "
+            f"{name}: column 'text' holds non-text values at {format_list(bad[_WHERE].tolist())} "
             f"(e.g. {bad[TEXT].iloc[0]!r} of type {type(bad[TEXT].iloc[0]).__name__}); "
             "text must be a string - check the column mapping.")
     empty = values.map(_is_blank)
     if empty.any():
         raise AnnotationFileError(
-            f"{name}: empty text at {_fmt_list(frame.loc[empty, _WHERE].tolist())}; "
+            f"{name}: empty text at {format_list(frame.loc[empty, _WHERE].tolist())}; "
             "fill in the text or remove those rows.")
 
 
@@ -486,13 +479,13 @@ def _clean_ids(frame: pd.DataFrame, col: str, name: str) -> pd.Series:
     if blank.any():
         what = "missing labels" if col == LABEL else f"missing {col}"
         raise AnnotationFileError(
-            f"{name}: {what} at {_fmt_list(frame.loc[blank, _WHERE].tolist())}; "
+            f"{name}: {what} at {format_list(frame.loc[blank, _WHERE].tolist())}; "
             f"fill in column {col!r} or remove those rows.")
     nested = values.map(lambda v: isinstance(v, (list, dict, tuple, set)))
     if nested.any():
         raise AnnotationFileError(
             f"{name}: column {col!r} holds lists/objects at "
-            f"{_fmt_list(frame.loc[nested, _WHERE].tolist())}; give one plain value per cell.")
+            f"{format_list(frame.loc[nested, _WHERE].tolist())}; give one plain value per cell.")
     return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
 
 
@@ -505,7 +498,7 @@ def _check_one_text_per_item(frame: pd.DataFrame, name: str) -> None:
     bad = n_texts.index[n_texts > 1].tolist()
     if bad:
         raise AnnotationFileError(
-            f"{name}: item ids {_fmt_list(bad)} appear with different texts; an item id must "
+            f"{name}: item ids {format_list(bad)} appear with different texts; an item id must "
             "name one text - give the other texts their own ids.")
 
 
@@ -513,7 +506,7 @@ def _drop_exact_duplicates(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     dup = frame.duplicated(subset=[ITEM, ANNOTATOR, LABEL], keep="first")
     if dup.any():
         logger.warning("%s: dropped %d repeated identical annotations (%s)", name, int(dup.sum()),
-                       _fmt_list(frame.loc[dup, _WHERE].tolist()))
+                       format_list(frame.loc[dup, _WHERE].tolist()))
     return frame.loc[~dup]
 
 
@@ -523,10 +516,10 @@ def _check_one_label_per_annotator(frame: pd.DataFrame, name: str) -> None:
         return
     clashes = frame.loc[dup].groupby([ITEM, ANNOTATOR], sort=False)
     parts = [f"item {item!r} annotator {ann!r}: {' vs '.join(map(repr, g[LABEL]))} "
-             f"({', '.join(g[_WHERE])})" for (item, ann), g in list(clashes)[:_MAX_LISTED]]
+             f"({', '.join(g[_WHERE])})" for (item, ann), g in list(clashes)[:MAX_LISTED]]
     raise AnnotationFileError(
         f"{name}: one annotator gave two different labels to one item - {'; '.join(parts)}"
-        f"{' ...' if clashes.ngroups > _MAX_LISTED else ''}. Keep one label per annotator "
+        f"{' ...' if clashes.ngroups > MAX_LISTED else ''}. Keep one label per annotator "
         "and item (the latest decision), or give the second pass its own annotator_id.")
 
 
@@ -542,13 +535,6 @@ def _check_label_set(frame: pd.DataFrame, name: str, label_set: Sequence[str] | 
             first = values[bad].iloc[0]
             raise AnnotationFileError(
                 f"{name}: column {col!r} has labels outside the label set {allowed}: "
-                f"{sorted(set(values[bad]))} at {_fmt_list(frame.loc[bad, _WHERE].tolist())}"
-                f"{_suggest(first, allowed)} Correct them, or add them to the label set.")
+                f"{sorted(set(values[bad]))} at {format_list(frame.loc[bad, _WHERE].tolist())}"
+                f"{suggest(first, allowed)} Correct them, or add them to the label set.")
     return allowed
-
-
-def _fmt_list(values: Sequence[Any]) -> str:
-    values = list(values)
-    shown = ", ".join(str(v) for v in values[:_MAX_LISTED])
-    more = len(values) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from curation._messages import format_list
 from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
 
 __all__ = [
@@ -73,7 +74,6 @@ _REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
 _REIMPORT = "reimport"
 _BUSY_TIMEOUT_S = 30
 _IN_CHUNK = 500
-_MAX_LISTED = 5
 _WRITE = "curation_write"
 _UNDO_NOTE = re.compile(r"^undo of #(\d+)")
 
@@ -727,13 +727,6 @@ class Project:
 # --------------------------------------------------------------------------- import helpers
 
 
-def _fmt_list(values: Iterable[Any]) -> str:
-    values = list(values)
-    shown = ", ".join(str(v) for v in values[:_MAX_LISTED])
-    more = len(values) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
 def _is_blank(value: Any) -> bool:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return True
@@ -759,7 +752,7 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
         values = df[col].reset_index(drop=True)
         blank = values.map(_is_blank)
         if blank.any():
-            raise ValueError(f"column {col!r} is empty in rows {_fmt_list(blank[blank].index)} "
+            raise ValueError(f"column {col!r} is empty in rows {format_list(blank[blank].index)} "
                              "(0-based); fill them in or drop those rows.")
         frame[col] = values.map(str).astype(object)
     gold = df[GOLD].reset_index(drop=True) if GOLD in df.columns else pd.Series([None] * len(df))
@@ -773,13 +766,13 @@ def _check_frame(frame: pd.DataFrame) -> None:
     if dup.any():
         pairs = frame.loc[dup, [ITEM, ANNOTATOR]].drop_duplicates().itertuples(index=False)
         raise ValueError(f"(item, annotator) pairs appear more than once: "
-                         f"{_fmt_list(f'({i!r}, {a!r})' for i, a in pairs)}; keep one label per "
+                         f"{format_list(f'({i!r}, {a!r})' for i, a in pairs)}; keep one label per "
                          "annotator and item (curation.io.validate_long_frame checks this).")
     for col, what in ((TEXT, "texts"), (GOLD, "gold labels")):
         n = frame.dropna(subset=[col]).groupby(ITEM, sort=True)[col].nunique()
         bad = n.index[n > 1]
         if len(bad):
-            raise ValueError(f"item ids {_fmt_list(bad)} have several different {what} in the "
+            raise ValueError(f"item ids {format_list(bad)} have several different {what} in the "
                              f"frame; give each item one {what[:-1]}.")
 
 
@@ -834,7 +827,7 @@ def _plan_items(conn: Connection, frame: pd.DataFrame, on_conflict: str, plan: _
     changed = merged.loc[~is_new & (merged["old_text"] != merged[TEXT])]
     if len(changed) and on_conflict != "replace":
         raise ValueError(f"{len(changed)} stored item(s) have a different text: "
-                         f"{_fmt_list(map(repr, changed[ITEM]))}. item ids must be unique per "
+                         f"{format_list(map(repr, changed[ITEM]))}. item ids must be unique per "
                          "text; rename the new items or pass on_conflict='replace'.")
     now = _utcnow()
     for r in merged.loc[is_new].itertuples(index=False):
@@ -861,7 +854,7 @@ def _plan_annotations(conn: Connection, frame: pd.DataFrame, on_conflict: str,
         shown = (f"item {r.item_id!r} annotator {r.annotator_id!r}: {r.old_label!r} -> {r.label!r}"
                  for r in differ.itertuples(index=False))
         raise ValueError(f"{len(differ)} stored label(s) differ from the new ones: "
-                         f"{_fmt_list(shown)}. Pass on_conflict='replace' to overwrite them "
+                         f"{format_list(shown)}. Pass on_conflict='replace' to overwrite them "
                          "(each change is logged in the decisions table) or on_conflict='keep' "
                          "to keep the stored labels.")
     plan.new_annotations = [{ITEM: r.item_id, ANNOTATOR: r.annotator_id, LABEL: r.label}

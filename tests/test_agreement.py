@@ -207,3 +207,23 @@ def test_dynasent_real_workers_match_references(dynasent):
         assert row.n == len(both)
         ref = cohen_kappa_score(both[row.a], both[row.b])
         assert (np.isnan(row.kappa) and np.isnan(ref)) or row.kappa == pytest.approx(ref, abs=TOL)
+
+
+def test_sparse_path_for_large_crowds_equals_dense(monkeypatch, dynasent):
+    import curation.agreement as agreement
+
+    dense = cohen_kappa_pairwise(dynasent)
+    monkeypatch.setattr(agreement, "_DENSE_CELLS", 0)
+    sparse_result = cohen_kappa_pairwise(dynasent)
+    pd.testing.assert_frame_equal(dense, sparse_result)
+    assert len(dense) > 1000  # a real crowd: many pairs, each sharing few items
+    assert dense["n"].median() < 10
+
+
+def test_library_never_imports_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, curation, curation.cli, curation.workspace; "
+            "sys.exit(1 if 'streamlit' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
