@@ -411,7 +411,8 @@ def bootstrap_ci(
     if not 0 < level < 1:
         raise ValueError(f"level={level} must lie strictly between 0 and 1, e.g. 0.95.")
     table = count_table(df, labels=labels)
-    patterns, freq = _distinct_rows(table.counts)
+    by_name = np.argsort(np.asarray(table.labels, dtype=str), kind="stable")
+    patterns, freq = _distinct_rows(table.counts[:, by_name])  # same draws whatever the label order
     matrix, layout = _stack(_item_stats(patterns))
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(int(freq.sum()), freq / freq.sum(), size=n_boot).astype(np.float64)

@@ -227,3 +227,11 @@ def test_library_never_imports_streamlit():
     code = ("import sys, curation, curation.cli, curation.workspace; "
             "sys.exit(1 if 'streamlit' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_bootstrap_does_not_depend_on_label_order():
+    df = random_long(9)
+    first = bootstrap_ci(df, labels=list("abcd"), seed=3)
+    second = bootstrap_ci(df, labels=list("dcba"), seed=3)
+    for key in first:
+        assert first[key] == pytest.approx(second[key], abs=1e-12), key
