@@ -21,7 +21,7 @@ import pandas as pd
 from curation._schema import ANNOTATOR, ITEM, LABEL
 from curation.agreement import CountTable, _with_consensus, count_table
 
-__all__ = ["DawidSkene", "MajorityVote", "METHODS", "make_aggregator", "consensus_frame"]
+__all__ = ["DawidSkene", "MajorityVote", "METHODS", "consensus_frame", "consensus_labels", "make_aggregator"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,24 @@ def make_aggregator(method: str, **kwargs) -> MajorityVote | DawidSkene:
     if method not in METHODS:
         raise ValueError(f"unknown consensus method {method!r}; use one of {', '.join(METHODS)}.")
     return METHODS[method](**kwargs)
+
+
+def consensus_labels(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """The label each item has before review: majority vote, with Dawid-Skene breaking ties.
+
+    Returns one row per item (index ``item_id``, first-appearance order) with
+    ``label``, ``confidence`` (vote share, or the Dawid-Skene posterior for a
+    broken tie) and ``method`` (``"majority"`` or ``"dawid-skene tie-break"``).
+    """
+    mv = MajorityVote(labels=labels).fit(df)
+    tied = mv.labels_.isna()
+    out = pd.DataFrame({"label": mv.labels_, "confidence": mv.confidence_, "method": "majority"})
+    if tied.any():
+        ds = DawidSkene(labels=labels).fit(df)
+        out.loc[tied, "label"] = ds.labels_.reindex(out.index[tied])
+        out.loc[tied, "confidence"] = ds.confidence_.reindex(out.index[tied])
+        out.loc[tied, "method"] = "dawid-skene tie-break"
+    return out
 
 
 def consensus_frame(model: MajorityVote | DawidSkene) -> pd.DataFrame:

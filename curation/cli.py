@@ -18,17 +18,22 @@ from pathlib import Path
 import pandas as pd
 
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
+from curation.flags import flag_items
+from curation.guidelines import load_guideline
 from curation.io import DEFAULT_MAX_BYTES, FORMATS, load_annotations
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
+from curation.store import Project
+from curation.workspace import export_curated
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "flags_in_priority_order", "format_report", "main"]
 
 EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="curation", description="Annotation quality from the command line: agreement and consensus.")
+        prog="curation", description="Annotation quality from the command line: agreement, consensus, "
+                                     "flags and export.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     agree = sub.add_parser("agreement", help="inter-annotator agreement report")
@@ -41,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--seed", type=int, default=0)
     agree.add_argument("--top", type=int, default=10, help="most-disputed items to list")
     agree.add_argument("--json", type=Path, metavar="OUT", help="also write the report as JSON")
+    flag = sub.add_parser("flag", help="flag items that need review, in priority order")
+    _add_input_options(flag)
+    flag.add_argument("--json", type=Path, metavar="OUT", help="write the flags as a JSON list")
+    flag.add_argument("--guideline", type=Path, help="guideline YAML linking flags to boundary rules")
+    flag.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
+    flag.add_argument("--no-model", action="store_true",
+                      help="skip embeddings: only vote-based flaggers and exact near-duplicates")
+    flag.add_argument("--seed", type=int, default=0)
+    flag.add_argument("--top", type=int, default=20, help="queue rows to print")
+    export = sub.add_parser("export", help="stratified, leak-free train/validation/test splits + data card")
+    _add_input_options(export)
+    export.add_argument("--out", type=Path, required=True, metavar="DIR")
+    export.add_argument("--project", help="apply this project's review decisions (path or URL)")
+    export.add_argument("--test-size", type=float, default=0.15)
+    export.add_argument("--val-size", type=float, default=0.15)
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--formats", default="csv", help="comma list of csv, jsonl, parquet")
+    export.add_argument("--include-ambiguous", action="store_true",
+                        help="keep items a reviewer marked ambiguous (left out by default)")
     cons = sub.add_parser("consensus", help="consensus label per item")
     _add_input_options(cons)
     cons.add_argument("--method", choices=list(METHODS), default="majority")
@@ -103,6 +127,59 @@ def _run_consensus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flag(args: argparse.Namespace) -> int:
+    df = _load(args)
+    guideline = load_guideline(args.guideline) if args.guideline else None
+    embeddings = None
+    if not args.no_model:
+        from curation.embeddings import Embedder, embed_texts
+
+        embedder = Embedder(args.model) if args.model else Embedder()
+        embeddings = embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+    report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=args.seed)
+    ordered = flags_in_priority_order(report)
+    print(f"{len(report.queue)} items flagged ({len(report.flags)} flags: "
+          f"{', '.join(f'{k} {v}' for k, v in report.counts().items()) or 'none'})")
+    for kind, why in report.skipped.items():
+        print(f"  skipped {kind}: {why}")
+    shown = report.queue.head(args.top)[["item_id", "priority", "kinds", "suggested_label", "rule_id"]]
+    print(_indent(shown.round(3).to_string(index=False)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(ordered, indent=2), encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def flags_in_priority_order(report) -> list[dict]:
+    """Every flag as a dict, items in queue order, an item's flags by descending score."""
+    rank = {item: i for i, item in enumerate(report.queue["item_id"])}
+    priority = report.queue.set_index("item_id")["priority"]
+    flags = report.flags.assign(_rank=report.flags["item_id"].map(rank))
+    flags = flags.sort_values(["_rank", "score"], ascending=[True, False], kind="stable")
+    rows = []
+    for rec in flags.drop(columns="_rank").to_dict(orient="records"):
+        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+        rows.append({**rec, "score": float(rec["score"]), "priority": float(priority[rec["item_id"]])})
+    return rows
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    df = _load(args)
+    decisions = None
+    if args.project:
+        with Project(args.project) as project:
+            decisions = project.latest_decisions()
+    result = export_curated(df, args.out, decisions=decisions, test_size=args.test_size,
+                            val_size=args.val_size, seed=args.seed, formats=_split(args.formats),
+                            include_ambiguous=args.include_ambiguous)
+    counts = result.splits["split"].value_counts()
+    print(f"wrote {len(result.splits)} rows to {args.out}: "
+          + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "validation", "test")))
+    print("files: " + ", ".join(p.name for p in result.files))
+    return 0
+
+
 def format_report(report: AgreementReport) -> str:
     """The report as plain text for a terminal."""
     lines = [f"{report.n_items} items, {report.n_annotators} annotators, "
@@ -132,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    runner = {"agreement": _run_agreement, "consensus": _run_consensus}[args.command]
+    runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
+              "export": _run_export}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

@@ -6,19 +6,27 @@ project is imported there from the package's own data on first use.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from curation.curate import STATUSES, curate
+from curation.flags import FLAGGERS, FlagReport, flag_items, review_queue
+from curation.guidelines import Guideline, load_guideline
 from curation.io import load_annotations
+from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
-__all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "curation_home", "demo_label_set", "import_file",
-           "open_demo_project", "open_project"]
+__all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "curation_home", "data_card_facts", "demo_label_set",
+           "export_curated", "export_project", "flag_project", "import_file", "load_queue",
+           "open_demo_project", "open_project", "project_guideline"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +88,162 @@ def import_file(project: Project, source: Any, *, name: str | None = None,
     return project.import_annotations(frame, source=name or str(frame.attrs.get("source", "")),
                                       label_set=frame.attrs.get("label_set"),
                                       on_conflict=on_conflict, progress=progress)
+
+
+# --------------------------------------------------------------------------- flags and review
+
+
+def project_guideline(project: Project) -> Guideline | None:
+    """The guideline for a project: ``CURATION_GUIDELINE`` if set, the demo's for the demo labels."""
+    path = os.environ.get("CURATION_GUIDELINE")
+    if path:
+        return load_guideline(path)
+    if DEMO_GUIDELINE.is_file() and set(project.label_set()) <= set(demo_label_set()):
+        return load_guideline(DEMO_GUIDELINE)
+    return None
+
+
+def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
+                 use_model: bool = True, seed: int = 0, force: bool = False,
+                 progress: Callable[[float, str], None] | None = None) -> FlagReport:
+    """Embed the project's texts (cached in the project), run every flagger, store the flags.
+
+    The review order (each flagged item's priority) is saved with the flags run,
+    so the review queue reads it back without recomputing anything. When the
+    annotations and settings are unchanged since the last run, that run's flags
+    are returned as they are (``force=True`` recomputes).
+    """
+    from curation.embeddings import Embedder
+
+    embedder = embedder or Embedder()
+    guideline = guideline or project_guideline(project)
+    fingerprint = _flags_fingerprint(project, embedder if use_model else None, guideline, seed)
+    if not force:
+        cached = _cached_flags(project, fingerprint)
+        if cached is not None:
+            return cached
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    start, embeddings = time.perf_counter(), None
+    if use_model:
+        from curation.embeddings import embed_texts
+
+        step = (lambda f: progress(0.6 * f, "embedding texts...")) if progress else None
+        embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(),
+                                 embedder=embedder, project=project, progress=step)
+    embed_seconds = time.perf_counter() - start
+    report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
+                        progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
+    report.timings = {"embed": embed_seconds, **report.timings}
+    priority = report.queue.set_index("item_id")["priority"].round(6)
+    project.save_flags(report.flags, params={"fingerprint": fingerprint, "skipped": report.skipped,
+                                             "priority": priority.to_dict()})
+    return report
+
+
+def _flags_fingerprint(project: Project, embedder: Any, guideline: Guideline | None,
+                       seed: int) -> str:
+    imports, _decisions, n_items, n_annotations = project.data_version()
+    parts = [imports, n_items, n_annotations, project.label_set(), seed,
+             getattr(embedder, "model_key", None), guideline.source if guideline else None,
+             sorted(FLAGGERS)]
+    return json.dumps(parts, default=str)
+
+
+def _cached_flags(project: Project, fingerprint: str) -> FlagReport | None:
+    flags = project.latest_flags()
+    if flags.empty:
+        return None
+    params = project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}
+    if params.get("fingerprint") != fingerprint:
+        return None
+    start = time.perf_counter()
+    queue = load_queue(project, flags=flags, params=params)
+    return FlagReport(flags=flags.drop(columns=["run_id"]), queue=queue,
+                      skipped=params.get("skipped") or {},
+                      timings={"cached": time.perf_counter() - start})
+
+
+def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
+               params: dict | None = None) -> pd.DataFrame:
+    """The review queue of the project's latest flags run (empty if it was never flagged)."""
+    flags = project.latest_flags() if flags is None else flags
+    if flags.empty:
+        return review_queue(flags.drop(columns=["run_id"], errors="ignore"))
+    if params is None:
+        params = project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}
+    queue = review_queue(flags.drop(columns=["run_id"]))
+    saved = pd.Series(params.get("priority") or {}, dtype=float)
+    if len(saved):
+        queue["priority"] = queue["item_id"].map(saved).fillna(queue["priority"])
+        queue = queue.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable")
+    return queue.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
+                   decisions: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
+                   embeddings: Any = None, include_ambiguous: bool = False, target: float = 0.90,
+                   **split_options: Any):
+    """Curate (decisions over consensus), then write leak-free stratified splits and a data card.
+
+    ``split_options`` go to :func:`curation.export.export_dataset` (formats,
+    test_size, val_size, seed, near_duplicate_threshold). ``embeddings`` (one row per
+    item of ``df``) let near-duplicate grouping use meaning, not only normalised text.
+    """
+    from curation.export import export_dataset
+
+    everything = curate(df, decisions, include_dropped=True)
+    keep = everything["status"] != "dropped"
+    if not include_ambiguous:
+        keep &= everything["status"] != "ambiguous"
+    curated = everything[keep].reset_index(drop=True)
+    if embeddings is not None:
+        position = {item: i for i, item in enumerate(pd.unique(df["item_id"]))}
+        embeddings = embeddings[[position[i] for i in curated["item_id"]]]
+    card = data_card_facts(df, everything, flags, target=target, include_ambiguous=include_ambiguous)
+    columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
+    return export_dataset(curated[columns], out_dir, embeddings=embeddings, card=card, **split_options)
+
+
+def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
+                    target: float, include_ambiguous: bool) -> dict[str, Any]:
+    """What the data card says beyond the split counts: agreement, consensus, review, flags."""
+    report = agreement_report(df, target=target, n_boot=1000, seed=0, top_k=0)
+    status = everything["status"].value_counts().to_dict()
+    facts: dict[str, Any] = {
+        "source": {"items": int(everything.shape[0]), "annotations": int(len(df)),
+                   "annotators": int(df["annotator_id"].nunique())},
+        "agreement": {"verdict": report.verdict(), "judged_by": report.judged_by,
+                      "target": target, "meets_target": report.meets_target,
+                      **{k: round(v, 4) for k, v in report.coefficients.items()}},
+        "labels": {"consensus": "majority vote; Dawid-Skene breaks ties",
+                   "ties_broken": int((everything["consensus_method"] != "majority").sum())},
+        "review": {s: int(status.get(s, 0)) for s in STATUSES},
+        "excluded": {"dropped": int(status.get("dropped", 0)),
+                     "ambiguous": 0 if include_ambiguous else int(status.get("ambiguous", 0))},
+    }
+    if flags is not None and len(flags):
+        flagged = set(flags["item_id"])
+        reviewed = set(everything.loc[everything["status"] != "consensus", "item_id"])
+        facts["flags"] = {"items_flagged": len(flagged), "resolved": len(flagged & reviewed),
+                          "open": len(flagged - reviewed),
+                          "by_kind": {k: int(v) for k, v in flags["kind"].value_counts().items()}}
+    return facts
+
+
+def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: bool = True,
+                   **options: Any):
+    """Export a project's curated dataset (its decisions and latest flags included in the card)."""
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    embeddings = None
+    if use_model:
+        from curation.embeddings import embed_texts
+
+        embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), project=project)
+    flags = project.latest_flags()
+    return export_curated(frame, out_dir, decisions=project.latest_decisions(),
+                          flags=flags if len(flags) else None, embeddings=embeddings, **options)
