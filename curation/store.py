@@ -16,6 +16,12 @@ SQLAlchemy URL otherwise, e.g. PostgreSQL) and keeps:
     re-import); nothing ever updates or deletes its rows.
 ``runs``
     background jobs (kind, status, JSON params and result).
+``embeddings``
+    a cache of text embeddings: one float32 vector per (model key, SHA-1 of
+    the text), so a text is embedded once per model whatever item it is in.
+``flags``
+    the flags written by each ``"flags"`` run (one row per item and kind, in
+    the order they were saved).
 
 Only SQLAlchemy Core and portable constructs are used. On SQLite every
 connection enables WAL, foreign keys and a busy timeout, and write
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -56,6 +63,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ImportResult",
     "Project",
+    "text_sha1",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,6 +82,12 @@ _REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
 _REIMPORT = "reimport"
 _BUSY_TIMEOUT_S = 30
 _IN_CHUNK = 500
+#: Ids per ``IN (...)`` of an embedding lookup (SQLite allows 999 variables in old builds).
+_EMBED_CHUNK = 900
+_FLAGS_RUN = "flags"
+#: The flag columns (same as :data:`curation.flags.FLAG_COLUMNS`).
+_FLAG_COLUMNS = (ITEM, "kind", "score", "reason", "suggested_label", "rule_id")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _WRITE = "curation_write"
 _UNDO_NOTE = re.compile(r"^undo of #(\d+)")
 
@@ -168,6 +182,25 @@ _runs = sa.Table(
     sa.Column("result", sa.Text, nullable=True),
     _created(),
     sa.Column("finished_at", _UTCDateTime(), nullable=True),
+)
+_embeddings = sa.Table(
+    "embeddings", _metadata,
+    sa.Column("model", sa.String, primary_key=True),
+    sa.Column("text_sha1", sa.String(40), primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian
+    _created(),
+)
+_flags = sa.Table(
+    "flags", _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column(ITEM, sa.String, sa.ForeignKey("items.item_id"), primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("suggested_label", sa.String, nullable=True),
+    sa.Column("rule_id", sa.String, nullable=True),
+    sa.Column("position", sa.Integer, nullable=False),  # row order in the saved frame
 )
 
 _DECISION_COLUMNS = ("decision_id", ITEM, "reviewer", "action", "old_label", "new_label", "note",
@@ -698,12 +731,7 @@ class Project:
                              "pick one of them.")
         payload = None if result is None else _to_json(dict(result), "run result")
         with self._write() as conn:
-            current = _run_status(conn, run_id)
-            if current != "running":
-                raise ValueError(f"run #{run_id} already finished with status {current!r}; "
-                                 "start a new run instead.")
-            conn.execute(_runs.update().where(_runs.c.run_id == run_id)
-                         .values(status=status, result=payload, finished_at=_utcnow()))
+            _finish_run(conn, run_id, status, payload)
 
     def runs(self) -> pd.DataFrame:
         """All runs, oldest first; ``params``/``result`` decoded from JSON."""
@@ -722,6 +750,162 @@ class Project:
         out = row._asdict()
         out["params"], out["result"] = _from_json(out["params"]), _from_json(out["result"])
         return out
+
+    # ----------------------------------------------------------------- embeddings
+
+    def cached_embeddings(self, model: str, text_sha1s: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of some texts, for one model key.
+
+        Parameters
+        ----------
+        model : str
+            The model key the vectors were stored under
+            (:attr:`curation.embeddings.Embedder.model_key`).
+        text_sha1s : sequence of str
+            SHA-1 hex digests of the texts (:func:`text_sha1`); duplicates are
+            fine. Looked up in chunks of 900, within SQLite's variable limit.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``text_sha1 -> float32 vector`` for the digests that are stored;
+            the others are simply absent.
+        """
+        model = _check_model_key(model)
+        keys = list(dict.fromkeys(_check_sha1s(text_sha1s)))
+        columns = (_embeddings.c.text_sha1, _embeddings.c.dim, _embeddings.c.vector)
+        found: dict[str, np.ndarray] = {}
+        with self._read() as conn:
+            for start in range(0, len(keys), _EMBED_CHUNK):
+                chunk = keys[start:start + _EMBED_CHUNK]
+                query = sa.select(*columns).where(_embeddings.c.model == model,
+                                                  _embeddings.c.text_sha1.in_(chunk))
+                found.update((key, _decode_vector(key, dim, blob))
+                             for key, dim, blob in conn.execute(query))
+        return found
+
+    def store_embeddings(self, model: str, vectors: Mapping[str, np.ndarray]) -> int:
+        """Cache embeddings under a model key; digests already stored are left as they are.
+
+        Parameters
+        ----------
+        model : str
+            The model key (:attr:`curation.embeddings.Embedder.model_key`).
+        vectors : mapping of str to array-like
+            ``text_sha1 -> 1-D vector``; all of one length (the length already
+            stored for ``model``, if any) and finite. Stored as float32.
+
+        Returns
+        -------
+        int
+            How many vectors were new (written), all in one transaction.
+
+        Raises
+        ------
+        ValueError
+            On a digest that is not 40 lower-case hex characters, vectors of
+            different or wrong lengths, or non-finite values; nothing is written.
+        """
+        model = _check_model_key(model)
+        keys, matrix = _check_vectors(vectors)
+        if not keys:
+            return 0
+        now = _utcnow()
+        rows = [{"model": model, "text_sha1": key, "dim": matrix.shape[1],
+                 "vector": row.tobytes(), "created_at": now} for key, row in zip(keys, matrix)]
+        with self._write() as conn:
+            _check_stored_dim(conn, model, matrix.shape[1])
+            before = _count_embeddings(conn, model)
+            for start in range(0, len(rows), BATCH_SIZE):
+                _insert_ignoring_duplicates(conn, _embeddings, rows[start:start + BATCH_SIZE])
+            added = _count_embeddings(conn, model) - before
+        logger.info("stored %d new embeddings under %r (%d were cached already)", added, model,
+                    len(rows) - added)
+        return added
+
+    def n_embeddings(self, model: str | None = None) -> int:
+        """Number of cached embeddings, for one model key or (``None``) all of them."""
+        with self._read() as conn:
+            return _count_embeddings(conn, None if model is None else _check_model_key(model))
+
+    # ----------------------------------------------------------------- flags
+
+    def save_flags(self, frame: pd.DataFrame, *, params: Mapping[str, Any] | None = None) -> int:
+        """Store a flags frame as a new ``"flags"`` run.
+
+        Starts a run of kind ``"flags"``, then writes every flag and marks the
+        run ``"done"`` (result ``{"n_flags": ..., "n_items": ...}``) in one
+        transaction; if writing fails the run is marked ``"failed"``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Columns ``item_id, kind, score, reason, suggested_label, rule_id``
+            (as :func:`curation.flags.flag_items` returns them; other columns
+            are ignored). One row per (item, kind); scores finite; ``reason``
+            may be empty; ``suggested_label`` and ``rule_id`` may be missing.
+        params : mapping, optional
+            JSON-serialisable run parameters.
+
+        Returns
+        -------
+        int
+            The ``run_id``.
+
+        Raises
+        ------
+        ValueError
+            On missing columns, blank ids or kinds, non-finite scores, repeated
+            (item, kind) pairs or item ids that are not stored; no run is
+            started then.
+        """
+        rows = _flag_rows(frame)
+        with self._read() as conn:
+            _require_items(conn, sorted({r[ITEM] for r in rows}))
+        n_items = len({r[ITEM] for r in rows})
+        run_id = self.start_run(_FLAGS_RUN, params)
+        try:
+            with self._write() as conn:
+                for start in range(0, len(rows), BATCH_SIZE):
+                    batch = [{**r, "run_id": run_id, "position": start + i}
+                             for i, r in enumerate(rows[start:start + BATCH_SIZE])]
+                    conn.execute(_flags.insert(), batch)
+                _finish_run(conn, run_id, "done",
+                            _to_json({"n_flags": len(rows), "n_items": n_items}, "run result"))
+        except BaseException:
+            self._mark_failed(run_id)
+            raise
+        logger.info("flags run #%d: %d flags on %d items", run_id, len(rows), n_items)
+        return run_id
+
+    def latest_flags(self) -> pd.DataFrame:
+        """The flags of the newest (highest ``run_id``) ``"flags"`` run that is ``"done"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item_id, kind, score, reason, suggested_label, rule_id,
+            run_id`` in the order they were saved (the order of the frame given
+            to :meth:`save_flags`, so a queue built from them is the same as
+            the one built from that frame); ``None`` where
+            ``suggested_label`` or ``rule_id`` is missing. Empty (same columns)
+            when no flags run has finished.
+        """
+        newest = (sa.select(sa.func.max(_runs.c.run_id))
+                  .where(_runs.c.kind == _FLAGS_RUN, _runs.c.status == "done"))
+        columns = [_flags.c[c] for c in (*_FLAG_COLUMNS, "run_id")]
+        with self._read() as conn:
+            run_id = conn.execute(newest).scalar()
+            rows = [] if run_id is None else conn.execute(
+                sa.select(*columns).where(_flags.c.run_id == run_id)
+                .order_by(_flags.c.position)).all()
+        return _flags_frame(rows)
+
+    def _mark_failed(self, run_id: int) -> None:
+        try:
+            self.finish_run(run_id, status="failed")
+        except (sa.exc.SQLAlchemyError, ValueError) as err:
+            logger.warning("could not mark run #%d as failed: %s", run_id, err)
 
 
 # --------------------------------------------------------------------------- import helpers
@@ -868,8 +1052,16 @@ def _plan_annotations(conn: Connection, frame: pd.DataFrame, on_conflict: str,
         plan.n_kept = len(differ)
 
 
-def _sha1(text: str) -> str:
+def text_sha1(text: str) -> str:
+    """The SHA-1 hex digest of a text's UTF-8 bytes: ``items.text_sha1`` and the embedding key.
+
+    >>> text_sha1("hello")
+    'aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d'
+    """
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+_sha1 = text_sha1
 
 
 def _na_to_none(value: Any) -> Any:
@@ -945,7 +1137,10 @@ def _stored_labels(conn: Connection) -> list[str]:
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
-    """Insert rows, skipping those whose primary key exists (upsert where the dialect has one)."""
+    """Insert rows, skipping those whose primary key exists (or repeats within ``rows``).
+
+    SQLite and PostgreSQL use ``ON CONFLICT DO NOTHING``; other dialects look the keys up first.
+    """
     if not rows:
         return
     dialects = {"sqlite": sqlite, "postgresql": postgresql}
@@ -953,10 +1148,19 @@ def _insert_ignoring_duplicates(conn: Connection, table: sa.Table, rows: list[di
     if module is not None:
         conn.execute(module.insert(table).on_conflict_do_nothing(), rows)
         return
-    key = table.primary_key.columns.values()[0]
-    present = set(conn.execute(sa.select(key).where(key.in_([r[key.name] for r in rows])))
-                  .scalars())
-    fresh = [r for r in rows if r[key.name] not in present]
+    keys = table.primary_key.columns.values()
+    probe = max(keys, key=lambda c: len({r[c.name] for r in rows}))  # the most selective column
+    values = list(dict.fromkeys(r[probe.name] for r in rows))
+    present: set[tuple] = set()
+    for start in range(0, len(values), _IN_CHUNK):
+        query = sa.select(*keys).where(probe.in_(values[start:start + _IN_CHUNK]))
+        present |= {tuple(r) for r in conn.execute(query)}
+    fresh = []
+    for row in rows:
+        pk = tuple(row[c.name] for c in keys)
+        if pk not in present:
+            present.add(pk)
+            fresh.append(row)
     if fresh:
         conn.execute(table.insert(), fresh)
 
@@ -1054,8 +1258,165 @@ def _from_json(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+def _finish_run(conn: Connection, run_id: int, status: str, payload: str | None) -> None:
+    current = _run_status(conn, run_id)
+    if current != "running":
+        raise ValueError(f"run #{run_id} already finished with status {current!r}; "
+                         "start a new run instead.")
+    conn.execute(_runs.update().where(_runs.c.run_id == run_id)
+                 .values(status=status, result=payload, finished_at=_utcnow()))
+
+
 def _run_status(conn: Connection, run_id: int) -> str:
     status = conn.execute(sa.select(_runs.c.status).where(_runs.c.run_id == run_id)).scalar()
     if status is None:
         raise ValueError(f"no run #{run_id}; start one with Project.start_run.")
     return status
+
+
+# --------------------------------------------------------------------------- embedding helpers
+
+
+def _short(value: Any, width: int = 48) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _check_model_key(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"the embedding model key must be a non-empty string, got {model!r}; "
+                         "pass Embedder.model_key.")
+    return model
+
+
+def _check_sha1s(values: Any) -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"expected a sequence of SHA-1 hex digests, got {_short(values)}; "
+                         "hash each text with curation.store.text_sha1(text).")
+    keys = list(values)
+    bad = [k for k in keys if not isinstance(k, str) or not _SHA1.fullmatch(k)]
+    if bad:
+        raise ValueError(f"{len(bad)} key(s) are not SHA-1 hex digests (40 lower-case hex "
+                         f"characters): {format_list(map(_short, bad))}; hash each text with "
+                         "curation.store.text_sha1(text).")
+    return keys
+
+
+def _check_vectors(vectors: Any) -> tuple[list[str], np.ndarray]:
+    """Digests and a ``(n, dim)`` little-endian float32 matrix; ValueError on bad input."""
+    if not isinstance(vectors, Mapping):
+        raise ValueError(f"vectors must be a mapping text_sha1 -> vector, got "
+                         f"{type(vectors).__name__}; e.g. {{text_sha1(text): embedding}}.")
+    keys = _check_sha1s(list(vectors))
+    if not keys:
+        return [], np.zeros((0, 0), dtype="<f4")
+    arrays = [np.asarray(v) for v in vectors.values()]
+    shape = arrays[0].shape
+    if len(shape) != 1 or shape[0] == 0:
+        raise ValueError(f"the vector of {keys[0]!r} has shape {shape}; each vector must be "
+                         "1-D and non-empty (one row of the embedding matrix).")
+    odd = [k for k, a in zip(keys, arrays) if a.shape != shape]
+    if odd:
+        raise ValueError(f"vectors {format_list(map(repr, odd))} are not of shape {shape} like "
+                         f"{keys[0]!r}; store one model's vectors (one length) per model key.")
+    try:
+        matrix = np.stack(arrays).astype("<f4")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"vectors must hold numbers ({err}).") from None
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if len(bad):
+        raise ValueError(f"vectors {format_list(repr(keys[i]) for i in bad)} hold NaN or "
+                         "infinite values (as float32); fix the encoder output before caching.")
+    return keys, matrix
+
+
+def _decode_vector(key: str, dim: int, blob: bytes) -> np.ndarray:
+    vector = np.frombuffer(blob, dtype="<f4")
+    if vector.size != dim:
+        raise ValueError(f"the stored embedding of {key!r} has {vector.size} values, not {dim}; "
+                         "the cache is damaged: delete that model's rows from the embeddings "
+                         "table and they will be recomputed.")
+    return vector.astype(np.float32)
+
+
+def _check_stored_dim(conn: Connection, model: str, dim: int) -> None:
+    query = sa.select(_embeddings.c.dim).where(_embeddings.c.model == model).limit(1)
+    stored = conn.execute(query).scalar()
+    if stored is not None and int(stored) != dim:
+        raise ValueError(f"model key {model!r} already holds vectors of length {stored}, not "
+                         f"{dim}; vectors from another model need another model key.")
+
+
+def _count_embeddings(conn: Connection, model: str | None) -> int:
+    query = sa.select(sa.func.count()).select_from(_embeddings)
+    if model is not None:
+        query = query.where(_embeddings.c.model == model)
+    return int(conn.execute(query).scalar_one())
+
+
+# --------------------------------------------------------------------------- flag helpers
+
+
+def _flag_rows(frame: Any) -> list[dict]:
+    """Validated flag rows (dicts of the flag columns); ValueError naming what is wrong."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"save_flags expects a pandas DataFrame, got {type(frame).__name__}; "
+                         "pass FlagReport.flags from curation.flags.flag_items.")
+    missing = [c for c in _FLAG_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the flags frame lacks column(s) {missing} (it has "
+                         f"{list(frame.columns)}); it needs {list(_FLAG_COLUMNS)}, as "
+                         "curation.flags.flag_items returns them.")
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame({c: _required_text(frame[c], c) for c in (ITEM, "kind")}, dtype=object)
+    out["score"] = _finite_scores(frame["score"], out)
+    out["reason"] = [("" if _is_blank(v) else str(v)) for v in frame["reason"]]
+    for col in ("suggested_label", "rule_id"):
+        out[col] = [(None if _is_blank(v) else str(v)) for v in frame[col]]
+    dup = out.duplicated([ITEM, "kind"], keep=False)
+    if dup.any():
+        pairs = out.loc[dup, [ITEM, "kind"]].drop_duplicates().itertuples(index=False)
+        raise ValueError(f"(item, kind) pairs appear more than once in the flags: "
+                         f"{format_list(f'({i!r}, {k!r})' for i, k in pairs)}; keep one flag "
+                         "per item and kind.")
+    return out.to_dict("records")
+
+
+def _required_text(values: pd.Series, col: str) -> list[str]:
+    blank = values.map(_is_blank)
+    if blank.any():
+        raise ValueError(f"column {col!r} of the flags is empty in rows "
+                         f"{format_list(blank[blank].index)} (0-based); fill them in or drop "
+                         "those rows.")
+    return [str(v) for v in values]
+
+
+def _finite_scores(values: pd.Series, out: pd.DataFrame) -> list[float]:
+    scores = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = ~np.isfinite(scores.to_numpy())
+    if bad.any():
+        shown = (f"({out.at[i, ITEM]!r}, {out.at[i, 'kind']!r}): {values.iloc[i]!r}"
+                 for i in np.flatnonzero(bad))
+        raise ValueError(f"flag scores must be finite numbers; {format_list(shown)}. Give "
+                         "every flag a numeric score.")
+    return [float(x) for x in scores]
+
+
+def _require_items(conn: Connection, ids: Sequence[str]) -> None:
+    present: set[str] = set()
+    for start in range(0, len(ids), _IN_CHUNK):
+        query = sa.select(_items.c[ITEM]).where(_items.c[ITEM].in_(ids[start:start + _IN_CHUNK]))
+        present.update(conn.execute(query).scalars())
+    unknown = [i for i in ids if i not in present]
+    if unknown:
+        raise ValueError(f"{len(unknown)} flagged item id(s) are not in the project: "
+                         f"{format_list(map(repr, unknown))}; import those items first "
+                         "(Project.import_annotations) or drop their flags.")
+
+
+def _flags_frame(rows: Sequence[Any]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=[*_FLAG_COLUMNS, "run_id"])
+    frame = frame.astype({"score": "float64", "run_id": "int64"})
+    for col in ("suggested_label", "rule_id"):
+        frame[col] = _none_for_na(frame[col])
+    return frame

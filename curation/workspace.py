@@ -135,7 +135,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
                         progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
     report.timings = {"embed": embed_seconds, **report.timings}
-    priority = report.queue.set_index("item_id")["priority"].round(6)
+    priority = report.queue.set_index("item_id")["priority"]
     project.save_flags(report.flags, params={"fingerprint": fingerprint, "skipped": report.skipped,
                                              "priority": priority.to_dict()})
     return report
@@ -196,20 +196,17 @@ def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     from curation.export import export_dataset
 
     everything = curate(df, decisions, include_dropped=True)
-    keep = everything["status"] != "dropped"
-    if not include_ambiguous:
-        keep &= everything["status"] != "ambiguous"
-    curated = everything[keep].reset_index(drop=True)
     if embeddings is not None:
         position = {item: i for i, item in enumerate(pd.unique(df["item_id"]))}
-        embeddings = embeddings[[position[i] for i in curated["item_id"]]]
-    card = data_card_facts(df, everything, flags, target=target, include_ambiguous=include_ambiguous)
+        embeddings = embeddings[[position[i] for i in everything["item_id"]]]
+    card = data_card_facts(df, everything, flags, target=target)
     columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
-    return export_dataset(curated[columns], out_dir, embeddings=embeddings, card=card, **split_options)
+    return export_dataset(everything[columns], out_dir, embeddings=embeddings, card=card,
+                          include_ambiguous=include_ambiguous, **split_options)
 
 
 def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
-                    target: float, include_ambiguous: bool) -> dict[str, Any]:
+                    target: float) -> dict[str, Any]:
     """What the data card says beyond the split counts: agreement, consensus, review, flags."""
     report = agreement_report(df, target=target, n_boot=1000, seed=0, top_k=0)
     status = everything["status"].value_counts().to_dict()
@@ -222,8 +219,6 @@ def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFr
         "labels": {"consensus": "majority vote; Dawid-Skene breaks ties",
                    "ties_broken": int((everything["consensus_method"] != "majority").sum())},
         "review": {s: int(status.get(s, 0)) for s in STATUSES},
-        "excluded": {"dropped": int(status.get("dropped", 0)),
-                     "ambiguous": 0 if include_ambiguous else int(status.get("ambiguous", 0))},
     }
     if flags is not None and len(flags):
         flagged = set(flags["item_id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -65,3 +66,73 @@ def test_upload_bad_file_then_good_file(home):
     at.run()
     after = {m.label: m.value for m in at.metric}
     assert after["Items"] == "554" and after["Annotators"] == "7"
+
+
+def _review(home) -> AppTest:
+    at = start()
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_review_flow_decide_undo_reload(home):
+    at = _review(home)
+    assert at.title[0].value == "Review"
+    _click(at, "Find items to review")
+    first = at.session_state["review_item"]
+    # without a reviewer name nothing is written
+    _click(at, "Keep")
+    assert "Enter your name" in at.error[0].value
+    at.sidebar.text_input(key="reviewer").set_value("alice").run()
+    _click(at, "Drop")
+    assert at.session_state["review_item"] != first
+    second = at.session_state["review_item"]
+    labels = next(s for s in at.get("segmented_control")).options
+    _click(at, "Set label")
+    # reload the app from scratch: both decisions are stored and signed
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.run()
+    from curation.store import Project
+
+    with Project(home / "demo.sqlite") as project:
+        log = project.decisions()
+        assert log[["item_id", "reviewer", "action"]].values.tolist() == [
+            [first, "alice", "drop"], [second, "alice", "set_label"]]
+        assert log["new_label"].iloc[1] in labels
+    # undo the drop on the first item
+    at.sidebar.toggle[0].set_value(True).run()
+    at.session_state["review_item"] = first
+    at.run()
+    _click(at, "Undo")
+    with Project(home / "demo.sqlite") as project:
+        assert first not in set(project.latest_decisions()["item_id"])
+        assert project.decisions()["action"].tolist() == ["drop", "set_label", "undo"]
+    progress = at.get("progress")[0]
+    assert progress.proto.text.startswith("1 of ") and "flagged items decided" in progress.proto.text
+
+
+def test_curated_page_shows_changes_and_exports(home):
+    from curation.store import Project
+
+    at = start()
+    with Project(home / "demo.sqlite") as project:
+        project.record_decision("msg-0001", reviewer="lead", action="set_label", new_label="complaint",
+                                note="R1: disputes a charge")
+        project.record_decision("msg-0002", reviewer="lead", action="drop")
+    at.switch_page("app_pages/curated.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["relabelled"] == "1" and metrics["dropped"] == "1" and metrics["consensus"] == "551"
+    at.button(key="FormSubmitter:export-Export").click().run()
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith("Wrote 5 files")
+    exported = home / "exports" / "demo"
+    train = pd.read_csv(exported / "train.csv")
+    assert "msg-0002" not in set(train["item_id"])
+    assert len(at.get("download_button")) == 1

@@ -58,3 +58,34 @@ def test_console_script_and_mapping(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "curation", "agreement", str(tmp_path / "none.csv")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_flag_writes_json_in_priority_order(tmp_path, capsys):
+    src = tmp_path / "a.csv"
+    src.write_text(CSV + "4,A b!,x,p\n4,A b!,y,p\n5,a   B,x,n\n5,a   B,y,n\n")
+    out = tmp_path / "flags.json"
+    assert main(["flag", str(src), "--no-model", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "skipped label_issue: needs model" in text
+    flags = json.loads(out.read_text())
+    assert {"item_id", "kind", "score", "reason", "suggested_label", "rule_id", "priority"} <= set(flags[0])
+    priorities = [f["priority"] for f in flags]
+    assert priorities == sorted(priorities, reverse=True)
+    kinds = {(f["item_id"], f["kind"]) for f in flags}
+    assert ("4", "near_duplicate") in kinds and ("5", "near_duplicate") in kinds
+    assert ("1", "disagreement") in kinds and ("2", "disagreement") not in kinds
+
+
+def test_export_writes_splits_and_card(tmp_path, capsys):
+    src = tmp_path / "a.csv"
+    rows = [f"{i},text number {i},{a},{'p' if i % 3 else 'n'}" for i in range(60) for a in "xy"]
+    src.write_text("item_id,text,annotator_id,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "export"
+    assert main(["export", str(src), "--out", str(out), "--seed", "3", "--formats", "csv,jsonl",
+                 "--test-size", "0.2", "--val-size", "0.2"]) == 0
+    assert "wrote 60 rows" in capsys.readouterr().out
+    sizes = {s: len(pd.read_csv(out / f"{s}.csv")) for s in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 60 and sizes["test"] == 12 and sizes["validation"] == 12
+    card = json.loads((out / "data_card.json").read_text())
+    assert card["seed"] == 3 and card["agreement"]["judged_by"] in ("fleiss_kappa", "gwet_ac1")
+    assert (out / "train.jsonl").exists() and (out / "data_card.md").exists()

@@ -476,3 +476,226 @@ def test_data_version_changes_when_a_replace_keeps_the_counts(tmp_path):
         changed = frame.assign(label=["y", "y"])
         project.import_annotations(changed, on_conflict="replace")
         assert project.n_annotations() == 2 and project.data_version() != first
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _vec(*values: float):
+    import numpy as np
+
+    return np.array(values, dtype=np.float32)
+
+
+def test_text_sha1_is_the_items_digest(loaded):
+    from curation.store import _sha1, text_sha1
+
+    assert text_sha1("hello") == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+    assert _sha1 is text_sha1
+    with loaded.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT text_sha1 FROM items WHERE item_id = 'i1'").scalar()
+    assert stored == text_sha1("good film")
+
+
+def test_embedding_round_trip_is_exact(project):
+    import numpy as np
+
+    from curation.store import text_sha1
+
+    key = text_sha1("good film")
+    vector = _vec(0.1, -2.5, 3.0)
+    assert project.store_embeddings("mini|n", {key: vector}) == 1
+    got = project.cached_embeddings("mini|n", [key])
+    assert list(got) == [key]
+    assert got[key].dtype == np.float32 and got[key].shape == (3,)
+    assert got[key].tobytes() == vector.tobytes()
+    got[key][0] = 9.0  # a writable copy, not a view of the database bytes
+    with project.engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT model, dim, vector FROM embeddings").one()
+    assert (row[0], row[1], bytes(row[2])) == ("mini|n", 3, vector.astype("<f4").tobytes())
+    assert project.store_embeddings("mini|n", {text_sha1("x"): [1, 2, 3]}) == 1  # float64 in
+    assert project.cached_embeddings("mini|n", [text_sha1("x")])[text_sha1("x")].tolist() == [
+        1.0, 2.0, 3.0]
+
+
+def test_partial_hits_and_models_are_separate(project):
+    from curation.store import text_sha1
+
+    a, b, c = (text_sha1(t) for t in ("a", "b", "c"))
+    project.store_embeddings("m1", {a: _vec(1, 0), b: _vec(0, 1)})
+    project.store_embeddings("m2", {a: _vec(5, 5, 5)})
+    got = project.cached_embeddings("m1", [c, a, a])
+    assert {k: v.tolist() for k, v in got.items()} == {a: [1.0, 0.0]}
+    assert project.cached_embeddings("m2", [b]) == {}
+    assert project.cached_embeddings("m3", [a, b]) == {}
+    assert project.cached_embeddings("m1", []) == {}
+    assert (project.n_embeddings(), project.n_embeddings("m1"), project.n_embeddings("m2"),
+            project.n_embeddings("m3")) == (3, 2, 1, 0)
+
+
+def test_store_embeddings_is_idempotent_and_keeps_first(project):
+    from curation.store import text_sha1
+
+    a, b = text_sha1("a"), text_sha1("b")
+    assert project.store_embeddings("m", {a: _vec(1, 2)}) == 1
+    assert project.store_embeddings("m", {a: _vec(7, 7), b: _vec(3, 4)}) == 1
+    assert project.store_embeddings("m", {a: _vec(1, 2), b: _vec(3, 4)}) == 0
+    assert project.store_embeddings("m", {}) == 0
+    assert project.n_embeddings("m") == 2
+    assert project.cached_embeddings("m", [a])[a].tolist() == [1.0, 2.0]
+
+
+def test_embeddings_over_many_chunks(project):
+    import numpy as np
+
+    from curation.store import text_sha1
+
+    keys = [text_sha1(f"text {i}") for i in range(2000)]
+    vectors = {k: np.arange(4, dtype=np.float32) + i for i, k in enumerate(keys)}
+    assert project.store_embeddings("m", vectors) == 2000
+    statements: list[str] = []
+    sa.event.listen(project.engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))
+    got = project.cached_embeddings("m", keys + [text_sha1("absent")])
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 3  # 2,001 ids in chunks of at most 900
+    assert len(got) == 2000
+    assert got[keys[1999]].tolist() == [1999.0, 2000.0, 2001.0, 2002.0]
+    assert all(got[k][0] == i for i, k in enumerate(keys))
+
+
+def test_bad_embeddings_are_refused(project):
+    from curation.store import text_sha1
+
+    a, b = text_sha1("a"), text_sha1("b")
+    with pytest.raises(ValueError, match=r"1 key\(s\) are not SHA-1 hex digests .*'good film'"):
+        project.cached_embeddings("m", [a, "good film"])
+    with pytest.raises(ValueError, match="expected a sequence of SHA-1 hex digests"):
+        project.cached_embeddings("m", a)
+    with pytest.raises(ValueError, match=f"vectors '{b}' are not of shape \\(2,\\)"):
+        project.store_embeddings("m", {a: _vec(1, 2), b: _vec(1, 2, 3)})
+    with pytest.raises(ValueError, match=f"vectors '{b}' hold NaN or infinite"):
+        project.store_embeddings("m", {a: _vec(1, 2), b: _vec(float("nan"), 2)})
+    with pytest.raises(ValueError, match="must be 1-D and non-empty"):
+        project.store_embeddings("m", {a: _vec()})
+    with pytest.raises(ValueError, match="model key must be a non-empty string"):
+        project.store_embeddings("", {a: _vec(1, 2)})
+    project.store_embeddings("m", {a: _vec(1, 2)})
+    with pytest.raises(ValueError, match="'m' already holds vectors of length 2, not 3"):
+        project.store_embeddings("m", {b: _vec(1, 2, 3)})
+    assert project.n_embeddings() == 1
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def _flags(rows: list[tuple]) -> pd.DataFrame:
+    cols = ["item_id", "kind", "score", "reason", "suggested_label", "rule_id"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+FLAGS = _flags([
+    ("i2", "disagreement", 0.5, "1 of 2 annotators said pos", "neg", "R3"),
+    ("i1", "label_issue", 0.25, "model prefers neg", None, None),
+    ("i2", "label_issue", 0.75, "", "neg", None),
+])
+
+
+def test_flags_round_trip(loaded):
+    from curation.flags import FLAG_COLUMNS
+    from curation.store import _FLAG_COLUMNS
+
+    assert _FLAG_COLUMNS == FLAG_COLUMNS
+    run_id = loaded.save_flags(FLAGS, params={"seed": 0})
+    assert run_id == 1
+    run = loaded.get_run(run_id)
+    assert (run["kind"], run["status"], run["params"]) == ("flags", "done", {"seed": 0})
+    assert run["result"] == {"n_flags": 3, "n_items": 2}
+    got = loaded.latest_flags()
+    assert list(got.columns) == [*FLAG_COLUMNS, "run_id"]
+    assert got.values.tolist() == [  # in the saved order
+        ["i2", "disagreement", 0.5, "1 of 2 annotators said pos", "neg", "R3", 1],
+        ["i1", "label_issue", 0.25, "model prefers neg", None, None, 1],
+        ["i2", "label_issue", 0.75, "", "neg", None, 1],
+    ]
+    backwards = loaded.save_flags(FLAGS.iloc[::-1])
+    assert loaded.latest_flags()[["item_id", "kind", "run_id"]].values.tolist() == [
+        ["i2", "label_issue", backwards], ["i1", "label_issue", backwards],
+        ["i2", "disagreement", backwards]]
+    assert str(got["score"].dtype) == "float64" and str(got["run_id"].dtype) == "int64"
+
+
+def test_latest_flags_newest_done_run_wins(loaded):
+    empty = loaded.latest_flags()
+    assert empty.empty and list(empty.columns) == [
+        "item_id", "kind", "score", "reason", "suggested_label", "rule_id", "run_id"]
+    loaded.save_flags(FLAGS)
+    second = loaded.save_flags(FLAGS.iloc[:1].assign(score=0.9))
+    loaded.start_run("flags", {})  # still running: ignored
+    failed = loaded.start_run("flags", {})
+    loaded.finish_run(failed, status="failed")
+    got = loaded.latest_flags()
+    assert got[["item_id", "kind", "score", "run_id"]].values.tolist() == [
+        ["i2", "disagreement", 0.9, second]]
+    empty_run = loaded.save_flags(FLAGS.iloc[:0])
+    assert loaded.get_run(empty_run)["result"] == {"n_flags": 0, "n_items": 0}
+    assert loaded.latest_flags().empty
+    with loaded.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM flags").scalar() == 4
+
+
+def test_flags_with_unknown_items_are_refused(loaded):
+    bad = pd.concat([FLAGS, _flags([(f"x{i}", "label_issue", 0.1, "", None, None)
+                                    for i in range(7)])], ignore_index=True)
+    with pytest.raises(ValueError, match=r"7 flagged item id\(s\) are not in the project: "
+                                         r"'x0', 'x1', 'x2', 'x3', 'x4' and 2 more; import"):
+        loaded.save_flags(bad)
+    assert loaded.runs().empty  # no run started
+
+
+def test_malformed_flags_are_refused(loaded):
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['rule_id'\]"):
+        loaded.save_flags(FLAGS.drop(columns="rule_id"))
+    with pytest.raises(ValueError, match=r"'kind' of the flags is empty in rows 1 \(0-based\)"):
+        loaded.save_flags(FLAGS.assign(kind=["a", " ", "b"]))
+    with pytest.raises(ValueError, match=r"\('i1', 'label_issue'\): 'high'"):
+        loaded.save_flags(FLAGS.assign(score=[0.1, "high", 0.2]))
+    with pytest.raises(ValueError, match=r"more than once in the flags: \('i2', 'label_issue'\);"):
+        loaded.save_flags(pd.concat([FLAGS, FLAGS.iloc[2:]], ignore_index=True))
+    with pytest.raises(ValueError, match="expects a pandas DataFrame"):
+        loaded.save_flags(FLAGS.to_dict("records"))
+    assert loaded.runs().empty
+
+
+def test_failed_flag_write_marks_the_run_failed(loaded):
+    def boom(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO flags"):
+            raise RuntimeError("disk full")
+
+    sa.event.listen(loaded.engine, "before_cursor_execute", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        loaded.save_flags(FLAGS)
+    sa.event.remove(loaded.engine, "before_cursor_execute", boom)
+    assert loaded.runs()[["kind", "status"]].values.tolist() == [["flags", "failed"]]
+    assert loaded.latest_flags().empty
+    with loaded.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM flags").scalar() == 0
+
+
+def test_reopen_adds_new_tables_to_an_older_file(tmp_path):
+    from curation.store import text_sha1
+
+    path = tmp_path / "old.sqlite"
+    with Project(path) as proj:
+        proj.import_annotations(BASE)
+        with proj.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE flags")
+            conn.exec_driver_sql("DROP TABLE embeddings")
+    assert {"flags", "embeddings"}.isdisjoint(sa.inspect(sa.create_engine(f"sqlite:///{path}"))
+                                              .get_table_names())
+    with Project(path) as again:
+        names = set(sa.inspect(again.engine).get_table_names())
+        assert {"flags", "embeddings", "items", "runs"} <= names
+        assert again.n_annotations() == 5
+        assert again.store_embeddings("m", {text_sha1("a"): _vec(1.0)}) == 1
+        assert again.save_flags(FLAGS) == 1

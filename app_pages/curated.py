@@ -1,0 +1,75 @@
+"""Curated data: consensus with decisions applied, what changed (who, why), and the export."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages._state import annotations, current_project
+from curation.curate import STATUSES, changes, curate
+from curation.workspace import curation_home, export_project
+
+st.title("Curated data")
+project = current_project()
+frame = annotations()
+if frame.empty:
+    st.info("The project has no annotations yet: import a file on the Project page.")
+    st.stop()
+
+everything = curate(frame, project.latest_decisions(), include_dropped=True)
+counts = everything["status"].value_counts()
+cols = st.columns(len(STATUSES))
+for col, (status, meaning) in zip(cols, STATUSES.items()):
+    col.metric(status, int(counts.get(status, 0)), help=meaning)
+
+dataset, changed, export = st.tabs(["Dataset", "Changes", "Export"])
+with dataset:
+    status = st.multiselect("Status", list(STATUSES), default=[s for s in STATUSES if s != "dropped"])
+    shown = everything[everything["status"].isin(status)]
+    st.dataframe(shown.drop(columns=["gold"]), hide_index=True, width="stretch")
+    st.caption(f"{len(shown)} of {len(everything)} items. The latest effective decision per item "
+               "wins; every decision stays in the log.")
+
+with changed:
+    log = changes(everything, project.decisions())
+    if log.empty:
+        st.info("No decisions yet: review flagged items on the Review page.")
+    else:
+        st.dataframe(log, hide_index=True, width="stretch")
+
+with export:
+    with st.form("export"):
+        c1, c2, c3 = st.columns(3)
+        test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
+        val_size = c2.number_input("Validation share", 0.0, 0.5, 0.15, 0.05)
+        seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0))
+        formats = st.multiselect("Formats", ["csv", "jsonl", "parquet"], default=["csv"])
+        ambiguous = st.checkbox("Include items marked ambiguous")
+        use_model = st.checkbox("Group near-duplicates by meaning too (embeddings)", value=True)
+        go = st.form_submit_button("Export", type="primary")
+    if go:
+        target = curation_home() / "exports" / Path(project.url).stem
+        try:
+            with st.spinner("Splitting and writing..."):
+                result = export_project(project, target, use_model=use_model, formats=formats,
+                                        test_size=test_size, val_size=val_size, seed=seed,
+                                        include_ambiguous=ambiguous)
+        except ValueError as err:
+            st.error(str(err))
+        else:
+            st.success(f"Wrote {len(result.files)} files to {result.out_dir}")
+            st.dataframe(result.splits.groupby(["split", "label"]).size().unstack(fill_value=0))
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in result.files:
+                    archive.write(path, arcname=path.name)
+            st.download_button("Download splits and data card (.zip)", buffer.getvalue(),
+                               file_name=f"{Path(project.url).stem}-export.zip",
+                               mime="application/zip")
+            card = Path(result.out_dir) / "data_card.md"
+            if card.is_file():
+                with st.expander("Data card"):
+                    st.markdown(card.read_text(encoding="utf-8"))

