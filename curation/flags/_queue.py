@@ -47,33 +47,49 @@ def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
     w = scored["kind"].map(lambda k: weights.get(k, 1.0)).to_numpy(float)
     keep_log = pd.Series(np.log1p(-np.clip(w * scored["score"].to_numpy(float), 0, 1 - 1e-12)),
                          index=scored.index).groupby(scored["item_id"]).sum()
-    grouped = flags.groupby("item_id", sort=False)
-    keep_log = keep_log.reindex(list(grouped.groups), fill_value=0.0)
+    keep_log = keep_log.reindex(pd.unique(flags["item_id"]), fill_value=0.0)
     if doubt is not None:
         signs = doubt.reindex(keep_log.index).fillna(0.0).clip(0, 1 - 1e-12)
         keep_log = keep_log + np.log1p(-signs).sum(axis=1)
     queue = pd.DataFrame({
         "priority": 1 - np.exp(keep_log),
-        "kinds": grouped["kind"].agg(", ".join),
-        "n_flags": grouped.size(),
-        "reason": grouped["reason"].agg(" ".join),
-        "suggested_label": pd.Series({item: _suggestion(g) for item, g in grouped}, dtype=object),
-        "rule_id": grouped["rule_id"].agg(_first_rule),
+        **_joined(flags),
+        "suggested_label": _suggestions(flags),
+        "rule_id": _most_common_rule(flags),
     })
+    queue["suggested_label"] = queue["suggested_label"].astype(object).where(queue["suggested_label"].notna(), None)
+    queue["rule_id"] = queue["rule_id"].astype(object).where(queue["rule_id"].notna(), None)
     queue["priority"] = queue["priority"].round(6)
     queue = queue.rename_axis("item_id").reset_index()
     return queue.sort_values(["priority", "item_id"], ascending=[False, True],
                              kind="stable").reset_index(drop=True)[list(QUEUE_COLUMNS)]
 
 
-def _suggestion(group: pd.DataFrame) -> str | None:
-    by_kind = dict(zip(group["kind"], group["suggested_label"]))
-    for kind in SUGGESTION_ORDER:
-        if by_kind.get(kind) is not None and by_kind.get(kind) == by_kind.get(kind):
-            return by_kind[kind]
-    return next((s for s in group["suggested_label"] if isinstance(s, str)), None)
+def _joined(flags: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per item (first-appearance order): its kinds, its number of flags, its reasons joined."""
+    kinds: dict[str, list[str]] = {}
+    reasons: dict[str, list[str]] = {}
+    for item, kind, reason in zip(flags["item_id"].tolist(), flags["kind"].tolist(),
+                                  flags["reason"].tolist()):
+        kinds.setdefault(item, []).append(kind)
+        reasons.setdefault(item, []).append(reason)
+    return {"kinds": pd.Series({k: ", ".join(v) for k, v in kinds.items()}, dtype=object),
+            "n_flags": pd.Series({k: len(v) for k, v in kinds.items()}, dtype=int),
+            "reason": pd.Series({k: " ".join(v) for k, v in reasons.items()}, dtype=object)}
 
 
-def _first_rule(rules: pd.Series) -> str | None:
-    present = rules.dropna()
-    return present.value_counts().index[0] if len(present) else None
+def _suggestions(flags: pd.DataFrame) -> pd.Series:
+    """Per item, the first suggestion in :data:`SUGGESTION_ORDER`, else any other one."""
+    rank = flags["kind"].map({k: i for i, k in enumerate(SUGGESTION_ORDER)}).fillna(len(SUGGESTION_ORDER))
+    ordered = flags.assign(_rank=rank).sort_values("_rank", kind="stable")
+    return ordered.groupby("item_id", sort=False)["suggested_label"].first()
+
+
+def _most_common_rule(flags: pd.DataFrame) -> pd.Series:
+    """Per item, the rule most of its flags link to (the first one on a tie)."""
+    linked = flags.dropna(subset=["rule_id"]).reset_index(drop=True)
+    linked["pos"] = np.arange(len(linked))
+    counts = linked.groupby(["item_id", "rule_id"], sort=False).agg(n=("pos", "size"),
+                                                                    first=("pos", "min"))
+    best = counts.reset_index().sort_values(["n", "first"], ascending=[False, True], kind="stable")
+    return best.drop_duplicates("item_id").set_index("item_id")["rule_id"]
