@@ -128,8 +128,9 @@ def test_cache_second_call_encodes_nothing(embedder, tmp_path, monkeypatch):
 
 def test_bad_model_path_names_it(tmp_path):
     missing = tmp_path / "no-such-model"
-    with pytest.raises(ValueError, match=rf"cannot load embedding model '{missing}'.*No network "
-                                         rf"here.*bundled default 'all-MiniLM-L6-v2'"):
+    with pytest.raises(ValueError, match=rf"cannot load embedding model '{missing}'.*local folder "
+                                         rf".*CURATION_ALLOW_DOWNLOAD=1.*bundled default "
+                                         rf"'all-MiniLM-L6-v2'"):
         Embedder(str(missing)).encode(["x"])
     empty = tmp_path / "empty-folder"
     empty.mkdir()
@@ -151,3 +152,14 @@ def test_bad_inputs_are_refused(embedder):
 def test_empty_input(embedder):
     out = embed_texts([], embedder=embedder)
     assert out.shape == (0, 384) and out.dtype == np.float32
+
+
+def test_hub_id_not_in_the_cache_fails_at_once_without_download(monkeypatch):
+    import time
+
+    monkeypatch.delenv("CURATION_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="(?s)'someone/not-a-cached-model'.*Hugging Face cache"):
+        Embedder("someone/not-a-cached-model").encode(["x"])
+    assert time.perf_counter() - start < 30
