@@ -7,5 +7,6 @@ st.navigation([
     st.Page("app_pages/project.py", title="Project", icon=":material/folder_open:", default=True),
     st.Page("app_pages/agreement.py", title="Agreement", icon=":material/groups:"),
     st.Page("app_pages/review.py", title="Review", icon=":material/rule:"),
+    st.Page("app_pages/augment.py", title="Augment", icon=":material/library_add:"),
     st.Page("app_pages/curated.py", title="Curated data", icon=":material/dataset:"),
 ]).run()

@@ -2,7 +2,8 @@
 
 ``curation agreement FILE`` prints the agreement report (and ``--json OUT``
 writes it); ``curation consensus FILE --method majority|dawid-skene --out OUT.csv``
-writes consensus labels. Bad input exits with code 2 and the validation
+writes consensus labels; ``curation flag``, ``curation export`` and
+``curation augment FILE --method ... --out OUT.csv`` flag, export and augment. Bad input exits with code 2 and the validation
 message, never a traceback.
 """
 
@@ -65,11 +66,49 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--formats", default="csv", help="comma list of csv, jsonl, parquet")
     export.add_argument("--include-ambiguous", action="store_true",
                         help="keep items a reviewer marked ambiguous (left out by default)")
+    _add_augment_parser(sub)
     cons = sub.add_parser("consensus", help="consensus label per item")
     _add_input_options(cons)
     cons.add_argument("--method", choices=list(METHODS), default="majority")
     cons.add_argument("--out", type=Path, required=True, metavar="OUT.csv")
     return parser
+
+
+def _add_augment_parser(sub) -> None:
+    from curation.augment import AUGMENTERS, CATEGORIES
+
+    aug = sub.add_parser("augment", help="new training rows that keep meaning and label")
+    _add_input_options(aug)
+    aug.add_argument("--method", choices=sorted(AUGMENTERS), required=True)
+    aug.add_argument("--out", type=Path, required=True, metavar="OUT.csv",
+                     help="accepted rows with their provenance and scores")
+    aug.add_argument("--rejected", type=Path, metavar="OUT.csv",
+                     help="also write every rejected candidate with its reasons")
+    aug.add_argument("--project", help="apply this project's review decisions (path or URL)")
+    aug.add_argument("--model", help="masked-lm: fill-mask model; embedding-neighbours: model folder")
+    aug.add_argument("--forward", help="back-translation: model translating out of the language")
+    aug.add_argument("--backward", help="back-translation: model translating back")
+    aug.add_argument("--glossary", default="finance",
+                     help="glossary: YAML path or a shipped name (finance, bank_support)")
+    aug.add_argument("--top-k", type=int, default=5)
+    aug.add_argument("--max-share", type=float, default=0.15,
+                     help="largest share of a text's words one candidate may change")
+    aug.add_argument("--allow", default="", metavar="CATS",
+                     help=f"comma list of protections to lift: {', '.join(CATEGORIES)}")
+    aug.add_argument("--min-similarity", type=float, default=0.80)
+    aug.add_argument("--min-label-prob", type=float, default=0.50)
+    aug.add_argument("--label-tolerance", type=float, default=0.05,
+                     help="for sources the model already doubts: how far below the source's "
+                          "probability a candidate may fall")
+    aug.add_argument("--max-neighbour-similarity", type=float, default=0.97)
+    aug.add_argument("--target", action="append", default=[], metavar="LABEL=N",
+                     help="wanted final count of a class (repeatable; default: lift minority "
+                          "classes towards the largest)")
+    aug.add_argument("--items", metavar="ID,ID,...", help="augment only these items")
+    aug.add_argument("--per-item", type=int, default=1, help="rows per item with --items")
+    aug.add_argument("--max-per-item", type=int, default=3)
+    aug.add_argument("--oversample", type=float, default=3.0, help="candidates tried per wanted row")
+    aug.add_argument("--seed", type=int, default=0)
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
@@ -180,6 +219,74 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _augmenter_from_args(args: argparse.Namespace):
+    from curation.augment import Protector, load_glossary, make_augmenter
+
+    allow = _split(args.allow) or []
+    common = {"seed": args.seed}
+    if args.method == "back-translation":
+        if not args.forward or not args.backward:
+            raise ValueError("--method back-translation needs --forward MODEL and --backward MODEL "
+                             "(Hugging Face ids or local folders).")
+        return make_augmenter(args.method, forward=args.forward, backward=args.backward,
+                              protector=Protector(allow=allow), **common)
+    common.update(top_k=args.top_k, max_share=args.max_share)
+    if args.method == "glossary":
+        glossary = load_glossary(args.glossary)
+        return make_augmenter(args.method, glossary=glossary,
+                              protector=Protector(terms=glossary.protected, allow=allow), **common)
+    if args.method == "masked-lm" and not args.model:
+        raise ValueError("--method masked-lm needs --model (a fill-mask model id or local folder).")
+    return make_augmenter(args.method, model=args.model, protector=Protector(allow=allow), **common)
+
+
+def _targets(values: Sequence[str]) -> dict[str, int] | None:
+    out = {}
+    for item in values:
+        label, _, count = item.rpartition("=")
+        if not label or not count.strip().isdigit():
+            raise ValueError(f"--target {item!r} must look like LABEL=N, e.g. negative=800.")
+        out[label.strip()] = int(count)
+    return out or None
+
+
+def _run_augment(args: argparse.Namespace) -> int:
+    from curation.augment import CheckSettings, augment
+    from curation.curate import curate
+
+    augmenter = _augmenter_from_args(args)
+    checks = CheckSettings(min_similarity=args.min_similarity, min_label_prob=args.min_label_prob,
+                           label_tolerance=args.label_tolerance,
+                           max_neighbour_similarity=args.max_neighbour_similarity)
+    df = _load(args)
+    decisions = None
+    if args.project:
+        with Project(args.project) as project:
+            decisions = project.latest_decisions()
+    result = augment(curate(df, decisions), augmenter, targets=_targets(args.target),
+                     items=_split(args.items), per_item=args.per_item,
+                     max_per_item=args.max_per_item, oversample=args.oversample, checks=checks)
+    columns = ["source_id", "text", "label", "method", "changes", "similarity", "label_prob",
+               "predicted_label", "nearest_id", "nearest_similarity", "params"]
+    _write_candidates(result.accepted[columns], args.out)
+    if args.rejected:
+        _write_candidates(result.rejected[[*columns, "reason"]], args.rejected)
+    s = result.summary
+    print(f"{s['method']}: tried {s['tried']} candidates for {s['sources']} source items, "
+          f"{s['passed']} passed every check, accepted {s['accepted']} "
+          f"({', '.join(f'{k} {v}' for k, v in s['accepted_by_label'].items()) or 'none'})")
+    if s["rejections"]:
+        print("rejected for: " + ", ".join(f"{k} {v}" for k, v in s["rejections"].items()))
+    print(f"wrote {args.out}" + (f" and {args.rejected}" if args.rejected else ""))
+    return 0
+
+
+def _write_candidates(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.assign(params=frame["params"].map(lambda p: json.dumps(p, sort_keys=True))).to_csv(
+        path, index=False)
+
+
 def format_report(report: AgreementReport) -> str:
     """The report as plain text for a terminal."""
     lines = [f"{report.n_items} items, {report.n_annotators} annotators, "
@@ -210,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
-              "export": _run_export}[args.command]
+              "export": _run_export, "augment": _run_augment}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

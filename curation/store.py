@@ -56,6 +56,7 @@ from curation._messages import format_list
 from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
 
 __all__ = [
+    "AUGMENTATION_COLUMNS",
     "ACTIONS",
     "BATCH_SIZE",
     "ON_CONFLICT",
@@ -203,6 +204,26 @@ _flags = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),  # row order in the saved frame
 )
 
+_augmentations = sa.Table(
+    "augmentations", _metadata,
+    sa.Column("aug_id", sa.String(40), primary_key=True),
+    sa.Column(ITEM, sa.String, sa.ForeignKey("items.item_id"), nullable=False, index=True),
+    sa.Column(TEXT, sa.Text, nullable=False),
+    sa.Column(LABEL, sa.String, nullable=False),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("similarity", sa.Float, nullable=True),
+    sa.Column("label_prob", sa.Float, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # accepted | removed
+    sa.Column("reviewer", sa.String, nullable=False),
+    sa.Column("removed_by", sa.String, nullable=True),
+    sa.Column("removed_at", _UTCDateTime(), nullable=True),
+    _created(),
+)
+
+#: Columns of :meth:`Project.augmentations`.
+AUGMENTATION_COLUMNS = ("aug_id", ITEM, TEXT, LABEL, "method", "params", "similarity", "label_prob",
+                        "status", "reviewer", "created_at", "removed_by", "removed_at")
 _DECISION_COLUMNS = ("decision_id", ITEM, "reviewer", "action", "old_label", "new_label", "note",
                      "created_at")
 _RUN_COLUMNS = ("run_id", "kind", "status", "params", "result", "created_at", "finished_at")
@@ -901,6 +922,64 @@ class Project:
                 .order_by(_flags.c.position)).all()
         return _flags_frame(rows)
 
+    def save_augmentations(self, frame: pd.DataFrame, *, reviewer: str) -> list[str]:
+        """Store accepted augmented rows (with their provenance) in one transaction.
+
+        ``frame`` has ``source_id`` (or ``item_id``: the source item), ``text``,
+        ``label``, ``method`` and optionally ``params`` (dict), ``similarity`` and
+        ``label_prob``, as :func:`curation.augment.augment` returns them. Each row's
+        id is ``aug-`` + a hash of its source and text, so saving the same row
+        again changes nothing (a removed one is accepted again). Returns the ids.
+        """
+        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+        rows = _augmentation_rows(frame, reviewer.strip())
+        with self._write() as conn:
+            _require_items(conn, sorted({r[ITEM] for r in rows}), what="augmentation source")
+            labels = set(_stored_labels(conn))
+            bad = [r for r in rows if labels and r[LABEL] not in labels]
+            if bad:
+                raise ValueError(f"augmented rows of {format_list(sorted({r[ITEM] for r in bad}))} "
+                                 f"have labels outside the label set {sorted(labels)}.")
+            _insert_ignoring_duplicates(conn, _augmentations, rows)
+            conn.execute(_augmentations.update()
+                         .where(_augmentations.c.aug_id.in_([r["aug_id"] for r in rows]),
+                                _augmentations.c.status == "removed")
+                         .values(status="accepted", removed_by=None, removed_at=None))
+        logger.info("saved %d augmented rows", len(rows))
+        return [r["aug_id"] for r in rows]
+
+    def augmentations(self, *, include_removed: bool = False) -> pd.DataFrame:
+        """Stored augmented rows, oldest first (``params`` parsed back to dicts)."""
+        query = sa.select(*[_augmentations.c[c] for c in AUGMENTATION_COLUMNS])
+        if not include_removed:
+            query = query.where(_augmentations.c.status == "accepted")
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(_augmentations.c.created_at,
+                                               _augmentations.c.aug_id)).all()
+        frame = pd.DataFrame(rows, columns=list(AUGMENTATION_COLUMNS))
+        frame["params"] = frame["params"].map(_from_json)
+        return frame
+
+    def remove_augmentations(self, aug_ids: Sequence[str], *, reviewer: str) -> int:
+        """Mark augmented rows removed (kept in the table with who removed them and when)."""
+        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+        ids = [str(i) for i in aug_ids]
+        with self._write() as conn:
+            known = set(conn.execute(sa.select(_augmentations.c.aug_id)
+                                     .where(_augmentations.c.aug_id.in_(ids))).scalars())
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise ValueError(f"no augmented rows with ids {format_list(unknown)}; pick ids from "
+                                 "Project.augmentations().")
+            result = conn.execute(_augmentations.update()
+                                  .where(_augmentations.c.aug_id.in_(ids),
+                                         _augmentations.c.status == "accepted")
+                                  .values(status="removed", removed_by=reviewer.strip(),
+                                          removed_at=_utcnow()))
+        return int(result.rowcount)
+
     def _mark_failed(self, run_id: int) -> None:
         try:
             self.finish_run(run_id, status="failed")
@@ -1402,16 +1481,16 @@ def _finite_scores(values: pd.Series, out: pd.DataFrame) -> list[float]:
     return [float(x) for x in scores]
 
 
-def _require_items(conn: Connection, ids: Sequence[str]) -> None:
+def _require_items(conn: Connection, ids: Sequence[str], *, what: str = "flagged item") -> None:
     present: set[str] = set()
     for start in range(0, len(ids), _IN_CHUNK):
         query = sa.select(_items.c[ITEM]).where(_items.c[ITEM].in_(ids[start:start + _IN_CHUNK]))
         present.update(conn.execute(query).scalars())
     unknown = [i for i in ids if i not in present]
     if unknown:
-        raise ValueError(f"{len(unknown)} flagged item id(s) are not in the project: "
+        raise ValueError(f"{len(unknown)} {what} id(s) are not in the project: "
                          f"{format_list(map(repr, unknown))}; import those items first "
-                         "(Project.import_annotations) or drop their flags.")
+                         "(Project.import_annotations) or drop those rows.")
 
 
 def _flags_frame(rows: Sequence[Any]) -> pd.DataFrame:
@@ -1420,3 +1499,31 @@ def _flags_frame(rows: Sequence[Any]) -> pd.DataFrame:
     for col in ("suggested_label", "rule_id"):
         frame[col] = _none_for_na(frame[col])
     return frame
+
+
+def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
+    """Validated rows for the augmentations table; ValueError naming the row and the fix."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"save_augmentations expects a pandas DataFrame, got "
+                         f"{type(frame).__name__}; pass AugmentResult.accepted.")
+    frame = frame.rename(columns={"source_id": ITEM}).reset_index(drop=True)
+    missing = [c for c in (ITEM, TEXT, LABEL, "method") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the augmented rows lack column(s) {missing}; they need source_id "
+                         "(or item_id), text, label and method, as curation.augment returns them.")
+    rows = []
+    for k, row in frame.iterrows():
+        for column in (ITEM, TEXT, LABEL, "method"):
+            if _is_blank(row[column]):
+                raise ValueError(f"augmented row {k}: column {column!r} is empty; fill it or drop "
+                                 "the row.")
+        params = row["params"] if "params" in frame.columns and isinstance(row["params"], dict) else {}
+        rows.append({
+            "aug_id": "aug-" + hashlib.sha1(f"{row[ITEM]}\n{row[TEXT]}".encode()).hexdigest()[:16],
+            ITEM: str(row[ITEM]), TEXT: str(row[TEXT]), LABEL: str(row[LABEL]),
+            "method": str(row["method"]), "params": _to_json(params, f"augmented row {k} params"),
+            "similarity": _na_to_none(row.get("similarity")),
+            "label_prob": _na_to_none(row.get("label_prob")),
+            "status": "accepted", "reviewer": reviewer, "created_at": _utcnow(),
+        })
+    return list({r["aug_id"]: r for r in rows}.values())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -24,9 +25,10 @@ from curation.io import load_annotations
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
-__all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "curation_home", "data_card_facts", "demo_label_set",
-           "export_curated", "export_project", "flag_project", "import_file", "load_queue",
-           "open_demo_project", "open_project", "project_guideline"]
+__all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
+           "data_card_facts", "demo_label_set", "export_curated", "export_project", "flag_project",
+           "import_file", "load_queue", "open_demo_project", "open_project", "project_curated",
+           "project_guideline"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,12 +188,15 @@ def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
 def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
                    decisions: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
                    embeddings: Any = None, include_ambiguous: bool = False, target: float = 0.90,
+                   augmentations: pd.DataFrame | None = None, augmentation_embeddings: Any = None,
                    **split_options: Any):
     """Curate (decisions over consensus), then write leak-free stratified splits and a data card.
 
     ``split_options`` go to :func:`curation.export.export_dataset` (formats,
     test_size, val_size, seed, near_duplicate_threshold). ``embeddings`` (one row per
     item of ``df``) let near-duplicate grouping use meaning, not only normalised text.
+    ``augmentations`` (``Project.augmentations()``) join the train split only, next
+    to their source item (see :func:`augmented_rows` for which are left out).
     """
     from curation.export import export_dataset
 
@@ -201,8 +206,44 @@ def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
         embeddings = embeddings[[position[i] for i in everything["item_id"]]]
     card = data_card_facts(df, everything, flags, target=target)
     columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
-    return export_dataset(everything[columns], out_dir, embeddings=embeddings, card=card,
+    rows = everything[columns].assign(augmented_from=None, method=None)
+    if augmentations is not None and len(augmentations):
+        extra, keep, card["augmentation"] = augmented_rows(augmentations, everything,
+                                                           include_ambiguous=include_ambiguous)
+        rows = pd.concat([rows, extra], ignore_index=True)
+        if embeddings is not None:
+            if augmentation_embeddings is None:
+                raise ValueError("pass augmentation_embeddings (one row per augmented row) with "
+                                 "embeddings, or neither.")
+            embeddings = np.vstack([embeddings, np.asarray(augmentation_embeddings)[keep]])
+    return export_dataset(rows, out_dir, embeddings=embeddings, card=card,
                           include_ambiguous=include_ambiguous, **split_options)
+
+
+def augmented_rows(augmentations: pd.DataFrame, curated: pd.DataFrame, *,
+                   include_ambiguous: bool = False) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
+    """Stored augmented rows ready for export, which of them were kept, and card facts.
+
+    A row is left out when its source item is dropped (or ambiguous and not
+    exported), or when the source's curated label has changed since the row was
+    accepted (the new text would carry the old label).
+    """
+    source = curated.set_index("item_id")
+    status = augmentations["item_id"].map(source["status"])
+    label_now = augmentations["item_id"].map(source["label"])
+    gone = status.isna() | status.eq("dropped") | (status.eq("ambiguous") & (not include_ambiguous))
+    changed = ~gone & (label_now != augmentations["label"])
+    keep = (~gone & ~changed).to_numpy()
+    kept = augmentations[keep]
+    extra = pd.DataFrame({"item_id": kept["aug_id"], "text": kept["text"], "label": kept["label"],
+                          "consensus_label": None, "status": "augmented", "confidence": None,
+                          "gold": None, "augmented_from": kept["item_id"],
+                          "method": kept["method"]})
+    facts = {"rows_exported": int(keep.sum()), "all_in": "train",
+             "left_out_source_dropped": int(gone.sum()),
+             "left_out_label_changed": int(changed.sum()),
+             "by_method": {k: int(v) for k, v in kept["method"].value_counts().items()}}
+    return extra, keep, facts
 
 
 def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
@@ -231,14 +272,40 @@ def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFr
 
 def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: bool = True,
                    **options: Any):
-    """Export a project's curated dataset (its decisions and latest flags included in the card)."""
+    """Export a project's curated dataset, with its accepted augmented rows in train.
+
+    Its decisions and latest flags are summarised in the data card.
+    """
     frame = project.annotations()
     frame.attrs["label_set"] = project.label_set()
-    embeddings = None
+    augmentations = project.augmentations()
+    embeddings = aug_embeddings = None
     if use_model:
         from curation.embeddings import embed_texts
 
         embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), project=project)
+        aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project)
     flags = project.latest_flags()
     return export_curated(frame, out_dir, decisions=project.latest_decisions(),
-                          flags=flags if len(flags) else None, embeddings=embeddings, **options)
+                          flags=flags if len(flags) else None, embeddings=embeddings,
+                          augmentations=augmentations, augmentation_embeddings=aug_embeddings,
+                          **options)
+
+
+def project_curated(project: Project) -> pd.DataFrame:
+    """The project's curated dataset (consensus with review decisions applied)."""
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    return curate(frame, project.latest_decisions())
+
+
+def augment_project(project: Project, augmenter: Any, **options: Any):
+    """Augment the project's curated dataset (see :func:`curation.augment.augment`).
+
+    The project's embedding cache serves the existing texts; nothing is saved
+    until :meth:`curation.store.Project.save_augmentations` is called with the
+    rows a person accepted.
+    """
+    from curation.augment import augment
+
+    return augment(project_curated(project), augmenter, project=project, **options)

@@ -136,3 +136,36 @@ def test_curated_page_shows_changes_and_exports(home):
     train = pd.read_csv(exported / "train.csv")
     assert "msg-0002" not in set(train["item_id"])
     assert len(at.get("download_button")) == 1
+
+
+def test_augment_page_generates_saves_and_survives_a_bad_model(home):
+    from curation.store import Project
+
+    at = start()
+    at.switch_page("app_pages/augment.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Augment"
+    # a fill-mask model that is not here: a message naming it, the page stays up
+    at.selectbox[0].set_value("masked-lm").run()
+    at.text_input[0].set_value("no-such-org/no-such-model").run()
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    assert "no-such-org/no-such-model" in at.error[0].value
+    assert "CURATION_ALLOW_DOWNLOAD" in at.error[0].value
+    # the offline glossary on the bundled bank-support terms
+    at.selectbox[0].set_value("glossary").run()
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    picked = int(metrics["Picked"])
+    assert int(metrics["Candidates tried"]) >= int(metrics["Passed every check"]) >= picked > 0
+    _click(at, f"Save {picked} ticked rows to the project")
+    assert "Enter your name" in at.error[0].value
+    at.text_input(key="augment-reviewer").set_value("dana").run()
+    _click(at, f"Save {picked} ticked rows to the project")
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith(f"Saved {picked} augmented rows")
+    with Project(home / "demo.sqlite") as project:
+        stored = project.augmentations()
+    assert len(stored) == picked and set(stored["reviewer"]) == {"dana"}
+    assert set(stored["method"]) == {"glossary"}

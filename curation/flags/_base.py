@@ -18,6 +18,7 @@ import pandas as pd
 from curation._schema import ANNOTATOR, ITEM, TEXT
 from curation.aggregation import DawidSkene, MajorityVote
 from curation.agreement import CountTable, count_table
+from curation._registry import register
 from curation.guidelines import Guideline
 
 __all__ = ["FLAG_COLUMNS", "FLAGGERS", "FlagContext", "Flagger", "empty_flags", "register_flagger"]
@@ -32,13 +33,7 @@ FLAGGERS: dict[str, type[Flagger]] = {}
 
 def register_flagger(cls: type[Flagger]) -> type[Flagger]:
     """Class decorator: make a flagger available under its ``kind``."""
-    if not getattr(cls, "kind", None):
-        raise ValueError(f"{cls.__name__} needs a class attribute 'kind' to be registered.")
-    if cls.kind in FLAGGERS and FLAGGERS[cls.kind] is not cls:
-        raise ValueError(f"a flagger of kind {cls.kind!r} is already registered "
-                         f"({FLAGGERS[cls.kind].__name__}); pick another kind.")
-    FLAGGERS[cls.kind] = cls
-    return cls
+    return register(FLAGGERS, cls, "kind", "flagger")
 
 
 def empty_flags() -> pd.DataFrame:

@@ -1,0 +1,163 @@
+"""Augment: generate candidates, see every check next to the original, keep the good ones."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages._state import annotations, current_project
+from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, Protector,
+                              load_glossary, make_augmenter)
+from curation.augment._substitute import GUIDELINES
+from curation.workspace import augment_project
+
+_RESULT = "augment_result"
+_SHOWN = ["keep", "status", "source_id", "label", "source_text", "text", "changes", "similarity",
+          "label_prob", "source_label_prob", "predicted_label", "reason"]
+
+st.title("Augment")
+project = current_project()
+frame = annotations()
+if frame.empty:
+    st.info("The project has no annotations yet: import a file on the Project page.")
+    st.stop()
+st.caption("New training rows made from curated items. Every candidate is checked: meaning "
+           "(sentence similarity to its source), label (a classifier over the curated data still "
+           "gives the source's label), novelty, polarity (no antonym swaps) and protected words "
+           "(numbers, names, negations, glossary terms). Saved rows only ever join the train split.")
+
+
+def _method_settings(method: str) -> dict:
+    if method == "glossary":
+        shipped = sorted(p.stem.removeprefix("glossary_") for p in GUIDELINES.glob("glossary_*.yaml"))
+        default = shipped.index("bank_support") if "bank_support" in shipped else 0
+        name = st.selectbox("Glossary", shipped + ["other file..."], index=default,
+                            help="Groups of interchangeable terms, from guidelines/glossary_*.yaml")
+        if name == "other file...":
+            name = st.text_input("Glossary YAML path")
+        return {"glossary": name}
+    if method == "masked-lm":
+        return {"model": st.text_input("Fill-mask model (Hugging Face id or local folder)",
+                                       placeholder="e.g. /models/distilroberta-base")}
+    if method == "back-translation":
+        c1, c2 = st.columns(2)
+        return {"forward": c1.text_input("Forward model", placeholder="e.g. Helsinki-NLP/opus-mt-en-de"),
+                "backward": c2.text_input("Backward model", placeholder="e.g. Helsinki-NLP/opus-mt-de-en")}
+    return {}
+
+
+def _build(method: str, settings: dict, seed: int, top_k: int, max_share: float, allow: list[str]):
+    if method == "glossary":
+        glossary = load_glossary(settings["glossary"] or "")
+        return make_augmenter(method, glossary=glossary, seed=seed, top_k=top_k,
+                              max_share=max_share,
+                              protector=Protector(terms=glossary.protected, allow=allow))
+    if method == "back-translation":
+        return make_augmenter(method, **settings, seed=seed, protector=Protector(allow=allow))
+    if method == "masked-lm" and not settings.get("model"):
+        raise AugmenterError("name a fill-mask model: a local folder saved with save_pretrained, "
+                             "or a Hugging Face id already in the local cache.")
+    return make_augmenter(method, **settings, seed=seed, top_k=top_k, max_share=max_share,
+                          protector=Protector(allow=allow))
+
+
+with st.expander("Settings", expanded=_RESULT not in st.session_state):
+    methods = sorted(AUGMENTERS)
+    method = st.selectbox("Method", methods, index=methods.index("glossary"),
+                          format_func=lambda m: f"{m}: {AUGMENTERS[m].description}")
+    settings = _method_settings(method)
+    c1, c2, c3, c4 = st.columns(4)
+    top_k = int(c1.number_input("Options per word (top-k)", 1, 50, 5))
+    max_share = c2.slider("Largest share of words changed", 0.05, 1.0, 0.15, 0.05)
+    seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0))
+    oversample = c4.number_input("Candidates per wanted row", 1.0, 10.0, 3.0, 0.5)
+    c1, c2, c3, c4 = st.columns(4)
+    min_similarity = c1.slider("Meaning: min similarity", 0.5, 1.0, 0.80, 0.01)
+    min_label_prob = c2.slider("Label: min probability", 0.0, 1.0, 0.50, 0.05)
+    label_tolerance = c3.slider("Label: tolerance below a doubtful source", 0.0, 0.5, 0.05, 0.01,
+                                help="Where the model already gives the source less than the "
+                                     "minimum, a candidate may be this much below the source")
+    max_neighbour = c4.slider("Novelty: max similarity to other items", 0.8, 1.0, 0.97, 0.01)
+    allow = st.multiselect("Let these change (protected by default)", list(CATEGORIES))
+    mode = st.radio("What to add", ["Lift minority classes towards the largest",
+                                    "Only chosen items"], horizontal=True)
+    items, per_item, max_per_item = None, 1, 3
+    if mode == "Only chosen items":
+        reviewed = project.latest_decisions()
+        ids = sorted(frame["item_id"].unique())
+        items = st.multiselect("Items", ids, default=sorted(reviewed["item_id"])[:50] if len(reviewed) else [],
+                               help="Defaults to reviewed items (e.g. resolved boundary cases)")
+        per_item = int(st.number_input("Rows per item", 1, 10, 2))
+    else:
+        max_per_item = int(st.number_input("At most new rows per existing row", 1, 10, 3))
+    run = st.button("Generate candidates", type="primary")
+
+if run:
+    bar = st.progress(0.0, text="Starting...")
+    try:
+        augmenter = _build(method, settings, seed, top_k, max_share, allow)
+        checks = CheckSettings(min_similarity=min_similarity, min_label_prob=min_label_prob,
+                               label_tolerance=label_tolerance,
+                               max_neighbour_similarity=max_neighbour)
+        if items is not None and not items:
+            raise ValueError("choose at least one item, or lift minority classes instead.")
+        result = augment_project(project, augmenter, items=items, per_item=per_item,
+                                 max_per_item=max_per_item, oversample=oversample, checks=checks,
+                                 progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
+    except (AugmenterError, ValueError, OSError) as err:
+        bar.empty()
+        st.error(f"Could not augment: {err}")
+    else:
+        bar.empty()
+        st.session_state[_RESULT] = result
+
+result = st.session_state.get(_RESULT)
+if result is not None:
+    s = result.summary
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Candidates tried", s["tried"])
+    c2.metric("Passed every check", s["passed"])
+    c3.metric("Picked", s["accepted"])
+    c4.metric("Mean similarity (picked)", f"{s['mean_similarity_accepted'] or 0:.3f}")
+    if s["rejections"]:
+        st.caption("Rejected for: " + ", ".join(f"{k} ({v})" for k, v in s["rejections"].items()))
+    table = result.candidates.assign(keep=result.candidates["status"].eq("accepted"))
+    show = st.radio("Show", ["picked", "passed but not picked", "rejected", "all"], horizontal=True)
+    wanted = {"picked": ["accepted"], "passed but not picked": ["surplus"],
+              "rejected": ["rejected"], "all": ["accepted", "surplus", "rejected"]}[show]
+    table = table[table["status"].isin(wanted)]
+    bulk = st.radio("Tick", ["as picked", "all shown", "none"], horizontal=True)
+    if bulk != "as picked":
+        table = table.assign(keep=bulk == "all shown")
+    edited = st.data_editor(table[_SHOWN], hide_index=True, width="stretch",
+                            disabled=[c for c in _SHOWN if c != "keep"], key=f"editor-{show}-{bulk}")
+    kept = table.loc[edited["keep"].to_numpy()]
+    reviewer = st.text_input("Your name (required to save)", key="augment-reviewer")
+    if st.button(f"Save {len(kept)} ticked rows to the project", disabled=kept.empty):
+        if not reviewer.strip():
+            st.error("Enter your name first: every saved row records who accepted it.")
+        else:
+            try:
+                saved = project.save_augmentations(kept, reviewer=reviewer)
+            except ValueError as err:
+                st.error(f"Nothing was saved: {err}")
+            else:
+                st.success(f"Saved {len(saved)} augmented rows; they join the train split on export.")
+
+st.subheader("Saved augmented rows")
+stored = project.augmentations()
+if stored.empty:
+    st.info("None yet.")
+else:
+    st.dataframe(stored.drop(columns=["params", "removed_by", "removed_at"]), hide_index=True,
+                 width="stretch")
+    with st.form("remove"):
+        gone = st.multiselect("Remove rows", stored["aug_id"].tolist())
+        who = st.text_input("Your name")
+        if st.form_submit_button("Remove") and gone:
+            if not who.strip():
+                st.error("Enter your name first.")
+            else:
+                n = project.remove_augmentations(gone, reviewer=who)
+                st.success(f"Removed {n} rows (kept in the log as removed).")
+                st.rerun()

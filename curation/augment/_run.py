@@ -1,0 +1,215 @@
+"""Plan how many rows to add, generate candidates, check them, and pick the accepted ones."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curation._messages import format_list, suggest
+from curation.augment._base import AUGMENTERS, Augmenter, AugmenterError
+from curation.augment._checks import CheckSettings, LabelModel, check_candidates
+
+__all__ = ["AugmentResult", "augment", "class_targets", "make_augmenter", "plan_requests"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None] | None
+
+
+def make_augmenter(method: str, **params: Any) -> Augmenter:
+    """The registered augmenter called ``method``, built with ``params``."""
+    if method not in AUGMENTERS:
+        raise AugmenterError(f"unknown augmentation method {method!r}{suggest(method, AUGMENTERS)}; "
+                             f"choose one of {sorted(AUGMENTERS)}.")
+    try:
+        return AUGMENTERS[method](**params)
+    except TypeError as exc:
+        raise AugmenterError(f"method {method!r} does not take these settings: {exc}.") from exc
+
+
+def class_targets(labels: Sequence[str], *, targets: Mapping[str, int] | None = None,
+                  max_per_item: int = 3) -> dict[str, int]:
+    """How many new rows each class should get.
+
+    By default every class is lifted towards the largest one, at most
+    ``max_per_item`` new rows per existing row. ``targets`` gives wanted final
+    counts per class instead (classes left out get none).
+
+    >>> class_targets(["a"] * 10 + ["b"] * 4 + ["c"] * 1)
+    {'a': 0, 'b': 6, 'c': 3}
+    >>> class_targets(["a"] * 10 + ["b"] * 4, targets={"b": 6})
+    {'a': 0, 'b': 2}
+    """
+    counts = pd.Series(list(labels), dtype=object).value_counts()
+    if targets is None:
+        goal = {label: int(counts.max()) for label in counts.index}
+    else:
+        unknown = [t for t in targets if t not in counts.index]
+        if unknown:
+            raise ValueError(f"targets name labels not in the data: {format_list(map(repr, unknown))}; "
+                             f"labels are {sorted(counts.index)}.")
+        goal = {label: int(targets.get(label, counts[label])) for label in counts.index}
+    return {label: int(min(max(goal[label] - counts[label], 0), counts[label] * max_per_item))
+            for label in sorted(counts.index)}
+
+
+def plan_requests(curated: pd.DataFrame, *, targets: Mapping[str, int] | None = None,
+                  items: Sequence[str] | None = None, per_item: int = 1,
+                  max_per_item: int = 3) -> pd.Series:
+    """Accepted rows wanted per source item (index ``item_id``), spread evenly within a class."""
+    if items is not None:
+        known = set(curated["item_id"])
+        unknown = [i for i in items if i not in known]
+        if unknown:
+            raise ValueError(f"items {format_list(map(repr, unknown))} are not in the curated data; "
+                             "pass item ids from its item_id column.")
+        return pd.Series(per_item, index=pd.Index(list(dict.fromkeys(items)), name="item_id"))
+    need = class_targets(curated["label"].tolist(), targets=targets, max_per_item=max_per_item)
+    wanted = pd.Series(0, index=pd.Index(curated["item_id"], name="item_id"))
+    for label, n in need.items():
+        ids = curated.loc[curated["label"] == label, "item_id"].to_numpy()
+        if n and len(ids):
+            base, extra = divmod(n, len(ids))
+            wanted[ids] = base
+            wanted[ids[:extra]] += 1
+    return wanted[wanted > 0]
+
+
+@dataclass
+class AugmentResult:
+    """Every candidate with its checks (``candidates``), the picked ones, and a summary."""
+
+    candidates: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> pd.DataFrame:
+        return self.candidates[self.candidates["status"] == "accepted"].reset_index(drop=True)
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        return self.candidates[self.candidates["status"] == "rejected"].reset_index(drop=True)
+
+
+def _check_curated(curated: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(curated, pd.DataFrame):
+        raise ValueError(f"curated must be a pandas DataFrame; got {type(curated).__name__}.")
+    missing = [c for c in ("item_id", "text", "label") if c not in curated.columns]
+    if missing:
+        raise ValueError(f"curated is missing columns {missing}; it needs item_id, text and label "
+                         "(e.g. from curation.curate.curate).")
+    rows = curated
+    if "status" in rows.columns:
+        rows = rows[~rows["status"].isin(["dropped", "ambiguous"])]
+    rows = rows[rows["label"].notna()].reset_index(drop=True)
+    dup = rows["item_id"][rows["item_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"curated has repeated item ids {format_list(map(repr, dup.unique()))}; pass one "
+                         "row per item.")
+    if rows.empty:
+        raise ValueError("curated has no labelled rows to augment.")
+    return rows
+
+
+def _pick(checked: pd.DataFrame, wanted: pd.Series) -> pd.Series:
+    """Status per candidate: accepted up to each source's quota (best first), else surplus."""
+    score = checked["similarity"].fillna(0) + checked["label_prob"].fillna(0)
+    order = checked.assign(_score=score).sort_values(["source_id", "_score"],
+                                                     ascending=[True, False], kind="stable")
+    rank = order[order["passed"]].groupby("source_id").cumcount()
+    quota = order.loc[rank.index, "source_id"].map(wanted).fillna(0)
+    status = pd.Series("rejected", index=checked.index, dtype=object)
+    status[rank.index] = np.where(rank < quota, "accepted", "surplus")
+    return status
+
+
+def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str, int] | None = None,
+            items: Sequence[str] | None = None, per_item: int = 1, max_per_item: int = 3,
+            oversample: float = 3.0, checks: CheckSettings | None = None, embedder: Any = None,
+            project: Any = None, progress: Progress = None) -> AugmentResult:
+    """Generate, check and pick augmented rows for the curated data.
+
+    Parameters
+    ----------
+    curated : DataFrame
+        ``item_id, text, label`` (rows with status dropped/ambiguous are ignored).
+    augmenter : Augmenter
+        See :func:`make_augmenter`.
+    targets, items, per_item, max_per_item
+        What to add: by default lift minority classes towards the largest (see
+        :func:`class_targets`); or ``per_item`` rows for each of ``items``.
+    oversample : float
+        Candidates tried per wanted row (checks reject some).
+    checks : CheckSettings
+    embedder, project
+        Sentence embedder (default: the bundled MiniLM) and an optional
+        :class:`curation.store.Project` whose embedding cache is used.
+    progress : callable(stage, fraction), optional
+
+    Returns
+    -------
+    AugmentResult
+        ``candidates`` has the check columns plus ``status`` (accepted /
+        surplus: passed but the quota was full / rejected) and ``params``.
+    """
+    from curation.embeddings import embed_texts
+
+    checks = checks or CheckSettings()
+    rows = _check_curated(curated)
+    if not oversample >= 1:
+        raise ValueError(f"oversample must be at least 1; got {oversample!r}.")
+    wanted = plan_requests(rows, targets=targets, items=items, per_item=per_item,
+                           max_per_item=max_per_item)
+    start = time.perf_counter()
+    text_of = rows.set_index("item_id")["text"]
+    ask = [math.ceil(n * oversample) for n in wanted]
+    report = (lambda stage: (lambda f: progress(stage, f))) if progress else (lambda stage: None)
+    cands = augmenter.generate(wanted.index.tolist(), text_of[wanted.index].tolist(), n=ask,
+                               progress=report("generate"))
+    generated = time.perf_counter()
+    existing = embed_texts(rows["text"].tolist(), embedder=embedder, project=project,
+                           progress=report("embed existing"))
+    cand_emb = embed_texts([c.text for c in cands], embedder=embedder,
+                           progress=report("embed candidates"))
+    model = (LabelModel().fit(existing, rows["label"].tolist())
+             if checks.min_label_prob > 0 else None)
+    checked = check_candidates(cands, labels=rows.set_index("item_id")["label"].to_dict(),
+                               candidate_embeddings=cand_emb, existing_ids=rows["item_id"].tolist(),
+                               existing_texts=rows["text"].tolist(), existing_embeddings=existing,
+                               label_model=model, settings=checks,
+                               protector=augmenter.protector)
+    checked["status"] = _pick(checked, wanted) if len(checked) else pd.Series(dtype=object)
+    checked["params"] = [augmenter.params()] * len(checked)
+    elapsed = time.perf_counter() - start
+    summary = _summary(checked, wanted, augmenter, checks, elapsed, generated - start)
+    logger.info("augment %s: %s", augmenter.method, {k: summary[k] for k in ("tried", "accepted")})
+    return AugmentResult(candidates=checked, summary=summary)
+
+
+def _summary(checked: pd.DataFrame, wanted: pd.Series, augmenter: Augmenter,
+             checks: CheckSettings, elapsed: float, generate_s: float) -> dict[str, Any]:
+    accepted = checked[checked["status"] == "accepted"] if len(checked) else checked
+    failures: dict[str, int] = {}
+    for reason in checked.loc[~checked["passed"], "reason"] if len(checked) else []:
+        for part in reason.split("; "):
+            key = part.split(":")[0]
+            failures[key] = failures.get(key, 0) + 1
+    return {
+        "method": augmenter.method, "params": augmenter.params(), "checks": checks.as_dict(),
+        "sources": int(len(wanted)), "wanted": int(wanted.sum()), "tried": int(len(checked)),
+        "passed": int(checked["passed"].sum()) if len(checked) else 0,
+        "accepted": int(len(accepted)),
+        "accepted_by_label": {k: int(v) for k, v in accepted["label"].value_counts().items()}
+        if len(accepted) else {},
+        "rejections": dict(sorted(failures.items(), key=lambda kv: -kv[1])),
+        "mean_similarity_accepted": float(accepted["similarity"].mean()) if len(accepted) else None,
+        "seconds": round(elapsed, 3), "generate_seconds": round(generate_s, 3),
+        "candidates_per_second": round(len(checked) / elapsed, 2) if elapsed > 0 else None,
+    }
