@@ -48,3 +48,12 @@ def amazon() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def dynasent() -> pd.DataFrame:
     return dynasent_long()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer BERT and its tokenizer in a folder (see tiny_models.py)."""
+    pytest.importorskip("transformers")
+    from tiny_models import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -169,3 +169,36 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
         stored = project.augmentations()
     assert len(stored) == picked and set(stored["reviewer"]) == {"dana"}
     assert set(stored["method"]) == {"glossary"}
+
+
+def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
+    import time
+
+    from curation.workspace import open_project
+    from fine_tune.jobs import latest_job
+
+    at = start()
+    at.switch_page("app_pages/retrain.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test items"] == "150" and metrics["Augmented rows (train only)"] == "0"
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Epochs"].set_value(1)
+    inputs["Seeds"].set_value(1)
+    inputs["Batch size"].set_value(32)
+    inputs["Max tokens"].set_value(32)
+    at.text_input[0].set_value(tiny_model)
+    at.button(key="FormSubmitter:retrain-Retrain and compare").click().run()
+    assert not at.exception, at.exception
+    assert "Training" in [s.value for s in at.subheader]  # progress, not the form
+    with open_project() as project:
+        deadline = time.time() + 240
+        while latest_job(project)["state"] in ("starting", "running") and time.time() < deadline:
+            time.sleep(0.5)
+        assert latest_job(project)["state"] == "done", latest_job(project)
+    at.run()  # what a page reload shows
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert {"Accuracy before", "Accuracy after", "95% CI of the change", "McNemar exact p"} <= set(metrics)
+    assert "Latest run (#1)" in [s.value for s in at.subheader]
+    assert any(b.label == "Download report.md" for b in at.get("download_button"))

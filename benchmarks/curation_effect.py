@@ -1,0 +1,138 @@
+"""Does curation move accuracy? Retrain-and-compare with automatic curation, on real crowd data.
+
+Data sets (two, so no threshold is judged on one alone):
+
+- ``../shared/data/amazon-crowd-sentiment``: 1,000 reviews, 5 crowd votes each, gold labels. A
+  fixed stratified split (seed 0) holds out 30% as the test set, judged on gold; the other 70%
+  are the training pool.
+- the bundled demo project: its 150 gold items are the test set; the other 403 the pool.
+
+before = the raw majority vote of every pool item. after = automatic curation of the pool, with
+no gold used: run every flagger, then for each item whose review priority is at least
+``--relabel-priority`` (default 0.8) take the queue's suggested label when it has one (else keep
+the item); drop items whose priority is at least ``--drop-priority`` (0.95) and that have no
+suggestion. Both sides train with the same settings and seeds (the bundled MiniLM, 3 epochs, 3
+seeds by default) and are judged on the same test set: the full retrain-and-compare report.
+
+Run: ``python benchmarks/curation_effect.py [--epochs 3 --seeds 3] [--data amazon,demo]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import amazon_long  # noqa: E402
+
+from curation.aggregation import MajorityVote  # noqa: E402
+from curation.curate import curate  # noqa: E402
+from curation.embeddings import embed_texts  # noqa: E402
+from curation.flags import flag_items  # noqa: E402
+from curation.io import load_annotations  # noqa: E402
+
+
+def auto_decisions(pool: pd.DataFrame, *, relabel_priority: float, drop_priority: float) -> pd.DataFrame:
+    """Decisions (the shape of ``Project.latest_decisions()``) that automatic curation takes."""
+    texts = pool.drop_duplicates("item_id")["text"].tolist()
+    report = flag_items(pool, embeddings=embed_texts(texts), seed=0)
+    queue = report.queue
+    relabel = queue[(queue["priority"] >= relabel_priority) & queue["suggested_label"].notna()]
+    drop = queue[(queue["priority"] >= drop_priority) & queue["suggested_label"].isna()]
+    rows = ([(i, "set_label", lab) for i, lab in zip(relabel["item_id"], relabel["suggested_label"])]
+            + [(i, "drop", None) for i in drop["item_id"]])
+    out = pd.DataFrame(rows, columns=["item_id", "action", "curated_label"])
+    return out.assign(reviewer="auto", note="automatic curation", created_at=pd.Timestamp.now())
+
+
+def sides(pool: pd.DataFrame, decisions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    mv = MajorityVote().fit(pool.drop(columns=["gold"], errors="ignore"))
+    labels = mv.labels_.copy()
+    tied = labels.isna()
+    labels[tied] = mv.ties_[tied].map(lambda t: t[0])
+    text = pool.drop_duplicates("item_id").set_index("item_id")["text"]
+    before = pd.DataFrame({"item_id": labels.index, "text": text.reindex(labels.index).to_numpy(),
+                           "label": labels.to_numpy()})
+    curated = curate(pool.drop(columns=["gold"], errors="ignore"), decisions)
+    after = curated[~curated["status"].isin(["ambiguous"])][["item_id", "text", "label"]]
+    gold = pool.drop_duplicates("item_id").set_index("item_id").get("gold")  # scoring only
+    facts = {"pool": len(before), "relabelled": int((curated["status"] == "relabelled").sum()),
+             "dropped": int(len(before) - len(after))}
+    if gold is not None:
+        g = gold.reindex(before["item_id"]).to_numpy()
+        facts["pool_label_accuracy_before"] = float((before["label"].to_numpy() == g).mean())
+        ga = gold.reindex(after["item_id"]).to_numpy()
+        facts["pool_label_accuracy_after"] = float((after["label"].to_numpy() == ga).mean())
+    return before.reset_index(drop=True), after.reset_index(drop=True), facts
+
+
+def amazon_split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    long = amazon_long()
+    items = long.drop_duplicates("item_id")
+    pool_ids, test_ids = train_test_split(items["item_id"], test_size=0.3, stratify=items["gold"],
+                                          random_state=0)
+    test = items[items["item_id"].isin(set(test_ids))]
+    return (long[long["item_id"].isin(set(pool_ids))].reset_index(drop=True),
+            test[["item_id", "text"]].assign(label=test["gold"]).reset_index(drop=True))
+
+
+def demo_split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    from curation.workspace import DEMO_CSV
+
+    long = load_annotations(DEMO_CSV)
+    items = long.drop_duplicates("item_id")
+    test = items[items["gold"].notna()]
+    pool = long[~long["item_id"].isin(set(test["item_id"]))].drop(columns=["gold"])
+    truth = json.loads((ROOT / "curation" / "demo" / "planted.json").read_text())["true_labels"]
+    pool["gold"] = pool["item_id"].map(truth)  # how the demo was made; only to score the labels
+    return pool.reset_index(drop=True), test[["item_id", "text"]].assign(label=test["gold"]).reset_index(drop=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--relabel-priority", type=float, default=0.8)
+    parser.add_argument("--drop-priority", type=float, default=0.95)
+    parser.add_argument("--data", default="amazon,demo")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    from fine_tune.compare import compare
+    from fine_tune.config import TrainConfig
+
+    config = TrainConfig(epochs=args.epochs, max_length=128, save_checkpoints=False)
+    out = {}
+    for name in args.data.split(","):
+        pool, test = amazon_split() if name == "amazon" else demo_split()
+        start = time.perf_counter()
+        decisions = auto_decisions(pool.drop(columns=["gold"], errors="ignore"),
+                                   relabel_priority=args.relabel_priority,
+                                   drop_priority=args.drop_priority)
+        before, after, facts = sides(pool, decisions)
+        print(f"\n=== {name}: pool {facts['pool']}, test {len(test)} (gold); automatic curation "
+              f"relabelled {facts['relabelled']}, dropped {facts['dropped']}")
+        if "pool_label_accuracy_before" in facts:
+            print(f"training labels right (against gold): before {facts['pool_label_accuracy_before']:.3f}, "
+                  f"after {facts['pool_label_accuracy_after']:.3f}")
+        report = compare(before[["text", "label"]], after[["text", "label"]], test[["text", "label"]],
+                         config=config, seeds=list(range(args.seeds)),
+                         progress=lambda f, m: None)
+        print(report.to_markdown())
+        print(f"({time.perf_counter() - start:.0f} s)")
+        out[name] = {"facts": facts, "report": report.to_dict()}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

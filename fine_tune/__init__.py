@@ -1,0 +1,60 @@
+"""Fine-tuning and retrain-and-compare for the curated data.
+
+The public API:
+
+- :class:`TrainConfig` (with :class:`Precision`, :class:`ClassWeights`): every setting, checked;
+- :func:`train_classifier` -> :class:`TrainResult`: one model on the Hugging Face Trainer;
+- :func:`lr_range_test` -> :class:`LRFinderResult`: the learning-rate range test;
+- :class:`Diagnosis` / :func:`loss_chart`: loss curves read in words and drawn
+  (``fine_tune.diagnose.diagnose``);
+- :class:`CompareReport`: before vs after curation on the same test set
+  (``fine_tune.compare.compare``; the submodules keep their names, so ``fine_tune.compare`` is
+  the module, not the function);
+- :func:`compare_data` / :func:`project_compare_data`: the three data sets from a project;
+- :func:`start_compare_job`, :func:`job_status`, :func:`cancel_job`, :func:`latest_job`:
+  retrain-and-compare in a background process (what the app's button uses).
+
+Heavy imports (torch, transformers) happen on first use of the names that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainConfig": "fine_tune.config",
+    "Precision": "fine_tune.config",
+    "ClassWeights": "fine_tune.config",
+    "METRICS": "fine_tune.config",
+    "train_classifier": "fine_tune.train",
+    "TrainResult": "fine_tune.train",
+    "load_model": "fine_tune.train",
+    "lr_range_test": "fine_tune.lr_finder",
+    "LRFinderResult": "fine_tune.lr_finder",
+    "Diagnosis": "fine_tune.diagnose",
+    "loss_chart": "fine_tune.diagnose",
+    "CompareReport": "fine_tune.compare",
+    "CompareData": "fine_tune.data",
+    "compare_data": "fine_tune.data",
+    "project_compare_data": "fine_tune.data",
+    "start_compare_job": "fine_tune.jobs",
+    "job_status": "fine_tune.jobs",
+    "cancel_job": "fine_tune.jobs",
+    "latest_job": "fine_tune.jobs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fine_tune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

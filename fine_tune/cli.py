@@ -1,0 +1,313 @@
+"""The ``fine_tune`` command line: ``python -m fine_tune compare|train|lr-find``.
+
+``compare --before B.csv --after A.csv --test T.csv`` trains on both sides with the same
+settings and seeds, prints the verdict and a small table, and writes ``--json``,
+``--markdown`` and ``--html`` reports. ``train`` trains one model and prints its accuracy
+and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test. Files are CSV, TSV,
+JSONL or Parquet (by extension) with columns ``text`` and ``label``. Bad input exits with
+code 2 and the message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from curation._messages import format_list, suggest
+
+__all__ = ["EXIT_BAD_INPUT", "build_config", "build_parser", "format_compare", "main", "read_frame"]
+
+EXIT_BAD_INPUT = 2
+_READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+            ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+#: Command-line option -> TrainConfig field.
+_CONFIG_OPTIONS = {"epochs": "epochs", "model": "model", "learning_rate": "learning_rate",
+                   "batch_size": "batch_size", "max_length": "max_length",
+                   "output_dir": "output_dir"}
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="Hugging Face model id or local folder (default: bundled MiniLM)")
+    p.add_argument("--epochs", type=float, help="training epochs")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate")
+    p.add_argument("--batch-size", type=int, help="training batch size")
+    p.add_argument("--max-length", type=int, help="longest input in tokens")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
+    p.add_argument("--output-dir", help="where checkpoints and the model go")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fine_tune",
+        description="Fine-tune a text classifier, and compare training before and after curation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp_ = sub.add_parser("compare", help="train before and after curation, judge on one test set")
+    cmp_.add_argument("--before", type=Path, required=True, metavar="B.csv")
+    cmp_.add_argument("--after", type=Path, required=True, metavar="A.csv")
+    cmp_.add_argument("--test", type=Path, required=True, metavar="T.csv")
+    cmp_.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..N-1 (default 3)")
+    cmp_.add_argument("--validation-size", type=float, default=0.1)
+    cmp_.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    _add_training_options(cmp_)
+    cmp_.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    cmp_.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the report as Markdown")
+    cmp_.add_argument("--html", type=Path, metavar="OUT.html", help="write the report as HTML")
+    train = sub.add_parser("train", help="train one classifier and read its loss curves")
+    train.add_argument("--train", type=Path, required=True, metavar="T.csv")
+    train.add_argument("--validation", type=Path, metavar="V.csv")
+    train.add_argument("--test", type=Path, metavar="X.csv")
+    train.add_argument("--seed", type=int, default=0)
+    _add_training_options(train)
+    train.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
+    lr = sub.add_parser("lr-find", help="learning-rate range test")
+    lr.add_argument("--train", type=Path, required=True, metavar="T.csv")
+    lr.add_argument("--seed", type=int, default=0)
+    _add_training_options(lr)
+    lr.add_argument("--json", type=Path, metavar="OUT", help="write the curve as JSON")
+    return parser
+
+
+# --- input ----------------------------------------------------------------------------------
+
+def _parse_file(path: Path) -> pd.DataFrame:
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown file type {path.suffix!r}; use one of "
+                         f"{', '.join(sorted(_READERS))}.")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file.")
+    if kind in ("csv", "tsv"):
+        return pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str,
+                           keep_default_na=False)
+    if kind == "parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=kind == "jsonl", dtype=False)
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A training or test frame from CSV/TSV/JSONL/JSON/Parquet, with ``text`` and ``label``.
+
+    Extra columns are kept (``item_id``, ``augmented_from``); an empty ``augmented_from``
+    becomes ``None``. A missing column raises ``ValueError`` naming the file, the column
+    and the closest column name.
+    """
+    path = Path(path)
+    try:
+        frame = _parse_file(path)
+    except (OSError, ValueError, ImportError) as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: could not read it ({err}).") from err
+    for col in ("text", "label"):
+        if col not in frame.columns:
+            raise ValueError(f"{path}: no column {col!r} (columns: {format_list(frame.columns)}); "
+                             f"rename a column to {col!r}{suggest(col, list(frame.columns))}")
+    frame = frame.assign(label=frame["label"].where(frame["label"].isna(),
+                                                    frame["label"].astype(str)))
+    if "augmented_from" in frame.columns:
+        frame["augmented_from"] = frame["augmented_from"].replace("", None)
+    return frame
+
+
+# --- config ---------------------------------------------------------------------------------
+
+def _config_class() -> type:
+    from fine_tune.config import TrainConfig
+
+    return TrainConfig
+
+
+def _lora_setting(cls: type) -> dict[str, Any]:
+    """The TrainConfig keyword that turns LoRA on, whatever the field is called."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in ("lora", "use_lora"):
+        if name in fields:
+            return {name: True}
+    for name, f in fields.items():
+        enum_type = type(f.default)
+        members = getattr(enum_type, "__members__", {})
+        for member_name, member in members.items():
+            if member_name.lower() == "lora":
+                return {name: member}
+    raise ValueError("--lora: this TrainConfig has no LoRA setting; leave --lora out.")
+
+
+def build_config(args: argparse.Namespace, *, seed: int | None = None) -> Any:
+    """A ``TrainConfig`` from the defaults and the options given on the command line."""
+    cls = _config_class()
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {field: getattr(args, opt) for opt, field in _CONFIG_OPTIONS.items()
+              if getattr(args, opt, None) is not None and field in names}
+    if kwargs.get("epochs") is not None and float(kwargs["epochs"]).is_integer():
+        kwargs["epochs"] = int(kwargs["epochs"])
+    if getattr(args, "lora", False):
+        kwargs.update(_lora_setting(cls))
+    if seed is not None and "seed" in names:
+        kwargs["seed"] = seed
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad training settings: {err}") from err
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def _trainer():
+    """The trainer both commands use (the compare module's hook, so tests replace one thing)."""
+    from fine_tune import compare as compare_module
+
+    return compare_module._default_trainer()
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _progress_bar():
+    """A tqdm bar on stderr driven by ``progress(fraction, message)``; ``(callback, bar)``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, file=sys.stderr, unit="‰", leave=False, disable=None)
+
+    def progress(fraction: float, message: str) -> None:
+        bar.update(max(0, int(fraction * 1000) - bar.n))
+        bar.set_description_str(message[:60], refresh=False)
+
+    return progress, bar
+
+
+def format_compare(d: dict[str, Any]) -> str:
+    """The verdict and a small table of accuracy and macro-F1 per side."""
+    lines = [f"VERDICT: {d['verdict']}", "",
+             f"{'side':<8}{'rows':>8}{'accuracy':>20}{'macro-F1':>20}"]
+    for side in ("before", "after"):
+        s = d[side]
+        acc, f1 = s["accuracy"], s["macro_f1"]
+        fmt = (lambda m: "-" if m["mean"] is None else f"{m['mean']:.3f} ± {m['std']:.3f}")
+        lines.append(f"{side:<8}{s['n_train']:>8}{fmt(acc):>20}{fmt(f1):>20}")
+    if d.get("delta") is not None:
+        low, high = d["delta_ci"]
+        lines.append(f"\nchange in accuracy {d['delta']:+.3f} (95% CI {low:+.3f} to {high:+.3f}), "
+                     f"McNemar p = {d['mcnemar_p']:.3g}; test set {d['test_size']} items, "
+                     f"seeds {', '.join(map(str, d['seeds']))}")
+    return "\n".join(lines)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from fine_tune.compare import compare
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1; got {args.seeds}.")
+    frames = {name: read_frame(getattr(args, name)) for name in ("before", "after", "test")}
+    config = build_config(args)
+    progress, bar = _progress_bar()
+    try:
+        report = compare(frames["before"], frames["after"], frames["test"], config=config,
+                         seeds=range(args.seeds), validation_size=args.validation_size,
+                         n_boot=args.n_boot, progress=progress, trainer=_trainer())
+    finally:
+        bar.close()
+    d = report.to_dict()
+    print(format_compare(d))
+    _write(args.json, json.dumps(d, indent=2))
+    _write(args.markdown, report.to_markdown())
+    _write(args.html, report.to_html())
+    return 0
+
+
+def _train_summary(result: Any, test: pd.DataFrame | None, labels: list[str]) -> dict[str, Any]:
+    from fine_tune.compare import _finish_run, _history_records, _jsonable
+
+    out: dict[str, Any] = {
+        "labels": list(result.labels), "best_epoch": result.best_epoch,
+        "best_metric": getattr(result, "best_metric", None),
+        "train_seconds": result.train_seconds,
+        "train_samples_per_second": result.train_samples_per_second,
+        "peak_memory_mb": getattr(result, "peak_memory_mb", None),
+        "device": getattr(result, "device", None), "output_dir": getattr(result, "output_dir", None),
+        "cancelled": bool(getattr(result, "cancelled", False)),
+        "diagnosis": result.diagnosis.to_dict() if result.diagnosis is not None else None,
+        "history": _history_records(result.history)}
+    if test is not None and result.test_pred is not None:
+        run = _finish_run(result, 0, test, labels)
+        out.update(accuracy=run.record["accuracy"], macro_f1=run.record["macro_f1"])
+    config = getattr(result, "config", None)
+    if config is not None:
+        out["config"] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+    return _jsonable(out)
+
+
+def _checked(path: Path | None) -> pd.DataFrame | None:
+    """``read_frame`` plus the compare checks for empty texts and labels (named by file)."""
+    from fine_tune.compare import _check_blank
+
+    return None if path is None else _check_blank(read_frame(path).reset_index(drop=True), str(path))
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    train, validation, test = (_checked(p) for p in (args.train, args.validation, args.test))
+    labels = sorted(set().union(*(f["label"] for f in (train, validation, test) if f is not None)))
+    config = build_config(args, seed=args.seed)
+    progress, bar = _progress_bar()
+    try:
+        result = _trainer()(train, validation, test, config=config, labels=labels,
+                            progress=progress, should_stop=None)
+    finally:
+        bar.close()
+    d = _train_summary(result, test, labels)
+    if "accuracy" in d:
+        print(f"test accuracy {d['accuracy']:.3f}, macro-F1 {d['macro_f1']:.3f} "
+              f"({len(test)} items)")
+    print(f"best epoch {d['best_epoch']}, {d['train_seconds']:.1f} s on {d['device']}")
+    diagnosis = d.get("diagnosis") or {}
+    for message in diagnosis.get("messages") or [diagnosis.get("summary", "")]:
+        print(f"- {message}")
+    _write(args.json, json.dumps(d, indent=2))
+    return 0
+
+
+def _run_lr_find(args: argparse.Namespace) -> int:
+    from fine_tune.compare import _jsonable
+    from fine_tune.lr_finder import lr_range_test
+
+    train = _checked(args.train)
+    result = lr_range_test(train, config=build_config(args, seed=args.seed))
+    print(f"suggested learning rate: {result.suggested_lr:.3g}")
+    _write(args.json, json.dumps(_jsonable({"suggested_lr": result.suggested_lr,
+                                             "lrs": list(result.lrs),
+                                             "smoothed": list(result.smoothed)}), indent=2))
+    return 0
+
+
+_COMMANDS = {"compare": _run_compare, "train": _run_train, "lr-find": _run_lr_find}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 with the message (no traceback) on bad input."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as err:
+        print(f"error: {err.name or err} is not available: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,125 @@
+"""The three data sets of retrain-and-compare, built from an annotation frame or a project.
+
+- **before**: every item with its raw majority-vote label (a tie goes to the first tied label in
+  the label set's order, as a naive pipeline would do);
+- **after**: the curated dataset (review decisions applied, dropped and ambiguous items left
+  out) plus accepted augmented rows, which are training rows only;
+- **test**: the same for both sides: items with a gold label, judged on gold; where the data
+  has no gold, a seeded, stratified share of the adjudicated items (those a reviewer decided),
+  judged on their curated label.
+
+Test items never train either side: they, every training text equal to a test text once
+normalised, and augmented rows made from them are removed from both training sets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from curation.aggregation import MajorityVote
+from curation.curate import curate
+from curation.splits import normalise_text
+
+__all__ = ["CompareData", "compare_data", "project_compare_data"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CompareData:
+    """Training frames for each side, the shared test frame, and how they were made."""
+
+    before: pd.DataFrame
+    after: pd.DataFrame
+    test: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _raw_majority(frame: pd.DataFrame, label_set) -> pd.Series:
+    mv = MajorityVote(labels=label_set).fit(frame)
+    labels = mv.labels_.copy()
+    tied = labels.isna()
+    labels[tied] = mv.ties_[tied].map(lambda t: t[0])
+    return labels
+
+
+def _test_items(everything: pd.DataFrame, decisions: pd.DataFrame | None, *,
+                test_share: float, seed: int) -> tuple[pd.DataFrame, str]:
+    gold = everything[everything["gold"].notna()] if "gold" in everything else everything.iloc[:0]
+    if len(gold):
+        return gold[["item_id", "text"]].assign(label=gold["gold"].astype(str)), "gold"
+    decided = set(decisions["item_id"]) if decisions is not None and len(decisions) else set()
+    pool = everything[everything["item_id"].isin(decided) & everything["status"].isin(
+        ["relabelled", "confirmed"])]
+    if len(pool) < 10:
+        raise ValueError(
+            f"no gold labels and only {len(pool)} adjudicated items (reviewed and confirmed or "
+            "relabelled): a fair test set needs gold labels or at least 10 adjudicated items. "
+            "Review more flagged items, or import a file with a gold column.")
+    counts = pool["label"].value_counts()
+    stratify = pool["label"] if counts.min() >= 2 else None
+    test, _ = train_test_split(pool, train_size=test_share, stratify=stratify, random_state=seed)
+    return test[["item_id", "text", "label"]], "adjudicated"
+
+
+def compare_data(frame: pd.DataFrame, *, decisions: pd.DataFrame | None = None,
+                 augmentations: pd.DataFrame | None = None, test_share: float = 0.5,
+                 seed: int = 0) -> CompareData:
+    """Before / after / test frames (columns ``item_id, text, label``; after also
+    ``augmented_from``) from a long annotation frame, its decisions and augmentations.
+
+    ``test_share`` is the share of adjudicated items held out when there is no gold.
+    """
+    if not 0 < test_share < 1:
+        raise ValueError(f"test_share must be in (0, 1); got {test_share!r}.")
+    label_set = frame.attrs.get("label_set")
+    everything = curate(frame, decisions, include_dropped=True)
+    test, source = _test_items(everything, decisions, test_share=test_share, seed=seed)
+    test_keys = {normalise_text(t) for t in test["text"]}
+    held_out = set(test["item_id"])
+
+    def leaks(rows: pd.DataFrame) -> pd.Series:
+        return rows["item_id"].isin(held_out) | rows["text"].map(normalise_text).isin(test_keys)
+
+    raw = _raw_majority(frame, label_set)
+    first = frame.drop_duplicates("item_id").set_index("item_id")["text"]
+    before = pd.DataFrame({"item_id": raw.index, "text": first.reindex(raw.index).to_numpy(),
+                           "label": raw.to_numpy()})
+    before = before[~leaks(before)].reset_index(drop=True)
+    after = everything[~everything["status"].isin(["dropped", "ambiguous"])]
+    after = after[["item_id", "text", "label"]].assign(augmented_from=None)
+    after = after[~leaks(after)]
+    n_aug = 0
+    if augmentations is not None and len(augmentations):
+        from curation.workspace import augmented_rows
+
+        extra, _, _ = augmented_rows(augmentations, everything)
+        extra = extra[~extra["augmented_from"].isin(held_out)
+                      & ~extra["text"].map(normalise_text).isin(test_keys)]
+        extra = extra[extra["augmented_from"].isin(set(after["item_id"]))]
+        n_aug = len(extra)
+        after = pd.concat([after, extra[["item_id", "text", "label", "augmented_from"]]],
+                          ignore_index=True)
+    after = after.reset_index(drop=True)
+    info = {"test_source": source, "test_items": len(test), "before_rows": len(before),
+            "after_rows": len(after), "augmented_rows": n_aug,
+            "relabelled": int((everything["status"] == "relabelled").sum()),
+            "dropped": int(everything["status"].isin(["dropped", "ambiguous"]).sum()),
+            "seed": seed}
+    logger.info("compare data: %s", info)
+    return CompareData(before=before, after=after, test=test.reset_index(drop=True), info=info)
+
+
+def project_compare_data(project, *, test_share: float = 0.5, seed: int = 0) -> CompareData:
+    """:func:`compare_data` for a :class:`curation.store.Project`."""
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    if frame.empty:
+        raise ValueError("the project has no annotations; import a file first.")
+    return compare_data(frame, decisions=project.latest_decisions(),
+                        augmentations=project.augmentations(), test_share=test_share, seed=seed)

@@ -1,0 +1,118 @@
+"""Retrain-and-compare as a background job on the demo project, with the tiny BERT.
+
+A real worker process is started each time (``python -m fine_tune.jobs``); the tests poll its
+status file as the app does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from curation.workspace import open_demo_project  # noqa: E402
+from fine_tune.config import TrainConfig  # noqa: E402
+from fine_tune.data import project_compare_data  # noqa: E402
+from fine_tune.jobs import cancel_job, job_status, latest_job, start_compare_job  # noqa: E402
+
+REPORT_KEYS = {"accuracy_before", "accuracy_after", "delta", "delta_ci", "mcnemar_p",
+               "macro_f1_before", "macro_f1_after", "per_seed", "before", "after", "verdict"}
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    monkeypatch.delenv("CURATION_URL", raising=False)
+    with open_demo_project() as project:
+        yield project
+
+
+def tiny(model: str, **kwargs) -> TrainConfig:
+    settings = dict(model=model, epochs=1, batch_size=32, max_length=32, learning_rate=1e-3,
+                    warmup_ratio=0.0, early_stopping_patience=0, save_checkpoints=False)
+    return TrainConfig(**{**settings, **kwargs})
+
+
+def wait(folder, states, timeout=240.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = job_status(folder)
+        if status["state"] in states:
+            return status
+        time.sleep(0.3)
+    log = (folder / "worker.log").read_text(errors="replace")[-3000:]
+    raise AssertionError(f"job still {status['state']} after {timeout} s; log:\n{log}")
+
+
+def test_demo_compare_data_holds_the_test_set_out(demo):
+    data = project_compare_data(demo)
+    assert data.info["test_source"] == "gold" and len(data.test) == data.info["test_items"] > 0
+    test_ids = set(data.test["item_id"])
+    assert not test_ids & set(data.before["item_id"]) and not test_ids & set(data.after["item_id"])
+    assert set(data.after["label"]) <= set(demo.label_set())
+
+
+def test_job_runs_in_the_background_and_records_the_run(demo, tiny_model, tmp_path):
+    folder = tmp_path / "job"
+    first = start_compare_job(demo, folder, config=tiny(tiny_model), seeds=(0,))
+    assert first["state"] in ("starting", "running")
+    status = wait(folder, ("done", "failed", "cancelled"))
+    assert status["state"] == "done", status.get("message")
+    report = status["report"]
+    assert REPORT_KEYS <= set(report)
+    assert 0 <= report["accuracy_before"] <= 1 and 0 <= report["accuracy_after"] <= 1
+    assert report["delta"] == pytest.approx(report["accuracy_after"] - report["accuracy_before"])
+    assert len(report["per_seed"]) == 1
+    assert (folder / "report.md").read_text().startswith("#")
+    assert "<table" in (folder / "report.html").read_text()
+    # the run survives a "page reload": a fresh look through the project finds it finished
+    again = latest_job(demo)
+    assert again["state"] == "done" and again["report"]["verdict"] == report["verdict"]
+    run = demo.get_run(again["run_id"])
+    assert run["status"] == "done" and run["result"]["accuracy_after"] == report["accuracy_after"]
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["config"]["model"] == tiny_model and settings["seeds"] == [0]
+
+
+def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):
+    folder = tmp_path / "job"
+    start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0, 1))
+    running = wait(folder, ("running", "done", "failed", "cancelled"))
+    assert running["state"] == "running", running.get("message")
+    cancel_job(folder)
+    status = wait(folder, ("done", "failed", "cancelled"), timeout=120)
+    assert status["state"] == "cancelled", status.get("message")
+    assert demo.get_run(latest_job(demo)["run_id"])["status"] == "cancelled"
+
+
+def test_killed_worker_reads_as_failed_and_the_project_stays_usable(demo, tiny_model, tmp_path):
+    folder = tmp_path / "job"
+    start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0,))
+    wait(folder, ("running",))
+    os.killpg(int((folder / "pid").read_text()), signal.SIGKILL)
+    status = wait(folder, ("failed",), timeout=30)
+    assert "ended without a result" in status["message"]
+    latest = latest_job(demo)
+    assert latest["state"] == "failed"
+    assert demo.get_run(latest["run_id"])["status"] == "failed"  # not "running" for ever
+    assert len(demo.annotations()) > 0  # stored work intact
+
+
+def test_without_gold_or_adjudicated_items_no_job_starts(tmp_path, tiny_model):
+    import pandas as pd
+
+    from curation.store import Project
+
+    frame = pd.DataFrame({"item_id": [f"i{i // 2}" for i in range(40)],
+                          "text": [f"text number {i // 2}" for i in range(40)],
+                          "annotator_id": ["a", "b"] * 20, "label": ["pos", "neg", "pos", "pos"] * 10})
+    with Project(tmp_path / "p.sqlite") as project:
+        project.import_annotations(frame, source="t.csv", label_set=["pos", "neg"])
+        with pytest.raises(ValueError, match="no gold labels and only 0 adjudicated items"):
+            start_compare_job(project, tmp_path / "job", config=tiny(tiny_model))
+        assert latest_job(project) is None and not (tmp_path / "job").exists()
