@@ -4,7 +4,8 @@ Data: ``../shared/data/financial-phrasebank-50agree`` (duplicated texts dropped)
 stratified split with seed 0. Model: the bundled all-MiniLM-L6-v2 with a new classification head.
 
 - **article**: ``transformers.Trainer`` with batch 16, fp32, every text padded to 128 tokens,
-  3 epochs, learning rate 5e-5, AdamW (``adamw_torch``), no length grouping.
+  3 epochs, learning rate 5e-5, the Trainer's default optimizer (AdamW; fused in transformers 5),
+  no warmup, no length grouping.
 - **ours**: ``fine_tune.train_classifier`` with the same model, epochs, learning rate, batch size
   (16 on CPU; ``--ours-batch-size`` to change, 64 by default on a GPU), truncation at 128 tokens,
   dynamic padding, length-grouped batches, automatic precision (bf16/fp16 on a GPU, fp32 on CPU),

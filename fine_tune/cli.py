@@ -31,7 +31,12 @@ _READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".nd
 #: Command-line option -> TrainConfig field.
 _CONFIG_OPTIONS = {"epochs": "epochs", "model": "model", "learning_rate": "learning_rate",
                    "batch_size": "batch_size", "max_length": "max_length",
-                   "output_dir": "output_dir"}
+                   "output_dir": "output_dir", "gradient_accumulation": "gradient_accumulation",
+                   "precision": "precision", "class_weights": "class_weights",
+                   "freeze_layers": "freeze_layers", "unfreeze": "unfreeze_schedule",
+                   "patience": "early_stopping_patience", "metric": "early_stopping_metric",
+                   "warmup_ratio": "warmup_ratio", "weight_decay": "weight_decay",
+                   "device": "device"}
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -42,8 +47,32 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learning-rate", type=float, help="peak learning rate")
     p.add_argument("--batch-size", type=int, help="training batch size")
     p.add_argument("--max-length", type=int, help="longest input in tokens")
+    p.add_argument("--gradient-accumulation", type=int, help="steps summed before each update")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="auto (default): bf16 on a GPU that has it, else fp16; fp32 on CPU")
+    p.add_argument("--class-weights", choices=["none", "balanced"], help="weight the loss by class")
+    p.add_argument("--freeze-embeddings", action="store_true", help="keep the embeddings fixed")
+    p.add_argument("--freeze-layers", type=int, help="keep the lowest N encoder layers fixed")
+    p.add_argument("--unfreeze", type=_schedule, metavar="EPOCH:N,...",
+                   help="gradual unfreezing, e.g. 1:2,2:2 (needs --freeze-layers)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--metric", choices=["eval_loss", "eval_accuracy", "eval_macro_f1"],
+                   help="what early stopping watches")
+    p.add_argument("--warmup-ratio", type=float, help="share of steps warming the rate up")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: a GPU if there is one")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
     p.add_argument("--output-dir", help="where checkpoints and the model go")
+
+
+def _schedule(text: str) -> tuple[tuple[int, int], ...]:
+    """``"1:2,2:2"`` -> ``((1, 2), (2, 2))``."""
+    try:
+        pairs = [part.split(":") for part in text.split(",") if part.strip()]
+        return tuple((int(a), int(b)) for a, b in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a schedule; write EPOCH:N pairs such as 1:2,2:2") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +180,8 @@ def build_config(args: argparse.Namespace, *, seed: int | None = None) -> Any:
               if getattr(args, opt, None) is not None and field in names}
     if kwargs.get("epochs") is not None and float(kwargs["epochs"]).is_integer():
         kwargs["epochs"] = int(kwargs["epochs"])
+    if getattr(args, "freeze_embeddings", False):
+        kwargs["freeze_embeddings"] = True
     if getattr(args, "lora", False):
         kwargs.update(_lora_setting(cls))
     if seed is not None and "seed" in names:

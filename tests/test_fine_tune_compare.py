@@ -493,3 +493,31 @@ def test_cli_lr_find(cli_files, tmp_path, capsys, monkeypatch):
     assert json.loads(out.read_text()) == {"suggested_lr": 3e-5, "lrs": [1e-6, 1e-5, 1e-4],
                                            "smoothed": [0.7, 0.5, 0.9]}
     assert seen["rows"] == 30
+
+
+def test_cli_training_options_reach_the_config():
+    from fine_tune.cli import build_config, build_parser
+    from fine_tune.config import ClassWeights, Precision
+
+    args = build_parser().parse_args([
+        "train", "--train", "t.csv", "--epochs", "3", "--gradient-accumulation", "4",
+        "--precision", "fp32", "--class-weights", "balanced", "--freeze-embeddings",
+        "--freeze-layers", "4", "--unfreeze", "1:2,2:2", "--patience", "1",
+        "--metric", "eval_macro_f1", "--warmup-ratio", "0.2", "--weight-decay", "0"])
+    config = build_config(args, seed=3)
+    assert (config.epochs, config.gradient_accumulation, config.seed) == (3, 4, 3)
+    assert config.precision is Precision.FP32 and config.class_weights is ClassWeights.BALANCED
+    assert config.freeze_embeddings and config.freeze_layers == 4
+    assert config.unfreeze_schedule == ((1, 2), (2, 2)) and config.early_stopping_patience == 1
+    assert config.early_stopping_metric == "eval_macro_f1" and not config.lora
+    lora = build_config(build_parser().parse_args(["train", "--train", "t.csv", "--lora"]))
+    assert lora.lora and lora.freeze_layers == 0
+    assert (config.warmup_ratio, config.weight_decay) == (0.2, 0.0)
+
+
+def test_cli_bad_schedule_exits_2(capsys):
+    from fine_tune.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--train", "t.csv", "--unfreeze", "first"])
+    assert info.value.code == 2 and "EPOCH:N pairs" in capsys.readouterr().err

@@ -385,3 +385,16 @@ def test_bundled_minilm_fine_tunes_a_few_steps():
     assert result.total_params > 20_000_000
     assert result.test_pred.shape == (16,) and result.history["train_loss"].notna().any()
     assert math.isfinite(result.history["train_loss"].dropna().iloc[-1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_a_gpu_in_mixed_precision(tiny_model, data):
+    result = train_classifier(data["train"], data["validation"], data["test"],
+                              config=cfg(tiny_model, device="cuda"))
+    assert result.device == "cuda"
+    expected = Precision.BF16 if torch.cuda.is_bf16_supported() else Precision.FP16
+    assert result.config.resolved_precision("cuda") is expected
+    truth = data["test"]["label"].map({"neg": 0, "pos": 1}).to_numpy()
+    assert (result.test_pred == truth).mean() >= 0.9
+    assert result.peak_memory_mb is not None and result.peak_memory_mb > 0
