@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from app_pages._state import annotations, current_project, current_url, demo_path, set_project
 from curation.io import FORMATS
-from curation.workspace import import_file
+from curation.workspace import import_file, upload_limit_bytes
 from curation._schema import COLUMN_HELP
 
 st.title("Project")
@@ -49,9 +51,16 @@ else:
     st.info("This project is empty: import an annotation file below.")
 
 st.subheader("Import annotations")
+try:
+    limit = upload_limit_bytes()
+except ValueError as err:
+    st.warning(f"{err} Using 200 MiB.")
+    limit = 200 * 2**20
 upload = st.file_uploader("Annotation file", type=["csv", "tsv", "jsonl", "json", "parquet"],
                           help="Long (item_id, text, annotator_id, label[, gold]), wide (one column "
-                               "per annotator) or a Label Studio JSON export.")
+                               "per annotator) or a Label Studio JSON export. At most "
+                               f"{limit / 2**20:g} MiB. Only data formats are read: never pickle "
+                               "or anything else that can run code.")
 with st.form("import"):
     fmt = st.selectbox("Layout", FORMATS, help="auto: Label Studio for task JSON, long when "
                                                 "annotator_id/label exist, wide otherwise")
@@ -74,11 +83,17 @@ if submitted and upload is not None:
             project, upload, name=upload.name, format=fmt, on_conflict=on_conflict,
             columns={v.strip(): k for k, v in mapping.items() if v.strip() and v.strip() != k},
             label_set=_split(labels), annotator_columns=_split(annotator_cols),
-            encoding=encoding.strip() or None,
+            encoding=encoding.strip() or None, max_bytes=limit,
             progress=lambda f: progress.progress(f, text=f"Importing {upload.name}..."))
     except ValueError as err:
         progress.empty()
         st.error(f"Nothing was imported. {err}", icon=":material/error:")
+    except Exception as err:  # a bug, not bad input: still never take the app down or write half
+        progress.empty()
+        logging.getLogger(__name__).exception("import of %s failed", upload.name)
+        st.error(f"Nothing was imported: {upload.name} could not be read ({type(err).__name__}: "
+                 f"{err}). The project is unchanged. Please report this file's shape to us.",
+                 icon=":material/error:")
     else:
         progress.progress(1.0, text="Done")
         st.success(f"Imported {upload.name}: {result.n_new_items} new items, "

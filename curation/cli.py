@@ -21,7 +21,7 @@ import pandas as pd
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
 from curation.flags import flag_items
 from curation.guidelines import load_guideline
-from curation.io import DEFAULT_MAX_BYTES, FORMATS, load_annotations
+from curation.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, load_annotations
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
 from curation.store import Project
 from curation.workspace import export_curated
@@ -122,6 +122,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", help="text encoding (default: UTF-8, with or without BOM)")
     p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
                    help="refuse files larger than this (default 200)")
+    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
+                   help=f"refuse texts longer than this (default {DEFAULT_MAX_TEXT_CHARS:,})")
 
 
 def _load(args: argparse.Namespace) -> pd.DataFrame:
@@ -134,7 +136,8 @@ def _load(args: argparse.Namespace) -> pd.DataFrame:
     return load_annotations(
         args.file, format=args.format, columns=mapping or None, file_type=args.file_type,
         annotator_columns=_split(args.annotator_columns), label_set=_split(args.labels),
-        encoding=args.encoding, max_bytes=int(args.max_mb * 2**20))
+        encoding=args.encoding, max_bytes=int(args.max_mb * 2**20),
+        max_text_chars=args.max_text_chars)
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -288,19 +289,38 @@ def _load_model(name: str, device: str | None) -> tuple[SentenceTransformer, thr
         return _MODELS[(name, device)]
 
 
+#: Weights are read from safetensors only: a pickled ``.bin`` checkpoint could run code.
+_SAFE = {"use_safetensors": True}
+
+
 def _build_model(name: str, device: str | None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     if name == DEFAULT_MODEL:
-        return SentenceTransformer(_default_model_path(), device=device, local_files_only=True)
+        return SentenceTransformer(_default_model_path(), device=device, local_files_only=True,
+                                   model_kwargs=_SAFE)
     try:
-        return _load_named(SentenceTransformer, name, device)
+        return _load_named(partial(SentenceTransformer, model_kwargs=_SAFE), name, device)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise ValueError(
-            f"cannot load embedding model {name!r}: {err}. It must be a local folder or in "
+            f"cannot load embedding model {name!r}: {err}. {pickle_only_hint(name)}"
+            "It must be a local folder or in "
             "the Hugging Face cache (set CURATION_ALLOW_DOWNLOAD=1 to download it): download "
             "it elsewhere and pass its local folder path, or use the bundled default "
             f"{DEFAULT_MODEL!r}.") from err
+
+
+def pickle_only_hint(name: str | None) -> str:
+    """A sentence for a model folder that holds only pickled weights (which are never loaded)."""
+    folder = Path(name).expanduser() if name else None
+    if folder is None or not folder.is_dir() or any(folder.rglob("*.safetensors")):
+        return ""
+    pickled = sorted(p.name for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if not pickled:
+        return ""
+    return (f"The folder holds only pickled weights ({', '.join(pickled[:3])}), which are never "
+            "loaded because unpickling can run code: on a machine you trust, load it and save it "
+            "again with save_pretrained(folder, safe_serialization=True) to get model.safetensors. ")
 
 
 def _default_model_path() -> str:

@@ -39,6 +39,7 @@ from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRE
 __all__ = [
     "AnnotationFileError",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_TEXT_CHARS",
     "FORMATS",
     "load_annotations",
     "validate_long_frame",
@@ -47,6 +48,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+#: Longest text accepted (characters). Models read a few hundred tokens; a text this long is
+#: almost always a broken file (an unclosed quote that swallowed the lines after it).
+DEFAULT_MAX_TEXT_CHARS = 100_000
 FORMATS = ("auto", "long", "wide", "label-studio")
 _FILE_TYPES = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv",
@@ -74,6 +78,7 @@ def load_annotations(
     max_bytes: int = DEFAULT_MAX_BYTES,
     file_type: str | None = None,
     name: str | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
 ) -> pd.DataFrame:
     """Read an annotation file into the validated long frame.
 
@@ -101,6 +106,8 @@ def load_annotations(
         Overrides the type guessed from the file name.
     name : str, optional
         Name used in messages (default: the path or the object's ``name``).
+    max_text_chars : int
+        Longer texts are refused, naming their rows.
 
     Returns
     -------
@@ -127,11 +134,12 @@ def load_annotations(
     else:
         frame = _from_table(table, name=name, format=format, columns=columns,
                             annotator_columns=annotator_columns)
-    return validate_long_frame(frame, name=name, label_set=label_set)
+    return validate_long_frame(frame, name=name, label_set=label_set, max_text_chars=max_text_chars)
 
 
 def validate_long_frame(
-    frame: pd.DataFrame, *, name: str = "data", label_set: Sequence[str] | None = None
+    frame: pd.DataFrame, *, name: str = "data", label_set: Sequence[str] | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
 ) -> pd.DataFrame:
     """Check a long frame and return it normalised (stripped strings, ``gold`` column).
 
@@ -146,7 +154,7 @@ def validate_long_frame(
         frame[GOLD] = None
     if frame.empty:
         raise AnnotationFileError(f"{name}: has no annotation rows; add at least one row.")
-    _check_text(frame, name)
+    _check_text(frame, name, max_text_chars)
     for col in (ITEM, ANNOTATOR, LABEL):
         frame[col] = _clean_ids(frame, col, name)
     frame[GOLD] = _clean_gold(frame[GOLD])
@@ -184,11 +192,16 @@ def _read_bytes(source: Any, *, name: str | None, max_bytes: int) -> tuple[bytes
     return data, name
 
 
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 1024:.1f} KiB"
+
+
 def _check_size(n_bytes: int, name: str, max_bytes: int) -> None:
     if n_bytes > max_bytes:
         raise AnnotationFileError(
-            f"{name}: is {n_bytes / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB limit; "
-            "split the file, or raise the limit (max_bytes=..., CLI --max-mb).")
+            f"{name}: is {_size(n_bytes)}, over the {_size(max_bytes)} limit; "
+            "split the file, or raise the limit (max_bytes=..., CLI --max-mb, app: "
+            "CURATION_MAX_UPLOAD_MB).")
 
 
 def _guess_file_type(name: str) -> str:
@@ -457,7 +470,7 @@ def _is_blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _check_text(frame: pd.DataFrame, name: str) -> None:
+def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
     values = frame[TEXT]
     not_str = ~values.map(lambda v: isinstance(v, str) or _is_blank(v))
     if not_str.any():
@@ -471,6 +484,14 @@ def _check_text(frame: pd.DataFrame, name: str) -> None:
         raise AnnotationFileError(
             f"{name}: empty text at {format_list(frame.loc[empty, _WHERE].tolist())}; "
             "fill in the text or remove those rows.")
+    long = values.str.len() > max_chars
+    if long.any():
+        raise AnnotationFileError(
+            f"{name}: text longer than {max_chars:,} characters at "
+            f"{format_list(frame.loc[long, _WHERE].tolist())} (the longest has "
+            f"{int(values.str.len().max()):,}); a text this long is usually an unclosed quote that "
+            "swallowed the lines after it - check the quoting, or split the document, or raise "
+            "the limit (max_text_chars=..., CLI --max-text-chars).")
 
 
 def _clean_ids(frame: pd.DataFrame, col: str, name: str) -> pd.Series:

@@ -26,7 +26,8 @@ SQLAlchemy URL otherwise, e.g. PostgreSQL) and keeps:
 Only SQLAlchemy Core and portable constructs are used. On SQLite every
 connection enables WAL, foreign keys and a busy timeout, and write
 transactions start with ``BEGIN IMMEDIATE`` so that several processes (or
-several :class:`Project` objects) can write to one file at the same time.
+several :class:`Project` objects) can write to one file at the same time; on
+PostgreSQL a transaction-level advisory lock serialises writers the same way.
 All timestamps are timezone-aware UTC datetimes.
 """
 
@@ -90,6 +91,8 @@ _FLAGS_RUN = "flags"
 _FLAG_COLUMNS = (ITEM, "kind", "score", "reason", "suggested_label", "rule_id")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _WRITE = "curation_write"
+#: The advisory lock key that serialises writers on PostgreSQL (advisory locks are per database).
+_PG_WRITE_LOCK = 0x637572617469  # "curati"
 _UNDO_NOTE = re.compile(r"^undo of #(\d+)")
 
 
@@ -431,10 +434,17 @@ class Project:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+        """One write transaction, serialised against every other writer; commits on success.
+
+        SQLite: ``BEGIN IMMEDIATE`` takes the file's write lock. PostgreSQL: a transaction-level
+        advisory lock does the same, so a decision's ``old_label`` (read, then appended) and an
+        import's check-then-insert never interleave with another process's write.
+        """
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITE_LOCK})
                 yield conn
 
     def _initialise(self, name: str | None) -> None:
@@ -1450,8 +1460,8 @@ def _flag_rows(frame: Any) -> list[dict]:
     out = pd.DataFrame({c: _required_text(frame[c], c) for c in (ITEM, "kind")}, dtype=object)
     out["score"] = _finite_scores(frame["score"], out)
     out["reason"] = [("" if _is_blank(v) else str(v)) for v in frame["reason"]]
-    for col in ("suggested_label", "rule_id"):
-        out[col] = [(None if _is_blank(v) else str(v)) for v in frame[col]]
+    for col in ("suggested_label", "rule_id"):  # object dtype: pandas 3 would turn None into NaN
+        out[col] = pd.Series([(None if _is_blank(v) else str(v)) for v in frame[col]], dtype=object)
     dup = out.duplicated([ITEM, "kind"], keep=False)
     if dup.any():
         pairs = out.loc[dup, [ITEM, "kind"]].drop_duplicates().itertuples(index=False)

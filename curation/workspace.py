@@ -21,7 +21,7 @@ import yaml
 from curation.curate import STATUSES, curate
 from curation.flags import FLAGGERS, FlagReport, flag_items, review_queue
 from curation.guidelines import Guideline, load_guideline
-from curation.io import load_annotations
+from curation.io import DEFAULT_MAX_BYTES, load_annotations
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
@@ -72,6 +72,31 @@ def open_demo_project(path: str | os.PathLike | None = None,
                                             label_set=demo_label_set(), progress=progress)
         logger.info("demo project imported: %s", result)
     return project
+
+
+#: Environment variable: the app's upload limit in MiB (default 200, Streamlit's own limit).
+MAX_UPLOAD_VAR = "CURATION_MAX_UPLOAD_MB"
+
+
+def upload_limit_bytes() -> int:
+    """The app's upload limit: ``$CURATION_MAX_UPLOAD_MB`` MiB (default 200).
+
+    Raises
+    ------
+    ValueError
+        When the variable is not a positive number (naming it and the fix).
+    """
+    raw = os.environ.get(MAX_UPLOAD_VAR, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{MAX_UPLOAD_VAR}={raw!r} is not a positive number of MiB; set it to "
+                         "e.g. 50, or unset it for the default of 200.")
+    return int(value * 2**20)
 
 
 def import_file(project: Project, source: Any, *, name: str | None = None,

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from curation.embeddings import DEFAULT_MODEL, _default_model_path, _load_named
+from curation.embeddings import DEFAULT_MODEL, _default_model_path, _load_named, pickle_only_hint
 from fine_tune.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ def _resolve_path(config: TrainConfig) -> str:
 
 def _offline_error(kind: str, config: TrainConfig, err: Exception) -> ValueError:
     return ValueError(
-        f"cannot load the {kind} of {model_name(config)!r}: {err}. The model must be a local "
+        f"cannot load the {kind} of {model_name(config)!r}: {err}. {pickle_only_hint(config.model)}"
+        "The model must be a local "
         "folder (saved with save_pretrained) or already in the Hugging Face cache; download it "
         "elsewhere and pass its folder as TrainConfig.model, set CURATION_ALLOW_DOWNLOAD=1 to "
         "allow downloading, or use model=None (the bundled all-MiniLM-L6-v2).")
@@ -72,7 +73,8 @@ def load_model(config: TrainConfig, num_labels: int, *,
     def loader(path: str, device: Any = None, **kwargs: Any) -> Any:
         return AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True, **kwargs)
+            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
+            use_safetensors=True, **kwargs)  # never unpickle a .bin checkpoint
 
     try:
         return _load_named(loader, _resolve_path(config), None)

@@ -57,3 +57,47 @@ def tiny_model(tmp_path_factory) -> str:
     from tiny_models import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+# --------------------------------------------------------------------------- store back ends
+#: Set by ``scripts/pg_test_server.sh`` (and so by .ci/run): a PostgreSQL server for team mode.
+PG_URL_ENV = "CURATION_TEST_PG_URL"
+
+
+def _postgres_database(base_url: str):
+    """A fresh, empty database on the test server; dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"curation_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A project URL on each back end: a SQLite file, and a new PostgreSQL database.
+
+    Without ``CURATION_TEST_PG_URL`` the PostgreSQL case is skipped, except under CI, where a
+    missing server is a failure (``.ci/run`` starts one).
+    """
+    import os
+
+    if request.param == "sqlite":
+        yield str(tmp_path / "p.sqlite")
+        return
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_URL_ENV} is not set: .ci/run starts PostgreSQL with scripts/pg_test_server.sh")
+        pytest.skip(f"no PostgreSQL server ({PG_URL_ENV} unset; see scripts/pg_test_server.sh)")
+    yield from _postgres_database(base)

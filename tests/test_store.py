@@ -39,8 +39,8 @@ def _snapshot(project: Project) -> dict:
 
 
 @pytest.fixture
-def project(tmp_path):
-    with Project(tmp_path / "p.sqlite") as proj:
+def project(store_url):
+    with Project(store_url) as proj:
         yield proj
 
 
@@ -147,7 +147,7 @@ def test_new_rows_are_added_to_existing_items(loaded):
     stored = loaded.engine.connect()
     try:
         by_import = stored.exec_driver_sql(
-            "SELECT import_id, COUNT(*) FROM annotations GROUP BY import_id").all()
+            "SELECT import_id, COUNT(*) FROM annotations GROUP BY import_id ORDER BY import_id").all()
     finally:
         stored.close()
     assert [tuple(r) for r in by_import] == [(1, 5), (2, 2)]
@@ -414,8 +414,8 @@ def test_run_errors(project):
 # --------------------------------------------------------------------------- persistence
 
 
-def test_two_projects_write_decisions_concurrently(tmp_path):
-    path = tmp_path / "shared.sqlite"
+def test_two_projects_write_decisions_concurrently(store_url):
+    path = store_url
     with Project(path) as setup:
         setup.import_annotations(BASE, label_set=["pos", "neg", "neu"])
     first, second = Project(path), Project(path)
@@ -446,8 +446,8 @@ def test_two_projects_write_decisions_concurrently(tmp_path):
     assert sorted(log.loc[log["reviewer"] == "bob", "note"].astype(int)) == list(range(50))
 
 
-def test_reopen_finds_everything(tmp_path):
-    path = tmp_path / "keep.sqlite"
+def test_reopen_finds_everything(store_url):
+    path = store_url
     with Project(path, name="movies") as proj:
         proj.import_annotations(BASE, source="base.csv", label_set=["pos", "neg", "neu"])
         proj.set_label_set(["mixed"])

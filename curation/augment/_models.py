@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,7 +35,7 @@ import numpy as np
 from curation.augment._base import (Augmenter, AugmenterError, Candidate, Progress,
                                     SubstitutionAugmenter, register_augmenter)
 from curation.augment._text import STOPWORDS, Protector, Word
-from curation.embeddings import ALLOW_DOWNLOAD_VAR, _load_named
+from curation.embeddings import ALLOW_DOWNLOAD_VAR, _load_named, pickle_only_hint
 
 if TYPE_CHECKING:
     import torch
@@ -326,7 +327,8 @@ def _build(name: str, device: str | None, kind: str) -> _Loaded:
             f"the model {name!r} has no mask token, so it is not a fill-mask model; pass a "
             "masked language model (BERT, RoBERTa, XLM-R, ...) for masked-lm substitution, or "
             "use it with back-translation if it is a translation model.")
-    model = _fetch(auto.from_pretrained, name, kind).to(device).eval()
+    model = _fetch(partial(auto.from_pretrained, use_safetensors=True),  # never unpickle a .bin
+                   name, kind).to(device).eval()
     loaded = _Loaded(tokenizer, model, device, threading.Lock(), _max_length(tokenizer, model))
     if kind == _MASKED_LM:
         loaded.words, loaded.valid = _word_table(tokenizer, model, device)
@@ -344,7 +346,8 @@ def _fetch(loader: Callable[..., Any], name: str, kind: str) -> Any:
 
 def _load_message(name: str, kind: str, err: Exception) -> str:
     if Path(name).expanduser().is_dir():
-        return (f"cannot load the {kind} model from the folder {name!r}: {err}. The folder must "
+        return (f"cannot load the {kind} model from the folder {name!r}: {err}. "
+                f"{pickle_only_hint(name)}The folder must "
                 "hold a tokenizer and a model saved with `save_pretrained`, and the model must "
                 f"be a {kind} model ({_AUTO_CLASSES[kind]}).")
     return (f"the {kind} model {name!r} is not available offline ({err}). Pass the path of a "
