@@ -11,7 +11,8 @@ from curation.aggregation import consensus_labels
 from curation.store import Project
 from curation.workspace import curation_home, open_demo_project
 
-__all__ = ["annotations", "consensus", "current_project", "current_url", "demo_path", "set_project"]
+__all__ = ["annotations", "consensus", "current_project", "current_url", "demo_path", "set_project",
+           "signed_in", "who_is_working"]
 
 _KEY = "project_url"
 
@@ -66,3 +67,56 @@ def consensus() -> pd.DataFrame:
     project = current_project()
     imports, _decisions, n_items, n_annotations = project.data_version()
     return _consensus(current_url(), (imports, n_items, n_annotations))
+
+
+# --------------------------------------------------------------------------- who is working
+#: Header set by an authenticating reverse proxy (e.g. oauth2-proxy's X-Forwarded-Email).
+IDENTITY_HEADER_VAR = "CURATION_IDENTITY_HEADER"
+#: The user of a single-person app started from a shell.
+USER_VAR = "CURATION_USER"
+
+
+def signed_in() -> tuple[str | None, str]:
+    """``(name, how)`` of the person using this session, from the first source that has one.
+
+    1. Streamlit's own sign-in (``st.login``, configured in ``.streamlit/secrets.toml`` by whoever
+       deploys the app: never in this repository): the user's e-mail.
+    2. ``$CURATION_IDENTITY_HEADER``: the request header an authenticating proxy sets.
+    3. ``$CURATION_USER``: the person who started this app for themselves.
+    """
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("email") or st.user.get("name")), "sign-in"
+    except Exception:  # no auth configured: st.user has nothing to say
+        pass
+    header = os.environ.get(IDENTITY_HEADER_VAR, "").strip()
+    if header:
+        value = (st.context.headers.get(header) or "").strip()
+        return (value or None), f"the {header} header"
+    user = os.environ.get(USER_VAR, "").strip()
+    return (user or None), USER_VAR if user else ""
+
+
+def who_is_working(purpose: str, *, key: str) -> str | None:
+    """The name to sign ``purpose`` with, shown in the sidebar; None when it cannot be known.
+
+    In team mode (the project has members) it is the signed-in identity and nothing else: an
+    annotator cannot type someone else's name. In local mode, the signed-in identity if any,
+    else a name typed in the sidebar.
+    """
+    project = current_project()
+    name, how = signed_in()
+    if project.team_mode:
+        role = project.role(name)
+        if name and role:
+            st.sidebar.success(f"Signed in as **{name}** ({role}, via {how}).")
+            return name
+        st.sidebar.error(
+            (f"{name!r} (via {how}) is not a member of this team project" if name else
+             "This is a team project and no one is signed in")
+            + f", so you cannot {purpose}. Sign in (README: Team mode) or ask a lead to add you.")
+        return None
+    if name:
+        st.sidebar.info(f"Working as **{name}** (via {how}).")
+        return name
+    return st.sidebar.text_input(f"Your name (required to {purpose})", key=key).strip() or None

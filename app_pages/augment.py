@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages._state import annotations, current_project
+from app_pages._state import annotations, current_project, who_is_working
 from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, Protector,
                               load_glossary, make_augmenter)
 from curation.augment._substitute import GUIDELINES
@@ -21,6 +21,7 @@ frame = annotations()
 if frame.empty:
     st.info("The project has no annotations yet: import a file on the Project page.")
     st.stop()
+worker = who_is_working("save or remove augmented rows", key="augment-reviewer") or ""
 st.caption("New training rows made from curated items. Every candidate is checked: meaning "
            "(sentence similarity to its source), label (a classifier over the curated data still "
            "gives the source's label), novelty, polarity (no antonym swaps) and protected words "
@@ -132,14 +133,15 @@ if result is not None:
     edited = st.data_editor(table[_SHOWN], hide_index=True, width="stretch",
                             disabled=[c for c in _SHOWN if c != "keep"], key=f"editor-{show}-{bulk}")
     kept = table.loc[edited["keep"].to_numpy()]
-    reviewer = st.text_input("Your name (required to save)", key="augment-reviewer")
+    reviewer = worker
     if st.button(f"Save {len(kept)} ticked rows to the project", disabled=kept.empty):
         if not reviewer.strip():
-            st.error("Enter your name first: every saved row records who accepted it.")
+            st.error("Sign in or enter your name in the sidebar first: every saved row records "
+                     "who accepted it.")
         else:
             try:
                 saved = project.save_augmentations(kept, reviewer=reviewer)
-            except ValueError as err:
+            except (ValueError, PermissionError) as err:
                 st.error(f"Nothing was saved: {err}")
             else:
                 st.success(f"Saved {len(saved)} augmented rows; they join the train split on export.")
@@ -153,11 +155,15 @@ else:
                  width="stretch")
     with st.form("remove"):
         gone = st.multiselect("Remove rows", stored["aug_id"].tolist())
-        who = st.text_input("Your name")
         if st.form_submit_button("Remove") and gone:
+            who = worker
             if not who.strip():
-                st.error("Enter your name first.")
+                st.error("Sign in or enter your name in the sidebar first.")
             else:
-                n = project.remove_augmentations(gone, reviewer=who)
-                st.success(f"Removed {n} rows (kept in the log as removed).")
-                st.rerun()
+                try:
+                    n = project.remove_augmentations(gone, reviewer=who)
+                except (ValueError, PermissionError) as err:
+                    st.error(f"Nothing was removed: {err}")
+                else:
+                    st.success(f"Removed {n} rows (kept in the log as removed).")
+                    st.rerun()

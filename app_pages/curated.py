@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages._state import annotations, current_project
+from app_pages._state import annotations, current_project, signed_in
 from curation.curate import STATUSES, changes, curate
 from curation.workspace import curation_home, export_project
 
@@ -41,6 +41,9 @@ with changed:
         st.dataframe(log, hide_index=True, width="stretch")
 
 with export:
+    if project.team_mode and project.role(signed_in()[0]) != "lead":
+        st.warning("In this team project only a lead exports splits; you are "
+                   f"{signed_in()[0] or 'not signed in'}.")
     with st.form("export"):
         c1, c2, c3 = st.columns(3)
         test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
@@ -56,8 +59,8 @@ with export:
             with st.spinner("Splitting and writing..."):
                 result = export_project(project, target, use_model=use_model, formats=formats,
                                         test_size=test_size, val_size=val_size, seed=seed,
-                                        include_ambiguous=ambiguous)
-        except ValueError as err:
+                                        include_ambiguous=ambiguous, actor=signed_in()[0])
+        except (ValueError, PermissionError) as err:
             st.error(str(err))
         else:
             st.success(f"Wrote {len(result.files)} files to {result.out_dir}")

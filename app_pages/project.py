@@ -6,7 +6,8 @@ import logging
 
 import streamlit as st
 
-from app_pages._state import annotations, current_project, current_url, demo_path, set_project
+from app_pages._state import (annotations, current_project, current_url, demo_path, set_project,
+                              signed_in)
 from curation.io import FORMATS
 from curation.workspace import import_file, upload_limit_bytes
 from curation._schema import COLUMN_HELP
@@ -37,6 +38,30 @@ except Exception as err:  # a bad URL must not take the app down
     st.stop()
 
 frame = annotations()
+me, how = signed_in()
+with st.expander("Team", expanded=False):
+    members = project.members()
+    if members.empty:
+        st.caption("Local mode: anyone using this app decides under the name they type. Add a first "
+                   "lead to start team mode: then only members can decide (under their signed-in "
+                   "name), and only leads export, retrain and manage members.")
+    else:
+        st.dataframe(members, hide_index=True, width="stretch")
+    st.caption(f"You are {me!r} (via {how})." if me else
+               "No one is signed in (README: Team mode says how identity is set).")
+    with st.form("member"):
+        c1, c2 = st.columns([3, 1])
+        member = c1.text_input("Name (as they sign in, e.g. their e-mail)",
+                               value="" if not members.empty else (me or ""))
+        role = c2.selectbox("Role", ["annotator", "lead"], index=0 if not members.empty else 1)
+        add = st.form_submit_button("Add or change member")
+    if add:
+        try:
+            project.set_member(member, role, by=me if not members.empty else (me or member))
+        except (ValueError, PermissionError) as err:
+            st.error(str(err))
+        else:
+            st.success(f"{member.strip()} is now a {role}.")
 st.subheader("Current project")
 st.caption(current_url())
 c1, c2, c3, c4 = st.columns(4)

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages._state import current_project
+from app_pages._state import current_project, signed_in
 from curation.workspace import curation_home
 from fine_tune.config import ClassWeights, Precision, TrainConfig
 from fine_tune.data import project_compare_data
@@ -50,8 +50,9 @@ def _settings_form() -> None:
                                  class_weights=ClassWeights(weights), precision=Precision(precision),
                                  lora=lora)
             folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-            start_compare_job(project, folder, config=config, seeds=tuple(range(seeds)))
-        except (ValueError, OSError) as err:
+            start_compare_job(project, folder, config=config, seeds=tuple(range(seeds)),
+                              actor=signed_in()[0])
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
             st.error(f"Could not start: {err}")
         else:
             st.rerun()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages._state import annotations, consensus, current_project
+from app_pages._state import annotations, consensus, current_project, who_is_working
 from curation.workspace import flag_project, load_queue, project_guideline
 
 st.title("Review")
@@ -17,7 +17,7 @@ if frame.empty:
     st.info("The project has no annotations yet: import a file on the Project page.")
     st.stop()
 
-reviewer = st.sidebar.text_input("Your name (required to decide)", key="reviewer").strip()
+reviewer = who_is_working("decide", key="reviewer") or ""
 
 
 def run_flags() -> None:
@@ -125,12 +125,14 @@ note = st.text_input("Note (optional)", key=f"note_{item}")
 
 def decide(action: str) -> None:
     if not reviewer:
-        st.session_state["review_error"] = "Enter your name in the sidebar first: every decision is signed."
+        st.session_state["review_error"] = (
+            "Sign in first (see the sidebar): every decision is signed." if project.team_mode else
+            "Enter your name in the sidebar first: every decision is signed.")
         return
     try:
         project.record_decision(item, reviewer=reviewer, action=action, note=note,
                                 new_label=choice if action == "set_label" else None)
-    except ValueError as err:
+    except (ValueError, PermissionError) as err:
         st.session_state["review_error"] = str(err)
         return
     st.session_state["review_toast"] = f"{item}: {action} recorded"

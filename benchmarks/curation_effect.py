@@ -7,6 +7,9 @@ Data sets (two, so no threshold is judged on one alone):
   are the training pool.
 - the bundled demo project: its 150 gold items are the test set; the other 403 the pool.
 
+Pool items whose text equals a test text (after normalising case, spaces and punctuation: the
+demo plants near-duplicates) are left out of both sides, as the app does.
+
 before = the raw majority vote of every pool item. after = automatic curation of the pool, with
 no gold used: run every flagger, then for each item whose review priority is at least
 ``--relabel-priority`` (default 0.8) take the queue's suggested label when it has one (else keep
@@ -98,6 +101,17 @@ def demo_split() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pool.reset_index(drop=True), test[["item_id", "text"]].assign(label=test["gold"]).reset_index(drop=True)
 
 
+def without_test_texts(pool: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The pool minus items whose text equals a test text (after normalising): no leakage."""
+    from curation.splits import normalise_text
+
+    keys = set(test["text"].map(normalise_text))
+    leaked = pool["text"].map(normalise_text).isin(keys)
+    if leaked.any():
+        print(f"(left {pool.loc[leaked, 'item_id'].nunique()} pool items out: same text as a test item)")
+    return pool[~leaked].reset_index(drop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
@@ -114,6 +128,7 @@ def main() -> None:
     out = {}
     for name in args.data.split(","):
         pool, test = amazon_split() if name == "amazon" else demo_split()
+        pool = without_test_texts(pool, test)
         start = time.perf_counter()
         decisions = auto_decisions(pool.drop(columns=["gold"], errors="ignore"),
                                    relabel_priority=args.relabel_priority,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--formats", default="csv", help="comma list of csv, jsonl, parquet")
     export.add_argument("--include-ambiguous", action="store_true",
                         help="keep items a reviewer marked ambiguous (left out by default)")
+    export.add_argument("--as", dest="actor", default=os.environ.get("CURATION_USER"),
+                        help="who exports (team projects: a lead; default $CURATION_USER)")
+    members = sub.add_parser("members", help="team mode: list, add or remove a project's members")
+    members.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
+    members.add_argument("--add", metavar="NAME", help="add a member or change their role")
+    members.add_argument("--role", choices=["annotator", "lead"], default="annotator")
+    members.add_argument("--remove", metavar="NAME", help="remove a member")
+    members.add_argument("--as", dest="actor", default=os.environ.get("CURATION_USER"),
+                         help="who does it (a lead; default $CURATION_USER; the first lead may add "
+                              "themselves)")
     _add_augment_parser(sub)
     cons = sub.add_parser("consensus", help="consensus label per item")
     _add_input_options(cons)
@@ -211,6 +222,7 @@ def _run_export(args: argparse.Namespace) -> int:
     decisions = None
     if args.project:
         with Project(args.project) as project:
+            project.require_role(args.actor, "lead", to="export splits")
             decisions = project.latest_decisions()
     result = export_curated(df, args.out, decisions=decisions, test_size=args.test_size,
                             val_size=args.val_size, seed=args.seed, formats=_split(args.formats),
@@ -219,6 +231,23 @@ def _run_export(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.splits)} rows to {args.out}: "
           + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "validation", "test")))
     print("files: " + ", ".join(p.name for p in result.files))
+    return 0
+
+
+def _run_members(args: argparse.Namespace) -> int:
+    with Project(args.project) as project:
+        if args.add:
+            first = project.members().empty
+            project.set_member(args.add, args.role, by=args.actor or (args.add if first else ""))
+            print(f"{args.add} is now a {args.role} of {project.url}")
+        if args.remove:
+            project.remove_member(args.remove, by=args.actor or "")
+            print(f"removed {args.remove} from {project.url}")
+        members = project.members()
+    if members.empty:
+        print("no members: local (single-user) mode")
+    for row in members.itertuples():
+        print(f"{row.name}\t{row.role}\tadded by {row.added_by}")
     return 0
 
 
@@ -265,6 +294,7 @@ def _run_augment(args: argparse.Namespace) -> int:
     decisions = None
     if args.project:
         with Project(args.project) as project:
+            project.require_role(args.actor, "lead", to="export splits")
             decisions = project.latest_decisions()
     result = augment(curate(df, decisions), augmenter, targets=_targets(args.target),
                      items=_split(args.items), per_item=args.per_item,
@@ -320,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
-              "export": _run_export, "augment": _run_augment}[args.command]
+              "export": _run_export, "augment": _run_augment, "members": _run_members}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

@@ -61,7 +61,9 @@ __all__ = [
     "ACTIONS",
     "BATCH_SIZE",
     "ON_CONFLICT",
+    "ROLES",
     "RUN_STATUSES",
+    "AccessError",
     "SCHEMA_VERSION",
     "ImportResult",
     "Project",
@@ -75,6 +77,9 @@ SCHEMA_VERSION = "1"
 ACTIONS = ("set_label", "keep", "drop", "ambiguous", "note", "undo")
 #: What :meth:`Project.import_annotations` does with a stored label that differs.
 ON_CONFLICT = ("error", "replace", "keep")
+#: Roles of team mode: an annotator records decisions under their own name; a lead also
+#: exports, retrains and manages members.
+ROLES = ("annotator", "lead")
 #: Final states accepted by :meth:`Project.finish_run`.
 RUN_STATUSES = ("done", "failed", "cancelled")
 #: Rows written per bulk statement (and per progress call) during an import.
@@ -205,6 +210,14 @@ _flags = sa.Table(
     sa.Column("suggested_label", sa.String, nullable=True),
     sa.Column("rule_id", sa.String, nullable=True),
     sa.Column("position", sa.Integer, nullable=False),  # row order in the saved frame
+)
+
+_members = sa.Table(
+    "members", _metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("added_by", sa.String, nullable=False),
+    _created(),
 )
 
 _augmentations = sa.Table(
@@ -678,6 +691,7 @@ class Project:
         """
         reviewer = _check_decision_args(item_id, reviewer, action, new_label, note)
         with self._write() as conn:
+            _require_member(conn, reviewer)
             _require_item(conn, item_id)
             if action == "set_label" or new_label is not None:
                 _require_label(conn, new_label, action)
@@ -718,6 +732,89 @@ class Project:
         for col in ("old_label", "new_label", "curated_label"):
             frame[col] = _none_for_na(frame[col])
         return frame
+
+    # ----------------------------------------------------------------- team mode
+
+    def members(self) -> pd.DataFrame:
+        """Team members (``name, role, added_by, created_at``), by name; empty in local mode."""
+        return self._table_frame(_members, _members.c.name)
+
+    @property
+    def team_mode(self) -> bool:
+        """True once the project has members: decisions, exports and retraining then need one."""
+        with self._read() as conn:
+            return conn.execute(sa.select(_members.c.name).limit(1)).first() is not None
+
+    def role(self, name: str | None) -> str | None:
+        """The member's role, or None for a name that is not a member (or None)."""
+        if not name:
+            return None
+        with self._read() as conn:
+            return conn.execute(sa.select(_members.c.role).where(_members.c.name == name)).scalar()
+
+    def set_member(self, name: str, role: str, *, by: str) -> None:
+        """Add a member or change their role.
+
+        The first member must be a ``lead`` (added by anyone: that starts team mode); after
+        that only a lead (``by``) may add members or change roles, and the last lead cannot
+        be demoted.
+
+        Raises
+        ------
+        ValueError
+            On a blank name or an unknown role.
+        AccessError
+            When ``by`` is not a lead of a project that has members.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("a member needs a non-empty name (the name they sign in with).")
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; use one of {list(ROLES)}.")
+        name = name.strip()
+        with self._write() as conn:
+            roles = dict(conn.execute(sa.select(_members.c.name, _members.c.role)).all())
+            if not roles and role != "lead":
+                raise ValueError(f"the first member must be a lead (who can then add annotators); "
+                                 f"add {name!r} with role='lead', or add a lead first.")
+            if roles and roles.get(by) != "lead":
+                raise AccessError(f"only a lead can add members or change roles; {by!r} is "
+                                  f"{_role_phrase(roles.get(by))}.")
+            if roles.get(name) == "lead" and role != "lead" and list(roles.values()).count("lead") == 1:
+                raise ValueError(f"{name!r} is the project's only lead; make someone else a lead first.")
+            if name in roles:
+                conn.execute(_members.update().where(_members.c.name == name).values(role=role))
+            else:
+                conn.execute(_members.insert().values(name=name, role=role, added_by=by or name,
+                                                      created_at=_utcnow()))
+        logger.info("member %r is now %s (by %r)", name, role, by)
+
+    def remove_member(self, name: str, *, by: str) -> None:
+        """Remove a member (a lead's act); the last lead can only go when no one else is left."""
+        with self._write() as conn:
+            roles = dict(conn.execute(sa.select(_members.c.name, _members.c.role)).all())
+            if roles.get(by) != "lead":
+                raise AccessError(f"only a lead can remove members; {by!r} is "
+                                  f"{_role_phrase(roles.get(by))}.")
+            if name not in roles:
+                raise ValueError(f"{name!r} is not a member; members are {format_list(sorted(roles))}.")
+            if roles[name] == "lead" and list(roles.values()).count("lead") == 1 and len(roles) > 1:
+                raise ValueError(f"{name!r} is the only lead; make someone else a lead first.")
+            conn.execute(_members.delete().where(_members.c.name == name))
+
+    def require_role(self, name: str | None, role: str, *, to: str) -> None:
+        """In team mode, refuse (:class:`AccessError`) unless ``name`` has ``role`` (a lead has both).
+
+        ``to`` says what was attempted, for the message. In local mode this allows everything.
+        """
+        if not self.team_mode:
+            return
+        have = self.role(name)
+        if have == "lead" or (have is not None and have == role):
+            return
+        who = f"{name!r} is {_role_phrase(have)}" if name else "no one is signed in"
+        raise AccessError(f"only {'a lead' if role == 'lead' else 'a member'} can {to} in this "
+                          f"team project; {who}. Sign in as a member (see README: Team mode), "
+                          "or ask a lead.")
 
     # ----------------------------------------------------------------- runs
 
@@ -945,6 +1042,7 @@ class Project:
             raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
         rows = _augmentation_rows(frame, reviewer.strip())
         with self._write() as conn:
+            _require_member(conn, reviewer.strip())
             _require_items(conn, sorted({r[ITEM] for r in rows}), what="augmentation source")
             labels = set(_stored_labels(conn))
             bad = [r for r in rows if labels and r[LABEL] not in labels]
@@ -977,6 +1075,7 @@ class Project:
             raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
         ids = [str(i) for i in aug_ids]
         with self._write() as conn:
+            _require_member(conn, reviewer.strip())
             known = set(conn.execute(sa.select(_augmentations.c.aug_id)
                                      .where(_augmentations.c.aug_id.in_(ids))).scalars())
             unknown = [i for i in ids if i not in known]
@@ -1284,6 +1383,23 @@ def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: An
     if new_label is not None and not isinstance(new_label, str):
         raise ValueError(f"new_label must be a string, got {new_label!r}.")
     return reviewer.strip()
+
+
+class AccessError(PermissionError):
+    """A team-mode rule refused the act; the message names who, what and how to proceed."""
+
+
+def _role_phrase(role: str | None) -> str:
+    return f"an {role}" if role == "annotator" else (f"a {role}" if role else "not a member")
+
+
+def _require_member(conn: Connection, reviewer: str) -> None:
+    """In team mode a decision is signed by a member (annotator or lead)."""
+    members = [n for (n,) in conn.execute(sa.select(_members.c.name)).all()]
+    if members and reviewer not in members:
+        raise AccessError(f"{reviewer!r} is not a member of this team project, so cannot record "
+                          f"decisions; members are {format_list(sorted(members))}. Ask a lead to "
+                          "add you.")
 
 
 def _require_item(conn: Connection, item_id: str) -> None:

@@ -296,11 +296,13 @@ def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFr
 
 
 def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: bool = True,
-                   **options: Any):
+                   actor: str | None = None, **options: Any):
     """Export a project's curated dataset, with its accepted augmented rows in train.
 
-    Its decisions and latest flags are summarised in the data card.
+    Its decisions and latest flags are summarised in the data card. In team mode only a lead
+    (``actor``) may export (:class:`curation.store.AccessError` otherwise).
     """
+    project.require_role(actor, "lead", to="export splits")
     frame = project.annotations()
     frame.attrs["label_set"] = project.label_set()
     augmentations = project.augmentations()

@@ -13,9 +13,12 @@ flat           training (and validation) loss fall by less than :data:`FLAT_TOLE
 overfitting    validation loss ends :data:`OVERFIT_RISE` above its minimum while training
                loss keeps falling
 large_gap      validation minus training loss exceeds ``gap_threshold`` (:data:`GAP_THRESHOLD`)
-oscillating    training loss moves up for :data:`RISE_SHARE_THRESHOLD` of its movement and
+oscillating    training loss moves up for :data:`RISE_SHARE_THRESHOLD` of its movement,
                the std of its step-to-step changes is ``oscillation_threshold``
-               (:data:`OSCILLATION_THRESHOLD`) of the starting loss or more
+               (:data:`OSCILLATION_THRESHOLD`) of the starting loss or more, and that noise
+               is larger than the progress (fall from the first to the last third, same
+               scale): a noisy loss that still falls clearly is small-batch noise, not a rate
+               that is too high
 too_short      fewer than :data:`MIN_EVALUATIONS` validation points (or no validation)
 healthy        none of the above
 =============  ===============================================================================
@@ -243,17 +246,19 @@ def _oscillating(c: _Curves, m: dict[str, Any], threshold: float) -> tuple[str, 
         return None
     steps = np.diff(c.train)
     movement = float(np.abs(steps).sum())
-    start = _thirds(c.train)[0]
+    start, end = _thirds(c.train)
     if movement == 0 or start <= 0:
         return None
     rise_share = float(steps[steps > 0].sum()) / movement
     spread = float(np.std(steps)) / start
-    m["oscillation"], m["rise_share"] = spread, rise_share
-    if rise_share < RISE_SHARE_THRESHOLD or spread < threshold:
+    progress = (start - end) / start
+    m["oscillation"], m["rise_share"], m["train_progress"] = spread, rise_share, progress
+    if rise_share < RISE_SHARE_THRESHOLD or spread < threshold or progress >= spread:
         return None
     return "oscillating", (f"Training loss oscillates (std of step-to-step changes {spread:.2f} "
-                           f"of the starting loss; {rise_share:.0%} of its movement is upwards): "
-                           "lower the learning rate or raise the batch size.")
+                           f"of the starting loss, more than its fall of {progress:.2f}; "
+                           f"{rise_share:.0%} of its movement is upwards): lower the learning "
+                           "rate or raise the batch size.")
 
 
 def _too_short(c: _Curves) -> tuple[str, str] | None:

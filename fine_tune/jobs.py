@@ -46,8 +46,13 @@ def _read_json(path: Path) -> Any:
 
 
 def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=(0, 1, 2),
-                      test_share: float = 0.5, data_seed: int = 0) -> dict[str, Any]:
-    """Prepare the data, record the run and start the worker process; returns its status."""
+                      test_share: float = 0.5, data_seed: int = 0,
+                      actor: str | None = None) -> dict[str, Any]:
+    """Prepare the data, record the run and start the worker process; returns its status.
+
+    In team mode only a lead (``actor``) may retrain (``curation.store.AccessError`` otherwise).
+    """
+    project.require_role(actor, "lead", to="retrain and compare")
     from fine_tune.config import TrainConfig
     from fine_tune.data import project_compare_data
 

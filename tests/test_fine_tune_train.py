@@ -334,6 +334,15 @@ def test_diagnose_oscillating():
     assert "lower the learning rate or raise the batch size" in d.messages[d.codes.index("oscillating")]
 
 
+def test_noisy_but_falling_training_loss_is_not_oscillating():
+    """Small-batch noise on a loss that clearly falls (as on real, skewed data) is healthy."""
+    noise = [0.12, -0.12] * 15
+    d = diagnose(history([0.7, 0.35, 0.2], [0.6, 0.4, 0.35], points_per_epoch=10, noise=noise))
+    assert d.measures["oscillation"] > 0.15 and d.measures["rise_share"] > 0.35
+    assert d.measures["train_progress"] > d.measures["oscillation"]
+    assert "oscillating" not in d.codes and d.codes == ["healthy"]
+
+
 def test_diagnose_flat():
     d = diagnose(history([0.693, 0.693, 0.692], [0.694, 0.694, 0.694]))
     assert d.codes == ["flat"]
