@@ -112,10 +112,11 @@ def _show_report(report: dict, folder: str) -> None:
     delta, (low, high) = report["delta"], report["delta_ci"]
     good = low > 0
     (st.success if good else st.info)(report["verdict"])
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 2])  # the interval needs the room
     c1.metric("Accuracy before", f"{report['accuracy_before']:.3f}")
     c2.metric("Accuracy after", f"{report['accuracy_after']:.3f}", f"{delta:+.3f}")
-    c3.metric("95% CI of the change", f"{low:+.3f} to {high:+.3f}")
+    c3.metric("95% CI of the change", f"{low:+.3f} … {high:+.3f}",
+              help="paired bootstrap over the test items; a real change excludes 0")
     c4.metric("McNemar exact p", f"{report['mcnemar_p']:.3g}")
     st.dataframe(_side_table(report).round(4))
     st.subheader("Per seed")

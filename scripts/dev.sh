@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for people and CI: sets up .venv once (again when pyproject.toml changes), then
 #   scripts/dev.sh app [streamlit args]   start the app on the bundled demo project
-#   scripts/dev.sh test [pytest args]     run the test suite
+#   scripts/dev.sh test [pytest args]     run the test suite (starts a loopback PostgreSQL for the
+#                                         team-mode tests when Debian's postgresql is installed)
 #   scripts/dev.sh curation ...           any console script of the venv (curation, python, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ cmd="${1:-app}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   app) exec "$VENV/bin/streamlit" run streamlit_app.py "$@" ;;
-  test) exec "$VENV/bin/python" -m pytest "$@" ;;
+  test)
+    # team mode: run the store tests on PostgreSQL too, when its server binaries are installed
+    if [ -z "${CURATION_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      eval "$(scripts/pg_test_server.sh start)"
+    fi
+    exec "$VENV/bin/python" -m pytest "$@" ;;
   *) exec "$VENV/bin/$cmd" "$@" ;;
 esac

@@ -153,3 +153,34 @@ def test_members_cli_and_export_as_a_lead(tmp_path, capsys):
     assert main(["members", url]) == 0
     assert capsys.readouterr().out.splitlines()[-2:] == ["ann\tannotator\tadded by lena",
                                                          "lena\tlead\tadded by lena"]
+
+
+def test_review_page_records_decisions_on_each_back_end(store_url, monkeypatch, tmp_path):
+    """The Review page, unchanged, on SQLite and on PostgreSQL (CURATION_URL)."""
+    from streamlit.testing.v1 import AppTest
+
+    from curation.io import load_annotations
+    from curation.workspace import DEMO_CSV, flag_project
+
+    with Project(store_url) as project:
+        frame = load_annotations(DEMO_CSV)
+        project.import_annotations(frame, source="bank_demo.csv", label_set=frame.attrs["label_set"])
+        flag_project(project, use_model=False)
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    monkeypatch.setenv("CURATION_URL", store_url)
+    for var in ("CURATION_USER", "CURATION_IDENTITY_HEADER"):
+        monkeypatch.delenv(var, raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    at.sidebar.text_input(key="reviewer").set_value("rita").run()
+    first = at.session_state["review_item"]
+    next(b for b in at.button if b.label == "Drop").click().run()
+    second = at.session_state["review_item"]
+    next(b for b in at.button if b.label == "Keep").click().run()
+    assert not at.exception, at.exception
+    with Project(store_url) as project:
+        log = project.decisions()
+    assert log[["item_id", "reviewer", "action"]].values.tolist() == [
+        [first, "rita", "drop"], [second, "rita", "keep"]]

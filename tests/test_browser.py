@@ -1,0 +1,228 @@
+"""The three user journeys in a real browser: Playwright driving Debian's Chromium against the app.
+
+The test starts ``streamlit run streamlit_app.py`` on a free localhost port with a fresh
+``CURATION_HOME`` (so the bundled demo project is built anew), then:
+
+a. an annotator opens the review queue, finds items to review, decides five flagged items,
+   reloads the page and finds all five decided (in the page and in the project);
+b. a data lead exports stratified splits and downloads the zip;
+c. one click on "Retrain and compare" (1 epoch, 1 seed, 64 tokens) runs on the CPU and the
+   report appears.
+
+Screenshots of every step go to ``test-artifacts/journeys/`` (``$CURATION_SCREENSHOTS`` to
+change). Needs ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs it) and
+the ``playwright`` package (no browser download: Debian's Chromium is used). Without Chromium the
+tests are skipped, except under CI, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CURATION_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("CURATION_SCREENSHOTS", ROOT / "test-artifacts" / "journeys"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def _need_browser() -> None:
+    missing = [] if Path(CHROMIUM).exists() else [f"Chromium at {CHROMIUM} (apt-get install chromium)"]
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install -e .[dev])")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests need {' and '.join(missing)}; .ci/run installs them")
+        pytest.skip(f"needs {' and '.join(missing)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on the demo project, in its own process, for the whole module."""
+    _need_browser()
+    home = tmp_path_factory.mktemp("home")
+    port = _free_port()
+    env = {**os.environ, "CURATION_HOME": str(home), "STREAMLIT_SERVER_PORT": str(port)}
+    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
+        env.pop(var, None)
+    log = open(home / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            pytest.fail("the app did not start: " + (home / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield {"url": url, "home": home}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    shots = SHOTS / request.node.name
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
+    page.shot = lambda name: page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    yield page
+    context.close()
+
+
+def _idle(page, timeout: float = 120_000) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')"
+        " && !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
+        timeout=timeout)
+    page.wait_for_timeout(200)
+
+
+def _no_exception(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def _project(server):
+    from curation.store import Project
+
+    return Project(server["home"] / "demo.sqlite")
+
+
+def test_a_annotator_decides_five_items_and_finds_them_after_a_reload(server, page):
+    page.goto(f"{server['url']}/review")
+    page.get_by_role("heading", name="Review").wait_for()
+    page.get_by_role("button", name="Find items to review").click()
+    progress = page.get_by_text("flagged items decided")
+    progress.wait_for(timeout=300_000)  # embeds 553 texts with MiniLM on the CPU
+    _idle(page)
+    page.shot("1-queue")
+    total = int(progress.inner_text().split(" of ")[1].split()[0])
+    assert total > 5 and progress.inner_text().startswith("0 of ")
+    name = page.get_by_label("Your name (required to decide)")
+    name.fill("ann")
+    name.press("Enter")
+    _idle(page)
+    decided = []
+    for n, action in enumerate(["Keep", "Set label", "Drop", "Ambiguous", "Keep"], start=1):
+        item = page.locator("h3").filter(has_text="priority").first.inner_text().split()[0]
+        # a button with a keyboard shortcut is named "Keep Shortcut K"
+        page.get_by_role("button", name=re.compile(rf"^{action}( Shortcut [A-Z])?$")).click()
+        page.get_by_text(f"{n} of {total} flagged items decided").wait_for()
+        _idle(page)
+        _no_exception(page)
+        decided.append((item, action))
+        page.shot(f"2-decided-{n}")
+    page.reload()
+    page.get_by_role("heading", name="Review").wait_for()
+    page.get_by_text(f"5 of {total} flagged items decided").wait_for()
+    _idle(page)
+    page.shot("3-after-reload")
+    page.get_by_text("Show decided items").click()
+    _idle(page)
+    page.shot("4-decided-items-shown")
+    with _project(server) as project:
+        log = project.decisions()
+    actions = {"Keep": "keep", "Set label": "set_label", "Drop": "drop", "Ambiguous": "ambiguous"}
+    assert log[["item_id", "reviewer", "action"]].values.tolist() == [
+        [item, "ann", actions[a]] for item, a in decided]
+
+
+def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_path):
+    page.goto(f"{server['url']}/curated")
+    page.get_by_role("heading", name="Curated data").wait_for()
+    _idle(page)
+    page.get_by_role("tab", name="Export").click()
+    page.shot("1-export-form")
+    page.get_by_role("button", name="Export").click()
+    download_button = page.get_by_role("button", name="Download splits and data card (.zip)")
+    download_button.wait_for(timeout=300_000)
+    _idle(page)
+    _no_exception(page)
+    page.shot("2-exported")
+    with page.expect_download() as info:
+        download_button.click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        assert {"train.csv", "validation.csv", "test.csv", "data_card.md"} <= names
+        splits = {s: pd.read_csv(io.BytesIO(archive.read(f"{s}.csv")))
+                  for s in ("train", "validation", "test")}
+    shares = pd.DataFrame({s: f["label"].value_counts(normalize=True) for s, f in splits.items()})
+    assert (shares.max(axis=1) - shares.min(axis=1)).max() < 0.06, shares   # stratified
+    ids = [set(f["item_id"]) for f in splits.values()]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])   # disjoint
+    page.shot("3-downloaded")
+
+
+def test_c_one_click_retrain_and_compare_shows_the_report(server, page):
+    page.goto(f"{server['url']}/retrain")
+    page.get_by_role("heading", name="Retrain and compare").wait_for()
+    _idle(page)
+    for label, value in (("Epochs", "1"), ("Seeds", "1"), ("Max tokens", "64")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Tab")
+    page.shot("1-settings")
+    page.get_by_role("button", name="Retrain and compare").click()
+    page.get_by_text("Cancel").first.wait_for(timeout=60_000)
+    page.shot("2-running")
+    page.get_by_role("heading", name="Per seed").wait_for(timeout=540_000)
+    _idle(page)
+    _no_exception(page)
+    page.shot("3-report")
+    with _project(server) as project:
+        runs = project.runs()
+    compare_runs = runs[runs["kind"] == "retrain_compare"]
+    assert compare_runs["status"].tolist() == ["done"], runs
