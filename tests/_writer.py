@@ -3,8 +3,9 @@
     python tests/_writer.py decide URL REVIEWER N      N set_label decisions, one line per commit
     python tests/_writer.py import URL N_ITEMS          one import of N_ITEMS x 3 annotations
 
-``decide`` prints ``committed <decision_id> <i>`` after each decision returns (so the parent knows
-which ones were acknowledged) and starts with ``ready``; it cycles through items i0..i9 and labels.
+``decide`` prints ``ready``, waits for a line on stdin (so that several writers start together),
+then prints ``committed <decision_id> <i>`` after each decision returns (so the parent knows which
+ones were acknowledged); it cycles through items i0..i9 and labels.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def seed_frame(n_items: int, prefix: str = "i") -> pd.DataFrame:
 def decide(url: str, reviewer: str, n: int) -> None:
     with Project(url) as project:
         print("ready", flush=True)
+        sys.stdin.readline()  # "go": the parent starts every writer at the same moment
         for i in range(n):
             decision_id = project.record_decision(ITEMS[i % len(ITEMS)], reviewer=reviewer,
                                                   action="set_label", new_label=LABELS[i % 3],

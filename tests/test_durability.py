@@ -22,10 +22,16 @@ WRITER = Path(__file__).with_name("_writer.py")
 
 
 def _start(*args: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(WRITER), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, str(WRITER), *args], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "ready", process.stderr.read()
     return process
+
+
+def _go(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
 
 
 def _seeded(url: str) -> None:
@@ -45,6 +51,7 @@ def _check_chain(log) -> None:
 def test_sigkill_mid_stream_keeps_every_committed_decision(store_url, record_property):
     _seeded(store_url)
     writer = _start("decide", store_url, "kim", "100000")
+    _go(writer)
     acknowledged = []
     while len(acknowledged) < 150:
         line = writer.stdout.readline()
@@ -89,6 +96,7 @@ def test_two_processes_deciding_the_same_items_lose_nothing(store_url, record_pr
     _seeded(store_url)
     n = 200
     writers = {name: _start("decide", store_url, name, str(n)) for name in ("ann", "bob")}
+    _go(*writers.values())
     acknowledged = {}
     for name, process in writers.items():
         out, err = process.communicate(timeout=600)
