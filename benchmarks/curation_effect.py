@@ -17,7 +17,8 @@ the item); drop items whose priority is at least ``--drop-priority`` (0.95) and 
 suggestion. Both sides train with the same settings and seeds (the bundled MiniLM, 3 epochs, 3
 seeds by default) and are judged on the same test set: the full retrain-and-compare report.
 
-Run: ``python benchmarks/curation_effect.py [--epochs 3 --seeds 3] [--data amazon,demo]``.
+Run: ``python benchmarks/curation_effect.py [--epochs 3 --seeds 3 --learning-rate 5e-5]
+[--data amazon,demo]``.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--relabel-priority", type=float, default=0.8)
     parser.add_argument("--drop-priority", type=float, default=0.95)
     parser.add_argument("--data", default="amazon,demo")
@@ -124,7 +126,8 @@ def main() -> None:
     from fine_tune.compare import compare
     from fine_tune.config import TrainConfig
 
-    config = TrainConfig(epochs=args.epochs, max_length=128, save_checkpoints=False)
+    config = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, max_length=128,
+                         save_checkpoints=False)
     out = {}
     for name in args.data.split(","):
         pool, test = amazon_split() if name == "amazon" else demo_split()
