@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app_pages._attention import misclassified_section
 from app_pages._state import current_project, signed_in
 from curation.workspace import curation_home
 from fine_tune.config import ClassWeights, Precision, TrainConfig
@@ -164,6 +165,7 @@ else:
         st.subheader(f"Latest run (#{status.get('run_id')})")
         if status["state"] == "done" and status.get("report"):
             _show_report(status["report"], status["folder"])
+            misclassified_section(status)
         elif status["state"] == "cancelled":
             st.warning("The latest run was cancelled: " + str(status.get("message", "")))
         else:

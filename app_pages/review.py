@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages._attention import attention_expander
 from app_pages._state import annotations, consensus, current_project, who_is_working
 from curation.workspace import flag_project, load_queue, project_guideline
 
@@ -116,6 +117,7 @@ with right:
     if guideline is not None and isinstance(row["rule_id"], str):
         rule = guideline.rule(row["rule_id"])
         st.markdown(f"**Guideline {rule.describe()}**  \n{rule.text}")
+attention_expander(project, votes["text"].iloc[0], key="attn-review")
 
 # ----------------------------------------------------------------- actions
 default = row["suggested_label"] if row["suggested_label"] in labels else cons.at[item, "label"]

@@ -12,7 +12,10 @@ The public API:
   the module, not the function);
 - :func:`compare_data` / :func:`project_compare_data`: the three data sets from a project;
 - :func:`start_compare_job`, :func:`job_status`, :func:`cancel_job`, :func:`latest_job`:
-  retrain-and-compare in a background process (what the app's button uses).
+  retrain-and-compare in a background process (what the app's button uses);
+  :func:`latest_saved_models`: the before/after models the newest finished job kept;
+- :func:`attention_for` -> :class:`Attention`, :func:`attention_chart`: which tokens a saved
+  fine-tuned model attends to, per layer and head and by attention rollout.
 
 Heavy imports (torch, transformers) happen on first use of the names that need them.
 """
@@ -42,6 +45,10 @@ _EXPORTS = {
     "job_status": "fine_tune.jobs",
     "cancel_job": "fine_tune.jobs",
     "latest_job": "fine_tune.jobs",
+    "latest_saved_models": "fine_tune.jobs",
+    "Attention": "fine_tune.attention",
+    "attention_for": "fine_tune.attention",
+    "attention_chart": "fine_tune.attention",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,8 +16,8 @@ from fine_tune.config import TrainConfig
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["encoder_layers", "load_model", "load_tokenizer", "model_name", "prepare_model",
-           "trainable_parameter_count"]
+__all__ = ["encoder_layers", "load_encoder", "load_model", "load_tokenizer", "model_name",
+           "prepare_model", "trainable_parameter_count"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,30 @@ def load_model(config: TrainConfig, num_labels: int, *,
         return _load_named(loader, _resolve_path(config), None)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise _offline_error("model", config, err) from err
+
+
+def load_encoder(config: TrainConfig) -> torch.nn.Module:
+    """The bare encoder (``AutoModel``, no classification head), loaded offline like
+    :func:`load_model`.
+
+    Used where the heads are built separately (:mod:`fine_tune.multitask`,
+    :mod:`fine_tune.continual`). Only safetensors weights are read.
+
+    Raises
+    ------
+    ValueError
+        When the model is neither a local folder nor in the local cache (the message says
+        how to fix it).
+    """
+    from transformers import AutoModel
+
+    def loader(path: str, device: Any = None, **kwargs: Any) -> Any:
+        return AutoModel.from_pretrained(path, use_safetensors=True, **kwargs)
+
+    try:
+        return _load_named(loader, _resolve_path(config), None)
+    except Exception as err:  # whatever the loader raised, answer with the fix
+        raise _offline_error("encoder", config, err) from err
 
 
 def load_tokenizer(config: TrainConfig) -> Any:

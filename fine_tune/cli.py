@@ -3,7 +3,8 @@
 ``compare --before B.csv --after A.csv --test T.csv`` trains on both sides with the same
 settings and seeds, prints the verdict and a small table, and writes ``--json``,
 ``--markdown`` and ``--html`` reports. ``train`` trains one model and prints its accuracy
-and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test. Files are CSV, TSV,
+and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test; ``attention --model DIR
+--text ...`` prints the tokens a saved model's [CLS] attends to most (rollout). Files are CSV, TSV,
 JSONL or Parquet (by extension) with columns ``text`` and ``label``. Bad input exits with
 code 2 and the message, never a traceback.
 """
@@ -92,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     cmp_.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the report as Markdown")
     cmp_.add_argument("--html", type=Path, metavar="OUT.html", help="write the report as HTML")
+    cmp_.add_argument("--rules", type=Path, metavar="RULES.yaml",
+                      help="post-processing rules: report accuracy with and without, every override")
+    adv = sub.add_parser("advise", help="recommend a backbone and settings from the data's traits")
+    adv.add_argument("--train", type=Path, required=True, metavar="T.csv")
+    _add_training_options(adv)
+    adv.add_argument("--json", type=Path, metavar="OUT", help="write traits and advice as JSON")
+    rul = sub.add_parser("rules", help="apply post-processing rules to predictions and score them")
+    rul.add_argument("--rules", type=Path, required=True, metavar="RULES.yaml")
+    rul.add_argument("--predictions", type=Path, required=True, metavar="P.csv",
+                     help="columns text, predicted and (to score) label")
+    rul.add_argument("--out", type=Path, metavar="OUT.csv", help="write the rows with rule_label, rule_id")
+    rul.add_argument("--json", type=Path, metavar="OUT", help="write the evaluation as JSON")
     train = sub.add_parser("train", help="train one classifier and read its loss curves")
     train.add_argument("--train", type=Path, required=True, metavar="T.csv")
     train.add_argument("--validation", type=Path, metavar="V.csv")
@@ -104,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--seed", type=int, default=0)
     _add_training_options(lr)
     lr.add_argument("--json", type=Path, metavar="OUT", help="write the curve as JSON")
+    att = sub.add_parser("attention", help="which tokens a saved fine-tuned model attends to")
+    att.add_argument("--model", required=True, metavar="DIR",
+                     help="folder of a saved model (train_classifier(save_to=...), a job's models/after)")
+    att.add_argument("--text", required=True, help="the sentence to look at")
+    att.add_argument("--layer", type=int, help="also rank tokens by this layer's [CLS] row (from 0)")
+    att.add_argument("--head", type=int, help="with --layer: one head (from 0); default the mean")
+    att.add_argument("--top", type=int, default=10, help="tokens to list (default 10)")
+    att.add_argument("--max-length", type=int, default=128, help="longest input in word pieces")
+    att.add_argument("--json", type=Path, metavar="OUT",
+                     help="write tokens, prediction, attentions and rollout as JSON")
     return parser
 
 
@@ -244,11 +267,16 @@ def _run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}.")
     frames = {name: read_frame(getattr(args, name)) for name in ("before", "after", "test")}
     config = build_config(args)
+    rules = None
+    if args.rules is not None:
+        from fine_tune.rules import load_rules
+
+        rules = load_rules(args.rules)
     progress, bar = _progress_bar()
     try:
         report = compare(frames["before"], frames["after"], frames["test"], config=config,
                          seeds=range(args.seeds), validation_size=args.validation_size,
-                         n_boot=args.n_boot, progress=progress, trainer=_trainer())
+                         n_boot=args.n_boot, progress=progress, trainer=_trainer(), rules=rules)
     finally:
         bar.close()
     d = report.to_dict()
@@ -256,6 +284,43 @@ def _run_compare(args: argparse.Namespace) -> int:
     _write(args.json, json.dumps(d, indent=2))
     _write(args.markdown, report.to_markdown())
     _write(args.html, report.to_html())
+    return 0
+
+
+def _run_advise(args: argparse.Namespace) -> int:
+    from fine_tune.advice import advise
+
+    advice = advise(read_frame(args.train), config=build_config(args))
+    print(advice.to_markdown())
+    _write(args.json, json.dumps(advice.to_dict(), indent=2))
+    return 0
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from fine_tune.rules import load_rules
+
+    rules = load_rules(args.rules)
+    frame = _parse_file(Path(args.predictions))
+    missing = [c for c in ("text", "predicted") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{args.predictions}: lacks column(s) {missing} (it has {list(frame.columns)}); "
+                         "it needs text, predicted and, to score the rules, label.")
+    texts, predicted = frame["text"].astype(str).tolist(), frame["predicted"].astype(str).tolist()
+    outcome = rules.apply(texts, predicted)
+    fired = outcome.fired.set_index("row")
+    out = frame.assign(rule_label=outcome.labels,
+                       rule_id=[fired["rule_id"].get(i) for i in range(len(frame))])
+    _write(args.out, out.to_csv(index=False))
+    if "label" in frame.columns:
+        result = rules.evaluate(texts, predicted, frame["label"].astype(str).tolist())
+        print(f"{len(frame)} rows: accuracy {result['accuracy_without']:.4f} without the rules, "
+              f"{result['accuracy_with']:.4f} with them ({result['n_overrides']} overrides)")
+        for rule_id, r in result["per_rule"].items():
+            print(f"  {rule_id}: fired {r['fired']}, overrides {r['overrides']}, helped {r['helped']}, "
+                  f"hurt {r['hurt']}")
+        _write(args.json, json.dumps(result, indent=2))
+    else:
+        print(f"{len(frame)} rows: {len(outcome.overrides)} overrides (no label column to score them)")
     return 0
 
 
@@ -323,7 +388,39 @@ def _run_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"compare": _run_compare, "train": _run_train, "lr-find": _run_lr_find}
+def _run_attention(args: argparse.Namespace) -> int:
+    from fine_tune.attention import attention_for
+
+    if args.head is not None and args.layer is None:
+        raise ValueError(f"--head {args.head} needs --layer; pass both, or neither for the rollout.")
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1; got {args.top}.")
+    att = attention_for(args.model, args.text, max_length=args.max_length)
+    proba = dict(zip(att.labels, att.probabilities))
+    print(f"predicted {att.predicted} ({proba[att.predicted]:.3f}); "
+          + ", ".join(f"{k} {v:.3f}" for k, v in proba.items()))
+    print(f"{len(att.tokens)} tokens, {att.n_layers} layers x {att.n_heads} heads")
+    rankings = [("rollout", None, None)]
+    if args.layer is not None:
+        name = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else
+                                        ", mean of heads")
+        rankings.append((name, args.layer, args.head))
+    for name, layer, head in rankings:
+        print(f"top tokens by [CLS] attention ({name}):")
+        for pos, token, weight in att.top_tokens(args.top, layer=layer, head=head):
+            print(f"  {pos:>4}  {token:<20} {weight:.4f}")
+    if args.json is not None:
+        out = att.to_dict()
+        if args.layer is not None:
+            out["selected"] = {"layer": args.layer, "head": args.head,
+                               "matrix": att.matrix(args.layer, args.head).tolist()}
+        _write(args.json, json.dumps(out))
+    return 0
+
+
+_COMMANDS = {"compare": _run_compare, "train": _run_train, "lr-find": _run_lr_find,
+             "rules": _run_rules, "advise": _run_advise}
+_COMMANDS["attention"] = _run_attention
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,6 +89,9 @@ class CompareReport:
     n_boot: int = 2000
     validation_size: float = 0.1
     paired_seeds: list[int] = field(default_factory=list)
+    #: Post-processing rules on each side's ensemble: ``{"source", "before": {...}, "after":
+    #: {...}}`` with accuracy without/with the rules and every override (RuleSet.evaluate).
+    rules: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: the headline keys first, then every field."""
@@ -510,10 +513,25 @@ def _headline(plan: _Plan, truth: np.ndarray, n_boot: int) -> dict[str, Any]:
             "verdict": _verdict(acc_b, acc_a, delta, ci, test["p_value"], len(pairs))}
 
 
-def _report(plan: _Plan, n_boot: int) -> CompareReport:
+def _rules_result(plan: _Plan, rules: Any) -> dict[str, Any] | None:
+    """Each side's seed ensemble with and without the post-processing rules, on the test set."""
+    if rules is None:
+        return None
+    out: dict[str, Any] = {"source": rules.source}
+    texts, truth = plan.test["text"].tolist(), plan.test["label"].tolist()
+    for side in SIDES:
+        runs = plan.runs[side]
+        if runs:
+            pred = ensemble_predictions([r.proba for r in runs])
+            out[side] = rules.evaluate(texts, [plan.labels[i] for i in pred], truth)
+    return out
+
+
+def _report(plan: _Plan, n_boot: int, rules: Any = None) -> CompareReport:
     truth = plan.test["label"].map({label: i for i, label in enumerate(plan.labels)}).to_numpy()
     sides = {s: _summarise(plan.frames[s], plan.runs[s], truth, plan.labels) for s in SIDES}
     head = _headline(plan, truth, n_boot)
+    head["rules"] = _rules_result(plan, rules)
     if plan.cancelled:
         finished = sum(len(r) for r in plan.runs.values())
         head["verdict"] = (f"Cancelled after {finished} of {2 * len(plan.seeds)} training runs; "
@@ -527,7 +545,7 @@ def _report(plan: _Plan, n_boot: int) -> CompareReport:
 def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, config: Any = None,
             seeds: Sequence[int] = (0, 1, 2), validation_size: float = 0.1, n_boot: int = 2000,
             progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-            trainer: Callable[..., Any] | None = None) -> CompareReport:
+            trainer: Callable[..., Any] | None = None, rules: Any = None) -> CompareReport:
     """Train on ``before`` and on ``after`` with the same settings and seeds; judge both on ``test``.
 
     Parameters
@@ -552,6 +570,9 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
     trainer : callable, optional
         ``trainer(train, validation, test, *, config, labels, progress, should_stop)`` returning
         a :class:`fine_tune.train.TrainResult`; default :func:`fine_tune.train.train_classifier`.
+    rules : fine_tune.rules.RuleSet, optional
+        Post-processing rules: the report then also gives each side's ensemble accuracy with and
+        without them and lists every override on the test set (helped / hurt).
 
     Returns
     -------
@@ -562,6 +583,8 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
         and confusion matrices of each side's ensemble (argmax of the seeds' mean probability).
     """
     before, after, test, labels = validate_frames(before, after, test)
+    if rules is not None:
+        rules.check_labels(labels)
     seeds = _check_seeds(seeds)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer, e.g. 2000; got {n_boot!r}.")
@@ -572,6 +595,6 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
     plan = _Plan(frames={"before": before, "after": after}, test=test, labels=labels, seeds=seeds,
                  config=config, validation_size=validation_size)
     _train_all(plan, trainer, progress, should_stop)
-    report = _report(plan, n_boot)
+    report = _report(plan, n_boot, rules)
     logger.info("retrain-and-compare: %s", report.verdict)
     return report

@@ -9,13 +9,21 @@ The worker writes ``status.json`` (state, fraction done, message, seconds left) 
 progress report, polls for a ``cancel`` file, and at the end writes ``report.json``,
 ``report.md`` and ``report.html`` and finishes the project run (``done``, ``cancelled`` or
 ``failed``, with the report or the error as its result).
+
+The models of the first seed (seed 0 unless the seeds leave it out) are kept in
+``models/before`` and ``models/after`` (``save_pretrained``, safetensors), each with
+``predictions.csv`` (the test rows, the predicted label and its probability);
+:func:`job_status` lists them under ``models`` and :func:`latest_saved_models` finds those of
+the newest finished job, for the app's attention view (:mod:`fine_tune.attention`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,12 +32,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_KIND", "cancel_job", "job_status", "latest_job", "run_job", "start_compare_job"]
+__all__ = ["MODELS_DIR", "RUN_KIND", "cancel_job", "job_status", "latest_job", "latest_saved_models",
+           "run_job", "saved_models", "start_compare_job"]
 
 logger = logging.getLogger(__name__)
 
 RUN_KIND = "retrain_compare"
 _FINAL = ("done", "failed", "cancelled")
+#: The job folder's subfolder holding the kept models (``before``, ``after``).
+MODELS_DIR = "models"
+_SIDES = ("before", "after")
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -112,7 +124,36 @@ def job_status(folder: str | os.PathLike) -> dict[str, Any]:
     if status["state"] == "done":
         status["report"] = _read_json(folder / "report.json")
     status["folder"] = str(folder)
+    status["models"] = saved_models(folder)
     return status
+
+
+def saved_models(folder: str | os.PathLike) -> dict[str, str]:
+    """The models a job kept: ``{"before": path, "after": path}``, only those saved in full."""
+    out = {}
+    for side in _SIDES:
+        path = Path(folder) / MODELS_DIR / side
+        if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
+            out[side] = str(path)
+    return out
+
+
+def latest_saved_models(project) -> dict[str, Any] | None:
+    """The kept models of the project's newest finished (``done``) job that has any.
+
+    Returns ``{"run_id", "folder", "models": {"before": path, "after": path}}`` or ``None``
+    (no job, or none kept models: jobs from before models were kept, or all failed).
+    """
+    runs = project.runs()
+    if runs.empty:
+        return None
+    runs = runs[(runs["kind"] == RUN_KIND) & (runs["status"] == "done")]
+    for run in runs.iloc[::-1].itertuples():
+        folder = (run.params or {}).get("folder")
+        models = saved_models(folder) if folder else {}
+        if models:
+            return {"run_id": int(run.run_id), "folder": str(folder), "models": models}
+    return None
 
 
 def cancel_job(folder: str | os.PathLike, *, grace_seconds: float = 30.0) -> None:
@@ -148,6 +189,71 @@ def latest_job(project) -> dict[str, Any] | None:
     return status
 
 
+class _KeepModels:
+    """A trainer for :func:`fine_tune.compare.compare` that saves the models of one seed.
+
+    It wraps ``trainer`` (passing ``save_to``) for the runs whose ``config.seed`` is ``seed``,
+    saves into a hidden folder and renames it to ``models/<side>`` once the run finished, so a
+    half-written model is never found; it adds ``predictions.csv`` (the test rows with the
+    predicted label and its probability). The side is told by the training rows (train plus
+    validation equal that side's frame), or by the order compare() trains in (before, after).
+    """
+
+    def __init__(self, trainer, folder: Path, frames: dict[str, Any], seed: int) -> None:
+        self.trainer, self.folder, self.seed = trainer, Path(folder), seed
+        self.rows = {side: _row_set(frames[side]) for side in _SIDES}
+        self.calls = 0
+        self.saved: dict[str, str] = {}
+        params = inspect.signature(trainer).parameters.values()
+        self.can_save = any(p.name == "save_to" or p.kind is p.VAR_KEYWORD for p in params)
+        if not self.can_save:
+            logger.warning("the trainer takes no save_to: no models are kept for the attention view")
+
+    def _side(self, train, validation) -> str:
+        rows = _row_set(train) | (_row_set(validation) if validation is not None else set())
+        matches = [side for side in _SIDES if rows == self.rows[side]]
+        return matches[0] if len(matches) == 1 else _SIDES[min(self.calls, 1)]
+
+    def __call__(self, train, validation, test, *, config, **kwargs):
+        if not self.can_save or getattr(config, "seed", None) != self.seed:
+            return self.trainer(train, validation, test, config=config, **kwargs)
+        side = self._side(train, validation)
+        self.calls += 1
+        models = self.folder / MODELS_DIR
+        partial, final = models / f".{side}-partial", models / side
+        shutil.rmtree(partial, ignore_errors=True)
+        result = self.trainer(train, validation, test, config=config, save_to=str(partial),
+                              **kwargs)
+        if getattr(result, "cancelled", False) or not (partial / "config.json").is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+            return result
+        _predictions(test, result).to_csv(partial / "predictions.csv", index=False)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        self.saved[side] = str(final)
+        logger.info("kept the %s model of seed %d in %s", side, self.seed, final)
+        return result
+
+
+def _row_set(frame) -> set[tuple[str, str]]:
+    return set(zip(frame["text"].astype(str), frame["label"].astype(str)))
+
+
+def _predictions(test, result):
+    """The test rows with the model's predicted label and its probability."""
+    import numpy as np
+
+    keep = [c for c in ("item_id", "text", "label") if c in test.columns]
+    out = test[keep].reset_index(drop=True).copy()
+    labels = list(result.labels)
+    pred = np.asarray(result.test_pred, dtype=int)
+    out["predicted"] = [labels[i] for i in pred]
+    proba = getattr(result, "test_proba", None)
+    out["probability"] = (np.asarray(proba)[np.arange(len(pred)), pred] if proba is not None
+                          else np.nan)
+    return out
+
+
 class _Reporter:
     """Writes status.json on progress (at most every half second) with an ETA; polls cancel."""
 
@@ -175,7 +281,7 @@ def run_job(folder: str | os.PathLike) -> int:
     import pandas as pd
 
     from curation.store import Project
-    from fine_tune.compare import compare
+    from fine_tune.compare import _default_trainer, compare
     from fine_tune.config import TrainConfig
 
     folder = Path(folder)
@@ -187,10 +293,14 @@ def run_job(folder: str | os.PathLike) -> int:
                   for n in ("before", "after", "test")}
         frames["after"]["augmented_from"] = frames["after"]["augmented_from"].replace("", None)
         config = TrainConfig(**settings["config"])
+        seeds = [int(s) for s in settings["seeds"]]
+        keep = _KeepModels(_default_trainer(), folder, frames, 0 if 0 in seeds or not seeds
+                           else seeds[0])
         report = compare(frames["before"], frames["after"], frames["test"], config=config,
                          seeds=settings["seeds"], progress=reporter,
-                         should_stop=reporter.cancelled)
+                         should_stop=reporter.cancelled, trainer=keep)
         result = report.to_dict()
+        result["models"] = saved_models(folder)
         _write_json(folder / "report.json", result)
         (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
         (folder / "report.html").write_text(report.to_html(), encoding="utf-8")
@@ -201,7 +311,8 @@ def run_job(folder: str | os.PathLike) -> int:
         result = {"error": message, "traceback": traceback.format_exc()}
         logger.exception("retrain-and-compare job failed")
     _write_json(folder / "status.json", {"state": state, "fraction": 1.0 if state == "done" else None,
-                                         "message": message, "finished_at": time.time()})
+                                         "message": message, "finished_at": time.time(),
+                                         "models": saved_models(folder)})
     try:
         with Project(settings["project_url"]) as project:
             project.finish_run(settings["run_id"], status=state, result=result)

@@ -133,6 +133,30 @@ def _data_blocks(d: dict[str, Any]) -> list[tuple]:
     return blocks
 
 
+def _rules_blocks(d: dict[str, Any]) -> list[tuple]:
+    rules = d.get("rules")
+    if not rules:
+        return []
+    blocks: list[tuple] = [("h2", f"Post-processing rules ({rules.get('source') or 'rules'})")]
+    rows = [[side, _num(rules[side]["accuracy_without"]), _num(rules[side]["accuracy_with"]),
+             _num(rules[side]["accuracy_with"] - rules[side]["accuracy_without"], sign=True),
+             rules[side]["n_overrides"]] for side in SIDES if side in rules]
+    blocks.append(("table", ["side (seeds' ensemble)", "accuracy without rules", "with rules",
+                             "change", "overrides"], rows))
+    if "after" in rules:
+        per_rule = [[rid, r["fired"], r["overrides"], r["helped"], r["hurt"], r["net"], r["reason"]]
+                    for rid, r in rules["after"]["per_rule"].items()]
+        blocks += [("h3", "Each rule on the test set (after side)"),
+                   ("table", ["rule", "fired", "overrides", "helped", "hurt", "net", "reason"], per_rule)]
+        overrides = [[o["row"], o["text"][:80], o["rule_id"], o["model_label"], o["rule_label"],
+                      o["true_label"], o["effect"]] for o in rules["after"]["overrides"]]
+        if overrides:
+            blocks += [("h3", "Every override on the test set (after side)"),
+                       ("table", ["test row", "text", "rule", "model", "rule set", "true", "effect"],
+                        overrides)]
+    return blocks
+
+
 def _config_blocks(d: dict[str, Any]) -> list[tuple]:
     rows = [[key, value] for key, value in (d.get("config") or {}).items() if key != "seed"]
     rows.append(["seeds (one run per side each)", ", ".join(map(str, d["seeds"]))])
@@ -156,8 +180,8 @@ def report_blocks(report: Any) -> list[tuple]:
     if d.get("cancelled"):
         blocks.append(("p", "The comparison was cancelled: the numbers below cover only the runs "
                             "that finished."))
-    for part in (_headline_blocks, _per_seed_blocks, _per_class_blocks, _diagnosis_blocks,
-                 _data_blocks, _config_blocks):
+    for part in (_headline_blocks, _per_seed_blocks, _per_class_blocks, _rules_blocks,
+                 _diagnosis_blocks, _data_blocks, _config_blocks):
         blocks += part(d)
     return blocks
 

@@ -368,6 +368,7 @@ def train_classifier(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     callbacks: Sequence[TrainerCallback] = (),
+    save_to: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Fine-tune a sequence classifier on ``train``; evaluate on ``validation``; predict ``test``.
 
@@ -388,6 +389,11 @@ def train_classifier(
         ``cancelled=True`` and has no test predictions).
     callbacks : sequence of transformers.TrainerCallback
         Extra callbacks for the Trainer (they see the model, e.g. to record weights).
+    save_to : str or os.PathLike, optional
+        A folder to save the final model (the best one when early stopping restored it) and
+        its tokenizer to, with ``save_pretrained`` (safetensors; LoRA adapters merged into the
+        weights), so :func:`fine_tune.attention.attention_for` can load it offline. Nothing is
+        saved when training is cancelled.
 
     Returns
     -------
@@ -409,11 +415,11 @@ def train_classifier(
     _check_runtime(config, run)
     with _checkpoint_dir(config) as folder:
         return _train(train, validation, test, config, order, run, folder, progress,
-                      should_stop, callbacks)
+                      should_stop, callbacks, save_to=save_to)
 
 
 def _train(train, validation, test, config, order, run, folder, progress, should_stop,
-           extra) -> TrainResult:
+           extra, *, save_to=None) -> TrainResult:
     memory = _Memory(run.kind)
     set_seed(config.seed)
     tokenizer = load_tokenizer(config)
@@ -441,6 +447,8 @@ def _train(train, validation, test, config, order, run, folder, progress, should
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint or None)
     result = _result(trainer, output, test, tokenizer, order, max_length, config, tracker, memory)
     result.output_dir = config.output_dir
+    if save_to is not None and not result.cancelled:
+        _save_model(trainer, tokenizer, save_to)
     del trainer, model
     _release(run)
     if progress is not None and not result.cancelled:
@@ -470,6 +478,19 @@ def _result(trainer, output, test, tokenizer, order, max_length, config, tracker
         diagnosis=diagnose(history, metric=config.early_stopping_metric, best_restored=restored),
         config=config, device=str(trainer.args.device), output_dir=None,
         cancelled=tracker.cancelled, trainable_params=trainable, total_params=total)
+
+
+def _save_model(trainer: Trainer, tokenizer: Any, folder: str | os.PathLike) -> None:
+    """Save the trained model (LoRA merged in) and tokenizer with ``save_pretrained``."""
+    if not trainer.args.should_save:  # not the main process of a distributed run
+        return
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):  # peft: a full model loads without peft
+        model = model.merge_and_unload()
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder)  # safetensors (transformers >= 5 writes nothing else)
+    tokenizer.save_pretrained(folder)
+    logger.info("saved the model and tokenizer to %s", folder)
 
 
 def _release(run: Runtime) -> None:

@@ -203,3 +203,15 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     assert {"Accuracy before", "Accuracy after", "95% CI of the change", "McNemar exact p"} <= set(metrics)
     assert "Latest run (#1)" in [s.value for s in at.subheader]
     assert any(b.label == "Download report.md" for b in at.get("download_button"))
+    # the after model was kept: its wrong test items, each with the attention view
+    assert "Misclassified by the after model" in [s.value for s in at.subheader]
+    with open_project() as project:
+        after = latest_job(project)["models"]["after"]
+    pred = pd.read_csv(Path(after) / "predictions.csv", keep_default_na=False)
+    wrong = pred[pred["label"] != pred["predicted"]]
+    assert any(c.value.startswith(f"{len(wrong)} of {len(pred)} test items wrong") for c in at.caption)
+    if len(wrong):
+        pick = next(s for s in at.selectbox if s.label == "Look at")
+        assert len(pick.options) == len(wrong)
+        assert any(f"predicts **{wrong['predicted'].iloc[0]}**" in m.value for m in at.markdown)
+        assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")

@@ -521,3 +521,25 @@ def test_cli_bad_schedule_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "--train", "t.csv", "--unfreeze", "first"])
     assert info.value.code == 2 and "EPOCH:N pairs" in capsys.readouterr().err
+
+
+def test_rules_in_the_report_with_and_without_and_every_override(frames):
+    from fine_tune.rules import Rule, RuleSet
+
+    rules = RuleSet([Rule.build("fix", "pos", "items 1 and 3 are pos", keywords=["test item 1", "test item 3"]),
+                     Rule.build("bad", "pos", "item 2 is pos (wrong)", keywords=["test item 2"])],
+                    source="t.yaml")
+    report, _ = _run(frames, rules=rules)
+    r = report.rules
+    # before's ensemble is wrong on items 0..9: "fix" repairs 1 and 3, "bad" only confirms item 2
+    assert (r["before"]["accuracy_without"], r["before"]["accuracy_with"]) == (0.75, 0.8)
+    assert [(o["row"], o["effect"]) for o in r["before"]["overrides"]] == [(1, "helped"), (3, "helped")]
+    # after is wrong only on item 0: "fix" confirms, "bad" turns a right answer wrong
+    assert (r["after"]["accuracy_without"], r["after"]["accuracy_with"]) == (0.975, 0.95)
+    assert r["after"]["per_rule"]["bad"] == {"fired": 1, "overrides": 1, "helped": 0, "hurt": 1,
+                                             "net": -1, "reason": "item 2 is pos (wrong)"}
+    markdown = report.to_markdown()
+    assert "## Post-processing rules (t.yaml)" in markdown and "| bad | 1 | 1 | 0 | 1 | -1 |" in markdown
+    assert report.to_dict()["rules"]["after"]["n_overrides"] == 1
+    with pytest.raises(ValueError, match="rule 'odd' uses label"):
+        _run(frames, rules=RuleSet([Rule.build("odd", "maybe", "r", keywords=["x"])]))

@@ -1,0 +1,78 @@
+"""Retrain page parts: model-selection advice and post-processing rules (choice and results)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+GUIDELINES = Path(__file__).resolve().parents[1] / "guidelines"
+DEFAULTS_KEY = "retrain_defaults"
+
+
+@st.cache_data(show_spinner="Measuring the data set...", max_entries=4)
+def _advice(url: str, version: tuple, texts: tuple, labels: tuple) -> dict:
+    from fine_tune.advice import advise
+
+    return advise(pd.DataFrame({"text": texts, "label": labels})).to_dict()
+
+
+def advice_panel(url: str, version: tuple, after: pd.DataFrame) -> None:
+    """The advice for the curated training data, and a button that puts it into the form."""
+    from fine_tune.advice import Advice, Recommendation
+
+    with st.expander("Advice for this data set (backbone and settings)"):
+        try:
+            d = _advice(url, version, tuple(after["text"]), tuple(after["label"]))
+        except ValueError as err:
+            st.info(f"No advice: {err}")
+            return
+        advice = Advice(d["traits"], [Recommendation(**r) for r in d["recommendations"]])
+        st.markdown(advice.to_markdown())
+        settings = {r.setting: r.value for r in advice.recommendations if r.setting}
+        if settings and st.button("Use these settings in the form below", key="use-advice"):
+            st.session_state[DEFAULTS_KEY] = settings
+            st.rerun()
+
+
+def form_default(name: str, value):
+    """The form's default for a setting: the accepted advice's value, else ``value``."""
+    return st.session_state.get(DEFAULTS_KEY, {}).get(name, value)
+
+
+def rules_files() -> list[str]:
+    return sorted(str(p.relative_to(GUIDELINES.parent)) for p in GUIDELINES.glob("*_rules.yaml"))
+
+
+def rules_choice() -> str | None:
+    """A rules file chosen in the form (None: no rules)."""
+    options = ["none", *rules_files(), "other file..."]
+    choice = st.selectbox("Post-processing rules (applied after the model; the report shows their "
+                          "effect)", options)
+    if choice == "other file...":
+        return st.text_input("Rules file path").strip() or None
+    return None if choice == "none" else str(GUIDELINES.parent / choice)
+
+
+def rules_section(report: dict) -> None:
+    """Accuracy with and without the rules, each rule's tally and every override."""
+    rules = report.get("rules")
+    if not rules:
+        return
+    st.subheader(f"Post-processing rules ({Path(rules.get('source') or 'rules').name})")
+    rows = [{"side": side, "accuracy without rules": rules[side]["accuracy_without"],
+             "with rules": rules[side]["accuracy_with"],
+             "change": rules[side]["accuracy_with"] - rules[side]["accuracy_without"],
+             "overrides": rules[side]["n_overrides"]} for side in ("before", "after") if side in rules]
+    st.dataframe(pd.DataFrame(rows).round(4), hide_index=True)
+    if "after" in rules:
+        per_rule = pd.DataFrame([{"rule": k, **v} for k, v in rules["after"]["per_rule"].items()])
+        hurting = per_rule[per_rule["net"] < 0]["rule"].tolist()
+        if hurting:
+            st.warning(f"Rule(s) {', '.join(hurting)} hurt more than they help on this test set.")
+        st.dataframe(per_rule, hide_index=True)
+        overrides = pd.DataFrame(rules["after"]["overrides"])
+        if len(overrides):
+            st.caption("Every override on the test set (after side)")
+            st.dataframe(overrides, hide_index=True)
