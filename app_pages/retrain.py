@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._attention import misclassified_section
+from app_pages._fine_tune_extras import advice_panel, form_default, rules_choice, rules_section
 from app_pages._state import current_project, signed_in
 from curation.workspace import curation_home
 from fine_tune.config import ClassWeights, Precision, TrainConfig
@@ -29,30 +30,41 @@ def _data_info(url: str, version: tuple, n_aug: int) -> dict:
     return project_compare_data(current_project()).info
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _after_rows(url: str, version: tuple, n_aug: int) -> pd.DataFrame:
+    return project_compare_data(current_project()).after[["text", "label"]]
+
+
 def _settings_form() -> None:
     with st.form("retrain"):
         c1, c2, c3, c4 = st.columns(4)
-        epochs = int(c1.number_input("Epochs", 1, 50, 3))
+        epochs = int(c1.number_input("Epochs", 1, 50, int(form_default("epochs", 3))))
         seeds = int(c2.number_input("Seeds", 1, 10, 3))
-        lr = c3.number_input("Learning rate", 1e-6, 1e-2, 5e-5, format="%.1e")
+        lr = c3.number_input("Learning rate", 1e-6, 1e-2, float(form_default("learning_rate", 5e-5)),
+                             format="%.1e")
         batch = int(c4.number_input("Batch size", 1, 512, 16))
         c1, c2, c3, c4 = st.columns(4)
-        max_length = int(c1.number_input("Max tokens", 16, 512, 128))
+        max_length = int(c1.number_input("Max tokens", 16, 512, int(form_default("max_length", 128))))
         freeze = int(c2.number_input("Freeze lowest layers", 0, 48, 0))
-        weights = c3.selectbox("Class weights", [w.value for w in ClassWeights])
+        weight_options = [w.value for w in ClassWeights]
+        weights = c3.selectbox("Class weights", weight_options,
+                               index=weight_options.index(form_default("class_weights", "none")))
         precision = c4.selectbox("Precision", [p.value for p in Precision])
         model = st.text_input("Model (empty: the bundled MiniLM; or a local folder / cached id)")
-        lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning")
+        lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning",
+                           value=bool(form_default("lora", False)))
+        rules = rules_choice()
         go = st.form_submit_button("Retrain and compare", type="primary")
     if go:
         try:
             config = TrainConfig(model=model.strip() or None, epochs=epochs, learning_rate=lr,
                                  batch_size=batch, max_length=max_length, freeze_layers=freeze,
                                  class_weights=ClassWeights(weights), precision=Precision(precision),
-                                 lora=lora)
+                                 lora=lora, early_stopping_patience=int(
+                                     form_default("early_stopping_patience", 2)))
             folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
             start_compare_job(project, folder, config=config, seeds=tuple(range(seeds)),
-                              actor=signed_in()[0])
+                              actor=signed_in()[0], rules=rules)
         except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
             st.error(f"Could not start: {err}")
         else:
@@ -160,11 +172,14 @@ if status is not None and status["state"] in ("starting", "running"):
     st.subheader("Training")
     _progress()
 else:
+    version = project.data_version()
+    advice_panel(project.url, version, _after_rows(project.url, version, len(project.augmentations())))
     _settings_form()
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
         if status["state"] == "done" and status.get("report"):
             _show_report(status["report"], status["folder"])
+            rules_section(status["report"])
             misclassified_section(status)
         elif status["state"] == "cancelled":
             st.warning("The latest run was cancelled: " + str(status.get("message", "")))

@@ -59,12 +59,19 @@ def _read_json(path: Path) -> Any:
 
 def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=(0, 1, 2),
                       test_share: float = 0.5, data_seed: int = 0,
-                      actor: str | None = None) -> dict[str, Any]:
+                      actor: str | None = None, rules: str | os.PathLike | None = None) -> dict[str, Any]:
     """Prepare the data, record the run and start the worker process; returns its status.
 
     In team mode only a lead (``actor``) may retrain (``curation.store.AccessError`` otherwise).
+    ``rules`` is a post-processing rules file (:mod:`fine_tune.rules`); it is checked here, so a
+    bad file is refused before anything starts, and the report shows its effect.
     """
     project.require_role(actor, "lead", to="retrain and compare")
+    if rules is not None:
+        from fine_tune.rules import load_rules
+
+        load_rules(rules).check_labels(project.label_set())
+        rules = str(Path(rules).resolve())
     from fine_tune.config import TrainConfig
     from fine_tune.data import project_compare_data
 
@@ -75,7 +82,7 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     for name in ("before", "after", "test"):
         getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
     settings = {"config": config.to_dict(), "seeds": list(seeds), "data": data.info,
-                "project_url": project.url, "folder": str(folder.resolve())}
+                "project_url": project.url, "folder": str(folder.resolve()), "rules": rules}
     run_id = project.start_run(RUN_KIND, settings)
     settings["run_id"] = run_id
     _write_json(folder / "settings.json", settings)
@@ -296,9 +303,14 @@ def run_job(folder: str | os.PathLike) -> int:
         seeds = [int(s) for s in settings["seeds"]]
         keep = _KeepModels(_default_trainer(), folder, frames, 0 if 0 in seeds or not seeds
                            else seeds[0])
+        rules = None
+        if settings.get("rules"):
+            from fine_tune.rules import load_rules
+
+            rules = load_rules(settings["rules"])
         report = compare(frames["before"], frames["after"], frames["test"], config=config,
                          seeds=settings["seeds"], progress=reporter,
-                         should_stop=reporter.cancelled, trainer=keep)
+                         should_stop=reporter.cancelled, trainer=keep, rules=rules)
         result = report.to_dict()
         result["models"] = saved_models(folder)
         _write_json(folder / "report.json", result)

@@ -189,6 +189,8 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     inputs["Batch size"].set_value(32)
     inputs["Max tokens"].set_value(32)
     at.text_input[0].set_value(tiny_model)
+    rules = next(s for s in at.selectbox if s.label.startswith("Post-processing rules"))
+    rules.set_value("guidelines/bank_support_rules.yaml")
     at.button(key="FormSubmitter:retrain-Retrain and compare").click().run()
     assert not at.exception, at.exception
     assert "Training" in [s.value for s in at.subheader]  # progress, not the form
@@ -203,6 +205,11 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     assert {"Accuracy before", "Accuracy after", "95% CI of the change", "McNemar exact p"} <= set(metrics)
     assert "Latest run (#1)" in [s.value for s in at.subheader]
     assert any(b.label == "Download report.md" for b in at.get("download_button"))
+    # the rules' effect: with and without, per rule
+    assert "Post-processing rules (bank_support_rules.yaml)" in [s.value for s in at.subheader]
+    with open_project() as project:
+        report = latest_job(project)["report"]
+    assert set(report["rules"]["after"]["per_rule"]) == {"P1", "P2", "P3"}
     # the after model was kept: its wrong test items, each with the attention view
     assert "Misclassified by the after model" in [s.value for s in at.subheader]
     with open_project() as project:
@@ -215,3 +222,16 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
         assert len(pick.options) == len(wrong)
         assert any(f"predicts **{wrong['predicted'].iloc[0]}**" in m.value for m in at.markdown)
         assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def test_retrain_page_advice_fills_the_form(home):
+    at = start()
+    at.switch_page("app_pages/retrain.py").run()
+    assert not at.exception, at.exception
+    advice = next(m.value for m in at.markdown if "rows," in m.value and "labels**" in m.value)
+    assert "`epochs = 10`" in advice and "`class_weights = balanced`" in advice
+    next(b for b in at.button if b.label == "Use these settings in the form below").click().run()
+    assert not at.exception, at.exception
+    inputs = {n.label: n.value for n in at.number_input}
+    assert inputs["Epochs"] == 10 and inputs["Learning rate"] == 1e-4
+    assert next(s for s in at.selectbox if s.label == "Class weights").value == "balanced"
