@@ -10,4 +10,5 @@ st.navigation([
     st.Page("app_pages/augment.py", title="Augment", icon=":material/library_add:"),
     st.Page("app_pages/curated.py", title="Curated data", icon=":material/dataset:"),
     st.Page("app_pages/retrain.py", title="Retrain and compare", icon=":material/model_training:"),
+    st.Page("app_pages/experiments.py", title="Experiments", icon=":material/science:"),
 ]).run()

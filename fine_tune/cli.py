@@ -4,7 +4,10 @@
 settings and seeds, prints the verdict and a small table, and writes ``--json``,
 ``--markdown`` and ``--html`` reports. ``train`` trains one model and prints its accuracy
 and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test; ``attention --model DIR
---text ...`` prints the tokens a saved model's [CLS] attends to most (rollout). Files are CSV, TSV,
+--text ...`` prints the tokens a saved model's [CLS] attends to most (rollout); ``multitask --task
+NAME=TRAIN.csv,TEST.csv --task ...`` compares one shared encoder with one model per task, and
+``continual --a TRAIN_A.csv,TEST_A.csv --b TRAIN_B.csv,TEST_B.csv`` measures forgetting of A after
+training on B, plain and with EWC. Files are CSV, TSV,
 JSONL or Parquet (by extension) with columns ``text`` and ``label``. Bad input exits with
 code 2 and the message, never a traceback.
 """
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--max-length", type=int, default=128, help="longest input in word pieces")
     att.add_argument("--json", type=Path, metavar="OUT",
                      help="write tokens, prediction, attentions and rollout as JSON")
+    _add_experiment_parsers(sub)
     return parser
 
 
@@ -418,9 +422,99 @@ def _run_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- multi-task and continual learning -------------------------------------------------------
+
+def _add_experiment_parsers(sub: Any) -> None:
+    mt = sub.add_parser("multitask", help="one shared encoder on several tasks vs one model per task")
+    mt.add_argument("--task", action="append", required=True, metavar="NAME=TRAIN.csv,TEST.csv",
+                    help="a task's name, training file and test file; give two or more")
+    mt.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..N-1 (default 3)")
+    mt.add_argument("--schedule", choices=["proportional", "round_robin"], default="proportional",
+                    help="how the tasks' batches are interleaved (default proportional)")
+    mt.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    _add_training_options(mt)
+    mt.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    mt.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the report as Markdown")
+    cl = sub.add_parser("continual", help="train on A then on B: forgetting of A, plain vs EWC")
+    cl.add_argument("--a", required=True, metavar="TRAIN_A.csv,TEST_A.csv", help="first data set")
+    cl.add_argument("--b", required=True, metavar="TRAIN_B.csv,TEST_B.csv", help="second data set")
+    cl.add_argument("--ewc-lambda", type=float, help="EWC strength lambda > 0 (default 1e4)")
+    cl.add_argument("--fisher-samples", type=int,
+                    help="A's training rows the Fisher information is estimated on (default 100)")
+    cl.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    cl.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    _add_training_options(cl)
+    cl.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    cl.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the report as Markdown")
+
+
+def _file_pair(text: str, option: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``"TRAIN.csv,TEST.csv"`` -> the two checked frames."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{option} {text!r}: give two files separated by a comma, "
+                         "TRAIN.csv,TEST.csv (a training file and a test file).")
+    return _checked(Path(parts[0])), _checked(Path(parts[1]))
+
+
+def _check_seed_count(n: int) -> None:
+    if n < 1:
+        raise ValueError(f"--seeds must be at least 1; got {n}.")
+
+
+def _run_multitask(args: argparse.Namespace) -> int:
+    from fine_tune.multitask import compare_multitask
+
+    _check_seed_count(args.seeds)
+    tasks: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for spec in args.task:
+        name, sep, files = spec.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--task {spec!r}: write NAME=TRAIN.csv,TEST.csv, e.g. "
+                             "--task sentiment=train.csv,test.csv.")
+        if name in tasks:
+            raise ValueError(f"--task {name!r} is given twice; give each task a different name.")
+        tasks[name] = _file_pair(files, f"--task {name}=")
+    if len(tasks) < 2:
+        raise ValueError(f"multitask needs at least two --task options; got {len(tasks)} "
+                         f"({', '.join(tasks)}).")
+    progress, bar = _progress_bar()
+    try:
+        report = compare_multitask(tasks, build_config(args), seeds=range(args.seeds),
+                                   schedule=args.schedule, n_boot=args.n_boot, progress=progress)
+    finally:
+        bar.close()
+    print(report.to_markdown())
+    _write(args.json, json.dumps(report.to_dict(), indent=2))
+    _write(args.markdown, report.to_markdown())
+    return 0
+
+
+def _run_continual(args: argparse.Namespace) -> int:
+    from fine_tune.continual import DEFAULT_EWC_LAMBDA, DEFAULT_FISHER_SAMPLES, compare_continual
+
+    _check_seed_count(args.seeds)
+    a, b = _file_pair(args.a, "--a"), _file_pair(args.b, "--b")
+    progress, bar = _progress_bar()
+    try:
+        report = compare_continual(
+            a, b, build_config(args), seeds=range(args.seeds),
+            ewc_lambda=DEFAULT_EWC_LAMBDA if args.ewc_lambda is None else args.ewc_lambda,
+            fisher_samples=DEFAULT_FISHER_SAMPLES if args.fisher_samples is None else args.fisher_samples,
+            n_boot=args.n_boot, progress=progress)
+    finally:
+        bar.close()
+    print(report.to_markdown())
+    _write(args.json, json.dumps(report.to_dict(), indent=2))
+    _write(args.markdown, report.to_markdown())
+    return 0
+
+
 _COMMANDS = {"compare": _run_compare, "train": _run_train, "lr-find": _run_lr_find,
              "rules": _run_rules, "advise": _run_advise}
 _COMMANDS["attention"] = _run_attention
+_COMMANDS.update({"multitask": _run_multitask, "continual": _run_continual})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
