@@ -29,22 +29,12 @@ from fine_tune.continual import (  # noqa: E402
     train_continual,
 )
 from fine_tune.multitask import build_model  # noqa: E402
-from tiny_models import BAD, GOOD, toy  # noqa: E402
-
-TOPICS = ["food", "movie"]
-FILLER = ["the", "a", "it", "was", "is", "day"]
-
+from tiny_models import toy  # noqa: E402
+from tiny_models import topic as _topic  # noqa: E402
 
 def topic(n: int, seed: int) -> pd.DataFrame:
-    """Texts with one topic word (the label) among filler and two random sentiment words."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        label = TOPICS[i % 2]
-        words = list(rng.choice(FILLER, rng.integers(1, 4))) + [label] + list(rng.choice(GOOD + BAD, 2))
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
+    """Two topics (food, movie) among filler and sentiment words."""
+    return _topic(n, seed, topics=("food", "movie"), filler=("the", "a", "it", "was", "is", "day"))
 
 
 @pytest.fixture(scope="module", autouse=True)

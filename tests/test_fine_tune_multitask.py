@@ -28,23 +28,7 @@ from fine_tune.multitask import (  # noqa: E402
     train_multitask,
     train_single_task,
 )
-from tiny_models import BAD, GOOD, toy  # noqa: E402
-
-TOPICS = ["food", "movie", "day"]
-FILLER = ["the", "a", "it", "was", "is"]
-
-
-def topic(n: int, seed: int) -> pd.DataFrame:
-    """Texts with one topic word (the label, 3 classes) among filler and sentiment words."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        label = TOPICS[i % 3]
-        words = list(rng.choice(FILLER, rng.integers(1, 4))) + [label] + list(rng.choice(GOOD + BAD, 2))
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
-
+from tiny_models import toy, topic  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():

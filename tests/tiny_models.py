@@ -45,3 +45,16 @@ def toy(n: int, seed: int, *, pos_share: float = 0.5) -> pd.DataFrame:
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
+
+
+def topic(n: int, seed: int, topics: tuple[str, ...] = ("food", "movie", "day"),
+          filler: tuple[str, ...] = ("the", "a", "it", "was", "is")) -> pd.DataFrame:
+    """A second toy task: one topic word (the label) among filler and two sentiment words."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = topics[i % len(topics)]
+        words = list(rng.choice(list(filler), rng.integers(1, 4))) + [label] + list(rng.choice(GOOD + BAD, 2))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
