@@ -144,7 +144,7 @@ def test_a_annotator_decides_five_items_and_finds_them_after_a_reload(server, pa
     page.get_by_role("heading", name="Review").wait_for()
     page.get_by_role("button", name="Find items to review").click()
     progress = page.get_by_text("flagged items decided")
-    progress.wait_for(timeout=300_000)  # embeds 553 texts with MiniLM on the CPU
+    progress.wait_for(timeout=600_000)  # embeds 553 texts with MiniLM on the CPU (slow when busy)
     _idle(page)
     page.shot("1-queue")
     total = int(progress.inner_text().split(" of ")[1].split()[0])
