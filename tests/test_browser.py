@@ -62,11 +62,15 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """The app on the demo project, in its own process, for the whole module."""
     _need_browser()
-    home = tmp_path_factory.mktemp("home")
+    yield from _serve(tmp_path_factory.mktemp("home"), {})
+
+
+def _serve(home: Path, extra_env: dict):
     port = _free_port()
     env = {**os.environ, "CURATION_HOME": str(home), "STREAMLIT_SERVER_PORT": str(port)}
     for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
         env.pop(var, None)
+    env.update(extra_env)
     log = open(home / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
@@ -226,3 +230,43 @@ def test_c_one_click_retrain_and_compare_shows_the_report(server, page):
         runs = project.runs()
     compare_runs = runs[runs["kind"] == "retrain_compare"]
     assert compare_runs["status"].tolist() == ["done"], runs
+
+
+def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser):
+    """Team mode: the identity comes from the header an authenticating proxy sets, not a name box."""
+    from curation.workspace import flag_project, open_demo_project
+
+    home = tmp_path_factory.mktemp("team-home")
+    with open_demo_project(str(home / "demo.sqlite")) as project:
+        project.set_member("lena", "lead", by="lena")
+        project.set_member("ann", "annotator", by="lena")
+        flag_project(project, use_model=False)
+    shots = SHOTS / "test_d_team_annotator_identified_by_a_proxy_header"
+    shots.mkdir(parents=True, exist_ok=True)
+    for app in _serve(home, {"CURATION_IDENTITY_HEADER": "X-Forwarded-User"}):
+        for user, can_decide in (("ann", True), ("mallory", False)):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                          extra_http_headers={"X-Forwarded-User": user})
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(f"{app['url']}/review")
+            page.get_by_text("flagged items decided").wait_for()
+            _idle(page)
+            page.screenshot(path=str(shots / f"{user}.png"), full_page=True)
+            assert page.get_by_label("Your name (required to decide)").count() == 0
+            sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+            if can_decide:
+                assert "Signed in as ann (annotator, via the X-Forwarded-User header)" in sidebar
+                page.get_by_role("button", name=re.compile(r"^Keep( Shortcut [A-Z])?$")).click()
+                page.get_by_text("1 of ").first.wait_for()
+            else:
+                assert "'mallory' (via the X-Forwarded-User header) is not a member" in sidebar
+                page.get_by_role("button", name=re.compile(r"^Keep( Shortcut [A-Z])?$")).click()
+                page.get_by_text("Sign in first").wait_for()
+            _idle(page)
+            _no_exception(page)
+            context.close()
+    from curation.store import Project
+
+    with Project(home / "demo.sqlite") as project:
+        assert project.decisions()["reviewer"].tolist() == ["ann"]
