@@ -84,11 +84,8 @@ def signed_in() -> tuple[str | None, str]:
     2. ``$CURATION_IDENTITY_HEADER``: the request header an authenticating proxy sets.
     3. ``$CURATION_USER``: the person who started this app for themselves.
     """
-    try:
-        if st.user.is_logged_in:
-            return str(st.user.get("email") or st.user.get("name")), "sign-in"
-    except Exception:  # no auth configured: st.user has nothing to say
-        pass
+    if st.user.get("is_logged_in"):  # absent when no [auth] is configured
+        return str(st.user.get("email") or st.user.get("name")), "sign-in"
     header = os.environ.get(IDENTITY_HEADER_VAR, "").strip()
     if header:
         value = (st.context.headers.get(header) or "").strip()

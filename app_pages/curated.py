@@ -41,9 +41,10 @@ with changed:
         st.dataframe(log, hide_index=True, width="stretch")
 
 with export:
-    if project.team_mode and project.role(signed_in()[0]) != "lead":
+    me = signed_in()[0]
+    if project.team_mode and project.role(me) != "lead":
         st.warning("In this team project only a lead exports splits; you are "
-                   f"{signed_in()[0] or 'not signed in'}.")
+                   f"{me or 'not signed in'}.")
     with st.form("export"):
         c1, c2, c3 = st.columns(3)
         test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
@@ -59,7 +60,7 @@ with export:
             with st.spinner("Splitting and writing..."):
                 result = export_project(project, target, use_model=use_model, formats=formats,
                                         test_size=test_size, val_size=val_size, seed=seed,
-                                        include_ambiguous=ambiguous, actor=signed_in()[0])
+                                        include_ambiguous=ambiguous, actor=me)
         except (ValueError, PermissionError) as err:
             st.error(str(err))
         else:

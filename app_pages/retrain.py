@@ -26,13 +26,10 @@ st.caption("Before = the raw majority-vote labels of every item. After = the cur
 
 
 @st.cache_data(show_spinner="Preparing the data sets...", max_entries=4)
-def _data_info(url: str, version: tuple, n_aug: int) -> dict:
-    return project_compare_data(current_project()).info
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _after_rows(url: str, version: tuple, n_aug: int) -> pd.DataFrame:
-    return project_compare_data(current_project()).after[["text", "label"]]
+def _compare_data(url: str, version: tuple, n_aug: int) -> tuple[dict, pd.DataFrame]:
+    """The data sets' sizes and the after side's rows (for the advice), prepared once."""
+    data = project_compare_data(current_project())
+    return data.info, data.after[["text", "label"]]
 
 
 def _settings_form() -> None:
@@ -156,7 +153,8 @@ def _show_report(report: dict, folder: str) -> None:
 
 
 try:
-    info = _data_info(project.url, project.data_version(), len(project.augmentations()))
+    version = project.data_version()
+    info, after_rows = _compare_data(project.url, version, len(project.augmentations()))
 except ValueError as err:
     st.warning(str(err))
     st.stop()
@@ -172,8 +170,7 @@ if status is not None and status["state"] in ("starting", "running"):
     st.subheader("Training")
     _progress()
 else:
-    version = project.data_version()
-    advice_panel(project.url, version, _after_rows(project.url, version, len(project.augmentations())))
+    advice_panel(project.url, version, after_rows)
     _settings_form()
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")

@@ -62,21 +62,24 @@ class Rule:
     pattern: str | None = None
     unless: tuple[str, ...] = ()
     when_predicted: tuple[str, ...] = ()
-    _any: Any = field(default=None, repr=False, compare=False)
-    _all: Any = field(default=(), repr=False, compare=False)
-    _regex: Any = field(default=None, repr=False, compare=False)
-    _not: Any = field(default=None, repr=False, compare=False)
+    _any: Any = field(default=None, repr=False, compare=False, init=False)
+    _all: Any = field(default=(), repr=False, compare=False, init=False)
+    _regex: Any = field(default=None, repr=False, compare=False, init=False)
+    _not: Any = field(default=None, repr=False, compare=False, init=False)
+
+    def __post_init__(self) -> None:
+        # compiled once here, so a Rule made directly matches the same as one from load_rules
+        object.__setattr__(self, "_any", _phrase_regex(self.keywords))
+        object.__setattr__(self, "_all", tuple(_phrase_regex([k]) for k in self.all_keywords))
+        object.__setattr__(self, "_not", _phrase_regex(self.unless))
+        if self.pattern is not None:
+            object.__setattr__(self, "_regex", re.compile(self.pattern, re.IGNORECASE))
 
     @classmethod
     def build(cls, id: str, label: str, reason: str, **conditions: Any) -> Rule:
-        """A checked rule (see :func:`load_rules` for the fields)."""
-        rule = cls(id=id, label=label, reason=reason, **conditions)
-        object.__setattr__(rule, "_any", _phrase_regex(rule.keywords))
-        object.__setattr__(rule, "_all", tuple(_phrase_regex([k]) for k in rule.all_keywords))
-        object.__setattr__(rule, "_not", _phrase_regex(rule.unless))
-        if rule.pattern is not None:
-            object.__setattr__(rule, "_regex", re.compile(rule.pattern, re.IGNORECASE))
-        return rule
+        """A rule (see :func:`load_rules` for the fields); conditions as lists or tuples."""
+        return cls(id=id, label=label, reason=reason,
+                   **{k: (tuple(v) if isinstance(v, list) else v) for k, v in conditions.items()})
 
     def matches(self, text: str, predicted: str | None = None) -> bool:
         """True when every condition of the rule holds for ``text`` (and the model's label)."""

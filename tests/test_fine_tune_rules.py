@@ -104,3 +104,10 @@ def test_rules_cli_scores_predictions_and_names_bad_files(tmp_path, capsys):
     pd.DataFrame({"text": ["x"], "pred": ["a"]}).to_csv(bad, index=False)
     assert main(["rules", "--rules", rules, "--predictions", str(bad)]) == 2
     assert "lacks column(s) ['predicted']" in capsys.readouterr().err
+
+
+def test_a_rule_made_directly_matches_like_one_from_a_file():
+    direct = Rule("D", "neg", "awful", keywords=("awful",), unless=("not",))
+    assert direct.matches("an awful day") and not direct.matches("a fine day")
+    assert not direct.matches("not awful at all")
+    assert direct == Rule.build("D", "neg", "awful", keywords=["awful"], unless=["not"])
