@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
+
 GUIDELINES = Path(__file__).resolve().parents[1] / "guidelines"
-DEFAULTS_KEY = "retrain_defaults"
 
 
 @st.cache_data(show_spinner="Measuring the data set...", max_entries=4)
@@ -19,26 +20,21 @@ def _advice(url: str, version: tuple, texts: tuple, labels: tuple) -> dict:
 
 
 def advice_panel(url: str, version: tuple, after: pd.DataFrame) -> None:
-    """The advice for the curated training data, and a button that puts it into the form."""
-    from fine_tune.advice import Advice, Recommendation
-
-    with st.expander("Advice for this data set (backbone and settings)"):
+    """The whole advice for the curated training data: what it measured, every recommendation
+    (the form already holds the settings it may set; a backbone or LoRA is left to you)."""
+    with st.expander("The full advice (measured traits, backbone and settings)"):
         try:
             d = _advice(url, version, tuple(after["text"]), tuple(after["label"]))
         except ValueError as err:
-            st.info(f"No advice: {err}")
+            st.info(f"No advice: {plain(err)}")
             return
-        advice = Advice(d["traits"], [Recommendation(**r) for r in d["recommendations"]])
-        st.markdown(advice.to_markdown())
-        settings = {r.setting: r.value for r in advice.recommendations if r.setting}
-        if settings and st.button("Use these settings in the form below", key="use-advice"):
-            st.session_state[DEFAULTS_KEY] = settings
-            st.rerun()
-
-
-def form_default(name: str, value):
-    """The form's default for a setting: the accepted advice's value, else ``value``."""
-    return st.session_state.get(DEFAULTS_KEY, {}).get(name, value)
+        t = d["traits"]
+        st.caption(plain(f"{t['n_rows']:,} rows, {t['n_labels']} labels (largest/smallest class "
+                         f"{t['imbalance']:.1f}), median {t['tokens_median']:.0f} tokens, 95th "
+                         f"percentile {t['tokens_p95']:.0f}, language: {t['language']}."))
+        st.dataframe(pd.DataFrame([{"setting": r["setting"] or "note", "value": str(r["value"]),
+                                    "why": r["reason"]} for r in d["recommendations"]]),
+                     hide_index=True, use_container_width=True)
 
 
 def rules_files() -> list[str]:

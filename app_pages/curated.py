@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages._state import annotations, current_project, signed_in
 from curation.curate import STATUSES, changes, curate
+from app_pages._text import plain
 from curation.workspace import curation_home, export_project
 
 st.title("Curated data")
@@ -66,6 +67,9 @@ with export:
         else:
             st.success(f"Wrote {len(result.files)} files to {result.out_dir}")
             st.dataframe(result.splits.groupby(["split", "label"]).size().unstack(fill_value=0))
+            power = (result.card or {}).get("test_power")
+            if power:
+                st.info(plain("What the test split can show: " + power["note"]))
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in result.files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -10,12 +11,15 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._attention import misclassified_section
-from app_pages._fine_tune_extras import advice_panel, form_default, rules_choice, rules_section
+from app_pages._fine_tune_extras import advice_panel, rules_choice, rules_section
 from app_pages._state import current_project, signed_in
+from app_pages._text import plain
 from curation.workspace import curation_home
-from fine_tune.config import ClassWeights, Precision, TrainConfig
+from fine_tune.config import ClassWeights, Precision
 from fine_tune.data import project_compare_data
 from fine_tune.jobs import RUN_KIND, cancel_job, latest_job, start_compare_job
+from fine_tune.settings import resolve_settings
+from fine_tune.verdict import size_notes
 
 st.title("Retrain and compare")
 project = current_project()
@@ -26,46 +30,76 @@ st.caption("Before = the raw majority-vote labels of every item. After = the cur
 
 
 @st.cache_data(show_spinner="Preparing the data sets...", max_entries=4)
-def _compare_data(url: str, version: tuple, n_aug: int) -> tuple[dict, pd.DataFrame]:
-    """The data sets' sizes and the after side's rows (for the advice), prepared once."""
+def _compare_data(url: str, version: tuple, n_aug: int) -> tuple[dict, pd.DataFrame, dict]:
+    """The data sets' sizes, the after side's rows (for the advice) and the test labels, once."""
     data = project_compare_data(current_project())
-    return data.info, data.after[["text", "label"]]
+    return data.info, data.after[["text", "label"]], data.test["label"].value_counts().to_dict()
 
 
-def _settings_form() -> None:
+@st.cache_data(show_spinner="Measuring the data set for its settings...", max_entries=4)
+def _resolved(url: str, version: tuple, n_aug: int, texts: tuple, labels: tuple) -> dict:
+    """The settings the advice gives this curated data (rows, class balance, lengths)."""
+    return resolve_settings(pd.DataFrame({"text": texts, "label": labels})).to_dict()
+
+
+def _settings_panel(resolved: dict) -> None:
+    """The settings the form opens with, where each came from and why: in view, not folded."""
+    st.subheader("Settings for this data")
+    st.caption("Filled in from what the data measures (rows, class balance, text lengths). "
+               "Change any of them below; the report records which were yours.")
+    rows = [{"setting": c["setting"], "value": "bundled all-MiniLM-L6-v2" if c["setting"] == "model"
+             and c["value"] is None else str(c["value"]), "from": c["source"], "why": c["reason"]}
+            for c in resolved["chosen"] if c["source"] == "advice" or c["reason"]]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    else:
+        st.caption("The defaults fit this data set.")
+
+
+def _form_values(cfg: dict) -> dict | None:
+    """The form; returns the chosen values when submitted."""
     with st.form("retrain"):
         c1, c2, c3, c4 = st.columns(4)
-        epochs = int(c1.number_input("Epochs", 1, 50, int(form_default("epochs", 3))))
-        seeds = int(c2.number_input("Seeds", 1, 10, 3))
-        lr = c3.number_input("Learning rate", 1e-6, 1e-2, float(form_default("learning_rate", 5e-5)),
-                             format="%.1e")
-        batch = int(c4.number_input("Batch size", 1, 512, 16))
+        epochs = int(c1.number_input("Epochs", 1, 50, int(math.ceil(cfg["epochs"]))))
+        seeds = int(c2.number_input("Seeds", 1, 10, 3, help="runs per side; with one the verdict is "
+                                    "inconclusive by construction (no measure of training noise)"))
+        lr = c3.number_input("Learning rate", 1e-8, 1e-2, float(cfg["learning_rate"]), format="%.1e")
+        batch = int(c4.number_input("Batch size", 1, 512, int(cfg["batch_size"])))
         c1, c2, c3, c4 = st.columns(4)
-        max_length = int(c1.number_input("Max tokens", 16, 512, int(form_default("max_length", 128))))
-        freeze = int(c2.number_input("Freeze lowest layers", 0, 48, 0))
+        max_length = int(c1.number_input("Max tokens", 16, 512, int(cfg["max_length"])))
+        freeze = int(c2.number_input("Freeze lowest layers", 0, 48, int(cfg["freeze_layers"])))
         weight_options = [w.value for w in ClassWeights]
         weights = c3.selectbox("Class weights", weight_options,
-                               index=weight_options.index(form_default("class_weights", "none")))
+                               index=weight_options.index(str(cfg["class_weights"])))
         precision = c4.selectbox("Precision", [p.value for p in Precision])
         model = st.text_input("Model (empty: the bundled MiniLM; or a local folder / cached id)")
-        lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning",
-                           value=bool(form_default("lora", False)))
+        lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning", value=bool(cfg["lora"]))
         rules = rules_choice()
         go = st.form_submit_button("Retrain and compare", type="primary")
-    if go:
-        try:
-            config = TrainConfig(model=model.strip() or None, epochs=epochs, learning_rate=lr,
-                                 batch_size=batch, max_length=max_length, freeze_layers=freeze,
-                                 class_weights=ClassWeights(weights), precision=Precision(precision),
-                                 lora=lora, early_stopping_patience=int(
-                                     form_default("early_stopping_patience", 2)))
-            folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-            start_compare_job(project, folder, config=config, seeds=tuple(range(seeds)),
-                              actor=signed_in()[0], rules=rules)
-        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
-            st.error(f"Could not start: {err}")
-        else:
-            st.rerun()
+    if not go:
+        return None
+    return {"values": {"model": model.strip() or None, "epochs": epochs, "learning_rate": lr,
+                       "batch_size": batch, "max_length": max_length, "freeze_layers": freeze,
+                       "class_weights": weights, "precision": precision, "lora": lora},
+            "seeds": seeds, "rules": rules}
+
+
+def _settings_form(resolved: dict) -> None:
+    cfg = resolved["config"]
+    chosen = _form_values(cfg)
+    if chosen is None:
+        return
+    # only what the user changed is theirs: the job resolves the rest from the data again
+    given = {k: v for k, v in chosen["values"].items() if v != cfg.get(k) and not (
+        k == "precision" and v == "auto")}
+    try:
+        folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        start_compare_job(project, folder, config=given, seeds=tuple(range(chosen["seeds"])),
+                          actor=signed_in()[0], rules=chosen["rules"])
+    except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+        st.error(f"Could not start: {plain(err)}")
+    else:
+        st.rerun()
 
 
 @st.fragment(run_every=2.0)
@@ -76,7 +110,9 @@ def _progress() -> None:
         return
     left = status.get("seconds_left")
     text = status.get("message", "") + (f" - about {left:.0f} s left" if left else "")
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0), text=text)
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0), text=plain(text))
+    for note in status.get("size_notes") or []:
+        st.warning(plain(note))
     if st.button("Cancel", key="cancel-job"):
         cancel_job(status["folder"])
         st.info("Cancelling after the current step...")
@@ -118,19 +154,94 @@ def _history_chart(report: dict) -> alt.Chart | None:
         tooltip=["run", "curve", "epoch", "loss"]).properties(height=280)
 
 
-def _show_report(report: dict, folder: str) -> None:
-    delta, (low, high) = report["delta"], report["delta_ci"]
-    good = low > 0
-    (st.success if good else st.info)(report["verdict"])
+_VERDICT_BOX = {"better": st.success, "worse": st.error, "no_real_change": st.info,
+                "inconclusive": st.warning}
+
+
+def _headline(report: dict) -> None:
+    """The verdict and its reason, and the figures it rests on."""
+    code, reason = report["verdict"], report.get("verdict_reason")
+    if reason is None:  # a report from before verdicts had codes: the sentence only
+        st.info(plain(code))
+    else:
+        _VERDICT_BOX.get(code, st.info)(f"**Verdict: {plain(code.replace('_', ' '))}.** {plain(reason)}")
+    delta = report.get("delta")
     c1, c2, c3, c4 = st.columns([2, 2, 3, 2])  # the interval needs the room
-    c1.metric("Accuracy before", f"{report['accuracy_before']:.3f}")
-    c2.metric("Accuracy after", f"{report['accuracy_after']:.3f}", f"{delta:+.3f}")
-    c3.metric("95% CI of the change", f"{low:+.3f} … {high:+.3f}",
-              help="paired bootstrap over the test items; a real change excludes 0")
-    c4.metric("McNemar exact p", f"{report['mcnemar_p']:.3g}")
+    c1.metric("Accuracy before", _num(report["accuracy_before"]))
+    c2.metric("Accuracy after", _num(report["accuracy_after"]),
+              None if delta is None else f"{delta:+.3f}")
+    ci = report.get("delta_ci") if report.get("verdict_reason") else None
+    c3.metric("95% interval of the change", "–" if ci is None else f"{ci[0]:+.3f} … {ci[1]:+.3f}",
+              help="over seeds and test items (training randomness and which items were drawn); "
+                   "the verdict rests on it")
+    p = report.get("p_value")
+    c4.metric("p (seeds and items)", "–" if p is None else f"{p:.2g}")
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _learning(report: dict) -> None:
+    for side in ("before", "after"):
+        lrn = (report.get("learning") or {}).get(side)
+        if lrn and not lrn.get("learned"):
+            st.error(plain(f"The {side} model did not learn: {'; '.join(lrn['reasons'])}."))
+            for fix in lrn.get("fixes") or []:
+                st.markdown(f"- {plain(fix)}")
+
+
+def _spread_chart(report: dict) -> alt.Chart | None:
+    """Each seed's accuracy per side: the spread the verdict has to see past."""
+    rows = [{"side": side, "seed": str(r["seed"]), "accuracy": r["accuracy"]}
+            for side in ("before", "after") for r in report[side]["per_seed"]]
+    if not rows:
+        return None
+    return alt.Chart(pd.DataFrame(rows)).mark_circle(size=90).encode(
+        x=alt.X("accuracy:Q", scale=alt.Scale(zero=False)), y=alt.Y("side:N", sort=["before", "after"]),
+        color="seed:N", tooltip=["side", "seed", "accuracy"]).properties(height=120)
+
+
+def _supporting(report: dict) -> None:
+    boot, m = report.get("item_bootstrap"), report.get("mcnemar")
+    if not boot or not m:
+        return
+    with st.expander("Supporting figures (over test items only)"):
+        st.caption("These treat each training run as the model, so they ignore training "
+                   "randomness; the verdict does not rest on them.")
+        st.dataframe(pd.DataFrame([
+            {"figure": "paired bootstrap over test items, 95% interval",
+             "value": f"{boot['ci'][0]:+.3f} … {boot['ci'][1]:+.3f}"},
+            {"figure": "McNemar's exact test on the seeds' ensembles",
+             "value": f"b = {m['b']}, c = {m['c']}, p = {m['p_value']:.3g}"}]), hide_index=True)
+
+
+def _settings_used(report: dict) -> None:
+    chosen = (report.get("settings") or {}).get("chosen")
+    if not chosen:
+        return
+    st.subheader("Settings used")
+    st.dataframe(pd.DataFrame([{"setting": c["setting"], "value": str(c["value"]), "from": c["source"],
+                                "why": c["reason"]} for c in chosen]), hide_index=True,
+                 use_container_width=True)
+    reused = report.get("reused") or []
+    if reused:
+        st.caption("Reused from an earlier run with the same data, test set and settings (not "
+                   "trained again): " + plain(", ".join(f"{r['side']} seed {r['seed']}" for r in reused)))
+
+
+def _show_report(report: dict, folder: str) -> None:
+    _headline(report)
+    _learning(report)
+    for note in report.get("size_notes") or []:
+        st.warning(plain(note))
     st.dataframe(_side_table(report).round(4))
     st.subheader("Per seed")
+    chart = _spread_chart(report)
+    if chart is not None:
+        st.altair_chart(chart, use_container_width=True)
     st.dataframe(pd.DataFrame(report["per_seed"]).round(4), hide_index=True)
+    _supporting(report)
     st.subheader("Per class (F1, seeds' mean probabilities)")
     per_class = pd.DataFrame({"before": report["before"]["per_class_f1"],
                               "after": report["after"]["per_class_f1"]})
@@ -144,7 +255,8 @@ def _show_report(report: dict, folder: str) -> None:
         st.altair_chart(chart, use_container_width=True)
     for side in ("before", "after"):
         for seed, diag in zip(report["seeds"], report[side].get("diagnosis") or []):
-            st.markdown(f"**{side}, seed {seed}:** " + " ".join(diag.get("messages") or []))
+            st.markdown(f"**{side}, seed {seed}:** " + plain(" ".join(diag.get("messages") or [])))
+    _settings_used(report)
     for name, mime in (("report.md", "text/markdown"), ("report.html", "text/html")):
         path = Path(folder) / name
         if path.is_file():
@@ -154,9 +266,12 @@ def _show_report(report: dict, folder: str) -> None:
 
 try:
     version = project.data_version()
-    info, after_rows = _compare_data(project.url, version, len(project.augmentations()))
+    n_aug = len(project.augmentations())
+    info, after_rows, test_counts = _compare_data(project.url, version, n_aug)
+    resolved = _resolved(project.url, version, n_aug, tuple(after_rows["text"]),
+                         tuple(after_rows["label"]))
 except ValueError as err:
-    st.warning(str(err))
+    st.warning(plain(err))
     st.stop()
 c = st.columns(5)
 c[0].metric("Test items", info["test_items"], help=f"judged on {info['test_source']} labels")
@@ -170,8 +285,11 @@ if status is not None and status["state"] in ("starting", "running"):
     st.subheader("Training")
     _progress()
 else:
+    for note in size_notes(info["test_items"], test_counts):
+        st.warning(plain(note))
+    _settings_panel(resolved)
+    _settings_form(resolved)
     advice_panel(project.url, version, after_rows)
-    _settings_form()
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
         if status["state"] == "done" and status.get("report"):
@@ -179,14 +297,15 @@ else:
             rules_section(status["report"])
             misclassified_section(status)
         elif status["state"] == "cancelled":
-            st.warning("The latest run was cancelled: " + str(status.get("message", "")))
+            st.warning("The latest run was cancelled: " + plain(status.get("message", "")))
         else:
-            st.error(f"The latest run {status['state']}: {status.get('message', '')}")
+            st.error(f"The latest run {status['state']}: {plain(status.get('message', ''))}")
     runs = project.runs()
     runs = runs[runs["kind"] == RUN_KIND] if len(runs) else runs
     if len(runs) > 1:
         with st.expander("Earlier runs"):
             st.dataframe(pd.DataFrame({
                 "run": runs["run_id"], "status": runs["status"], "started": runs["created_at"],
-                "verdict": [(r or {}).get("verdict", (r or {}).get("error", "")) for r in runs["result"]],
+                "verdict": [(r or {}).get("verdict", "") for r in runs["result"]],
+                "why": [(r or {}).get("verdict_reason", (r or {}).get("error", "")) for r in runs["result"]],
             }).iloc[::-1], hide_index=True)

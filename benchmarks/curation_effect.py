@@ -14,10 +14,12 @@ before = the raw majority vote of every pool item. after = automatic curation of
 no gold used: run every flagger, then for each item whose review priority is at least
 ``--relabel-priority`` (default 0.8) take the queue's suggested label when it has one (else keep
 the item); drop items whose priority is at least ``--drop-priority`` (0.95) and that have no
-suggestion. Both sides train with the same settings and seeds (the bundled MiniLM, 3 epochs, 3
-seeds by default) and are judged on the same test set: the full retrain-and-compare report.
+suggestion. Both sides train with the same settings and seeds (the bundled MiniLM, 3 seeds; the
+settings the product resolves from the data unless ``--epochs`` / ``--learning-rate`` are given)
+and are judged on the same test set: the full retrain-and-compare report, whose verdict
+(better / worse / no_real_change / inconclusive) rests on an interval over seeds and test items.
 
-Run: ``python benchmarks/curation_effect.py [--epochs 3 --seeds 3 --learning-rate 5e-5]
+Run: ``python benchmarks/curation_effect.py [--seeds 3] [--epochs N --learning-rate R]
 [--data amazon,demo]``.
 """
 
@@ -115,19 +117,19 @@ def without_test_texts(pool: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, help="default: what the product resolves from the data")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, help="default: resolved from the data")
     parser.add_argument("--relabel-priority", type=float, default=0.8)
     parser.add_argument("--drop-priority", type=float, default=0.95)
     parser.add_argument("--data", default="amazon,demo")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from fine_tune.compare import compare
-    from fine_tune.config import TrainConfig
 
-    config = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, max_length=128,
-                         save_checkpoints=False)
+    given = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate))
+             if v is not None}
+    config = {**given, "save_checkpoints": False}
     out = {}
     for name in args.data.split(","):
         pool, test = amazon_split() if name == "amazon" else demo_split()
@@ -146,6 +148,7 @@ def main() -> None:
                          config=config, seeds=list(range(args.seeds)),
                          progress=lambda f, m: None)
         print(report.to_markdown())
+        print(f"VERDICT ({name}): {report.verdict}: {report.verdict_reason}")
         print(f"({time.perf_counter() - start:.0f} s)")
         out[name] = {"facts": facts, "report": report.to_dict()}
     if args.json:

@@ -32,9 +32,15 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from curation._messages import format_list, suggest
-from curation.splits import SPLITS, near_duplicate_groups, stratified_group_split
+from curation.splits import (
+    MCNEMAR_MIN_DISCORDANT,
+    SPLITS,
+    near_duplicate_groups,
+    smallest_detectable_change,
+    stratified_group_split,
+)
 
-__all__ = ["CARD_FILES", "ExportResult", "FORMATS", "REQUIRED", "export_dataset"]
+__all__ = ["CARD_FILES", "ExportResult", "FORMATS", "REQUIRED", "export_dataset", "power_of_test_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +220,42 @@ def _card(splits: pd.DataFrame, near_dup: np.ndarray, files: dict[str, list[str]
         "counts": {s: counts[s].to_dict() for s in SPLITS},
         "class_shares": {s: shares[s].to_dict() for s in SPLITS},
         "overall_class_shares": shares["overall"].to_dict(),
+        "test_power": power_of_test_split(counts["test"].to_dict()),
         "files": files,
         **extra,
     }
+
+
+def power_of_test_split(test_counts: Mapping[str, int], *, min_effect: float = 0.02) -> dict[str, Any]:
+    """What a test split of this size can show about a change in accuracy, in words.
+
+    A retrain-and-compare on ``n`` test items can never call a change smaller than
+    :func:`curation.splits.smallest_detectable_change` real (McNemar's exact test needs
+    :data:`~curation.splits.MCNEMAR_MIN_DISCORDANT` items to change, all the same way), and in
+    practice needs several times that; classes with fewer than 10 test items give F1 values too
+    noisy to read.
+
+    Examples
+    --------
+    >>> power_of_test_split({"a": 100, "b": 50})["smallest_detectable_accuracy_change"]
+    0.04
+    """
+    n = int(sum(test_counts.values()))
+    small = sorted(k for k, v in test_counts.items() if v < 10)
+    if n == 0:
+        return {"test_items": 0, "smallest_detectable_accuracy_change": None, "classes_under_10": small,
+                "note": "no test items: nothing can be measured on this split."}
+    floor = smallest_detectable_change(n)
+    need = int(np.ceil(MCNEMAR_MIN_DISCORDANT / min_effect))
+    note = (f"no change in accuracy smaller than {floor:.3f} can be shown as real on {n} test items, "
+            f"even in the best case ({MCNEMAR_MIN_DISCORDANT} items must change, all the same way); "
+            + (f"a {min_effect:.3f} change needs at least {need} test items, and in practice "
+               "several times that" if floor > min_effect else
+               f"a {min_effect:.3f} change is within reach, given enough seeds"))
+    if small:
+        note += f"; class(es) {', '.join(map(str, small))} have fewer than 10 test items (F1 too noisy to read)"
+    return {"test_items": n, "smallest_detectable_accuracy_change": floor,
+            "classes_under_10": small, "note": note + "."}
 
 
 def _json_default(value: Any) -> Any:
@@ -285,6 +324,7 @@ def _md_summary(card: dict) -> list[str]:
         f"- **Near-duplicates** ({links}): {card['near_duplicate_groups']} group(s) with more "
         f"than one member ({card['rows_in_near_duplicate_groups']} rows), each kept within one split",
         "- **Left out**: " + ", ".join(f"{k} {v}" for k, v in card["excluded_rows"].items()),
+        f"- **What the test split can show**: {card['test_power']['note']}",
         f"- **Files**: {', '.join(files)}", "",
     ]
 

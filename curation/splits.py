@@ -33,13 +33,16 @@ from scipy.sparse.csgraph import connected_components
 
 from curation._messages import format_list
 
-__all__ = ["SPLITS", "near_duplicate_groups", "normalise_text", "similar_pairs",
-           "stratified_group_split"]
+__all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text",
+           "similar_pairs", "smallest_detectable_change", "stratified_group_split"]
 
 logger = logging.getLogger(__name__)
 
 #: Split names, in the order :func:`stratified_group_split` fills them.
 SPLITS = ("train", "validation", "test")
+#: Items that must change, all in one direction, before McNemar's exact test can reach p < 0.05:
+#: :math:`2 \cdot 2^{-k} < 0.05 \iff k \ge 6`.
+MCNEMAR_MIN_DISCORDANT = 6
 
 #: Columns of one similarity tile are this many times the row block (bounds memory).
 _COLUMN_BLOCKS = 8
@@ -337,3 +340,28 @@ def stratified_group_split(labels: Sequence, *, groups: Sequence | None = None,
     split = np.array(SPLITS)[assign[group_codes]]
     _warn_missing(labels, split, fractions)
     return split
+
+
+def smallest_detectable_change(n_items: int, *, alpha: float = 0.05) -> float:
+    """The smallest change in accuracy that ``n_items`` test items could ever show as real.
+
+    Even in the best case, where the after model fixes test items and breaks none, McNemar's
+    exact test needs :data:`MCNEMAR_MIN_DISCORDANT` changed items (at :math:`\\alpha = 0.05`;
+    the smallest :math:`k` with :math:`2 \\cdot 2^{-k} < \\alpha`) before it can call the change
+    real, so no change below :math:`k / n` can be shown on this test set, whatever the models.
+
+    Examples
+    --------
+    >>> smallest_detectable_change(300)
+    0.02
+    >>> round(smallest_detectable_change(150), 3)
+    0.04
+    """
+    if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 1:
+        raise ValueError(f"n_items must be a positive integer; got {n_items!r}.")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+    k = 1
+    while 2 * 0.5 ** k >= alpha:
+        k += 1
+    return k / n_items

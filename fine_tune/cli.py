@@ -27,7 +27,8 @@ import pandas as pd
 
 from curation._messages import format_list, suggest
 
-__all__ = ["EXIT_BAD_INPUT", "build_config", "build_parser", "format_compare", "main", "read_frame"]
+__all__ = ["EXIT_BAD_INPUT", "build_config", "build_parser", "format_compare", "given_settings", "main",
+           "read_frame"]
 
 EXIT_BAD_INPUT = 2
 _READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seeds", type=int, default=3, help="runs per side, seeds 0..N-1 (default 3)")
     cmp_.add_argument("--validation-size", type=float, default=0.1)
     cmp_.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    cmp_.add_argument("--min-effect", type=float, default=0.02,
+                      help="smallest change in accuracy that matters (default 0.02 = 2 points)")
+    cmp_.add_argument("--cache-dir", type=Path, metavar="DIR",
+                      help="finished runs kept by content (default: $CURATION_HOME/compare-cache)")
+    cmp_.add_argument("--no-cache", action="store_true",
+                      help="train every run, even when an identical one is cached")
     _add_training_options(cmp_)
     cmp_.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     cmp_.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the report as Markdown")
@@ -199,9 +206,9 @@ def _lora_setting(cls: type) -> dict[str, Any]:
     raise ValueError("--lora: this TrainConfig has no LoRA setting; leave --lora out.")
 
 
-def build_config(args: argparse.Namespace, *, seed: int | None = None) -> Any:
-    """A ``TrainConfig`` from the defaults and the options given on the command line."""
-    cls = _config_class()
+def given_settings(args: argparse.Namespace, cls: type | None = None) -> dict[str, Any]:
+    """The training settings given on the command line (``TrainConfig`` field -> value)."""
+    cls = cls or _config_class()
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {field: getattr(args, opt) for opt, field in _CONFIG_OPTIONS.items()
               if getattr(args, opt, None) is not None and field in names}
@@ -211,7 +218,14 @@ def build_config(args: argparse.Namespace, *, seed: int | None = None) -> Any:
         kwargs["freeze_embeddings"] = True
     if getattr(args, "lora", False):
         kwargs.update(_lora_setting(cls))
-    if seed is not None and "seed" in names:
+    return kwargs
+
+
+def build_config(args: argparse.Namespace, *, seed: int | None = None) -> Any:
+    """A ``TrainConfig`` from the defaults and the options given on the command line."""
+    cls = _config_class()
+    kwargs = given_settings(args, cls)
+    if seed is not None and "seed" in {f.name for f in dataclasses.fields(cls)}:
         kwargs["seed"] = seed
     try:
         return cls(**kwargs)
@@ -248,20 +262,59 @@ def _progress_bar():
 
 
 def format_compare(d: dict[str, Any]) -> str:
-    """The verdict and a small table of accuracy and macro-F1 per side."""
-    lines = [f"VERDICT: {d['verdict']}", "",
-             f"{'side':<8}{'rows':>8}{'accuracy':>20}{'macro-F1':>20}"]
+    """The verdict and its reason, a small table of accuracy and macro-F1 per side, the settings."""
+    reason = d.get("verdict_reason")
+    lines = ([f"VERDICT: {d['verdict']}", reason] if reason else [f"VERDICT: {d['verdict']}"])
+    lines += ["", f"{'side':<8}{'rows':>8}{'accuracy':>20}{'macro-F1':>20}"]
     for side in ("before", "after"):
         s = d[side]
         acc, f1 = s["accuracy"], s["macro_f1"]
         fmt = (lambda m: "-" if m["mean"] is None else f"{m['mean']:.3f} ± {m['std']:.3f}")
         lines.append(f"{side:<8}{s['n_train']:>8}{fmt(acc):>20}{fmt(f1):>20}")
-    if d.get("delta") is not None:
+    per_seed = [f"seed {r['seed']}: {_acc(r.get('accuracy_before'))} -> {_acc(r.get('accuracy_after'))}"
+                for r in d.get("per_seed") or []]
+    if per_seed:
+        lines.append("per seed (accuracy before -> after): " + "; ".join(per_seed))
+    if d.get("delta_ci") is not None:
         low, high = d["delta_ci"]
-        lines.append(f"\nchange in accuracy {d['delta']:+.3f} (95% CI {low:+.3f} to {high:+.3f}), "
-                     f"McNemar p = {d['mcnemar_p']:.3g}; test set {d['test_size']} items, "
+        lines.append(f"\nchange in accuracy {d['delta']:+.3f} (95% interval {low:+.3f} to {high:+.3f} "
+                     f"over seeds and test items, p = {d['p_value']:.2g}); supporting: McNemar "
+                     f"p = {d['mcnemar_p']:.3g}; test set {d['test_size']} items, "
                      f"seeds {', '.join(map(str, d['seeds']))}")
+    if d.get("reused"):
+        lines.append("reused (not trained again): " + ", ".join(
+            f"{r['side']} seed {r['seed']}" for r in d["reused"]))
+    chosen = (d.get("settings") or {}).get("chosen") or []
+    if chosen:
+        from fine_tune.settings import describe
+
+        lines += ["", "settings:"] + [f"  {describe(c)}" for c in chosen]
     return "\n".join(lines)
+
+
+def _acc(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _compare_cache(args: argparse.Namespace) -> Any:
+    if args.no_cache:
+        return None
+    from curation.workspace import curation_home
+    from fine_tune.run_cache import RunCache
+
+    return RunCache(args.cache_dir or curation_home() / "compare-cache",
+                    origin={"command": "python -m fine_tune compare"})
+
+
+def _say_plan(plan: dict[str, Any]) -> None:
+    """Before training: the settings and what the test set is too small to show (stderr)."""
+    from fine_tune.settings import describe
+
+    for choice in plan["settings"].get("chosen") or []:
+        if choice["source"] == "advice" or choice.get("reason", "").startswith("advice not applied"):
+            print(f"setting {describe(choice)}", file=sys.stderr)
+    for note in plan["size_notes"]:
+        print(f"NOTE: {note}", file=sys.stderr)
 
 
 def _run_compare(args: argparse.Namespace) -> int:
@@ -270,7 +323,8 @@ def _run_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}.")
     frames = {name: read_frame(getattr(args, name)) for name in ("before", "after", "test")}
-    config = build_config(args)
+    given = given_settings(args)
+    build_config(args)              # a bad value fails here, named, before anything is measured
     rules = None
     if args.rules is not None:
         from fine_tune.rules import load_rules
@@ -278,9 +332,10 @@ def _run_compare(args: argparse.Namespace) -> int:
         rules = load_rules(args.rules)
     progress, bar = _progress_bar()
     try:
-        report = compare(frames["before"], frames["after"], frames["test"], config=config,
+        report = compare(frames["before"], frames["after"], frames["test"], config=given,
                          seeds=range(args.seeds), validation_size=args.validation_size,
-                         n_boot=args.n_boot, progress=progress, trainer=_trainer(), rules=rules)
+                         n_boot=args.n_boot, progress=progress, trainer=_trainer(), rules=rules,
+                         cache=_compare_cache(args), min_effect=args.min_effect, on_start=_say_plan)
     finally:
         bar.close()
     d = report.to_dict()

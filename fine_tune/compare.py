@@ -1,9 +1,14 @@
 """Retrain and compare: train on the data before and after curation, judge both on one test set.
 
-:func:`compare` trains one model per side and seed (same settings, same seeds, same test
-set), then reports the accuracy of each side over seeds, the paired change with a bootstrap
-interval over test items, McNemar's exact test on the seeds' ensembles, per-class F1,
-confusion matrices and each run's loss-curve diagnosis, with a plain-English verdict.
+:func:`compare` resolves the training settings from the data unless given
+(:mod:`fine_tune.settings`), says before training what the test set is too small to show,
+trains one model per side and seed (same settings, same seeds, same test set; unchanged runs
+come from a :class:`~fine_tune.run_cache.RunCache`), checks that each side learned
+(:mod:`fine_tune.verdict`), and judges the change in accuracy with an interval over seeds
+*and* test items (:func:`fine_tune.stats.seed_item_change`): ``better``, ``worse``,
+``no_real_change`` or ``inconclusive``, with the reason in words. The item-only bootstrap,
+McNemar's exact test, per-class F1, confusion matrices and each run's loss-curve diagnosis are
+kept as supporting figures.
 
 Runs go seed by seed (before, then after), so a cancelled comparison keeps paired results.
 """
@@ -28,7 +33,9 @@ from fine_tune.stats import (
     mean_and_spread,
     paired_bootstrap_delta,
     per_class_f1,
+    seed_item_change,
 )
+from fine_tune.verdict import DEFAULT_MIN_EFFECT, decide, learning_check, side_learning, size_notes
 
 __all__ = ["CompareReport", "SideSummary", "compare", "split_validation", "validate_frames"]
 
@@ -46,12 +53,6 @@ def _default_trainer() -> Callable[..., Any]:
     from fine_tune.train import train_classifier
 
     return train_classifier
-
-
-def _default_config() -> Any:
-    from fine_tune.config import TrainConfig
-
-    return TrainConfig()
 
 
 @dataclass
@@ -72,7 +73,14 @@ class SideSummary:
 
 @dataclass
 class CompareReport:
-    """Everything the Retrain page, ``python -m fine_tune compare`` and the job files show."""
+    """Everything the Retrain page, ``python -m fine_tune compare`` and the job files show.
+
+    ``verdict`` is one of :data:`fine_tune.verdict.VERDICTS` and ``verdict_reason`` says why in
+    words. ``delta`` and ``delta_ci`` are the change in mean accuracy and its 95% interval over
+    seeds and test items (``change`` holds the whole test, ``macro_f1_change`` the same for
+    macro-F1); ``item_bootstrap`` and ``mcnemar`` are supporting figures over test items only.
+    None of the tests is computed when a side did not learn (``learning``).
+    """
 
     labels: list[str]
     test_size: int
@@ -80,11 +88,21 @@ class CompareReport:
     config: dict[str, Any]
     before: SideSummary
     after: SideSummary
-    delta: float | None
-    delta_ci: tuple[float, float] | None
-    mcnemar: dict[str, Any] | None
-    macro_f1_delta: float | None
     verdict: str
+    verdict_reason: str
+    delta: float | None = None
+    delta_ci: tuple[float, float] | None = None
+    p_value: float | None = None
+    change: dict[str, Any] | None = None
+    macro_f1_change: dict[str, Any] | None = None
+    item_bootstrap: dict[str, Any] | None = None
+    mcnemar: dict[str, Any] | None = None
+    macro_f1_delta: float | None = None
+    learning: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    size_notes: list[str] = field(default_factory=list)
+    reused: list[dict[str, Any]] = field(default_factory=list)
+    min_effect: float = DEFAULT_MIN_EFFECT
     cancelled: bool = False
     n_boot: int = 2000
     validation_size: float = 0.1
@@ -96,14 +114,17 @@ class CompareReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict: the headline keys first, then every field."""
         head = {
-            "verdict": self.verdict, "cancelled": self.cancelled,
+            "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+            "cancelled": self.cancelled,
             "accuracy_before": self.before.accuracy["mean"],
             "accuracy_after": self.after.accuracy["mean"],
             "delta": self.delta, "delta_ci": list(self.delta_ci) if self.delta_ci else None,
+            "p_value": self.p_value,
             "mcnemar_p": self.mcnemar["p_value"] if self.mcnemar else None,
             "macro_f1_before": self.before.macro_f1["mean"],
             "macro_f1_after": self.after.macro_f1["mean"],
-            "macro_f1_delta": self.macro_f1_delta, "per_seed": self._per_seed_pairs()}
+            "macro_f1_delta": self.macro_f1_delta, "per_seed": self._per_seed_pairs(),
+            "settings": self.settings}
         rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         rest["before"], rest["after"] = dataclasses.asdict(self.before), dataclasses.asdict(self.after)
         return _jsonable({**head, **{k: v for k, v in rest.items() if k not in head}})
@@ -362,6 +383,18 @@ def _finish_run(result: Any, seed: int, test: pd.DataFrame, labels: list[str]) -
                 _history_records(getattr(result, "history", None)))
 
 
+# --- runs kept in the cache -----------------------------------------------------------------
+
+def _run_to_cache(run: _Run) -> dict[str, Any]:
+    return {"codes": run.codes.tolist(), "proba": run.proba.tolist(), "record": run.record,
+            "diagnosis": run.diagnosis, "history": run.history}
+
+
+def _run_from_cache(seed: int, stored: dict[str, Any]) -> _Run:
+    return _Run(seed, np.asarray(stored["codes"], dtype=int), np.asarray(stored["proba"], dtype=float),
+                stored["record"], stored.get("diagnosis") or {}, stored.get("history") or [])
+
+
 # --- summaries and verdict ------------------------------------------------------------------
 
 def _confusion(truth: np.ndarray, pred: np.ndarray, k: int) -> list[list[int]]:
@@ -399,26 +432,103 @@ def _direction(before: float, after: float) -> str:
     return f"stayed at {before:.3f}"
 
 
-def _conclusion(low: float, high: float, p: float) -> str:
-    interval_clear = low > 0 or high < 0
-    if interval_clear and p < ALPHA:
-        return "the change is unlikely to be chance."
-    if not interval_clear and p >= ALPHA:
-        return "the interval includes 0: no evidence of a real change."
-    if interval_clear:
-        return ("the interval excludes 0 but McNemar's test on the seeds' ensemble does not "
-                "confirm it: weak evidence, try more seeds or a larger test set.")
-    return ("McNemar's test on the seeds' ensemble finds a change but the interval over seeds "
-            "includes 0: weak evidence, try more seeds or a larger test set.")
+def _learning(plan: _Plan, truth: np.ndarray) -> dict[str, Any]:
+    """Each side's :func:`fine_tune.verdict.side_learning` over the runs it finished."""
+    config = _config_dict(plan.config)
+    out = {}
+    for side in SIDES:
+        checks = [(r.seed, learning_check(truth, r.codes, plan.labels, macro_f1=r.record["macro_f1"],
+                                          loss_codes=r.diagnosis.get("codes") or []))
+                  for r in plan.runs[side]]
+        counts = plan.frames[side]["label"].value_counts().to_dict()
+        out[side] = side_learning(checks, config=config, class_counts=counts)
+    return out
 
 
-def _verdict(acc_before: float, acc_after: float, delta: float, ci: tuple[float, float],
-             p: float, n_seeds: int) -> str:
-    low, high = ci
-    what = f"mean accuracy over {n_seeds} seeds" if n_seeds > 1 else "accuracy"
-    return (f"After curation, {what} {_direction(acc_before, acc_after)} ({delta:+.3f}, "
-            f"{1 - ALPHA:.0%} CI {low:+.3f} to {high:+.3f}); McNemar's exact test p = {p:.3g}: "
-            f"{_conclusion(low, high, p)}")
+def _macro_note(acc: dict[str, Any], f1: dict[str, Any] | None) -> str:
+    """A warning when macro-F1 moved clearly against what accuracy says."""
+    if f1 is None:
+        return ""
+    low, high = f1["ci"]
+    if high < 0 and acc["delta"] >= 0 or low > 0 and acc["delta"] <= 0:
+        word = "fell" if high < 0 else "rose"
+        return (f" Note: macro-F1 {word} ({f1['delta']:+.3f}, 95% interval {low:+.3f} to "
+                f"{high:+.3f}): the classes did not all move with accuracy; see the per-class F1.")
+    return ""
+
+
+def _tests(plan: _Plan, truth: np.ndarray, pairs: list[tuple[_Run, _Run]],
+           n_boot: int) -> dict[str, Any]:
+    """The interval over seeds and items, and the supporting item-only figures."""
+    before = np.stack([b.codes for b, _ in pairs])
+    after = np.stack([a.codes for _, a in pairs])
+    _, item_ci = paired_bootstrap_delta(truth, before, after, n_boot=n_boot, seed=0, alpha=ALPHA)
+    out: dict[str, Any] = {
+        "item_bootstrap": {"ci": item_ci, "n_boot": n_boot},
+        "mcnemar": mcnemar_exact(truth, ensemble_predictions([b.proba for b, _ in pairs]),
+                                 ensemble_predictions([a.proba for _, a in pairs]))}
+    if len(pairs) >= 2:
+        out["change"] = seed_item_change(truth, before, after, metric="accuracy", alpha=ALPHA)
+        out["macro_f1_change"] = seed_item_change(truth, before, after, metric="macro_f1",
+                                                  labels=range(len(plan.labels)), alpha=ALPHA,
+                                                  n_boot=min(n_boot, 1000))
+        out["delta_ci"], out["p_value"] = out["change"]["ci"], out["change"]["p_value"]
+    return out
+
+
+def _headline(plan: _Plan, truth: np.ndarray, n_boot: int, min_effect: float) -> dict[str, Any]:
+    """Verdict, change and supporting figures over the seeds both sides finished."""
+    learning = _learning(plan, truth)
+    after_by_seed = {r.seed: r for r in plan.runs["after"]}
+    pairs = [(r, after_by_seed[r.seed]) for r in plan.runs["before"] if r.seed in after_by_seed]
+    if not pairs:
+        return {"learning": learning, "paired_seeds": [], "verdict": "inconclusive",
+                "verdict_reason": "No seed finished on both sides: nothing to compare yet."}
+    acc_b = float(np.mean([b.record["accuracy"] for b, _ in pairs]))
+    acc_a = float(np.mean([a.record["accuracy"] for _, a in pairs]))
+    head: dict[str, Any] = {
+        "learning": learning, "paired_seeds": [b.seed for b, _ in pairs], "delta": acc_a - acc_b,
+        "macro_f1_delta": float(np.mean([a.record["macro_f1"] - b.record["macro_f1"] for b, a in pairs]))}
+    if learning["before"]["learned"] and learning["after"]["learned"]:
+        head.update(_tests(plan, truth, pairs, n_boot))
+    verdict, reason = decide(head.get("change"), learning, n_seeds=len(pairs), min_effect=min_effect)
+    what = f"Mean accuracy over {len(pairs)} seeds" if len(pairs) > 1 else "Accuracy (one seed)"
+    reason = f"{what} {_direction(acc_b, acc_a)}; {reason}"
+    if "change" in head:
+        reason += _macro_note(head["change"], head.get("macro_f1_change"))
+    return {**head, "verdict": verdict, "verdict_reason": reason}
+
+
+def _rules_result(plan: _Plan, rules: Any) -> dict[str, Any] | None:
+    """Each side's seed ensemble with and without the post-processing rules, on the test set."""
+    if rules is None:
+        return None
+    out: dict[str, Any] = {"source": rules.source}
+    texts, truth = plan.test["text"].tolist(), plan.test["label"].tolist()
+    for side in SIDES:
+        runs = plan.runs[side]
+        if runs:
+            pred = ensemble_predictions([r.proba for r in runs])
+            out[side] = rules.evaluate(texts, [plan.labels[i] for i in pred], truth)
+    return out
+
+
+def _report(plan: _Plan, n_boot: int, rules: Any = None) -> CompareReport:
+    truth = plan.test["label"].map({label: i for i, label in enumerate(plan.labels)}).to_numpy()
+    sides = {s: _summarise(plan.frames[s], plan.runs[s], truth, plan.labels) for s in SIDES}
+    head = _headline(plan, truth, n_boot, plan.min_effect)
+    head["rules"] = _rules_result(plan, rules)
+    if plan.cancelled:
+        finished = sum(len(r) for r in plan.runs.values())
+        head["verdict"] = "inconclusive"
+        head["verdict_reason"] = (f"Cancelled after {finished} of {2 * len(plan.seeds)} training "
+                                  f"runs; partial result: {head['verdict_reason']}")
+    return CompareReport(labels=plan.labels, test_size=len(plan.test), seeds=plan.seeds,
+                         config=_config_dict(plan.config), before=sides["before"],
+                         after=sides["after"], cancelled=plan.cancelled, n_boot=n_boot,
+                         validation_size=plan.validation_size, settings=plan.settings,
+                         size_notes=plan.notes, reused=plan.reused, min_effect=plan.min_effect,
+                         **head)
 
 
 # --- compare --------------------------------------------------------------------------------
@@ -465,8 +575,51 @@ class _Plan:
     seeds: list[int]
     config: Any
     validation_size: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    min_effect: float = DEFAULT_MIN_EFFECT
+    cache: Any = None
     runs: dict[str, list[_Run]] = field(default_factory=lambda: {s: [] for s in SIDES})
+    reused: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
+
+
+def _cache_key(plan: _Plan, side: str, seed: int, trainer: Any) -> str | None:
+    if plan.cache is None:
+        return None
+    return plan.cache.key(frame=plan.frames[side], test=plan.test, labels=plan.labels,
+                          config=_config_dict(_with_seed(plan.config, seed)),
+                          validation_size=plan.validation_size, trainer=trainer)
+
+
+def _reuse(plan: _Plan, side: str, seed: int, key: str | None) -> _Run | None:
+    entry = plan.cache.get(key) if key else None
+    if entry is None:
+        return None
+    plan.reused.append({"side": side, "seed": seed, "key": key, "created_at": entry.get("created_at"),
+                        "origin": entry.get("origin") or {}})
+    logger.info("reusing the cached %s run of seed %d (%s)", side, seed, key[:12])
+    return _run_from_cache(seed, entry["run"])
+
+
+def _train_one(plan: _Plan, side: str, seed: int, trainer: Callable[..., Any],
+               progress: Progress | None, should_stop: Callable[[], bool] | None) -> _Run | None:
+    """One run: from the cache when its inputs are unchanged, else trained (None: cancelled)."""
+    key = _cache_key(plan, side, seed, trainer)
+    run = _reuse(plan, side, seed, key)
+    if run is not None:
+        return run
+    train, val = split_validation(plan.frames[side], validation_size=plan.validation_size, seed=seed)
+    logger.info("training %s, seed %d: %d train rows, %d validation rows", side, seed,
+                len(train), 0 if val is None else len(val))
+    result = trainer(train, val, plan.test, config=_with_seed(plan.config, seed),
+                     labels=plan.labels, should_stop=should_stop, progress=progress)
+    if getattr(result, "cancelled", False):
+        return None
+    run = _finish_run(result, seed, plan.test, plan.labels)
+    if key is not None:
+        plan.cache.put(key, _run_to_cache(run))
+    return run
 
 
 def _train_all(plan: _Plan, trainer: Callable[..., Any], progress: Progress | None,
@@ -477,75 +630,46 @@ def _train_all(plan: _Plan, trainer: Callable[..., Any], progress: Progress | No
             if should_stop is not None and should_stop():
                 plan.cancelled = True
                 return
-            train, val = split_validation(plan.frames[side], validation_size=plan.validation_size,
-                                          seed=seed)
-            logger.info("training %s, seed %d: %d train rows, %d validation rows", side, seed,
-                        len(train), 0 if val is None else len(val))
-            result = trainer(train, val, plan.test, config=_with_seed(plan.config, seed),
-                             labels=plan.labels, should_stop=should_stop,
-                             progress=_run_progress(progress, done, total, side, seed))
-            if getattr(result, "cancelled", False):
+            run = _train_one(plan, side, seed, trainer,
+                             _run_progress(progress, done, total, side, seed), should_stop)
+            if run is None:
                 plan.cancelled = True
                 return
-            plan.runs[side].append(_finish_run(result, seed, plan.test, plan.labels))
+            plan.runs[side].append(run)
             done += 1
             if progress is not None:
                 progress(done / total, f"{side}, seed {seed}: done")
 
 
-def _headline(plan: _Plan, truth: np.ndarray, n_boot: int) -> dict[str, Any]:
-    """Delta, interval, McNemar and verdict over the seeds both sides finished."""
-    after_by_seed = {r.seed: r for r in plan.runs["after"]}
-    pairs = [(r, after_by_seed[r.seed]) for r in plan.runs["before"] if r.seed in after_by_seed]
-    if not pairs:
-        return {"delta": None, "delta_ci": None, "mcnemar": None, "macro_f1_delta": None,
-                "paired_seeds": [], "verdict": "No seed finished on both sides: nothing to compare yet."}
-    before = np.stack([b.codes for b, _ in pairs])
-    after = np.stack([a.codes for _, a in pairs])
-    delta, ci = paired_bootstrap_delta(truth, before, after, n_boot=n_boot, seed=0, alpha=ALPHA)
-    test = mcnemar_exact(truth, ensemble_predictions([b.proba for b, _ in pairs]),
-                         ensemble_predictions([a.proba for _, a in pairs]))
-    f1_delta = float(np.mean([a.record["macro_f1"] - b.record["macro_f1"] for b, a in pairs]))
-    acc_b = float(np.mean([b.record["accuracy"] for b, _ in pairs]))
-    acc_a = float(np.mean([a.record["accuracy"] for _, a in pairs]))
-    return {"delta": delta, "delta_ci": ci, "mcnemar": test, "macro_f1_delta": f1_delta,
-            "paired_seeds": [b.seed for b, _ in pairs],
-            "verdict": _verdict(acc_b, acc_a, delta, ci, test["p_value"], len(pairs))}
+def _check_options(seeds: Sequence[int], n_boot: Any, validation_size: float,
+                   min_effect: float) -> list[int]:
+    seeds = _check_seeds(seeds)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, e.g. 2000; got {n_boot!r}.")
+    if not 0 <= validation_size < 1:
+        raise ValueError(f"validation_size must be in [0, 1), e.g. 0.1; got {validation_size!r}.")
+    if not 0 < min_effect < 1:
+        raise ValueError(f"min_effect must be in (0, 1), e.g. 0.02 for 2 points of accuracy; "
+                         f"got {min_effect!r}.")
+    return seeds
 
 
-def _rules_result(plan: _Plan, rules: Any) -> dict[str, Any] | None:
-    """Each side's seed ensemble with and without the post-processing rules, on the test set."""
-    if rules is None:
-        return None
-    out: dict[str, Any] = {"source": rules.source}
-    texts, truth = plan.test["text"].tolist(), plan.test["label"].tolist()
-    for side in SIDES:
-        runs = plan.runs[side]
-        if runs:
-            pred = ensemble_predictions([r.proba for r in runs])
-            out[side] = rules.evaluate(texts, [plan.labels[i] for i in pred], truth)
-    return out
+def _resolve(after: pd.DataFrame, config: Any, tokenizer: Any) -> tuple[Any, dict[str, Any]]:
+    """The config to train with and its settings record (see :mod:`fine_tune.settings`)."""
+    from fine_tune.settings import ResolvedSettings, resolve_settings
 
-
-def _report(plan: _Plan, n_boot: int, rules: Any = None) -> CompareReport:
-    truth = plan.test["label"].map({label: i for i, label in enumerate(plan.labels)}).to_numpy()
-    sides = {s: _summarise(plan.frames[s], plan.runs[s], truth, plan.labels) for s in SIDES}
-    head = _headline(plan, truth, n_boot)
-    head["rules"] = _rules_result(plan, rules)
-    if plan.cancelled:
-        finished = sum(len(r) for r in plan.runs.values())
-        head["verdict"] = (f"Cancelled after {finished} of {2 * len(plan.seeds)} training runs; "
-                           f"partial result: {head['verdict']}")
-    return CompareReport(labels=plan.labels, test_size=len(plan.test), seeds=plan.seeds,
-                         config=_config_dict(plan.config), before=sides["before"],
-                         after=sides["after"], cancelled=plan.cancelled, n_boot=n_boot,
-                         validation_size=plan.validation_size, **head)
+    if isinstance(config, ResolvedSettings):
+        return config.config, config.to_dict()
+    resolved = resolve_settings(after[["text", "label"]], config, tokenizer=tokenizer)
+    return resolved.config, resolved.to_dict()
 
 
 def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, config: Any = None,
             seeds: Sequence[int] = (0, 1, 2), validation_size: float = 0.1, n_boot: int = 2000,
             progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-            trainer: Callable[..., Any] | None = None, rules: Any = None) -> CompareReport:
+            trainer: Callable[..., Any] | None = None, rules: Any = None, cache: Any = None,
+            min_effect: float = DEFAULT_MIN_EFFECT, tokenizer: Any = None,
+            on_start: Callable[[dict[str, Any]], None] | None = None) -> CompareReport:
     """Train on ``before`` and on ``after`` with the same settings and seeds; judge both on ``test``.
 
     Parameters
@@ -555,14 +679,20 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
         ``item_id``): augmented rows and their sources always stay in training.
     test : pandas.DataFrame
         The one fixed test set (``text``, ``label``); no test text may appear in training.
-    config : TrainConfig, optional
-        Training settings (default ``TrainConfig()``); each run gets ``seed`` replaced.
+    config : mapping, TrainConfig, ResolvedSettings or None
+        ``None``: every setting from the advice measured on ``after`` (rows, class balance,
+        lengths; :func:`fine_tune.settings.resolve_settings`), else the defaults. A mapping of
+        ``TrainConfig`` fields: those are yours, the rest resolved so. A whole ``TrainConfig``:
+        used as it is. Settings resolved earlier (``ResolvedSettings``) keep their sources.
+        Each run gets ``seed`` replaced.
     seeds : sequence of int, default (0, 1, 2)
-        One run per seed and side; each seed also seeds that run's validation split.
+        One run per seed and side; each seed also seeds that run's validation split. One seed
+        gives an ``inconclusive`` verdict by construction.
     validation_size : float, default 0.1
         Share of each side's rows held out for validation (see :func:`split_validation`).
     n_boot : int, default 2000
-        Bootstrap replicates of the interval of the change in accuracy.
+        Bootstrap replicates of the supporting item-only interval (and, at most 1,000, of the
+        macro-F1 interval).
     progress : callable, optional
         ``progress(fraction, message)`` over all ``2 * len(seeds)`` runs.
     should_stop : callable, optional
@@ -573,28 +703,45 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
     rules : fine_tune.rules.RuleSet, optional
         Post-processing rules: the report then also gives each side's ensemble accuracy with and
         without them and lists every override on the test set (helped / hurt).
+    cache : fine_tune.run_cache.RunCache, optional
+        Finished runs by the content of their inputs: a run whose data, test set, settings,
+        seed, model and trainer are unchanged is taken from it instead of trained
+        (``report.reused`` lists them), and every new run is added.
+    min_effect : float, default 0.02
+        The smallest change in accuracy that matters: an interval within ``+-min_effect`` is
+        ``no_real_change``; a test set too small to show it is said before training.
+    tokenizer : callable, optional
+        Counts tokens for the advice (default: the configured model's tokenizer).
+    on_start : callable, optional
+        Called once before training with ``{"settings", "size_notes"}``.
 
     Returns
     -------
     CompareReport
-        Accuracy and macro-F1 per side (mean, std, min, max over seeds); the change in
-        accuracy :math:`\\Delta = \\frac{1}{S}\\sum_s(\\text{acc}^{after}_s - \\text{acc}^{before}_s)`
-        with a paired bootstrap interval over test items; McNemar's exact test, per-class F1
-        and confusion matrices of each side's ensemble (argmax of the seeds' mean probability).
+        The verdict (``better`` / ``worse`` / ``no_real_change`` / ``inconclusive``) and its
+        reason; the change in mean accuracy
+        :math:`\\Delta = \\frac{1}{S}\\sum_s(\\text{acc}^{after}_s - \\text{acc}^{before}_s)` with
+        an interval over seeds and test items (:func:`fine_tune.stats.seed_item_change`); each
+        side's learning check (:func:`fine_tune.verdict.learning_check`); accuracy and macro-F1
+        per side and seed; and, as supporting figures, the paired bootstrap over test items,
+        McNemar's exact test, per-class F1 and confusion matrices of each side's ensemble.
     """
     before, after, test, labels = validate_frames(before, after, test)
     if rules is not None:
         rules.check_labels(labels)
-    seeds = _check_seeds(seeds)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, e.g. 2000; got {n_boot!r}.")
-    if not 0 <= validation_size < 1:
-        raise ValueError(f"validation_size must be in [0, 1), e.g. 0.1; got {validation_size!r}.")
-    config = _default_config() if config is None else config
+    seeds = _check_options(seeds, n_boot, validation_size, min_effect)
+    config, settings = _resolve(after, config, tokenizer)
+    notes = size_notes(len(test), {label: int((test["label"] == label).sum()) for label in labels},
+                       min_effect=min_effect, n_seeds=len(seeds))
+    for note in notes:
+        logger.warning("before training: %s", note)
+    if on_start is not None:
+        on_start({"settings": settings, "size_notes": notes})
     trainer = _default_trainer() if trainer is None else trainer
     plan = _Plan(frames={"before": before, "after": after}, test=test, labels=labels, seeds=seeds,
-                 config=config, validation_size=validation_size)
+                 config=config, validation_size=validation_size, settings=settings, notes=notes,
+                 min_effect=min_effect, cache=cache)
     _train_all(plan, trainer, progress, should_stop)
     report = _report(plan, n_boot, rules)
-    logger.info("retrain-and-compare: %s", report.verdict)
+    logger.info("retrain-and-compare: %s: %s", report.verdict, report.verdict_reason)
     return report

@@ -32,7 +32,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS_DIR", "RUN_KIND", "cancel_job", "job_status", "latest_job", "latest_saved_models",
+__all__ = ["CACHE_DIR", "MODELS_DIR", "RUN_KIND", "cancel_job", "job_status", "latest_job", "latest_saved_models",
            "run_job", "saved_models", "start_compare_job"]
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ RUN_KIND = "retrain_compare"
 _FINAL = ("done", "failed", "cancelled")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
+#: The run cache's folder under ``$CURATION_HOME``.
+CACHE_DIR = "compare-cache"
 _SIDES = ("before", "after")
 
 
@@ -59,12 +61,18 @@ def _read_json(path: Path) -> Any:
 
 def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=(0, 1, 2),
                       test_share: float = 0.5, data_seed: int = 0,
-                      actor: str | None = None, rules: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Prepare the data, record the run and start the worker process; returns its status.
+                      actor: str | None = None, rules: str | os.PathLike | None = None,
+                      use_cache: bool = True) -> dict[str, Any]:
+    """Prepare the data, resolve the settings, record the run and start the worker; returns its status.
 
-    In team mode only a lead (``actor``) may retrain (``curation.store.AccessError`` otherwise).
-    ``rules`` is a post-processing rules file (:mod:`fine_tune.rules`); it is checked here, so a
-    bad file is refused before anything starts, and the report shows its effect.
+    ``config`` is a mapping of the settings the user chose (the rest come from the advice on
+    the curated data, :func:`fine_tune.settings.resolve_settings`), ``None`` (all advised), a
+    whole ``TrainConfig`` (used as it is) or a ``ResolvedSettings``. In team mode only a lead
+    (``actor``) may retrain (``curation.store.AccessError`` otherwise). ``rules`` is a
+    post-processing rules file (:mod:`fine_tune.rules`); it is checked here, so a bad file is
+    refused before anything starts, and the report shows its effect. With ``use_cache``,
+    runs whose data, test set and settings are unchanged since an earlier job are reused
+    (``$CURATION_HOME/compare-cache``).
     """
     project.require_role(actor, "lead", to="retrain and compare")
     if rules is not None:
@@ -72,17 +80,21 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
 
         load_rules(rules).check_labels(project.label_set())
         rules = str(Path(rules).resolve())
-    from fine_tune.config import TrainConfig
+    from curation.workspace import curation_home
     from fine_tune.data import project_compare_data
+    from fine_tune.settings import ResolvedSettings, resolve_settings
 
-    config = config or TrainConfig()
     data = project_compare_data(project, test_share=test_share, seed=data_seed)
+    resolved = config if isinstance(config, ResolvedSettings) else resolve_settings(
+        data.after[["text", "label"]], config)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("before", "after", "test"):
         getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
-    settings = {"config": config.to_dict(), "seeds": list(seeds), "data": data.info,
-                "project_url": project.url, "folder": str(folder.resolve()), "rules": rules}
+    settings = {"config": resolved.config.to_dict(), "resolved": resolved.to_dict(),
+                "seeds": list(seeds), "data": data.info, "project_url": project.url,
+                "folder": str(folder.resolve()), "rules": rules,
+                "cache_dir": str(curation_home() / CACHE_DIR) if use_cache else None}
     run_id = project.start_run(RUN_KIND, settings)
     settings["run_id"] = run_id
     _write_json(folder / "settings.json", settings)
@@ -216,6 +228,13 @@ class _KeepModels:
         if not self.can_save:
             logger.warning("the trainer takes no save_to: no models are kept for the attention view")
 
+    @property
+    def cache_id(self) -> str:
+        """The wrapped trainer's name: keeping a model does not change a run's result."""
+        from fine_tune.run_cache import trainer_id
+
+        return trainer_id(self.trainer)
+
     def _side(self, train, validation) -> str:
         rows = _row_set(train) | (_row_set(validation) if validation is not None else set())
         matches = [side for side in _SIDES if rows == self.rows[side]]
@@ -266,10 +285,16 @@ class _Reporter:
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.start, self.last = folder, time.time(), 0.0
+        self.plan: dict[str, Any] = {}
+
+    def planned(self, plan: dict[str, Any]) -> None:
+        """Before training: keep the settings and size notes in every status from now on."""
+        self.plan = {"settings": plan["settings"].get("chosen") or [], "size_notes": plan["size_notes"]}
+        self(0.0, "starting to train")
 
     def __call__(self, fraction: float, message: str) -> None:
         now = time.time()
-        if now - self.last < 0.5 and fraction < 1:
+        if now - self.last < 0.5 and 0 < fraction < 1:
             return
         self.last = now
         elapsed = now - self.start
@@ -277,54 +302,92 @@ class _Reporter:
         _write_json(self.folder / "status.json", {
             "state": "running", "fraction": round(float(fraction), 4), "message": message,
             "elapsed_seconds": round(elapsed, 1),
-            "seconds_left": None if left is None else round(left, 1), "started_at": self.start})
+            "seconds_left": None if left is None else round(left, 1), "started_at": self.start,
+            **self.plan})
 
     def cancelled(self) -> bool:
         return (self.folder / "cancel").exists()
 
 
-def run_job(folder: str | os.PathLike) -> int:
-    """The worker: run the comparison described in ``folder`` and record the outcome."""
+def _cache(settings: dict[str, Any], folder: Path):
+    if not settings.get("cache_dir"):
+        return None
+    from fine_tune.run_cache import RunCache
+
+    return RunCache(settings["cache_dir"], origin={"folder": str(folder), "run_id": settings.get("run_id")})
+
+
+def _settings_of(settings: dict[str, Any]):
+    """The resolved settings (with their sources), or a plain config from an older job folder."""
+    from fine_tune.config import TrainConfig
+    from fine_tune.settings import ResolvedSettings
+
+    if settings.get("resolved"):
+        return ResolvedSettings.from_dict(settings["resolved"])
+    return TrainConfig(**settings["config"])
+
+
+def _copy_reused_models(folder: Path, reused: list[dict[str, Any]], seed: int) -> None:
+    """A reused run trained no model here: take the one the job that trained it kept."""
+    for run in reused:
+        source = (run.get("origin") or {}).get("folder")
+        target = folder / MODELS_DIR / run["side"]
+        if run["seed"] != seed or not source or target.exists():
+            continue
+        kept = saved_models(source).get(run["side"])
+        if kept:
+            shutil.copytree(kept, target.with_name(f".{run['side']}-copy"), dirs_exist_ok=True)
+            os.replace(target.with_name(f".{run['side']}-copy"), target)
+
+
+def _compare_in(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     import pandas as pd
 
-    from curation.store import Project
     from fine_tune.compare import _default_trainer, compare
-    from fine_tune.config import TrainConfig
+
+    frames = {n: pd.read_csv(folder / f"{n}.csv", keep_default_na=False)
+              for n in ("before", "after", "test")}
+    frames["after"]["augmented_from"] = frames["after"]["augmented_from"].replace("", None)
+    seeds = [int(s) for s in settings["seeds"]]
+    keep_seed = 0 if 0 in seeds or not seeds else seeds[0]
+    keep = _KeepModels(_default_trainer(), folder, frames, keep_seed)
+    rules = None
+    if settings.get("rules"):
+        from fine_tune.rules import load_rules
+
+        rules = load_rules(settings["rules"])
+    report = compare(frames["before"], frames["after"], frames["test"], config=_settings_of(settings),
+                     seeds=seeds, progress=reporter, should_stop=reporter.cancelled, trainer=keep,
+                     rules=rules, cache=_cache(settings, folder), on_start=reporter.planned)
+    _copy_reused_models(folder, report.reused, keep_seed)
+    return report
+
+
+def run_job(folder: str | os.PathLike) -> int:
+    """The worker: run the comparison described in ``folder`` and record the outcome."""
+    from curation.store import Project
 
     folder = Path(folder)
     settings = _read_json(folder / "settings.json")
     reporter = _Reporter(folder)
     state, result = "failed", None
     try:
-        frames = {n: pd.read_csv(folder / f"{n}.csv", keep_default_na=False)
-                  for n in ("before", "after", "test")}
-        frames["after"]["augmented_from"] = frames["after"]["augmented_from"].replace("", None)
-        config = TrainConfig(**settings["config"])
-        seeds = [int(s) for s in settings["seeds"]]
-        keep = _KeepModels(_default_trainer(), folder, frames, 0 if 0 in seeds or not seeds
-                           else seeds[0])
-        rules = None
-        if settings.get("rules"):
-            from fine_tune.rules import load_rules
-
-            rules = load_rules(settings["rules"])
-        report = compare(frames["before"], frames["after"], frames["test"], config=config,
-                         seeds=settings["seeds"], progress=reporter,
-                         should_stop=reporter.cancelled, trainer=keep, rules=rules)
+        report = _compare_in(folder, settings, reporter)
         result = report.to_dict()
         result["models"] = saved_models(folder)
         _write_json(folder / "report.json", result)
         (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
         (folder / "report.html").write_text(report.to_html(), encoding="utf-8")
         state = "cancelled" if report.cancelled else "done"
-        message = report.verdict if state == "done" else "cancelled; partial results kept"
+        message = (f"{report.verdict}: {report.verdict_reason}" if state == "done"
+                   else "cancelled; partial results kept")
     except Exception as err:  # the worker must always record why it stopped
         message = f"{type(err).__name__}: {err}"
         result = {"error": message, "traceback": traceback.format_exc()}
         logger.exception("retrain-and-compare job failed")
     _write_json(folder / "status.json", {"state": state, "fraction": 1.0 if state == "done" else None,
                                          "message": message, "finished_at": time.time(),
-                                         "models": saved_models(folder)})
+                                         "models": saved_models(folder), **reporter.plan})
     try:
         with Project(settings["project_url"]) as project:
             project.finish_run(settings["run_id"], status=state, result=result)

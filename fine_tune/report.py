@@ -25,6 +25,7 @@ thead th { background: #f2f4f7; }
 p.verdict { font-size: 1.1rem; padding: 0.75rem 1rem; border-left: 4px solid #2f6fdd;
             background: #eef4ff; }
 p.warning { border-left-color: #d08700; background: #fff6e0; }
+td { white-space: normal; }
 """
 
 
@@ -54,6 +55,43 @@ def _range(stats: dict[str, Any]) -> str:
 
 # --- blocks ---------------------------------------------------------------------------------
 
+def _change_text(d: dict[str, Any]) -> list[tuple]:
+    """The interval the verdict rests on, what it is made of, and how fine it can see."""
+    c = d.get("change")
+    if not c:
+        return []
+    v = c["variance"]
+    low, high = c["ci"]
+    total = sum(v.values()) or 1.0
+    parts = ", ".join(f"{name.replace('_', ' ')} {v[name] / total:.0%}"
+                      for name in ("test_items", "seeds_before", "seeds_after"))
+    blocks = [("p", f"Change in mean accuracy: {c['delta']:+.3f}, 95% interval {low:+.3f} to "
+                    f"{high:+.3f} over seeds and test items (t with {c['df']:.1f} degrees of "
+                    f"freedom, p = {c['p_value']:.2g}). Where the uncertainty comes from: {parts}. "
+                    f"Changes smaller than about {(high - low) / 2:.3f} either way cannot be told "
+                    "apart from noise in this comparison.")]
+    f1 = d.get("macro_f1_change")
+    if f1:
+        blocks.append(("p", f"Change in mean macro-F1: {f1['delta']:+.3f}, 95% interval "
+                            f"{f1['ci'][0]:+.3f} to {f1['ci'][1]:+.3f} (same method, items "
+                            "resampled)."))
+    return blocks
+
+
+def _supporting_blocks(d: dict[str, Any]) -> list[tuple]:
+    boot, m = d.get("item_bootstrap"), d.get("mcnemar")
+    if not boot or not m:
+        return []
+    low, high = boot["ci"]
+    return [("h3", "Supporting figures (over test items only; they treat each run as the model)"),
+            ("ul", [f"Paired bootstrap over test items ({boot['n_boot']} replicates, seeds "
+                    f"{', '.join(map(str, d['paired_seeds']))}): 95% interval {low:+.3f} to "
+                    f"{high:+.3f}.",
+                    f"McNemar's exact test on the seeds' ensembles: b = {m['b']} test items before "
+                    f"got right and after got wrong, c = {m['c']} the other way round; "
+                    f"p = {m['p_value']:.3g}."])]
+
+
 def _headline_blocks(d: dict[str, Any]) -> list[tuple]:
     rows = [[side, d[side]["n_train"], len(d[side]["per_seed"]), _mean_std(d[side]["accuracy"]),
              _range(d[side]["accuracy"]), _mean_std(d[side]["macro_f1"]), _range(d[side]["macro_f1"])]
@@ -64,16 +102,32 @@ def _headline_blocks(d: dict[str, Any]) -> list[tuple]:
                     "Mean ± standard deviation and min–max over the seeds that finished."),
               ("table", ["side", "training rows", "runs", "accuracy", "accuracy min–max",
                          "macro-F1", "macro-F1 min–max"], rows)]
-    if d.get("delta") is not None:
-        low, high = d["delta_ci"]
-        blocks.append(("p", f"Change in accuracy: {d['delta']:+.3f} (95% CI {low:+.3f} to "
-                            f"{high:+.3f}; paired bootstrap over test items, {d['n_boot']} "
-                            f"replicates, seeds {', '.join(map(str, d['paired_seeds']))}). "
-                            f"Change in macro-F1: {_num(d['macro_f1_delta'], sign=True)}."))
-        m = d["mcnemar"]
-        blocks.append(("p", f"McNemar's exact test on the seeds' ensembles: b = {m['b']} test items "
-                            f"before got right and after got wrong, c = {m['c']} the other way round; "
-                            f"p = {m['p_value']:.3g}."))
+    return blocks + _change_text(d) + _supporting_blocks(d)
+
+
+def _learning_blocks(d: dict[str, Any]) -> list[tuple]:
+    learning = d.get("learning") or {}
+    items = []
+    for side in SIDES:
+        lrn = learning.get(side)
+        if not lrn or lrn.get("learned"):
+            continue
+        items.append(f"The {side} model did not learn: {'; '.join(lrn['reasons'])}."
+                     + (f" To fix it: {'; '.join(lrn['fixes'])}." if lrn.get("fixes") else ""))
+    return [("h2", "Did each side learn?"), ("ul", items)] if items else []
+
+
+def _notes_blocks(d: dict[str, Any]) -> list[tuple]:
+    blocks: list[tuple] = []
+    if d.get("size_notes"):
+        blocks += [("h2", "What this test set cannot show (said before training)"),
+                   ("ul", list(d["size_notes"]))]
+    if d.get("reused"):
+        items = [f"{r['side']}, seed {r['seed']}: reused from an earlier run with the same data, "
+                 "test set and settings" + (f" ({r['origin'].get('folder')})"
+                                            if (r.get("origin") or {}).get("folder") else "")
+                 for r in d["reused"]]
+        blocks += [("h2", "Runs reused, not trained again"), ("ul", items)]
     return blocks
 
 
@@ -158,30 +212,45 @@ def _rules_blocks(d: dict[str, Any]) -> list[tuple]:
 
 
 def _config_blocks(d: dict[str, Any]) -> list[tuple]:
-    rows = [[key, value] for key, value in (d.get("config") or {}).items() if key != "seed"]
-    rows.append(["seeds (one run per side each)", ", ".join(map(str, d["seeds"]))])
-    rows.append(["validation_size", d.get("validation_size")])
-    return [("h2", "Settings (the same for both sides)"), ("table", ["setting", "value"], rows)]
+    chosen = (d.get("settings") or {}).get("chosen")
+    if chosen:
+        rows = [[c["setting"], "bundled all-MiniLM-L6-v2" if c["setting"] == "model" and c["value"] is None
+                 else c["value"], c["source"], c.get("reason") or ""] for c in chosen]
+        headers = ["setting", "value", "from", "why"]
+    else:
+        rows = [[key, value] for key, value in (d.get("config") or {}).items() if key != "seed"]
+        headers = ["setting", "value"]
+    extra = [["seeds (one run per side each)", ", ".join(map(str, d["seeds"]))],
+             ["validation_size", d.get("validation_size")]]
+    rows += [r + [""] * (len(headers) - 2) for r in extra]
+    return [("h2", "Settings (the same for both sides)"), ("table", headers, rows)]
+
+
+def _verdict_block(d: dict[str, Any]) -> tuple:
+    """``("verdict", code, reason)``; a report from before verdict codes holds only a sentence."""
+    reason = d.get("verdict_reason")
+    return ("verdict", d["verdict"], reason) if reason else ("verdict", "", d["verdict"])
 
 
 def report_blocks(report: Any) -> list[tuple]:
-    """The report as blocks: ``("h1"|"h2"|"h3"|"p"|"verdict", text)``, ``("ul", [text])``,
-    ``("table", headers, rows)``.
+    """The report as blocks: ``("h1"|"h2"|"h3"|"p", text)``, ``("verdict", code, reason)``,
+    ``("ul", [text])``, ``("table", headers, rows)``.
 
     Examples
     --------
-    >>> report_blocks({"verdict": "v", "seeds": [], "before": {}, "after": {}})[:2]
-    [('h1', 'Retrain and compare'), ('verdict', 'v')]
+    >>> report_blocks({"verdict": "better", "verdict_reason": "why", "seeds": [], "before": {},
+    ...                "after": {}})[:2]
+    [('h1', 'Retrain and compare'), ('verdict', 'better', 'why')]
     """
     d = _as_dict(report)
-    blocks: list[tuple] = [("h1", "Retrain and compare"), ("verdict", d["verdict"])]
+    blocks: list[tuple] = [("h1", "Retrain and compare"), _verdict_block(d)]
     if not d["before"] and not d["after"]:
         return blocks
     if d.get("cancelled"):
         blocks.append(("p", "The comparison was cancelled: the numbers below cover only the runs "
                             "that finished."))
-    for part in (_headline_blocks, _per_seed_blocks, _per_class_blocks, _rules_blocks,
-                 _diagnosis_blocks, _data_blocks, _config_blocks):
+    for part in (_headline_blocks, _learning_blocks, _notes_blocks, _per_seed_blocks,
+                 _per_class_blocks, _rules_blocks, _diagnosis_blocks, _data_blocks, _config_blocks):
         blocks += part(d)
     return blocks
 
@@ -198,7 +267,8 @@ def _md_block(block: tuple) -> str:
     if kind in ("h1", "h2", "h3"):
         return "#" * int(kind[1]) + " " + block[1]
     if kind == "verdict":
-        return f"**Verdict:** {block[1]}"
+        code, reason = block[1], block[2]
+        return f"**Verdict: {code}** — {reason}" if code else f"**Verdict:** {reason}"
     if kind == "ul":
         return "\n".join(f"- {_md_cell(item)}" for item in block[1])
     if kind == "table":
@@ -232,8 +302,10 @@ def _html_block(block: tuple) -> str:
     if kind in ("h1", "h2", "h3"):
         return f"<{kind}>{esc(block[1])}</{kind}>"
     if kind == "verdict":
-        css = "verdict warning" if "no evidence" in block[1] or "Cancelled" in block[1] else "verdict"
-        return f'<p class="{css}"><strong>Verdict:</strong> {esc(block[1])}</p>'
+        code, reason = block[1], block[2]
+        css = "verdict" if code in ("better", "worse") else "verdict warning"
+        head = f"Verdict: {esc(code)}" if code else "Verdict:"
+        return f'<p class="{css}"><strong>{head}</strong> {esc(reason)}</p>'
     if kind == "ul":
         return "<ul>" + "".join(f"<li>{esc(str(item))}</li>" for item in block[1]) + "</ul>"
     if kind == "table":

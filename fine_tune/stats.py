@@ -6,19 +6,26 @@ hashable values (label strings or class indices), compared with ``==``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from curation.splits import MCNEMAR_MIN_DISCORDANT, smallest_detectable_change
+
 __all__ = [
+    "MCNEMAR_MIN_DISCORDANT",
     "accuracy_and_macro_f1",
     "ensemble_predictions",
     "mcnemar_exact",
     "mean_and_spread",
     "paired_bootstrap_delta",
     "per_class_f1",
+    "seed_item_change",
+    "smallest_detectable_change",
 ]
+
 
 #: Bootstrap replicates drawn at once are bounded so one chunk holds at most this many indices.
 _CHUNK_CELLS = 2_000_000
@@ -315,3 +322,151 @@ def mean_and_spread(values: Sequence[float]) -> dict[str, float]:
         raise ValueError(f"values must be a non-empty list of numbers; got {values!r}.")
     std = float(np.std(arr, ddof=1)) if arr.size > 1 else 0.0
     return {"mean": float(arr.mean()), "std": std, "min": float(arr.min()), "max": float(arr.max())}
+
+
+# --- a change judged over seeds and test items ----------------------------------------------
+
+def _runs_matrix(y_true: np.ndarray, pred: Any, name: str) -> np.ndarray:
+    arr = np.asarray(pred)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(f"{name} must be 2-D (n_seeds x n_items), one row per training run; "
+                         f"got shape {arr.shape}.")
+    _same_length(y_true, arr, name)
+    return arr
+
+
+def _macro_f1_rows(y_true: np.ndarray, pred: np.ndarray, labels: Sequence[Any],
+                   idx: np.ndarray | None = None) -> np.ndarray:
+    """Macro-F1 of each run (row) of ``pred``; over the items ``idx`` (with repeats) if given."""
+    t = y_true if idx is None else y_true[idx]
+    p = pred if idx is None else pred[:, idx]
+    f1 = np.zeros(p.shape[0])
+    for label in labels:
+        is_t, is_p = (t == label)[None, :], p == label
+        tp = np.sum(is_t & is_p, axis=1)
+        denom = np.sum(is_t) + np.sum(is_p, axis=1)
+        f1 += np.divide(2.0 * tp, denom, out=np.zeros(p.shape[0]), where=denom > 0)
+    return f1 / len(labels)
+
+
+def _item_variance(y_true: np.ndarray, before: np.ndarray, after: np.ndarray, metric: str,
+                   labels: Sequence[Any], n_boot: int, seed: int) -> float:
+    """Variance of the change that comes from which test items were drawn.
+
+    Accuracy is a mean over items, so the variance is exact: ``var(d_i) / n`` with ``d_i`` the
+    change of item ``i`` (mean over the runs of each side). Macro-F1 is not a mean over items:
+    its variance is the variance of the change over ``n_boot`` resamples of the items.
+    """
+    n = len(y_true)
+    if metric == "accuracy":
+        d = (after == y_true).mean(axis=0) - (before == y_true).mean(axis=0)
+        return float(np.var(d, ddof=1) / n) if n > 1 else 0.0
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        reps[b] = (_macro_f1_rows(y_true, after, labels, idx).mean()
+                   - _macro_f1_rows(y_true, before, labels, idx).mean())
+    return float(np.var(reps, ddof=1))
+
+
+def _welch_df(parts: Sequence[tuple[float, float]]) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of variance estimates ``(v, df)``."""
+    total = sum(v for v, _ in parts)
+    denom = sum(v * v / df for v, df in parts if df > 0 and v > 0)
+    return float(total * total / denom) if denom > 0 else math.inf
+
+
+def seed_item_change(y_true: Sequence[Any], pred_before: Any, pred_after: Any, *,
+                     metric: str = "accuracy", labels: Sequence[Any] | None = None,
+                     alpha: float = 0.05, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The change in a metric from ``before`` to ``after``, with an interval over seeds and items.
+
+    A retrain-and-compare result varies for two reasons: which test items were drawn, and
+    training randomness (initialisation, order, dropout), seen as the spread between seeds.
+    A bootstrap or McNemar test over test items alone treats one training run as if it were
+    the model; this interval adds the seed-to-seed variance of each side.
+
+    With :math:`m^{x}_s` the metric of run (seed) :math:`s` of side :math:`x` on the test set,
+    :math:`S_x` runs per side and :math:`n` test items,
+
+    .. math::
+
+        \\Delta = \\bar m^{after} - \\bar m^{before}, \\qquad
+        \\widehat{\\operatorname{Var}}(\\Delta) = v_{items}
+            + \\frac{s^2_{before}}{S_{before}} + \\frac{s^2_{after}}{S_{after}}
+
+    where :math:`s^2_x` is the sample variance of :math:`m^x_s` over seeds and :math:`v_{items}`
+    the variance from the test items (exact for accuracy, ``var(d_i) / n`` with :math:`d_i`
+    the item's change averaged over runs; a bootstrap over items for macro-F1). The interval
+    is :math:`\\Delta \\pm t_{1-\\alpha/2,\\,\\nu} \\sqrt{\\widehat{\\operatorname{Var}}}` with
+    Welch-Satterthwaite degrees of freedom :math:`\\nu` (``n - 1`` for the items, ``S_x - 1``
+    for each side's seeds): with three seeds the seed variance is known poorly, and the
+    interval widens for it. The seed variances also hold some item-by-run noise that
+    :math:`v_{items}` counts too, so the interval errs on the wide side.
+
+    Parameters
+    ----------
+    y_true : sequence
+        True labels, one per test item.
+    pred_before, pred_after : array-like
+        ``(n_seeds, n_items)`` predictions of each side's runs; at least two runs per side.
+    metric : {"accuracy", "macro_f1"}
+    labels : sequence, optional
+        Labels of the macro average (default: every label seen).
+    alpha : float, default 0.05
+        One minus the interval's coverage (and the significance level of ``p_value``).
+    n_boot, seed : int
+        Bootstrap replicates and their seed (macro-F1 only).
+
+    Returns
+    -------
+    dict
+        ``delta``, ``ci`` (low, high), ``se``, ``df``, ``p_value`` (two-sided), and
+        ``variance``: the three parts ``test_items``, ``seeds_before``, ``seeds_after``.
+
+    Examples
+    --------
+    >>> y = [0] * 10
+    >>> before = [[0] * 7 + [1] * 3, [0] * 6 + [1] * 4, [0] * 8 + [1] * 2]   # 0.7, 0.6, 0.8
+    >>> after = [[0] * 9 + [1], [0] * 9 + [1], [0] * 10]                     # 0.9, 0.9, 1.0
+    >>> r = seed_item_change(y, before, after)   # ten items are too few to call it
+    >>> round(r["delta"], 3), [round(x, 3) for x in r["ci"]], round(r["df"], 1)
+    (0.233, [-0.05, 0.516], 12.2)
+    >>> {k: round(v, 5) for k, v in r["variance"].items()}
+    {'test_items': 0.01247, 'seeds_before': 0.00333, 'seeds_after': 0.00111}
+    """
+    from scipy import stats as sps
+
+    if metric not in ("accuracy", "macro_f1"):
+        raise ValueError(f"metric must be 'accuracy' or 'macro_f1'; got {metric!r}.")
+    _check_bootstrap_options(n_boot, alpha)
+    t = _vector(y_true, "y_true")
+    before = _runs_matrix(t, pred_before, "pred_before")
+    after = _runs_matrix(t, pred_after, "pred_after")
+    if min(len(before), len(after)) < 2:
+        raise ValueError("each side needs at least two runs (seeds): one run cannot separate a "
+                         "change from training noise.")
+    labels = list(labels) if labels is not None else sorted(set(t.tolist()) | set(before.ravel().tolist())
+                                                            | set(after.ravel().tolist()))
+    if metric == "accuracy":
+        m_before, m_after = (before == t).mean(axis=1), (after == t).mean(axis=1)
+    else:
+        m_before, m_after = _macro_f1_rows(t, before, labels), _macro_f1_rows(t, after, labels)
+    parts = {"test_items": (_item_variance(t, before, after, metric, labels, n_boot, seed), len(t) - 1),
+             "seeds_before": (float(np.var(m_before, ddof=1) / len(m_before)), len(m_before) - 1),
+             "seeds_after": (float(np.var(m_after, ddof=1) / len(m_after)), len(m_after) - 1)}
+    delta = float(m_after.mean() - m_before.mean())
+    var = sum(v for v, _ in parts.values())
+    df = _welch_df(list(parts.values()))
+    se = math.sqrt(var)
+    if se == 0:
+        ci, p = (delta, delta), (1.0 if delta == 0 else 0.0)
+    else:
+        half = float(sps.t.ppf(1 - alpha / 2, df)) * se
+        ci, p = (delta - half, delta + half), float(2 * sps.t.sf(abs(delta) / se, df))
+    return {"metric": metric, "delta": delta, "ci": (float(ci[0]), float(ci[1])), "se": se,
+            "df": df, "p_value": p, "alpha": alpha,
+            "variance": {k: v for k, (v, _) in parts.items()},
+            "n_seeds_before": int(len(m_before)), "n_seeds_after": int(len(m_after)),
+            "n_items": int(len(t))}

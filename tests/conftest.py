@@ -12,6 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _own_curation_home(tmp_path_factory, monkeypatch):
+    """No test writes to the user's ~/.curation (projects, jobs, the compare run cache): each
+    test gets a fresh CURATION_HOME unless it sets its own."""
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path_factory.mktemp("curation-home")))
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path}")

@@ -202,8 +202,20 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     at.run()  # what a page reload shows
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert {"Accuracy before", "Accuracy after", "95% CI of the change", "McNemar exact p"} <= set(metrics)
+    assert {"Accuracy before", "Accuracy after", "95% interval of the change",
+            "p (seeds and items)"} <= set(metrics)
+    # one seed: inconclusive by construction, and no interval or p-value is shown as a finding
+    assert metrics["95% interval of the change"] == "–" and metrics["p (seeds and items)"] == "–"
+    assert any(w.value.startswith("**Verdict: inconclusive.**") and "one run per side" in w.value
+               for w in at.warning)
     assert "Latest run (#1)" in [s.value for s in at.subheader]
+    with open_project() as project:
+        chosen = {c["setting"]: c for c in latest_job(project)["report"]["settings"]["chosen"]}
+    # what the user changed is theirs; what they left is the advice's
+    assert chosen["epochs"]["source"] == "you" and chosen["epochs"]["value"] == 1
+    assert chosen["model"]["source"] == "you"
+    assert chosen["class_weights"]["source"] == "advice" and chosen["class_weights"]["value"] == "balanced"
+    assert "Settings used" in [s.value for s in at.subheader]
     assert any(b.label == "Download report.md" for b in at.get("download_button"))
     # the rules' effect: with and without, per rule
     assert "Post-processing rules (bank_support_rules.yaml)" in [s.value for s in at.subheader]
@@ -224,14 +236,26 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
         assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
 
 
-def test_retrain_page_advice_fills_the_form(home):
+def test_retrain_page_opens_with_the_advised_settings_and_says_why(home):
+    from curation.workspace import open_project
+    from fine_tune.data import project_compare_data
+    from fine_tune.settings import resolve_settings
+
     at = start()
     at.switch_page("app_pages/retrain.py").run()
     assert not at.exception, at.exception
-    advice = next(m.value for m in at.markdown if "rows," in m.value and "labels**" in m.value)
-    assert "`epochs = 10`" in advice and "`class_weights = balanced`" in advice
-    next(b for b in at.button if b.label == "Use these settings in the form below").click().run()
-    assert not at.exception, at.exception
+    with open_project() as project:
+        after = project_compare_data(project).after
+    advised = resolve_settings(after[["text", "label"]]).config
     inputs = {n.label: n.value for n in at.number_input}
-    assert inputs["Epochs"] == 10 and inputs["Learning rate"] == 1e-4
+    assert advised.epochs > 3 and inputs["Epochs"] == advised.epochs
+    assert inputs["Learning rate"] == advised.learning_rate == 1e-4
+    assert inputs["Max tokens"] == advised.max_length < 128
     assert next(s for s in at.selectbox if s.label == "Class weights").value == "balanced"
+    # the reasons are in view, not folded away
+    assert "Settings for this data" in [s.value for s in at.subheader]
+    table = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    why = dict(zip(table["setting"], table["why"]))
+    assert "optimizer updates an epoch" in why["epochs"] and "smallest" in why["class_weights"]
+    # the demo's 150 test items cannot show a 2-point change: said before anything trains
+    assert any("The test set has 150 items" in w.value for w in at.warning)

@@ -50,7 +50,8 @@ def test_paraphrases_are_closer_than_unrelated_texts(vectors):
 def test_order_is_kept_after_length_sorting(embedder, vectors):
     one_by_one = np.stack([embedder.encode([t])[0] for t in TEXTS])
     np.testing.assert_allclose(vectors, one_by_one, atol=1e-5)
-    np.testing.assert_array_equal(vectors[0], vectors[5])  # same text, same row
+    # same text, same row (to float precision: batched kernels need not be bit-identical by position)
+    np.testing.assert_allclose(vectors[0], vectors[5], atol=1e-6)
 
 
 def test_progress_after_each_batch(embedder):

@@ -100,6 +100,13 @@ def test_card_counts_match_files(exported):
     assert card["augmented_rows"] == 2
     assert card["near_duplicate_groups"] == 2
     assert card["rows_in_near_duplicate_groups"] == 4
+    # what the test split can show: never a change below 6 items' worth
+    n_test = card["split_sizes"]["test"]
+    power = card["test_power"]
+    assert power["test_items"] == n_test
+    assert power["smallest_detectable_accuracy_change"] == pytest.approx(6 / n_test)
+    assert power["classes_under_10"] == sorted(card["counts"]["test"])   # a tiny fixture
+    assert "a 0.020 change needs at least 300 test items" in power["note"]
 
 
 def test_card_settings_and_caller_entries(exported):
@@ -123,6 +130,7 @@ def test_card_markdown(exported):
     sizes = [exported.card["split_sizes"][s] for s in SPLITS]
     assert f"| total | {' | '.join(map(str, sizes))} | {sum(sizes)} |" in md
     assert "## Class shares per split" in md
+    assert "- **What the test split can show**: no change in accuracy smaller than" in md
     assert "## Agreement" in md and "- **fleiss_kappa**: 0.61" in md
     assert "### Per class" in md and "| label | kappa |" in md and "| pos | 0.7 |" in md
     assert "## Decisions" in md and "- relabelled 3" in md

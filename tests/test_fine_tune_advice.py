@@ -29,14 +29,15 @@ def test_demo_project_gets_small_data_settings():
     t = advice.traits
     assert t["n_rows"] == 553 and t["language"] == "English" and t["share_over_512"] == 0
     settings = _settings(advice)
-    assert settings["epochs"] == 10 and settings["learning_rate"] == 1e-4
+    # 553 rows: 498 train at batch 16 = 32 updates an epoch; 400 updates need 13 epochs
+    assert settings["epochs"] == 13 and settings["learning_rate"] == 1e-4
     assert settings["class_weights"] == "balanced"            # praise is ~6%
     assert settings["max_length"] == 32 * -(-t["tokens_p95"] // 32) < 128
     config = advice.apply(TrainConfig())
-    assert (config.epochs, config.learning_rate, config.class_weights) == (10, 1e-4, ClassWeights.BALANCED)
+    assert (config.epochs, config.learning_rate, config.class_weights) == (13, 1e-4, ClassWeights.BALANCED)
     assert config.model is None                              # the bundled model stays
     only = advice.apply(TrainConfig(), accept={"epochs"})
-    assert only.epochs == 10 and only.learning_rate == TrainConfig().learning_rate
+    assert only.epochs == 13 and only.learning_rate == TrainConfig().learning_rate
     assert "underfit" not in advice.to_markdown() and "553 rows" in advice.to_markdown()
 
 
@@ -85,7 +86,8 @@ def test_advise_cli(tmp_path, capsys):
                   "label": ["fraud", "praise"] * 20}).to_csv(path, index=False)
     assert main(["advise", "--train", str(path), "--json", str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
-    assert "**40 rows, 2 labels**" in out and "`epochs = 10`" in out
+    # 40 rows are 3 updates an epoch: the epochs stop at the cap, 20
+    assert "**40 rows, 2 labels**" in out and "`epochs = 20`" in out
     d = json.loads((tmp_path / "a.json").read_text())
     assert d["traits"]["n_rows"] == 40 and d["recommendations"][0]["setting"] == "epochs"
     assert main(["advise", "--train", str(tmp_path / "missing.csv")]) == 2

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score
 
 from fine_tune import compare as compare_module
@@ -220,9 +221,22 @@ def test_headline_numbers_and_verdict(frames):
     assert 0 < low <= 0.225 <= high
     # ensembles: before wrong on 0..9, after wrong on 0 -> b = 0, c = 9, p = 2 / 2**9
     assert report.mcnemar == {"b": 0, "c": 9, "p_value": 2 / 2 ** 9}
-    assert report.verdict.startswith(
-        "After curation, mean accuracy over 3 seeds rose from 0.750 to 0.975 (+0.225, 95% CI +")
-    assert report.verdict.endswith("McNemar's exact test p = 0.00391: the change is unlikely to be chance.")
+    # every seed gives the same predictions: the interval is the items' alone, exactly
+    # d_i = +1 on items 1..9, else 0: var(d) = 0.225 * 0.775 * 40 / 39, over 40 items
+    assert report.change["variance"]["seeds_before"] == report.change["variance"]["seeds_after"] == 0
+    assert report.change["variance"]["test_items"] == pytest.approx(0.225 * 0.775 / 39)
+    assert report.verdict == "better"
+    assert report.verdict_reason.startswith(
+        "Mean accuracy over 3 seeds rose from 0.750 to 0.975; better: the interval lies above 0 "
+        "(+0.225, 95% interval +")
+    # only the item part is non-zero, so the degrees of freedom are the items': 39
+    se = math.sqrt(0.225 * 0.775 / 39)
+    assert report.change["df"] == pytest.approx(39)
+    assert report.p_value == pytest.approx(2 * scipy_stats.t.sf(0.225 / se, 39))
+    assert report.delta_ci == pytest.approx((0.225 - scipy_stats.t.ppf(0.975, 39) * se,
+                                             0.225 + scipy_stats.t.ppf(0.975, 39) * se))
+    assert report.item_bootstrap["ci"][0] > 0
+    assert report.learning["before"]["learned"] and report.learning["after"]["learned"]
     # test items alternate neg, pos; before flips items 0..9: five of each class
     assert report.before.confusion == [[15, 5], [5, 15]]
     assert report.after.confusion == [[19, 1], [0, 20]]
@@ -237,12 +251,17 @@ def test_no_change_says_no_evidence(frames):
     report, _ = _run(frames, FakeTrainer(wrong=same))
     assert report.delta == 0.0 and report.delta_ci == (0.0, 0.0)
     assert report.mcnemar["p_value"] == 1.0
-    assert "stayed at 0.875" in report.verdict and "no evidence of a real change" in report.verdict
+    assert report.verdict == "no_real_change"
+    assert "stayed at 0.875" in report.verdict_reason and "within +-0.020" in report.verdict_reason
 
 
 def test_string_predictions_are_accepted(frames):
     report, _ = _run(frames, FakeTrainer(string_predictions=True), seeds=(0,))
-    assert report.after.accuracy["mean"] == 0.975 and "mean of" not in report.verdict
+    assert report.after.accuracy["mean"] == 0.975
+    # one seed: inconclusive by construction, whatever the item-level figures say
+    assert report.verdict == "inconclusive" and report.mcnemar["p_value"] < 0.01
+    assert "one run per side cannot separate the change from training noise" in report.verdict_reason
+    assert report.delta_ci is None and report.change is None
 
 
 def test_validation_never_holds_augmented_rows_or_their_sources(frames):
@@ -320,8 +339,9 @@ def test_should_stop_cancels_early_and_keeps_what_finished(frames):
     assert [r["seed"] for r in report.before.per_seed] == [0, 1]
     assert [r["seed"] for r in report.after.per_seed] == [0]
     assert report.paired_seeds == [0]
-    assert report.verdict.startswith(
-        "Cancelled after 3 of 6 training runs; partial result: After curation, accuracy rose")
+    assert report.verdict == "inconclusive"
+    assert report.verdict_reason.startswith(
+        "Cancelled after 3 of 6 training runs; partial result: Accuracy (one seed) rose")
     d = report.to_dict()
     assert d["cancelled"] is True
     assert d["per_seed"][1] == {"seed": 1, "accuracy_before": 0.75, "accuracy_after": None,
@@ -351,8 +371,12 @@ def test_to_dict_keys_and_json(frames):
     report, _ = _run(frames, seeds=(0, 1))
     d = report.to_dict()
     assert CLI_KEYS <= set(d)
-    assert {"verdict", "labels", "test_size", "seeds", "config", "before", "after", "mcnemar",
-            "macro_f1_delta", "cancelled"} <= set(d)
+    assert {"verdict", "verdict_reason", "labels", "test_size", "seeds", "config", "settings",
+            "before", "after", "mcnemar", "item_bootstrap", "change", "macro_f1_change", "learning",
+            "size_notes", "reused", "p_value", "macro_f1_delta", "cancelled"} <= set(d)
+    assert d["verdict"] == "better" and list(d)[:2] == ["verdict", "verdict_reason"]
+    # a whole config handed in is taken as given, no advice
+    assert {c["source"] for c in d["settings"]["chosen"]} == {"given"}
     assert d["per_seed"] == [{"seed": s, "accuracy_before": 0.75, "accuracy_after": 0.975,
                               "macro_f1_before": d["before"]["per_seed"][i]["macro_f1"],
                               "macro_f1_after": d["after"]["per_seed"][i]["macro_f1"]}
@@ -373,7 +397,7 @@ def test_markdown_and_html_hold_verdict_and_tables(frames):
     frames = tuple(f.assign(label=f["label"].map(labels)) for f in frames)
     report, _ = _run(frames, seeds=(0, 1))
     md = report.to_markdown()
-    assert report.verdict in md
+    assert report.verdict_reason in md and "**Verdict: better**" in md
     for text in ("| before | 30 | 2 | 0.750 ± 0.000 | 0.750–0.750 |", "## Per-class F1",
                  "Confusion matrix, before", "Confusion matrix, after", "McNemar", "b = 0",
                  "c = 9", "after, seed 1: after 1: the validation loss", "## Training data",
@@ -418,15 +442,18 @@ def test_cli_compare_prints_and_writes_reports(cli_files, tmp_path, capsys):
                  "--html", str(out / "r.html")])
     assert code == 0
     text = capsys.readouterr().out
-    assert text.startswith(
-        "VERDICT: After curation, mean accuracy over 2 seeds rose from 0.750 to 0.975")
+    assert text.startswith("VERDICT: better\nMean accuracy over 2 seeds rose from 0.750 to 0.975")
     assert "before" in text and "0.975 ± 0.000" in text
     d = json.loads((out / "r.json").read_text())
     assert CLI_KEYS <= set(d) and d["seeds"] == [0, 1] and d["delta"] == pytest.approx(0.225)
     assert [c["seed"] for c in trainer.calls] == [0, 0, 1, 1]
     assert all(c["config"].epochs == 2 for c in trainer.calls)
     assert d["after"]["n_augmented"] == 3       # augmented_from survived the JSONL round trip
-    assert d["verdict"] in (out / "r.md").read_text()
+    assert d["verdict_reason"] in (out / "r.md").read_text()
+    # the flags given are the user's, the rest came from the advice on the after data
+    chosen = {c["setting"]: c for c in d["settings"]["chosen"]}
+    assert chosen["epochs"]["source"] == "you" and chosen["epochs"]["value"] == 2
+    assert chosen["max_length"]["source"] == "advice"          # short texts: 32 tokens
     assert "<table>" in (out / "r.html").read_text()
 
 

@@ -21,7 +21,8 @@ from fine_tune.data import project_compare_data  # noqa: E402
 from fine_tune.jobs import cancel_job, job_status, latest_job, start_compare_job  # noqa: E402
 
 REPORT_KEYS = {"accuracy_before", "accuracy_after", "delta", "delta_ci", "mcnemar_p",
-               "macro_f1_before", "macro_f1_after", "per_seed", "before", "after", "verdict"}
+               "macro_f1_before", "macro_f1_after", "per_seed", "before", "after", "verdict",
+               "verdict_reason", "settings", "size_notes", "reused", "learning"}
 
 
 @pytest.fixture
@@ -77,6 +78,37 @@ def test_job_runs_in_the_background_and_records_the_run(demo, tiny_model, tmp_pa
     assert run["status"] == "done" and run["result"]["accuracy_after"] == report["accuracy_after"]
     settings = json.loads((folder / "settings.json").read_text())
     assert settings["config"]["model"] == tiny_model and settings["seeds"] == [0]
+
+
+def test_a_second_job_after_more_review_reuses_the_before_runs(demo, tiny_model, tmp_path):
+    first = tmp_path / "job1"
+    start_compare_job(demo, first, config=tiny(tiny_model), seeds=(0, 1))
+    one = wait(first, ("done", "failed", "cancelled"))
+    assert one["state"] == "done", one.get("message")
+    assert one["report"]["reused"] == [] and set(one["models"]) == {"before", "after"}
+    # the settings were given whole: every one is the caller's, and the report says so
+    assert {c["source"] for c in one["report"]["settings"]["chosen"]} == {"given"}
+    # more review: one training item relabelled (the demo has gold, so the test set stays)
+    data = project_compare_data(demo)
+    item = data.after["item_id"].iloc[0]
+    other = next(lab for lab in demo.label_set() if lab != data.after["label"].iloc[0])
+    demo.record_decision(item, reviewer="ann", action="set_label", new_label=other)
+    second = tmp_path / "job2"
+    start_compare_job(demo, second, config=tiny(tiny_model), seeds=(0, 1))
+    two = wait(second, ("done", "failed", "cancelled"))
+    assert two["state"] == "done", two.get("message")
+    reused = two["report"]["reused"]
+    assert [(r["side"], r["seed"]) for r in reused] == [("before", 0), ("before", 1)]
+    assert all(r["origin"]["folder"] == str(first) for r in reused)
+    # the reused runs are the same runs; the after side trained again on the new data
+    assert two["report"]["before"]["per_seed"] == one["report"]["before"]["per_seed"]
+    assert two["report"]["after"]["n_train"] == one["report"]["after"]["n_train"]
+    assert two["report"]["after"]["class_counts"] != one["report"]["after"]["class_counts"]
+    # the before model of seed 0 came along from the first job, for the attention view
+    assert set(two["models"]) == {"before", "after"}
+    assert (second / "models" / "before" / "predictions.csv").read_text() == \
+        (first / "models" / "before" / "predictions.csv").read_text()
+    assert "Runs reused, not trained again" in (second / "report.md").read_text()
 
 
 def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):

@@ -1,0 +1,27 @@
+"""Text that holds user data (labels, names, texts) shown in Streamlit's Markdown elements.
+
+Streamlit renders the message of ``st.success``, ``st.info``, ``st.warning``, ``st.error``,
+``st.markdown`` and ``st.caption`` as Markdown (links, images, headings, ``:colour[...]``,
+``$maths$``). A label such as ``![x](http://host/p.png)`` inside a sentence must stay text, so
+every ASCII punctuation character is backslash-escaped (CommonMark shows an escaped character
+as itself).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["plain"]
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text: object) -> str:
+    """``text`` with every ASCII punctuation character escaped, so Markdown shows it as typed.
+
+    Examples
+    --------
+    >>> plain("label ![x](http://h/p.png) *bold* 0.05")
+    'label \\\\!\\\\[x\\\\]\\\\(http\\\\:\\\\/\\\\/h\\\\/p\\\\.png\\\\) \\\\*bold\\\\* 0\\\\.05'
+    """
+    return _PUNCTUATION.sub(r"\\\1", str(text))
