@@ -10,6 +10,11 @@ The public API:
 - :class:`CompareReport`: before vs after curation on the same test set
   (``fine_tune.compare.compare``; the submodules keep their names, so ``fine_tune.compare`` is
   the module, not the function);
+- :func:`resolve_settings` -> :class:`ResolvedSettings`: the settings a data set gets unless
+  the user sets them, each with its source and reason;
+- :data:`VERDICTS`, :func:`seed_item_change` (the interval over seeds and test items the
+  verdict rests on), :func:`learning_check` (did a run learn?), :class:`RunCache` (finished
+  runs reused by content);
 - :func:`compare_data` / :func:`project_compare_data`: the three data sets from a project;
 - :func:`start_compare_job`, :func:`job_status`, :func:`cancel_job`, :func:`latest_job`:
   retrain-and-compare in a background process (what the app's button uses);
@@ -38,6 +43,12 @@ _EXPORTS = {
     "Diagnosis": "fine_tune.diagnose",
     "loss_chart": "fine_tune.diagnose",
     "CompareReport": "fine_tune.compare",
+    "ResolvedSettings": "fine_tune.settings",
+    "resolve_settings": "fine_tune.settings",
+    "VERDICTS": "fine_tune.verdict",
+    "learning_check": "fine_tune.verdict",
+    "seed_item_change": "fine_tune.stats",
+    "RunCache": "fine_tune.run_cache",
     "CompareData": "fine_tune.data",
     "compare_data": "fine_tune.data",
     "project_compare_data": "fine_tune.data",

@@ -572,11 +572,24 @@ _COMMANDS["attention"] = _run_attention
 _COMMANDS.update({"multitask": _run_multitask, "continual": _run_continual})
 
 
+def _quiet_libraries() -> None:
+    """Without -v, no per-run load reports and progress bars from transformers (one per run)."""
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except (ImportError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 2 with the message (no traceback) on bad input."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_libraries()
     try:
         return _COMMANDS[args.command](args)
     except ValueError as err:

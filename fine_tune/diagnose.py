@@ -9,7 +9,11 @@ is one short check with a documented threshold:
 code           when
 =============  ===============================================================================
 diverging      a loss is NaN/inf, or training loss ends :data:`DIVERGE_RISE` above its start
-flat           training (and validation) loss fall by less than :data:`FLAT_TOLERANCE`
+flat           the training loss (a running mean over a fifth of its points) never falls
+               :data:`FLAT_TOLERANCE` below ``prior_loss`` (the loss of always answering the
+               class shares: nothing learned), when that is known; else training (and validation) loss fall by less than
+               :data:`FLAT_TOLERANCE` from their first third to their last (which also calls a
+               run flat that learned within its first third)
 overfitting    validation loss ends :data:`OVERFIT_RISE` above its minimum while training
                loss keeps falling
 large_gap      validation minus training loss exceeds ``gap_threshold`` (:data:`GAP_THRESHOLD`)
@@ -193,7 +197,22 @@ def _fall(values: np.ndarray) -> float | None:
     return (start - end) / start if start > 0 else None
 
 
-def _flat(c: _Curves, m: dict[str, Any]) -> tuple[str, str] | None:
+def _lowest_smoothed(values: np.ndarray) -> float:
+    """The lowest point of the curve's running mean over a fifth of its points (at least one)."""
+    values = values[np.isfinite(values)]
+    k = max(1, len(values) // 5)
+    return float(np.convolve(values, np.ones(k) / k, mode="valid").min())
+
+
+def _flat(c: _Curves, m: dict[str, Any], prior_loss: float | None = None) -> tuple[str, str] | None:
+    if prior_loss is not None and np.isfinite(c.train).any():
+        low = _lowest_smoothed(c.train)
+        m["train_lowest"], m["prior_loss"] = low, prior_loss
+        if low < (1 - FLAT_TOLERANCE) * prior_loss:
+            return None
+        return "flat", (f"The training loss never fell below {low:.3f}, no lower than {prior_loss:.3f}, the "
+                        "loss of always answering the class shares: the model learned nothing beyond how "
+                        "common each class is. Train longer or at a higher rate; check the labels.")
     train_fall = _fall(c.train)
     eval_fall = _fall(c.epochs["eval"].dropna().to_numpy(float))
     m["train_fall"], m["eval_fall"] = train_fall, eval_fall
@@ -281,7 +300,8 @@ def _summary(codes: list[str], best_epoch: float | None) -> str:
     return f"The loss curves show {listed}{best}."
 
 
-def diagnose(history: pd.DataFrame, *, gap_threshold: float = GAP_THRESHOLD,
+def diagnose(history: pd.DataFrame, *, prior_loss: float | None = None,
+             gap_threshold: float = GAP_THRESHOLD,
              oscillation_threshold: float = OSCILLATION_THRESHOLD, metric: str = "eval_loss",
              best_restored: bool = True) -> Diagnosis:
     """Diagnose a training history's loss curves.
@@ -304,6 +324,10 @@ def diagnose(history: pd.DataFrame, *, gap_threshold: float = GAP_THRESHOLD,
         ``eval_accuracy`` and ``eval_macro_f1`` higher-is-better).
     best_restored : bool
         Whether the best epoch's weights were kept (early stopping); only changes wording.
+    prior_loss : float, optional
+        The training loss of a model that learned only the class shares
+        (:func:`fine_tune.train.prior_loss`); with it, ``flat`` means "ended no lower than
+        that", so a run that learned early is not called flat.
 
     Returns
     -------
@@ -330,7 +354,7 @@ def diagnose(history: pd.DataFrame, *, gap_threshold: float = GAP_THRESHOLD,
             raise ValueError(f"{name} must be a positive number, got {value!r}.")
     c = _curves(history, metric)
     m: dict[str, Any] = {}
-    found = [_diverging(c, m), _flat(c, m), _overfitting(c, m, best_restored),
+    found = [_diverging(c, m), _flat(c, m, prior_loss), _overfitting(c, m, best_restored),
              _large_gap(c, m, gap_threshold, best_restored), _oscillating(c, m, oscillation_threshold),
              _too_short(c)]
     found = [f for f in found if f is not None]

@@ -9,7 +9,9 @@ everything that decides its result:
   and ``augmented_from``), the test frame (``text``, ``label``) and the label list;
 - the training settings (the seed included; not where checkpoints go) and the validation share;
 - the model (the bundled model's package version, or a local folder's file names, sizes and
-  modification times), the trainer, and the versions of torch, transformers and peft.
+  modification times), the trainer, the versions of torch, transformers and peft, and a hash of
+  the source of the training code itself (:data:`TRAINING_CODE`), so an upgrade of this package
+  that changes how runs train or are read never serves an older run.
 
 Change any of them and the key changes: nothing stale is reused. Entries are small JSON files
 (predictions, probabilities, the record, the loss history), written atomically.
@@ -17,6 +19,7 @@ Change any of them and the key changes: nothing stale is reused. Entries are sma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["CACHE_VERSION", "RunCache", "trainer_id"]
+__all__ = ["CACHE_VERSION", "TRAINING_CODE", "RunCache", "trainer_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,20 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 _NOT_RESULTS = ("output_dir", "resume_from_checkpoint", "dataloader_workers", "save_checkpoints")
 _FRAME_COLUMNS = ("text", "label", "item_id", "augmented_from")
+#: The modules whose source decides what a run produces (training, its inputs, its diagnosis).
+TRAINING_CODE = ("train.py", "_callbacks.py", "_inputs.py", "_model.py", "_runtime.py",
+                 "config.py", "diagnose.py", "compare.py")
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """Once per process: the code that trains here is the code loaded, not what is on disk later."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        path = here / name
+        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()
 
 
 def _version(package: str) -> str:
@@ -95,7 +112,8 @@ class RunCache:
                    "test": _frame_rows(test[["text", "label"]]), "labels": list(labels),
                    "config": settings, "validation_size": validation_size,
                    "model": _model_id(config.get("model")), "trainer": trainer_id(trainer),
-                   "libraries": [_version(p) for p in ("torch", "transformers", "peft")]}
+                   "libraries": [_version(p) for p in ("torch", "transformers", "peft")],
+                   "code": _code_fingerprint()}
         blob = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

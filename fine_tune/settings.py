@@ -7,7 +7,8 @@ from (``you``, ``advice`` or ``default``) and why, so a report can show the sett
 was trained with and the reason for each.
 
 Only settings that are safe to take without a person are applied automatically
-(:data:`AUTO_SETTINGS`: epochs, learning rate, patience, class weights, max length). A
+(:data:`AUTO_SETTINGS`: epochs, learning rate, patience and metric of early stopping, class
+weights, max length). A
 different backbone or LoRA changes the model itself: such advice is shown in the reason of
 that setting ("advice not applied") and left to the user.
 """
@@ -24,10 +25,11 @@ import pandas as pd
 __all__ = ["AUTO_SETTINGS", "ResolvedSettings", "describe", "resolve_settings"]
 
 #: Settings the advice may set without asking.
-AUTO_SETTINGS = ("epochs", "learning_rate", "early_stopping_patience", "class_weights", "max_length")
+AUTO_SETTINGS = ("epochs", "learning_rate", "early_stopping_patience", "early_stopping_metric",
+                 "class_weights", "max_length")
 #: Settings shown with every result, advised or not.
 SHOWN = ("model", "epochs", "learning_rate", "batch_size", "max_length", "class_weights",
-         "early_stopping_patience", "lora", "precision", "freeze_layers")
+         "early_stopping_patience", "early_stopping_metric", "lora", "precision", "freeze_layers")
 
 
 @dataclass

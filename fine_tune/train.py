@@ -60,7 +60,7 @@ from fine_tune._runtime import Runtime
 from fine_tune.config import ClassWeights, Precision, TrainConfig
 from fine_tune.diagnose import Diagnosis, diagnose
 
-__all__ = ["HISTORY_COLUMNS", "TrainResult", "load_model", "train_classifier"]
+__all__ = ["HISTORY_COLUMNS", "TrainResult", "load_model", "prior_loss", "train_classifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -430,8 +430,8 @@ def _train(train, validation, test, config, order, run, folder, progress, should
         if validation is not None else None
     tracker = ProgressAndCancel(progress, should_stop)
     weights = None
+    codes = np.array([f["labels"] for f in train_ds.features])
     if config.class_weights is ClassWeights.BALANCED:
-        codes = np.array([f["labels"] for f in train_ds.features])
         weights = torch.tensor(balanced_weights(codes, len(order)), dtype=torch.float32)
     trainer = _Trainer(
         model=model, args=_training_args(config, run, folder, len(train), val_ds is not None),
@@ -445,7 +445,8 @@ def _train(train, validation, test, config, order, run, folder, progress, should
         **_processing_kwarg(tokenizer))
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress` and logging
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint or None)
-    result = _result(trainer, output, test, tokenizer, order, max_length, config, tracker, memory)
+    result = _result(trainer, output, test, tokenizer, order, max_length, config, tracker, memory,
+                     prior_loss=prior_loss(codes, len(order), None if weights is None else weights.numpy()))
     result.output_dir = config.output_dir
     if save_to is not None and not result.cancelled:
         _save_model(trainer, tokenizer, save_to)
@@ -456,8 +457,29 @@ def _train(train, validation, test, config, order, run, folder, progress, should
     return result
 
 
+def prior_loss(codes: np.ndarray, n_labels: int, weights: np.ndarray | None = None) -> float:
+    """The training loss of a model that learned nothing but the class shares.
+
+    The (weighted) cross-entropy of a constant prediction :math:`q` is
+    :math:`\sum_c a_c (-\ln q_c)` with :math:`a_c \propto n_c w_c`; it is smallest at
+    :math:`q = a`, where it equals the entropy :math:`-\sum_c a_c \ln a_c` (the class
+    shares' entropy without weights, :math:`\ln K` with balanced weights).
+
+    Examples
+    --------
+    >>> round(prior_loss(np.array([0, 0, 0, 1]), 2), 4)
+    0.5623
+    >>> round(prior_loss(np.array([0, 0, 0, 1]), 2, np.array([2 / 3, 2.0])), 4)   # ln 2
+    0.6931
+    """
+    counts = np.bincount(codes, minlength=n_labels).astype(float)
+    mass = counts * (weights if weights is not None else 1.0)
+    a = mass[mass > 0] / mass.sum()
+    return float(-(a * np.log(a)).sum())
+
+
 def _result(trainer, output, test, tokenizer, order, max_length, config, tracker,
-            memory) -> TrainResult:
+            memory, *, prior_loss: float | None = None) -> TrainResult:
     history = history_frame(trainer.state.log_history)
     best_epoch, best_metric = _best(history, config)
     pred = proba = None
@@ -475,7 +497,8 @@ def _result(trainer, output, test, tokenizer, order, max_length, config, tracker
         train_seconds=float(output.metrics.get("train_runtime", float("nan"))),
         train_samples_per_second=float(output.metrics.get("train_samples_per_second", float("nan"))),
         peak_memory_mb=memory.peak_mb(),
-        diagnosis=diagnose(history, metric=config.early_stopping_metric, best_restored=restored),
+        diagnosis=diagnose(history, metric=config.early_stopping_metric, best_restored=restored,
+                           prior_loss=prior_loss),
         config=config, device=str(trainer.args.device), output_dir=None,
         cancelled=tracker.cancelled, trainable_params=trainable, total_params=total)
 

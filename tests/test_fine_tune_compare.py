@@ -570,3 +570,69 @@ def test_rules_in_the_report_with_and_without_and_every_override(frames):
     assert report.to_dict()["rules"]["after"]["n_overrides"] == 1
     with pytest.raises(ValueError, match="rule 'odd' uses label"):
         _run(frames, rules=RuleSet([Rule.build("odd", "maybe", "r", keywords=["x"])]))
+
+
+# --- learning checks, the cache and the plan, through compare() -------------------------------
+
+class OneClassTrainer(FakeTrainer):
+    """The after side answers 'neg' for every test item: it learned nothing."""
+
+    def __call__(self, train, validation, test, *, config, labels, progress=None, should_stop=None):
+        result = super().__call__(train, validation, test, config=config, labels=labels)
+        if self.calls[-1]["side"] == "after":
+            result.test_pred = np.zeros(len(test), dtype=int)
+            result.test_proba = np.tile([0.9, 0.1], (len(test), 1))
+        return result
+
+
+def test_a_side_that_did_not_learn_gets_no_verdict_and_says_what_to_change(frames):
+    report, _ = _run(frames, OneClassTrainer())
+    assert report.verdict == "inconclusive"
+    assert not report.learning["after"]["learned"] and report.learning["before"]["learned"]
+    assert report.learning["after"]["failed_seeds"] == [0, 1, 2]
+    why = report.verdict_reason
+    assert "the after model did not learn (seed 0: it answered 'neg' for 100% of the test items, " \
+           "which are 50% 'neg'" in why
+    assert "train longer (epochs 2 -> 10)" in why and "no p-value is given" in why
+    # no test is shown as a finding: none is computed
+    assert report.p_value is None and report.delta_ci is None and report.mcnemar is None
+    d = report.to_dict()
+    assert d["mcnemar_p"] is None and d["p_value"] is None
+    assert "Did each side learn?" in report.to_markdown()
+
+
+def test_compare_reuses_cached_runs_and_says_so(frames, tmp_path):
+    from fine_tune.run_cache import RunCache
+
+    cache = RunCache(tmp_path / "cache", origin={"folder": "first"})
+    first, trainer = _run(frames, seeds=(0, 1), cache=cache)
+    assert len(trainer.calls) == 4 and first.reused == []
+    # more review: one after label changes; the before runs are unchanged, so reused
+    before, after, test = frames
+    after = after.copy()
+    after.loc[0, "label"] = "pos" if after.loc[0, "label"] == "neg" else "neg"
+    again, trainer2 = _run((before, after, test), seeds=(0, 1), cache=RunCache(tmp_path / "cache"))
+    assert [(c["side"], c["seed"]) for c in trainer2.calls] == [("after", 0), ("after", 1)]
+    assert [(r["side"], r["seed"], r["origin"]) for r in again.reused] == [
+        ("before", 0, {"folder": "first"}), ("before", 1, {"folder": "first"})]
+    assert again.before.per_seed == first.before.per_seed
+    assert again.verdict == first.verdict == "better"
+    # nothing changed at all: every run comes from the cache, no training
+    _, trainer3 = _run((before, after, test), seeds=(0, 1), cache=RunCache(tmp_path / "cache"))
+    assert trainer3.calls == []
+
+
+def test_on_start_gets_the_settings_and_the_size_notes_before_any_training(frames):
+    seen = []
+    trainer = FakeTrainer()
+    _run(frames, trainer, seeds=(0,), on_start=lambda plan: seen.append((plan, len(trainer.calls))))
+    plan, calls_then = seen[0]
+    assert calls_then == 0
+    assert plan["size_notes"][0].startswith("The test set has 40 items")
+    assert "One seed per side" in plan["size_notes"][-1]
+    assert {c["setting"] for c in plan["settings"]["chosen"]} >= {"epochs", "learning_rate"}
+
+
+def test_min_effect_is_checked(frames):
+    with pytest.raises(ValueError, match="min_effect"):
+        _run(frames, min_effect=0)

@@ -349,6 +349,26 @@ def test_diagnose_flat():
     assert d.messages[0].startswith("Both losses are flat")
 
 
+def test_diagnose_flat_against_the_loss_of_knowing_only_the_class_shares():
+    from fine_tune.train import prior_loss
+
+    # learned within the first third, then flat at the label-noise floor: the old rule says flat
+    early = history([0.35, 0.35, 0.35], [0.36, 0.36, 0.36])
+    assert diagnose(early).codes == ["flat"]
+    balanced = prior_loss(np.array([0, 1] * 50), 2)            # ln 2
+    assert balanced == pytest.approx(math.log(2))
+    assert "flat" not in diagnose(early, prior_loss=balanced).codes
+    # fell, but only to what the class shares alone give (0.562 for 3:1): learned nothing
+    shares = prior_loss(np.array([0, 0, 0, 1]), 2)
+    stuck = history([0.9, 0.7, 0.565], [0.9, 0.7, 0.566])
+    d = diagnose(stuck, prior_loss=shares)
+    assert d.codes[0] == "flat" and "no lower than 0.562" in d.messages[0]
+    assert "flat" not in diagnose(stuck).codes                 # the old rule saw a fall
+    # learned late: the last third still averages near ln 2, but the curve got well below it
+    late = history([0.69, 0.69, 0.69, 0.69, 0.69, 0.40], [0.69, 0.69, 0.69, 0.69, 0.69, 0.45])
+    assert "flat" not in diagnose(late, prior_loss=balanced).codes
+
+
 def test_diagnose_large_gap():
     d = diagnose(history([0.6, 0.3, 0.1], [0.7, 0.5, 0.41]))
     assert d.codes == ["large_gap"]

@@ -58,3 +58,64 @@ def topic(n: int, seed: int, topics: tuple[str, ...] = ("food", "movie", "day"),
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
+
+
+def graded(n: int, seed: int, *, words: int = 5, strength: float = 0.75) -> pd.DataFrame:
+    """A toy task learned gradually: each of ``words`` words is weak evidence of the label.
+
+    A "pos" text draws each word from GOOD with probability ``strength``, else from BAD (and
+    the other way round for "neg"), so the best possible accuracy is the chance that most words
+    point the right way (0.90 for 5 words at 0.75) and runs of different seeds end at different
+    accuracies: the training noise a verdict has to see past.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        own, other = (GOOD, BAD) if label == "pos" else (BAD, GOOD)
+        picks = [rng.choice(own) if rng.random() < strength else rng.choice(other) for _ in range(words)]
+        rows.append((" ".join(picks), label))
+    return pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=seed)
+
+
+def calibration_case(n_train: int = 120, n_test: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and test frames of :func:`graded`, no test text in training."""
+    from curation.splits import normalise_text
+
+    train = graded(n_train, 0).reset_index(drop=True)
+    test = graded(3 * n_test, 1)
+    test = test[~test["text"].map(normalise_text).isin(set(train["text"].map(normalise_text)))]
+    return train, test.drop_duplicates("text").head(n_test).reset_index(drop=True)
+
+
+def calibration_config(model: str):
+    """The training recipe of the calibration test and benchmark (a TrainConfig)."""
+    from fine_tune.config import TrainConfig
+
+    return TrainConfig(model=model, epochs=3, learning_rate=3e-3, batch_size=8, max_length=16,
+                       warmup_ratio=0.0, early_stopping_patience=0, save_checkpoints=False)
+
+
+class AfterSeedsDiffer:
+    """Wraps a trainer so the after side of a comparison trains with other seeds than before.
+
+    ``compare`` trains before, then after, for each seed; with the same data on both sides and
+    the same seed the two runs would be identical. Adding ``offset`` to every second call's seed
+    gives two independent sets of runs of one recipe: a comparison where nothing changed.
+    """
+
+    def __init__(self, trainer, offset: int = 100_000) -> None:
+        self.trainer, self.offset, self.calls = trainer, offset, 0
+        self.predictions: list[tuple[str, int, np.ndarray]] = []
+
+    def __call__(self, train, validation, test, *, config, **kwargs):
+        import dataclasses
+
+        self.calls += 1
+        side = "before" if self.calls % 2 else "after"
+        if side == "after":
+            config = dataclasses.replace(config, seed=config.seed + self.offset)
+        result = self.trainer(train, validation, test, config=config, **kwargs)
+        if getattr(result, "test_pred", None) is not None:
+            self.predictions.append((side, config.seed, np.asarray(result.test_pred)))
+        return result
