@@ -9,7 +9,14 @@ import streamlit as st
 
 from app_pages._attention import attention_expander
 from app_pages._state import annotations, consensus, current_project, who_is_working
-from curation.workspace import flag_project, load_queue, project_guideline
+from app_pages._text import plain
+from curation.workspace import (
+    evaluate_project_flags,
+    flag_project,
+    load_queue,
+    project_guideline,
+    project_truth,
+)
 
 st.title("Review")
 project = current_project()
@@ -32,6 +39,38 @@ def run_flags() -> None:
     bar.empty()
     st.toast(f"{len(report.queue)} items flagged ({len(report.flags)} flags).")
     st.session_state.pop("review_item", None)
+
+
+def queue_check_panel() -> None:
+    """How well this queue finds wrong labels here, next to the usual tools (on known labels)."""
+    truth, source = project_truth(project)
+    if truth.empty:
+        return
+    with st.expander(f"How far to trust this queue: measured on {len(truth):,} items with a known label"):
+        st.caption(plain(f"Truth: {source}. Every ordering is scored on the same items from one "
+                         "flagging pass: random, the share of minority votes, Dawid-Skene, cleanlab's "
+                         "find_label_issues and CROWDLAB. An item is wrong when its majority label "
+                         "differs from the truth; tied votes are counted apart."))
+        key = ("queue_check", project.data_version(), len(truth))
+        if st.button("Measure", key="queue-check"):
+            with st.spinner("Flagging again on the cached embeddings..."):
+                try:
+                    st.session_state[key] = evaluate_project_flags(project)
+                except ValueError as err:
+                    st.session_state[key] = str(err)
+        result = st.session_state.get(key)
+        if isinstance(result, str):
+            st.warning(plain(result))
+        elif result is not None:
+            st.info(plain(result.summary()))
+            st.dataframe(result.table().round(3), hide_index=True, width="stretch")
+            if result.ties["n"]:
+                st.caption(plain(f"Tied votes, left out of the ranking: {result.ties['n']} items; the "
+                                 f"truth is among the tied labels for {result.ties['truth_in_tie']}, "
+                                 f"and the label they carry now is right for "
+                                 f"{result.ties['tie_break_right']}."))
+            for name, why in result.missing.items():
+                st.caption(plain(f"Not computed: {name} ({why})."))
 
 
 with st.sidebar.expander("Flags"):
@@ -70,6 +109,7 @@ if by_annotator:
 decided = view["item_id"].isin(latest.index)
 n_done = int(queue["item_id"].isin(latest.index).sum())
 st.progress(n_done / len(queue), text=f"{n_done} of {len(queue)} flagged items decided")
+queue_check_panel()
 if not show_decided:
     view = view[~decided]
 if view.empty:
@@ -95,28 +135,28 @@ nav[2].caption(f"Item {pos + 1} of {len(ids)} in this view")
 item = ids[pos]
 row = view.set_index("item_id").loc[item]
 votes = frame[frame["item_id"] == item]
-st.subheader(f"{item}  ·  priority {row['priority']:.2f}")
-st.markdown(f"> {votes['text'].iloc[0]}")
+st.subheader(f"{plain(item)}  ·  priority {row['priority']:.2f}")
+st.markdown(f"> {plain(votes['text'].iloc[0])}")
 left, right = st.columns([1, 2])
 with left:
     st.caption("Annotations")
     st.dataframe(votes[["annotator_id", "label"]], hide_index=True, width="stretch")
-    st.write(f"Consensus: **{cons.at[item, 'label']}** ({cons.at[item, 'confidence']:.0%}, "
-             f"{cons.at[item, 'method']})")
+    st.markdown(f"Consensus: **{plain(cons.at[item, 'label'])}** ({cons.at[item, 'confidence']:.0%}, "
+                f"{plain(cons.at[item, 'method'])})")
     if isinstance(row["suggested_label"], str):
-        st.write(f"Suggested: **{row['suggested_label']}**")
+        st.markdown(f"Suggested: **{plain(row['suggested_label'])}**")
     if item in latest.index:
         done = latest.loc[item]
-        st.info(f"Decided: {done['action']}"
-                + (f" -> {done['curated_label']}" if done["curated_label"] else "")
-                + f" by {done['reviewer']}")
+        st.info(plain(f"Decided: {done['action']}"
+                      + (f" -> {done['curated_label']}" if done["curated_label"] else "")
+                      + f" by {done['reviewer']}"))
 with right:
     st.caption("Why it was flagged")
     st.dataframe(flags.loc[flags["item_id"] == item, ["kind", "score", "reason"]].round(2),
                  hide_index=True, width="stretch")
     if guideline is not None and isinstance(row["rule_id"], str):
         rule = guideline.rule(row["rule_id"])
-        st.markdown(f"**Guideline {rule.describe()}**  \n{rule.text}")
+        st.markdown(f"**Guideline {plain(rule.describe())}**  \n{plain(rule.text)}")
 attention_expander(project, votes["text"].iloc[0], key="attn-review")
 
 # ----------------------------------------------------------------- actions

@@ -21,7 +21,8 @@ import pandas as pd
 from curation._schema import ANNOTATOR, ITEM, LABEL
 from curation.agreement import CountTable, _with_consensus, count_table
 
-__all__ = ["DawidSkene", "MajorityVote", "METHODS", "consensus_frame", "consensus_labels", "make_aggregator"]
+__all__ = ["DawidSkene", "MajorityVote", "METHODS", "break_ties", "consensus_frame", "consensus_labels",
+           "make_aggregator"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +154,32 @@ def consensus_labels(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -
     tied = mv.labels_.isna()
     out = pd.DataFrame({"label": mv.labels_, "confidence": mv.confidence_, "method": "majority"})
     if tied.any():
-        ds = DawidSkene(labels=labels).fit(df)
-        out.loc[tied, "label"] = ds.labels_.reindex(out.index[tied])
-        out.loc[tied, "confidence"] = ds.confidence_.reindex(out.index[tied])
+        broken = break_ties(mv, DawidSkene(labels=labels).fit(df).probas_)
+        out.loc[tied, "label"] = broken["label"]
+        out.loc[tied, "confidence"] = broken["confidence"]
         out.loc[tied, "method"] = "dawid-skene tie-break"
     return out
+
+
+def break_ties(majority: MajorityVote, probas: pd.DataFrame) -> pd.DataFrame:
+    """For each tied item of a fitted majority vote: the tied label ``probas`` (e.g. the
+    Dawid-Skene posterior) ranks highest, and its probability. Never a label outside the tie:
+    a vote of 2 positive, 2 negative and 1 mixed stays positive or negative.
+
+    >>> df = pd.DataFrame({"item_id": list("aaaaa"), "annotator_id": list("vwxyz"),
+    ...                    "label": ["pos", "pos", "neg", "neg", "mix"]})
+    >>> mv = MajorityVote().fit(df)
+    >>> probas = pd.DataFrame({"mix": [0.5], "neg": [0.3], "pos": [0.2]}, index=["a"])
+    >>> break_ties(mv, probas).to_dict(orient="records")
+    [{'label': 'neg', 'confidence': 0.3}]
+    """
+    tied = majority.ties_[majority.labels_.isna()]
+    rows = []
+    for item, labels in tied.items():
+        scores = probas.loc[item, list(labels)].astype(float) if item in probas.index else None
+        best = str(scores.idxmax()) if scores is not None and scores.notna().any() else labels[0]
+        rows.append((item, best, float(scores[best]) if scores is not None else np.nan))
+    return pd.DataFrame(rows, columns=["item_id", "label", "confidence"]).set_index("item_id")
 
 
 def consensus_frame(model: MajorityVote | DawidSkene) -> pd.DataFrame:

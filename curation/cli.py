@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip embeddings: only vote-based flaggers and exact near-duplicates")
     flag.add_argument("--seed", type=int, default=0)
     flag.add_argument("--top", type=int, default=20, help="queue rows to print")
+    ev = sub.add_parser("evaluate-flags", help="how well the review order finds wrong labels, "
+                        "next to random, vote share, Dawid-Skene, cleanlab and CROWDLAB")
+    _add_input_options(ev)
+    ev.add_argument("--truth", type=Path, metavar="TRUTH",
+                    help="item_id + true label (column label, gold, truth or true_label); "
+                         "default: the file's own gold column")
+    ev.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
+    ev.add_argument("--guideline", type=Path, help="guideline YAML (as for flag)")
+    ev.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
+    ev.add_argument("--no-model", action="store_true",
+                    help="skip embeddings (no cleanlab or CROWDLAB baselines then)")
+    ev.add_argument("--seed", type=int, default=0)
     export = sub.add_parser("export", help="stratified, leak-free train/validation/test splits + data card")
     _add_input_options(export)
     export.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -202,6 +214,70 @@ def _run_flag(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(ordered, indent=2), encoding="utf-8")
         print(f"\nwrote {args.json}")
     return 0
+
+
+def _run_evaluate_flags(args: argparse.Namespace) -> int:
+    from curation.flags import evaluate_flags, read_truth, truth_from_frame
+
+    df = _load(args)
+    labels = sorted(set(df["label"]))
+    if args.truth:
+        truth, source = read_truth(args.truth, labels=df.attrs.get("label_set") or labels), args.truth.name
+    else:
+        truth, source = truth_from_frame(df), f"the gold column of {args.file.name}"
+        if truth.empty:
+            raise ValueError(f"{args.file.name} has no gold labels: give the true labels with "
+                             "--truth TRUTH.csv (columns item_id and label).")
+    guideline = load_guideline(args.guideline) if args.guideline else None
+    embeddings = None
+    if not args.no_model:
+        from curation.embeddings import Embedder, embed_texts
+
+        embedder = Embedder(args.model) if args.model else Embedder()
+        embeddings = embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+    result = evaluate_flags(df, truth, embeddings=embeddings, guideline=guideline, seed=args.seed,
+                            truth_source=source)
+    print(format_flag_evaluation(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def format_flag_evaluation(result) -> str:
+    """The evaluation as text: a line of counts, the table, the tied items, what it says."""
+    lines = [f"truth: {result.truth_source}; {result.n_items} ranked items, {result.n_wrong} with a "
+             f"wrong majority label; {result.n_queue} of them flagged by the queue"]
+    if result.n_unknown_truth:
+        lines.append(f"  ({result.n_unknown_truth} truth ids are not in the annotations: left out)")
+    table = result.table()
+    header = ["ordering", "AUC"] + [f"P@{k}" for k in result.ks] + [f"R@{k}" for k in result.ks] \
+        + ["R@P>=0.7"]
+    rows = []
+    for _, row in table.iterrows():
+        cells = [row["ordering"], _num(row["AUC"])]
+        cells += [_num(row[f"precision@{k}"]) for k in result.ks]
+        cells += [_num(row[f"recall@{k}"]) for k in result.ks]
+        cells.append(_num(row[table.columns[-1]]))
+        rows.append(cells)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        lines.append("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths))))
+    for name, why in result.missing.items():
+        lines.append(f"  not computed: {name} ({why})")
+    ties = result.ties
+    if ties["n"]:
+        lines.append(f"tied votes (left out of the ranking): {ties['n']} items; the truth is among "
+                     f"the tied labels for {ties['truth_in_tie']}; the tie-break label is right for "
+                     f"{ties['tie_break_right']}")
+    lines.append(result.summary())
+    return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and value != value) else f"{value:.3f}"
 
 
 def flags_in_priority_order(report) -> list[dict]:
@@ -350,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
-              "export": _run_export, "augment": _run_augment, "members": _run_members}[args.command]
+              "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment, "members": _run_members}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

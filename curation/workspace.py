@@ -19,14 +19,15 @@ import pandas as pd
 import yaml
 
 from curation.curate import STATUSES, curate
-from curation.flags import FLAGGERS, FlagReport, flag_items, review_queue
+from curation.flags import FLAGGERS, FlagEvaluation, FlagReport, evaluate_flags, flag_items, review_queue
 from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_MAX_BYTES, load_annotations
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
 __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
-           "data_card_facts", "demo_label_set", "export_curated", "export_project", "flag_project",
+           "data_card_facts", "demo_label_set", "evaluate_project_flags", "export_curated",
+           "export_project", "flag_project", "project_truth",
            "import_file", "load_queue", "open_demo_project", "open_project", "project_curated",
            "project_guideline"]
 
@@ -166,6 +167,42 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     project.save_flags(report.flags, params={"fingerprint": fingerprint, "skipped": report.skipped,
                                              "priority": priority.to_dict()})
     return report
+
+
+def project_truth(project: Project) -> tuple[pd.Series, str]:
+    """``(item_id -> true label, where it comes from)``: the gold labels when the project has
+    any, else what reviewers decided (a label set or kept); empty when neither exists."""
+    items = project.items()
+    gold = items.dropna(subset=["gold"]).set_index("item_id")["gold"].astype(str)
+    if len(gold):
+        return gold, f"the gold labels of {len(gold):,} items"
+    latest = project.latest_decisions()
+    kept = latest[latest["action"] == "keep"].set_index("item_id")["old_label"]
+    changed = latest[latest["action"] == "set_label"].set_index("item_id")["curated_label"]
+    truth = pd.concat([kept, changed]).dropna().astype(str)
+    if truth.empty:
+        return truth, ""
+    return truth, (f"reviewers' decisions on {len(truth):,} items (the queue chose which items "
+                   "were reviewed, so these figures say how it orders what it showed, not what it "
+                   "missed: add gold labels for a fair measure)")
+
+
+def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int = 0) -> FlagEvaluation:
+    """The review queue against random, vote share, Dawid-Skene, cleanlab and CROWDLAB on the
+    project's items with a known label (:func:`project_truth`), in one flagging pass on the
+    project's cached embeddings (the same queue the Review page shows: same data, same seed)."""
+    from curation.embeddings import Embedder, embed_texts
+
+    truth, source = project_truth(project)
+    if truth.empty:
+        raise ValueError("no item has a known label yet: import gold labels (a gold column) or "
+                         "decide some items on the Review page, then measure again.")
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(),
+                             embedder=embedder or Embedder(), project=project)
+    return evaluate_flags(frame, truth, embeddings=embeddings, guideline=project_guideline(project),
+                          seed=seed, truth_source=source)
 
 
 def _flags_fingerprint(project: Project, embedder: Any, guideline: Guideline | None,

@@ -435,13 +435,14 @@ def _direction(before: float, after: float) -> str:
 def _learning(plan: _Plan, truth: np.ndarray) -> dict[str, Any]:
     """Each side's :func:`fine_tune.verdict.side_learning` over the runs it finished."""
     config = _config_dict(plan.config)
+    advised = {c["setting"]: c["advised"] for c in plan.settings.get("chosen") or [] if "advised" in c}
     out = {}
     for side in SIDES:
         checks = [(r.seed, learning_check(truth, r.codes, plan.labels, macro_f1=r.record["macro_f1"],
                                           loss_codes=r.diagnosis.get("codes") or []))
                   for r in plan.runs[side]]
         counts = plan.frames[side]["label"].value_counts().to_dict()
-        out[side] = side_learning(checks, config=config, class_counts=counts)
+        out[side] = side_learning(checks, config=config, class_counts=counts, advised=advised)
     return out
 
 

@@ -145,7 +145,8 @@ def _chosen(config: Any, mine: dict[str, Any], auto: dict[str, Any],
     for name in dict.fromkeys([*SHOWN, *mine, *noted]):
         rec, value = noted.get(name), _plain(values.get(name))
         if name in auto:
-            out.append({"setting": name, "value": value, "source": "advice", "reason": auto[name].reason})
+            out.append({"setting": name, "value": value, "source": "advice", "reason": auto[name].reason,
+                        "advised": _plain(auto[name].value)})
             continue
         source = "you" if name in mine else "default"
         why = ""
@@ -153,5 +154,8 @@ def _chosen(config: Any, mine: dict[str, Any], auto: dict[str, Any],
             why = (f"the advice was {rec.value}: {rec.reason}" if name in mine else
                    f"advice not applied (a change of model is yours to make): {name} = "
                    f"{rec.value}, because {rec.reason}")
-        out.append({"setting": name, "value": value, "source": source, "reason": why})
+        entry = {"setting": name, "value": value, "source": source, "reason": why}
+        if rec is not None:
+            entry["advised"] = _plain(rec.value)
+        out.append(entry)
     return out

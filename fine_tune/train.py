@@ -461,9 +461,9 @@ def prior_loss(codes: np.ndarray, n_labels: int, weights: np.ndarray | None = No
     """The training loss of a model that learned nothing but the class shares.
 
     The (weighted) cross-entropy of a constant prediction :math:`q` is
-    :math:`\sum_c a_c (-\ln q_c)` with :math:`a_c \propto n_c w_c`; it is smallest at
-    :math:`q = a`, where it equals the entropy :math:`-\sum_c a_c \ln a_c` (the class
-    shares' entropy without weights, :math:`\ln K` with balanced weights).
+    :math:`\\sum_c a_c (-\\ln q_c)` with :math:`a_c \\propto n_c w_c`; it is smallest at
+    :math:`q = a`, where it equals the entropy :math:`-\\sum_c a_c \\ln a_c` (the class
+    shares' entropy without weights, :math:`\\ln K` with balanced weights).
 
     Examples
     --------

@@ -129,15 +129,17 @@ def learning_check(truth: Sequence[int], pred: Sequence[int], labels: Sequence[s
 
 
 def _fixes(codes: set[str], config: dict[str, Any], class_counts: dict[str, int],
-           top_class: str | None) -> list[str]:
-    """What to change, from what failed and the settings used."""
+           top_class: str | None, advised: dict[str, Any]) -> list[str]:
+    """What to change, from what failed, the settings used and what the advice had."""
     fixes = []
     epochs, rate = config.get("epochs"), config.get("learning_rate")
     if codes & {"flat", "majority_baseline", "chance", "one_class"}:
         if epochs is not None:
-            fixes.append(f"train longer (epochs {epochs} -> {max(2 * float(epochs), 10):g})")
+            more = max(2 * float(epochs), 10, float(advised.get("epochs") or 0))
+            fixes.append(f"train longer (epochs {epochs} -> {more:g})")
         if rate is not None and "diverging" not in codes:
-            fixes.append(f"raise the learning rate ({rate:g} -> {3 * float(rate):.1g}), or run "
+            up = max(3 * float(rate), float(advised.get("learning_rate") or 0))
+            fixes.append(f"raise the learning rate ({rate:g} -> {up:.1g}), or run "
                          "`python -m fine_tune lr-find` to pick one")
     if "diverging" in codes and rate is not None:
         fixes.append(f"lower the learning rate ({rate:g} -> {float(rate) / 3:.1g})")
@@ -151,11 +153,12 @@ def _fixes(codes: set[str], config: dict[str, Any], class_counts: dict[str, int]
 
 
 def side_learning(checks: Sequence[tuple[int, dict[str, Any]]], *, config: dict[str, Any],
-                  class_counts: dict[str, int]) -> dict[str, Any]:
+                  class_counts: dict[str, int], advised: dict[str, Any] | None = None) -> dict[str, Any]:
     """One side's learning over its runs: it learned only if every run did.
 
     ``checks`` holds ``(seed, learning_check(...))`` per run. One run that learned nothing
     among learners would drag the side's mean down, so the side is not compared then either.
+    ``advised`` maps settings to what the data's advice had (the fixes never suggest less).
 
     Examples
     --------
@@ -174,7 +177,7 @@ def side_learning(checks: Sequence[tuple[int, dict[str, Any]]], *, config: dict[
             "runs": [{"seed": seed, **c} for seed, c in checks],
             "failed_seeds": [seed for seed, _ in failed],
             "reasons": [f"seed {seed}: " + "; ".join(c["reasons"]) for seed, c in failed],
-            "fixes": _fixes(codes, config, class_counts, top) if failed else []}
+            "fixes": _fixes(codes, config, class_counts, top, advised or {}) if failed else []}
 
 
 # --- the decision ---------------------------------------------------------------------------

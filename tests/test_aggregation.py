@@ -72,3 +72,31 @@ def test_dawid_skene_on_amazon_beats_or_matches_majority(amazon):
     mv_acc = (mv.labels_ == gold.reindex(mv.labels_.index)).mean()
     ds_acc = (ds.labels_ == gold.reindex(ds.labels_.index)).mean()
     assert mv_acc > 0.94 and ds_acc > 0.94
+
+
+def test_a_tie_break_never_picks_a_label_outside_the_tie():
+    """Annotators ``a`` and ``b`` are always right and four others guess: on an item voted
+    2 pos, 2 neg (guessers) and 1 mix (a), Dawid-Skene's own top label is mix; the tie-break
+    stays with pos or neg."""
+    from curation.aggregation import consensus_labels
+    from curation.flags import FlagContext
+
+    rng = np.random.default_rng(0)
+    labels = ["pos", "neg", "mix"]
+    rows = []
+    for i in range(150):
+        truth = labels[i % 3]
+        rows += [(f"i{i}", "a", truth), (f"i{i}", "b", truth)]
+        rows += [(f"i{i}", w, str(rng.choice(labels))) for w in ("c", "d", "e", "f")]
+    rows += [("tie", "c", "pos"), ("tie", "d", "pos"), ("tie", "e", "neg"), ("tie", "f", "neg"),
+             ("tie", "a", "mix")]
+    df = long(rows)
+    assert DawidSkene().fit(df).labels_["tie"] == "mix"  # the case the rule is for
+    out = consensus_labels(df)
+    tied = MajorityVote().fit(df).ties_
+    for item in tied[tied.map(len) > 0].index:
+        assert out.at[item, "method"] == "dawid-skene tie-break"
+        assert out.at[item, "label"] in tied[item], item
+    ctx = FlagContext(df)
+    given = pd.Series(np.asarray(ctx.labels, dtype=object)[ctx.given_codes], index=ctx.items)
+    assert given["tie"] == out.at["tie", "label"] in ("pos", "neg")

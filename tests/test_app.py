@@ -118,6 +118,21 @@ def test_review_flow_decide_undo_reload(home):
     assert progress.proto.text.startswith("1 of ") and "flagged items decided" in progress.proto.text
 
 
+def test_review_page_measures_the_queue_on_the_gold_items(home):
+    """The demo has gold labels for 150 items: the queue is scored next to the usual tools."""
+    at = _review(home)
+    _click(at, "Find items to review")
+    expander = next(e for e in at.expander if e.label.startswith("How far to trust this queue"))
+    assert "150 items with a known label" in expander.label
+    _click(at, "Measure")
+    table = at.dataframe[0].value
+    assert table["ordering"].tolist()[:2] == ["review queue", "random order"]
+    assert {"CROWDLAB (cleanlab)", "cleanlab find_label_issues", "Dawid-Skene posterior",
+            "minority-vote share"} <= set(table["ordering"])
+    summary = next(i.value for i in at.info if "wrong majority label" in i.value)
+    assert "items with a known true label" in summary.replace("\\", "")
+
+
 def test_curated_page_shows_changes_and_exports(home):
     from curation.store import Project
 
@@ -259,3 +274,15 @@ def test_retrain_page_opens_with_the_advised_settings_and_says_why(home):
     assert "optimizer updates an epoch" in why["epochs"] and "smallest" in why["class_weights"]
     # the demo's 150 test items cannot show a 2-point change: said before anything trains
     assert any("The test set has 150 items" in w.value for w in at.warning)
+
+
+def test_user_data_in_a_sentence_stays_text():
+    """Labels inside a reason are shown as typed: no image, link, heading or colour."""
+    from app_pages._text import plain
+
+    label = "![x](http://evil.example/p.png) [click](http://evil.example) # big :red[alert] $x$"
+    shown = plain(f"it answered {label!r} for 99% of the test items")
+    for unescaped in ("![", "](", "[click]", ":red[", "$x$"):
+        assert unescaped not in shown
+    # every escape is a backslash before the character itself, so the text reads as typed
+    assert shown.replace("\\", "") == f"it answered {label!r} for 99% of the test items"

@@ -17,12 +17,14 @@ tests are skipped, except under CI, where that is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -89,12 +91,14 @@ def _serve(home: Path, extra_env: dict):
             process.kill()
             pytest.fail("the app did not start: " + (home / "server.log").read_text()[-3000:])
         time.sleep(0.5)
-    yield {"url": url, "home": home}
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield {"url": url, "home": home}
+    finally:  # also when the test fails inside the loop: no server is left running
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +256,71 @@ def test_c_one_click_retrain_and_compare_shows_the_report(server, page):
     print(f"demo one-click verdict: {report['verdict']}: {report['verdict_reason']}")
 
 
+class _IdentityProxy:
+    """A stand-in for an authenticating reverse proxy (oauth2-proxy and the like) in front of the app.
+
+    Every request reaching the app through it carries ``header: user``, whatever the browser sent
+    (a header of that name from the client is dropped first, as a real proxy does). Streamlit reads
+    the identity from the WebSocket upgrade request, which browsers' "extra headers" do not reliably
+    reach, so the header is set here, on the wire. Plain requests are answered one per connection
+    (``Connection: close``) so each request head passes through here; an upgraded connection is
+    piped both ways untouched after its head.
+    """
+
+    def __init__(self, upstream_port: int, header: str, user: str):
+        self.upstream, self.header, self.user = upstream_port, header, user
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        head, rest = head.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        name = self.header.lower().encode()
+        upgrade = any(line.lower().startswith(b"upgrade:") for line in lines[1:])
+        kept = [line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() != name
+                and (upgrade or not line.lower().startswith(b"connection:"))]
+        kept.append(f"{self.header}: {self.user}".encode())
+        if not upgrade:
+            kept.append(b"Connection: close")
+        upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        upstream.sendall(b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n" + rest)
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser):
     """Team mode: the identity comes from the header an authenticating proxy sets, not a name box."""
     from curation.workspace import flag_project, open_demo_project
@@ -263,13 +332,17 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
         flag_project(project, use_model=False)
     shots = SHOTS / "test_d_team_annotator_identified_by_a_proxy_header"
     shots.mkdir(parents=True, exist_ok=True)
-    for app in _serve(home, {"CURATION_IDENTITY_HEADER": "X-Forwarded-User"}):
+    with contextlib.closing(_serve(home, {"CURATION_IDENTITY_HEADER": "X-Forwarded-User"})) as served:
+        app = next(served)
+        port = int(app["url"].rsplit(":", 1)[1])
         for user, can_decide in (("ann", True), ("mallory", False)):
+            proxy = _IdentityProxy(port, "X-Forwarded-User", user)
+            # the browser claims to be lena (a lead): the proxy's word is the one that counts
             context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                          extra_http_headers={"X-Forwarded-User": user})
+                                          extra_http_headers={"X-Forwarded-User": "lena"})
             page = context.new_page()
             page.set_default_timeout(120_000)
-            page.goto(f"{app['url']}/review")
+            page.goto(f"{proxy.url}/review")
             page.get_by_text("flagged items decided").wait_for()
             _idle(page)
             page.screenshot(path=str(shots / f"{user}.png"), full_page=True)
@@ -286,6 +359,7 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
             _idle(page)
             _no_exception(page)
             context.close()
+            proxy.close()
     from curation.store import Project
 
     with Project(home / "demo.sqlite") as project:

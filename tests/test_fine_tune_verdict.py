@@ -150,6 +150,17 @@ def test_chance_and_flat_loss_are_reasons():
     assert good["learned"] and good["codes"] == []
 
 
+def test_the_fixes_never_suggest_less_than_the_advice():
+    truth = np.array([0] * 50 + [1] * 50)
+    stuck = learning_check(truth, np.zeros(100, dtype=int), ["neg", "pos"], macro_f1=1 / 3)
+    side = side_learning([(0, stuck)], config={"epochs": 1, "learning_rate": 1e-7},
+                         class_counts={"neg": 50, "pos": 50},
+                         advised={"epochs": 18, "learning_rate": 1e-4})
+    assert side["fixes"][:2] == ["train longer (epochs 1 -> 18)",
+                                 "raise the learning rate (1e-07 -> 0.0001), or run `python -m "
+                                 "fine_tune lr-find` to pick one"]
+
+
 def test_side_learning_names_the_fixes():
     truth = np.array([0] * 50 + [1] * 50)
     stuck = learning_check(truth, np.zeros(100, dtype=int), ["neg", "pos"], macro_f1=1 / 3)

@@ -24,13 +24,15 @@ from curation.flags._flaggers import (
     LowConfidenceFlagger,
     NearDuplicateFlagger,
 )
+from curation.flags._evaluate import FlagEvaluation, evaluate_flags, read_truth, truth_from_frame
 from curation.flags._queue import DOUBT_KINDS, KIND_WEIGHTS, review_queue
 from curation.guidelines import Guideline
 
 __all__ = [
     "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "BoundaryFlagger", "CrowdlabFlagger",
-    "DisagreementFlagger", "FlagContext", "FlagReport", "Flagger", "LabelIssueFlagger",
-    "LowConfidenceFlagger", "NearDuplicateFlagger", "flag_items", "register_flagger", "review_queue",
+    "DisagreementFlagger", "FlagContext", "FlagEvaluation", "FlagReport", "Flagger",
+    "LabelIssueFlagger", "LowConfidenceFlagger", "NearDuplicateFlagger", "evaluate_flags", "flag_items",
+    "read_truth", "register_flagger", "review_queue", "truth_from_frame",
 ]
 
 logger = logging.getLogger(__name__)

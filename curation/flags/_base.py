@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from curation._schema import ANNOTATOR, ITEM, TEXT
-from curation.aggregation import DawidSkene, MajorityVote
+from curation.aggregation import DawidSkene, MajorityVote, break_ties
 from curation.agreement import CountTable, count_table
 from curation._registry import register
 from curation.guidelines import Guideline
@@ -123,7 +123,11 @@ class FlagContext:
     @cached_property
     def given_codes(self) -> np.ndarray:
         """The label each item has now: majority vote, Dawid-Skene where the vote ties."""
-        given = self.majority.labels_.where(self.majority.labels_.notna(), self.dawid_skene.labels_)
+        given = self.majority.labels_.copy()
+        tied = given.isna()
+        if tied.any():
+            given[tied] = break_ties(self.majority, self.dawid_skene.probas_)["label"].reindex(
+                given.index[tied])
         return pd.Index(self.labels).get_indexer(given.reindex(self.items))
 
     @cached_property
