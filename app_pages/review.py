@@ -5,11 +5,13 @@ Keyboard: s set the chosen label, k keep, d drop, a ambiguous, u undo, j next, p
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app_pages._attention import attention_expander
 from app_pages._state import annotations, consensus, current_project, who_is_working
 from app_pages._text import plain
+from curation.flags import REFIT_EVERY, learn_order
 from curation.workspace import (
     evaluate_project_flags,
     flag_project,
@@ -71,13 +73,22 @@ def queue_check_panel() -> None:
                                  f"{result.ties['tie_break_right']}."))
             for name, why in result.missing.items():
                 st.caption(plain(f"Not computed: {name} ({why})."))
+            if result.calibration:
+                st.caption("Is each consensus right as often as it is sure? (ECE: the average gap "
+                           "between confidence and accuracy; lower is better)")
+                st.dataframe(pd.DataFrame(result.calibration).T.rename_axis("consensus")
+                             .reset_index().round(3), hide_index=True, width="stretch")
 
 
 with st.sidebar.expander("Flags"):
     if st.button("Re-run flags", help="embeds new texts (cached), reruns every flagger"):
         run_flags()
 
-queue = load_queue(project)
+go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="include-rest",
+                          help="After the flagged items, the ones no flagger raised, most "
+                               "doubtful first: a label every annotator got wrong can still be "
+                               "doubted by the model and CROWDLAB.")
+queue = load_queue(project, include_rest=go_on)
 if queue.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")
@@ -87,7 +98,15 @@ if queue.empty:
     st.stop()
 
 flags = project.latest_flags()
-latest = project.latest_decisions().set_index("item_id")
+decisions = project.latest_decisions()
+latest = decisions.set_index("item_id")
+learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="learn-order",
+                             help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
+                                  "left: a changed label counts as 'was wrong', a kept one as "
+                                  "'was right'. Off: the flaggers' own order.")
+learned = learn_order(queue, flags, decisions)
+if learning:
+    queue = learned.queue
 cons = consensus()
 labels = project.label_set()
 guideline = project_guideline(project)
@@ -108,7 +127,12 @@ if by_annotator:
     view = view[view["item_id"].isin(frame.loc[frame["annotator_id"].isin(by_annotator), "item_id"])]
 decided = view["item_id"].isin(latest.index)
 n_done = int(queue["item_id"].isin(latest.index).sum())
-st.progress(n_done / len(queue), text=f"{n_done} of {len(queue)} flagged items decided")
+n_flagged = int((queue["kinds"] != "").sum())
+st.progress(n_done / len(queue), text=f"{n_done} of {len(queue)} flagged items decided" if not go_on
+            else f"{n_done} of {len(queue)} items decided ({n_flagged} flagged, "
+                 f"{len(queue) - n_flagged} more by doubt)")
+if learning:
+    st.caption(plain(learned.describe()))
 queue_check_panel()
 if not show_decided:
     view = view[~decided]
@@ -117,8 +141,10 @@ if view.empty:
     st.stop()
 
 ids = view["item_id"].tolist()
-if st.session_state.get("review_item") not in ids:
-    st.session_state["review_item"] = ids[0]
+refit = learning and st.session_state.get("learned_n_used", learned.n_used) != learned.n_used
+st.session_state["learned_n_used"] = learned.n_used
+if refit or st.session_state.get("review_item") not in ids:
+    st.session_state["review_item"] = ids[0]  # after a re-ranking: the new top
 pos = ids.index(st.session_state["review_item"])
 
 

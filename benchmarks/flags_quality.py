@@ -18,23 +18,14 @@ and CROWDLAB, all from one flagging pass on the same embeddings: precision and r
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
+from _truth_sets import run_on_truth_sets
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from conftest import amazon_long  # noqa: E402
-
-from curation.cli import format_flag_evaluation  # noqa: E402
-from curation.embeddings import Embedder, embed_texts  # noqa: E402
-from curation.flags import evaluate_flags, flag_items  # noqa: E402
-from curation.guidelines import load_guideline  # noqa: E402
-from curation.io import load_annotations  # noqa: E402
+from curation.cli import format_flag_evaluation
+from curation.embeddings import Embedder, embed_texts
+from curation.flags import evaluate_flags, flag_items
 
 
 def evaluate(name: str, df: pd.DataFrame, truth: pd.Series, guideline=None) -> dict:
@@ -62,20 +53,7 @@ def evaluate(name: str, df: pd.DataFrame, truth: pd.Series, guideline=None) -> d
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="write every figure as JSON")
-    args = parser.parse_args()
-    amazon = amazon_long()
-    out = {"amazon": evaluate("amazon-crowd-sentiment", amazon,
-                              amazon.drop_duplicates("item_id").set_index("item_id")["gold"])}
-    demo = load_annotations(ROOT / "curation" / "demo" / "bank_demo.csv")
-    planted = json.loads((ROOT / "curation" / "demo" / "planted.json").read_text())
-    out["demo"] = evaluate("bundled demo (bank support)", demo, pd.Series(planted["true_labels"]),
-                           load_guideline(ROOT / "guidelines" / "bank_support.yaml"))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+    run_on_truth_sets(evaluate, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

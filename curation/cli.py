@@ -267,6 +267,13 @@ def format_flag_evaluation(result) -> str:
                                       for i, (c, w) in enumerate(zip(r, widths))))
     for name, why in result.missing.items():
         lines.append(f"  not computed: {name} ({why})")
+    if result.calibration:
+        lines.append("calibration of the consensus (is the label right as often as it is sure?):")
+        for name, c in result.calibration.items():
+            sure = (f"; {c['n_sure']} at >= 0.99, right {c['sure_accuracy']:.3f}" if c["n_sure"]
+                    else "")
+            lines.append(f"  {name:<28} ECE {c['ece']:.3f}; mean confidence "
+                         f"{c['mean_confidence']:.3f}, right {c['accuracy']:.3f}{sure}")
     ties = result.ties
     if ties["n"]:
         lines.append(f"tied votes (left out of the ranking): {ties['n']} items; the truth is among "

@@ -19,7 +19,15 @@ import pandas as pd
 import yaml
 
 from curation.curate import STATUSES, curate
-from curation.flags import FLAGGERS, FlagEvaluation, FlagReport, evaluate_flags, flag_items, review_queue
+from curation.flags import (
+    FLAGGERS,
+    REST_REASON,
+    FlagEvaluation,
+    FlagReport,
+    evaluate_flags,
+    flag_items,
+    review_queue,
+)
 from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_MAX_BYTES, load_annotations
 from curation.report import agreement_report
@@ -164,8 +172,10 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
                         progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
     report.timings = {"embed": embed_seconds, **report.timings}
     priority = report.queue.set_index("item_id")["priority"]
+    rest = report.rest.set_index("item_id")["priority"].round(4)
     project.save_flags(report.flags, params={"fingerprint": fingerprint, "skipped": report.skipped,
-                                             "priority": priority.to_dict()})
+                                             "priority": priority.to_dict(),
+                                             "rest_priority": rest[rest > 0].to_dict()})
     return report
 
 
@@ -229,8 +239,12 @@ def _cached_flags(project: Project, fingerprint: str) -> FlagReport | None:
 
 
 def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
-               params: dict | None = None) -> pd.DataFrame:
-    """The review queue of the project's latest flags run (empty if it was never flagged)."""
+               params: dict | None = None, include_rest: bool = False) -> pd.DataFrame:
+    """The review queue of the project's latest flags run (empty if it was never flagged).
+
+    ``include_rest``: append the items no flagger raised that still have some doubt, by it
+    (:func:`curation.flags.unflagged_order`), with an empty ``kinds``.
+    """
     flags = project.latest_flags() if flags is None else flags
     if flags.empty:
         return review_queue(flags.drop(columns=["run_id"], errors="ignore"))
@@ -241,6 +255,14 @@ def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
     if len(saved):
         queue["priority"] = queue["item_id"].map(saved).fillna(queue["priority"])
         queue = queue.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable")
+    rest = pd.Series(params.get("rest_priority") or {}, dtype=float)
+    if include_rest and len(rest):
+        rest = rest[~rest.index.isin(queue["item_id"])]
+        tail = pd.DataFrame({"item_id": rest.index.astype(str), "priority": rest.to_numpy(),
+                             "kinds": "", "n_flags": 0, "reason": REST_REASON,
+                             "suggested_label": None, "rule_id": None})
+        tail = tail.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable")
+        queue = pd.concat([queue, tail[queue.columns]], ignore_index=True)
     return queue.reset_index(drop=True)
 
 

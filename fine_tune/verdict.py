@@ -135,10 +135,13 @@ def _fixes(codes: set[str], config: dict[str, Any], class_counts: dict[str, int]
     epochs, rate = config.get("epochs"), config.get("learning_rate")
     if codes & {"flat", "majority_baseline", "chance", "one_class"}:
         if epochs is not None:
-            more = max(2 * float(epochs), 10, float(advised.get("epochs") or 0))
+            # the data's advice when it asks for more than was used, else twice as many
+            wanted = float(advised.get("epochs") or 0)
+            more = wanted if wanted > float(epochs) else max(2 * float(epochs), 10)
             fixes.append(f"train longer (epochs {epochs} -> {more:g})")
         if rate is not None and "diverging" not in codes:
-            up = max(3 * float(rate), float(advised.get("learning_rate") or 0))
+            wanted = float(advised.get("learning_rate") or 0)
+            up = wanted if wanted > float(rate) else 3 * float(rate)
             fixes.append(f"raise the learning rate ({rate:g} -> {up:.1g}), or run "
                          "`python -m fine_tune lr-find` to pick one")
     if "diverging" in codes and rate is not None:

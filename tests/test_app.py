@@ -107,7 +107,7 @@ def test_review_flow_decide_undo_reload(home):
             [first, "alice", "drop"], [second, "alice", "set_label"]]
         assert log["new_label"].iloc[1] in labels
     # undo the drop on the first item
-    at.sidebar.toggle[0].set_value(True).run()
+    next(t for t in at.sidebar.toggle if t.label == "Show decided items").set_value(True).run()
     at.session_state["review_item"] = first
     at.run()
     _click(at, "Undo")
@@ -286,3 +286,42 @@ def test_user_data_in_a_sentence_stays_text():
         assert unescaped not in shown
     # every escape is a backslash before the character itself, so the text reads as typed
     assert shown.replace("\\", "") == f"it answered {label!r} for 99% of the test items"
+
+
+def test_review_page_learns_the_order_after_twenty_decisions(home):
+    from curation.store import Project
+
+    at = _review(home)
+    _click(at, "Find items to review")
+    assert "after every 20 (a changed label" in " ".join(c.value for c in at.caption).replace("\\", "")
+    with Project(home / "demo.sqlite") as project:
+        from curation.workspace import load_queue
+
+        for item in load_queue(project)["item_id"][:20]:
+            project.record_decision(item, reviewer="alice", action="keep")
+    at.run()
+    assert not at.exception, at.exception
+    said = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "Re-ranked on your first 20 decisions" in said and "of the 20 before it, 0 did" in said
+    at.sidebar.toggle(key="learn-order").set_value(False).run()
+    assert "Re-ranked" not in " ".join(c.value for c in at.caption)
+
+
+def test_review_page_goes_on_past_the_flagged_items(home):
+    at = _review(home)
+    _click(at, "Find items to review")
+    flagged = at.get("progress")[0].proto.text
+    at.sidebar.toggle(key="include-rest").set_value(True).run()
+    assert not at.exception, at.exception
+    text = at.get("progress")[0].proto.text
+    assert "more by doubt" in text and text != flagged
+    from curation.store import Project
+    from curation.workspace import load_queue
+
+    with Project(home / "demo.sqlite") as project:
+        queue = load_queue(project, include_rest=True)
+        only = load_queue(project)
+    assert queue["item_id"].tolist()[:len(only)] == only["item_id"].tolist()
+    tail = queue.iloc[len(only):]
+    assert len(tail) > 0 and (tail["kinds"] == "").all()
+    assert tail["priority"].is_monotonic_decreasing

@@ -139,3 +139,26 @@ def test_cli_with_the_files_gold_column_and_with_a_truth_file(tmp_path, capsys):
 def test_truth_from_the_gold_column():
     frame = pd.DataFrame({"item_id": ["a", "a", "b"], "gold": ["p", "p", None]})
     assert truth_from_frame(frame).to_dict() == {"a": "p"}
+
+
+def test_calibration_figures_by_hand():
+    from curation.flags._evaluate import calibration_figures
+
+    # bin 9 (0.9-1.0): confidences 1.0, 1.0, 0.95, 0.95; 2 of 4 right -> gap |0.5 - 0.975|
+    # bin 5 (0.5-0.6): confidence 0.5, right -> gap 0.5
+    conf = pd.Series([1.0, 1.0, 0.95, 0.95, 0.5])
+    right = pd.Series([True, False, True, False, True])
+    c = calibration_figures(conf, right)
+    assert c["ece"] == pytest.approx(0.8 * 0.475 + 0.2 * 0.5)
+    assert c["n_sure"] == 2 and c["sure_accuracy"] == 0.5
+    assert c["accuracy"] == pytest.approx(0.6)
+
+
+def test_the_evaluation_measures_each_consensus_calibration():
+    df, emb, truth = _planted()
+    result = evaluate_flags(df, truth, embeddings=emb)
+    assert set(result.calibration) == {"majority vote share", "Dawid-Skene posterior",
+                                       "CROWDLAB consensus quality"}
+    # 80 of the 81 votes are unanimous (p3 split 2-1), and p7 is unanimous and wrong
+    sure = result.calibration["majority vote share"]
+    assert sure["n_sure"] == 80 and sure["sure_accuracy"] == pytest.approx(79 / 80)

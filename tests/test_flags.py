@@ -146,15 +146,19 @@ def test_embeddings_of_the_wrong_shape_are_refused():
         FlagContext(df, embeddings=emb[:-1])
 
 
-def test_queue_noisy_or_with_doubt_signs():
-    flags = pd.DataFrame({"item_id": ["a", "b"], "kind": ["disagreement", "boundary"],
-                          "score": [0.4, 0.5], "reason": ["r1", "r2"],
-                          "suggested_label": ["p", None], "rule_id": [None, "R1"]})
-    doubt = pd.DataFrame({"minority": [0.4, 0.0], "model": [0.5, 0.2]}, index=["a", "b"])
+def test_queue_pools_the_doubt_signs_and_adds_near_duplicates():
+    flags = pd.DataFrame({"item_id": ["a", "b", "c"], "kind": ["disagreement", "boundary", "near_duplicate"],
+                          "score": [0.4, 0.5, 0.5], "reason": ["r1", "r2", "r3"],
+                          "suggested_label": ["p", None, None], "rule_id": [None, "R1", None]})
+    doubt = pd.DataFrame({"minority": [0.4, 0.0, 0.0], "model": [0.5, 0.2, 0.1],
+                          "dawid_skene": [1.0, np.nan, 0.1]}, index=["a", "b", "c"])
     queue = review_queue(flags, doubt=doubt).set_index("item_id")
-    # a: disagreement replaced by its doubt signs: 1 - 0.6 * 0.5; b: boundary 0.3*0.5 and model 0.2
-    assert queue.loc["a", "priority"] == pytest.approx(0.7)
-    assert queue.loc["b", "priority"] == pytest.approx(1 - 0.85 * 0.8)
+    # a: the mean of its doubt signs (one at 1.0 does not decide alone); b: the boundary flag adds
+    # nothing, the NaN sign is left out; c: near-duplicate 0.5 joins its pooled doubt by a noisy-OR
+    assert queue.loc["a", "priority"] == pytest.approx((0.4 + 0.5 + 1.0) / 3)
+    assert queue.loc["b", "priority"] == pytest.approx(0.1)
+    assert queue.loc["c", "priority"] == pytest.approx(1 - (1 - 0.2 / 3) * 0.5)
+    assert queue.index.tolist() == ["a", "c", "b"]
     assert review_queue(empty_flags()).empty
 
 

@@ -25,14 +25,15 @@ from curation.flags._flaggers import (
     NearDuplicateFlagger,
 )
 from curation.flags._evaluate import FlagEvaluation, evaluate_flags, read_truth, truth_from_frame
-from curation.flags._queue import DOUBT_KINDS, KIND_WEIGHTS, review_queue
+from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order
+from curation.flags._queue import DOUBT_KINDS, KIND_WEIGHTS, REST_REASON, review_queue, unflagged_order
 from curation.guidelines import Guideline
 
 __all__ = [
-    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "BoundaryFlagger", "CrowdlabFlagger",
+    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "REFIT_EVERY", "BoundaryFlagger", "CrowdlabFlagger",
     "DisagreementFlagger", "FlagContext", "FlagEvaluation", "FlagReport", "Flagger",
-    "LabelIssueFlagger", "LowConfidenceFlagger", "NearDuplicateFlagger", "evaluate_flags", "flag_items",
-    "read_truth", "register_flagger", "review_queue", "truth_from_frame",
+    "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger", "NearDuplicateFlagger",
+    "evaluate_flags", "flag_items", "learn_order", "read_truth", "register_flagger", "review_queue", "truth_from_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FlagReport:
-    """Every flag (``flags``), the combined review order (``queue``) and what was skipped."""
+    """Every flag (``flags``), the combined review order (``queue``), the items no flagger
+    raised ranked by their doubt (``rest``: ``item_id, priority``) and what was skipped."""
 
     flags: pd.DataFrame
     queue: pd.DataFrame
+    rest: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["item_id", "priority"]))
     skipped: dict[str, str] = field(default_factory=dict)
     context: FlagContext | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
@@ -98,8 +101,11 @@ def flag_items(
     start = time.perf_counter()
     doubt = context.doubt() if any(f.kind in DOUBT_KINDS for f in chosen) else None
     queue = review_queue(flags, doubt=doubt)
+    rest = (unflagged_order(doubt, queue["item_id"]) if doubt is not None
+            else pd.DataFrame(columns=["item_id", "priority"]))
     timings["queue"] = time.perf_counter() - start
-    return FlagReport(flags=flags, queue=queue, skipped=skipped, context=context, timings=timings)
+    return FlagReport(flags=flags, queue=queue, rest=rest, skipped=skipped, context=context,
+                      timings=timings)
 
 
 def _instantiate(flagger: Flagger | str) -> Flagger:

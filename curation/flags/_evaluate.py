@@ -28,8 +28,8 @@ import pandas as pd
 from curation._messages import format_list
 from curation._schema import GOLD, ITEM, LABEL
 
-__all__ = ["FlagEvaluation", "TRUTH_COLUMNS", "baseline_scores", "evaluate_flags", "ranking_figures",
-           "read_truth", "truth_from_frame"]
+__all__ = ["FlagEvaluation", "TRUTH_COLUMNS", "baseline_scores", "calibration_figures",
+           "consensus_posteriors", "evaluate_flags", "ranking_figures", "read_truth", "truth_from_frame"]
 
 #: Names a truth file's label column may have (the first present is used).
 TRUTH_COLUMNS = ("label", "gold", "truth", "true_label")
@@ -151,13 +151,21 @@ def _random_figures(n: int, n_wrong: int, ks: Sequence[int], seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the orderings
-def baseline_scores(context, queue: pd.DataFrame) -> tuple[dict[str, pd.Series], dict[str, str]]:
-    """Every ordering's score per item of ``context`` (higher = look first), and why any is missing."""
+def baseline_scores(context, queue: pd.DataFrame, rest: pd.DataFrame | None = None
+                    ) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Every ordering's score per item of ``context`` (higher = look first), and why any is missing.
+
+    The review queue's order is the flagged items by priority, then (``rest``) the items no
+    flagger raised, by their pooled doubt: what a reviewer who goes on past the flags sees.
+    """
     items = context.items
     scores: dict[str, pd.Series] = {}
     missing: dict[str, str] = {}
     priority = queue.set_index(ITEM)["priority"] if len(queue) else pd.Series(dtype=float)
-    scores["review queue"] = priority.reindex(items).fillna(0.0).astype(float)
+    after = (rest.set_index(ITEM)["priority"] if rest is not None and len(rest)
+             else pd.Series(dtype=float))
+    scores["review queue"] = (1.0 + priority.reindex(items)).fillna(
+        after.reindex(items)).fillna(0.0).astype(float)
     multi = context.has("annotators")
     if multi:
         scores["minority-vote share"] = pd.Series(1 - context.majority.confidence_.to_numpy(),
@@ -189,6 +197,37 @@ def baseline_scores(context, queue: pd.DataFrame) -> tuple[dict[str, pd.Series],
     return scores, missing
 
 
+def calibration_figures(confidence: pd.Series, right: pd.Series, n_bins: int = 10) -> dict:
+    """How well a consensus posterior's confidence matches how often its label is right.
+
+    ``ece``: expected calibration error over ``n_bins`` equal-width bins (the gap between mean
+    confidence and accuracy, weighted by the bin's share); ``sure``: the items at confidence
+    >= 0.99 and the share of them that are right (an over-confident posterior has many such
+    items and fewer right than 0.99).
+    """
+    conf = confidence.astype(float).clip(0, 1).to_numpy()
+    ok = right.astype(bool).to_numpy()
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = sum(abs(ok[bins == b].mean() - conf[bins == b].mean()) * (bins == b).mean()
+              for b in range(n_bins) if (bins == b).any())
+    sure = conf >= 0.99
+    return {"ece": float(ece), "mean_confidence": float(conf.mean()), "accuracy": float(ok.mean()),
+            "n_sure": int(sure.sum()), "sure_accuracy": float(ok[sure].mean()) if sure.any() else None}
+
+
+def consensus_posteriors(context) -> dict[str, pd.Series]:
+    """Each consensus's confidence that the label an item carries now is right."""
+    items, given = context.items, context.given_codes
+    out = {"majority vote share": pd.Series(context.majority.confidence_.to_numpy(), index=items)}
+    if context.has("annotators"):
+        ds = context.dawid_skene.probas_.reindex(items)[context.labels].to_numpy()
+        out["Dawid-Skene posterior"] = pd.Series(ds[np.arange(len(items)), given], index=items)
+        if context.pred_probs is not None:
+            out["CROWDLAB consensus quality"] = pd.Series(
+                context.crowdlab["consensus_quality_score"].to_numpy(), index=items)
+    return out
+
+
 @dataclass
 class FlagEvaluation:
     """The figures of every ordering on the items whose truth is known.
@@ -206,6 +245,7 @@ class FlagEvaluation:
     n_unknown_truth: int = 0
     n_queue: int = 0
     truth_source: str = ""
+    calibration: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         def fix(figures: dict) -> dict:
@@ -214,7 +254,8 @@ class FlagEvaluation:
         return {"n_items": self.n_items, "n_wrong": self.n_wrong, "ks": self.ks,
                 "orderings": {name: fix(f) for name, f in self.rows.items()},
                 "ties": self.ties, "missing": self.missing, "n_queue": self.n_queue,
-                "n_unknown_truth": self.n_unknown_truth, "truth_source": self.truth_source}
+                "n_unknown_truth": self.n_unknown_truth, "truth_source": self.truth_source,
+                "calibration": self.calibration}
 
     def table(self) -> pd.DataFrame:
         """One row per ordering: AUC, precision/recall at each K, recall at precision >= 0.7."""
@@ -288,14 +329,16 @@ def evaluate_flags(df: pd.DataFrame, truth: pd.Series, *, report=None, embedding
     wrong = (majority[~tied] != truth[~tied]).astype(bool)
     n, n_wrong = len(ranked), int(wrong.sum())
     ks = _ks(n, n_wrong)
-    scores, missing = baseline_scores(context, report.queue)
+    scores, missing = baseline_scores(context, report.queue, report.rest)
     rows = {"review queue": ranking_figures(scores.pop("review queue").reindex(ranked), wrong, ks),
             "random order": _random_figures(n, n_wrong, ks, seed)}
     for name, score in scores.items():
         rows[name] = ranking_figures(score.reindex(ranked), wrong, ks)
+    calibration = {name: calibration_figures(conf.reindex(ranked), ~wrong)
+                   for name, conf in consensus_posteriors(context).items()}
     return FlagEvaluation(n_items=n, n_wrong=n_wrong, ks=ks, rows=rows, ties=ties, missing=missing,
                           n_unknown_truth=n_unknown, n_queue=int(report.queue[ITEM].isin(ranked).sum()),
-                          truth_source=truth_source)
+                          truth_source=truth_source, calibration=calibration)
 
 
 def _ks(n: int, n_wrong: int) -> list[int]:

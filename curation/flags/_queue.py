@@ -7,13 +7,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["KIND_WEIGHTS", "SUGGESTION_ORDER", "review_queue"]
+__all__ = ["KIND_WEIGHTS", "SUGGESTION_ORDER", "REST_REASON", "review_queue", "unflagged_order"]
 
-#: How much each kind's score counts as evidence that the current label is wrong. A boundary
-#: case is unclear rather than wrong, so it counts for less; unknown kinds count 1.0.
+#: How much each kind's score counts as evidence that the current label is wrong (unknown kinds
+#: count 1.0). Where the continuous doubt signs are given they stand in for the first four. A
+#: boundary case is unclear, not wrong: it stays in the queue (with its rule) but adds nothing
+#: to the priority; measured, its 0.3 used to push unclear-but-right items ahead of wrong ones.
 KIND_WEIGHTS: dict[str, float] = {
     "crowdlab": 1.0, "label_issue": 1.0, "low_confidence": 1.0, "disagreement": 1.0,
-    "near_duplicate": 1.0, "boundary": 0.3,
+    "near_duplicate": 1.0, "boundary": 0.0,
 }
 #: Whose suggested label the queue shows first when several flaggers suggest one.
 SUGGESTION_ORDER = ("crowdlab", "low_confidence", "label_issue", "disagreement")
@@ -27,18 +29,29 @@ def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
                  weights: Mapping[str, float] | None = None) -> pd.DataFrame:
     """One row per flagged item, most urgent first.
 
-    ``priority = 1 - prod_k (1 - w_k * s_k)`` (a noisy-OR: each sign is
-    independent evidence that the label needs a look), over the item's flag
-    scores with ``w_k`` from :data:`KIND_WEIGHTS`; when ``doubt`` is given
-    (one row per item, e.g. :meth:`FlagContext.doubt`), its continuous signs
-    replace the flag scores of the same meaning, so an item's priority also
-    counts evidence below any flagger's threshold. Ties break by item id.
+    ``priority = 1 - (1 - d) * prod_k (1 - w_k * s_k)``: ``d`` is the mean of
+    the item's continuous doubt signs when ``doubt`` is given (one row per item,
+    e.g. :meth:`FlagContext.doubt`; a sign that is NaN is left out), and the
+    product runs over its other flags (near-duplicates) with ``w_k`` from
+    :data:`KIND_WEIGHTS`; without ``doubt`` every flag enters the product.
 
-    >>> flags = pd.DataFrame({"item_id": ["a", "a", "b"], "kind": ["disagreement", "boundary", "boundary"],
+    The doubt signs (minority share, Dawid-Skene, the model, CROWDLAB) are
+    estimates of one thing, "this label is wrong", from overlapping evidence
+    (CROWDLAB already weighs the votes and the model), so they are averaged (a
+    linear opinion pool), not multiplied as independent evidence: with a
+    noisy-OR one over-confident sign (Dawid-Skene's posterior is often 1.00 when
+    it parts from the majority) put an item at priority 1.0 by itself. A
+    near-duplicate with another label is separate evidence and joins by a
+    noisy-OR. Ties break by item id.
+
+    >>> flags = pd.DataFrame({"item_id": ["a", "a", "b"], "kind": ["disagreement", "near_duplicate", "boundary"],
     ...                       "score": [0.4, 0.5, 0.9], "reason": ["r1", "r2", "r3"],
     ...                       "suggested_label": ["x", None, None], "rule_id": [None, "R1", "R2"]})
     >>> review_queue(flags)[["item_id", "priority", "kinds"]].values.tolist()
-    [['a', 0.49, 'disagreement, boundary'], ['b', 0.27, 'boundary']]
+    [['a', 0.7, 'disagreement, near_duplicate'], ['b', 0.0, 'boundary']]
+    >>> doubt = pd.DataFrame({"minority": [0.4, 0.0], "crowdlab": [0.2, float("nan")]}, index=["a", "b"])
+    >>> review_queue(flags, doubt=doubt)[["item_id", "priority"]].values.tolist()
+    [['a', 0.65], ['b', 0.0]]
     """
     if flags.empty:
         return pd.DataFrame(columns=list(QUEUE_COLUMNS))
@@ -49,8 +62,8 @@ def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
                          index=scored.index).groupby(scored["item_id"]).sum()
     keep_log = keep_log.reindex(pd.unique(flags["item_id"]), fill_value=0.0)
     if doubt is not None:
-        signs = doubt.reindex(keep_log.index).fillna(0.0).clip(0, 1 - 1e-12)
-        keep_log = keep_log + np.log1p(-signs).sum(axis=1)
+        pooled = doubt.reindex(keep_log.index).mean(axis=1, skipna=True).fillna(0.0)
+        keep_log = keep_log + np.log1p(-pooled.clip(0, 1 - 1e-12))
     queue = pd.DataFrame({
         "priority": 1 - np.exp(keep_log),
         **_joined(flags),
@@ -63,6 +76,29 @@ def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
     queue = queue.rename_axis("item_id").reset_index()
     return queue.sort_values(["priority", "item_id"], ascending=[False, True],
                              kind="stable").reset_index(drop=True)[list(QUEUE_COLUMNS)]
+
+
+#: The reason shown for an item no flagger raised, when the queue goes on past the flagged ones.
+REST_REASON = ("No flagger raised this item; it comes after the flagged ones, ranked by the "
+               "average doubt of the votes, the model and CROWDLAB.")
+
+
+def unflagged_order(doubt: pd.DataFrame, flagged: pd.Index | list) -> pd.DataFrame:
+    """The items no flagger raised, ``item_id, priority`` (their pooled doubt), most doubtful first.
+
+    A reviewer who has finished the flagged items goes on with these: a wrong label that every
+    annotator gave (no vote-based sign can see it) may still have the model's and CROWDLAB's
+    doubt.
+
+    >>> doubt = pd.DataFrame({"minority": [0.0, 0.0, 0.5], "model": [0.6, 0.2, 0.9]}, index=["a", "b", "c"])
+    >>> unflagged_order(doubt, ["c"]).values.tolist()
+    [['a', 0.3], ['b', 0.1]]
+    """
+    rest = doubt[~doubt.index.isin(list(flagged))]
+    pooled = rest.mean(axis=1, skipna=True).fillna(0.0).clip(0, 1).round(6)
+    out = pd.DataFrame({"item_id": rest.index.astype(str), "priority": pooled.to_numpy()})
+    return out.sort_values(["priority", "item_id"], ascending=[False, True],
+                           kind="stable").reset_index(drop=True)
 
 
 def _joined(flags: pd.DataFrame) -> dict[str, pd.Series]:
