@@ -118,7 +118,15 @@ with st.sidebar:
     by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()))
     show_decided = st.toggle("Show decided items", value=False)
 
-view = queue
+# items whose vote ties have no majority to be wrong: a section of their own, not in the ranking
+tied = set(cons.index[cons["method"] != "majority"])
+n_tied = int(queue["item_id"].isin(tied).sum())
+section = "ranked"
+if n_tied:
+    section = st.radio("Section", ["ranked", "ties"], horizontal=True, key="queue-section",
+                       format_func=lambda s: ("Likely wrong labels, most likely first" if s == "ranked"
+                                              else f"No majority: decide ({n_tied})"))
+view = queue[queue["item_id"].isin(tied) == (section == "ties")]
 if kinds:
     view = view[view["item_id"].isin(flags.loc[flags["kind"].isin(kinds), "item_id"])]
 if by_label:
@@ -171,6 +179,9 @@ with left:
                 f"{plain(cons.at[item, 'method'])})")
     if isinstance(row["suggested_label"], str):
         st.markdown(f"Suggested: **{plain(row['suggested_label'])}**")
+    if item in tied:
+        st.warning("No majority: the annotators split evenly. The label shown is Dawid-Skene's "
+                   "pick among the tied labels; decide which one is right.")
     if item in latest.index:
         done = latest.loc[item]
         st.info(plain(f"Decided: {done['action']}"

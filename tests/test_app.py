@@ -325,3 +325,21 @@ def test_review_page_goes_on_past_the_flagged_items(home):
     tail = queue.iloc[len(only):]
     assert len(tail) > 0 and (tail["kinds"] == "").all()
     assert tail["priority"].is_monotonic_decreasing
+
+
+def test_review_page_puts_ties_in_a_section_of_their_own(home):
+    at = _review(home)
+    _click(at, "Find items to review")
+    section = at.radio(key="queue-section")
+    ranked_item = at.session_state["review_item"]
+    section.set_value("ties").run()
+    assert not at.exception, at.exception
+    tie_item = at.session_state["review_item"]
+    assert tie_item != ranked_item
+    assert any("No majority" in w.value for w in at.warning)
+    from curation.store import Project
+    from curation.aggregation import MajorityVote
+
+    with Project(home / "demo.sqlite") as project:
+        mv = MajorityVote().fit(project.annotations())
+    assert mv.labels_[tie_item] is None and mv.labels_[ranked_item] is not None
