@@ -9,10 +9,10 @@ import streamlit as st
 
 from curation.aggregation import consensus_labels
 from curation.store import Project
-from curation.workspace import curation_home, open_demo_project
+from curation.workspace import curation_home, open_demo_project, project_annotations, project_truth
 
-__all__ = ["annotations", "consensus", "current_project", "current_url", "demo_path", "set_project",
-           "signed_in", "who_is_working"]
+__all__ = ["annotations", "consensus", "current_project", "current_url", "demo_path", "known_truth",
+           "set_project", "signed_in", "who_is_working"]
 
 _KEY = "project_url"
 
@@ -44,9 +44,7 @@ def current_project() -> Project:
 
 @st.cache_data(show_spinner="Reading annotations...", max_entries=8)
 def _annotations(url: str, version: tuple[int, ...]) -> pd.DataFrame:
-    frame = _open(url).annotations()
-    frame.attrs["label_set"] = _open(url).label_set()
-    return frame
+    return project_annotations(_open(url))
 
 
 def annotations() -> pd.DataFrame:
@@ -57,8 +55,7 @@ def annotations() -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _consensus(url: str, version: tuple[int, ...]) -> pd.DataFrame:
-    frame = _open(url).annotations()
-    frame.attrs["label_set"] = _open(url).label_set()
+    frame = project_annotations(_open(url))
     return consensus_labels(frame, labels=frame.attrs["label_set"])
 
 
@@ -67,6 +64,17 @@ def consensus() -> pd.DataFrame:
     project = current_project()
     imports, _decisions, n_items, n_annotations = project.data_version()
     return _consensus(current_url(), (imports, n_items, n_annotations))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _known_truth(url: str, version: tuple[int, ...]) -> tuple[pd.Series, str]:
+    return project_truth(_open(url))
+
+
+def known_truth() -> tuple[pd.Series, str]:
+    """The items whose label is known (gold, else decisions) and where it comes from, re-read
+    only when the project's contents or decisions change (:func:`curation.workspace.project_truth`)."""
+    return _known_truth(current_url(), current_project().data_version())
 
 
 # --------------------------------------------------------------------------- who is working

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._attention import attention_expander
-from app_pages._state import annotations, consensus, current_project, who_is_working
+from app_pages._state import annotations, consensus, current_project, known_truth, who_is_working
 from app_pages._text import plain
 from curation.flags import REFIT_EVERY, learn_order
 from curation.workspace import (
@@ -17,7 +17,6 @@ from curation.workspace import (
     flag_project,
     load_queue,
     project_guideline,
-    project_truth,
 )
 
 st.title("Review")
@@ -36,7 +35,7 @@ def run_flags() -> None:
         report = flag_project(project, progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except ValueError as err:
         bar.empty()
-        st.error(str(err))
+        st.error(plain(err))
         return
     bar.empty()
     st.toast(f"{len(report.queue)} items flagged ({len(report.flags)} flags).")
@@ -45,7 +44,7 @@ def run_flags() -> None:
 
 def queue_check_panel() -> None:
     """How well this queue finds wrong labels here, next to the usual tools (on known labels)."""
-    truth, source = project_truth(project)
+    truth, source = known_truth()
     if truth.empty:
         return
     with st.expander(f"How far to trust this queue: measured on {len(truth):,} items with a known label"):
@@ -229,9 +228,9 @@ buttons[4].button("Note only", on_click=decide, args=("note",), width="stretch")
 buttons[5].button("Undo", on_click=decide, args=("undo",), shortcut="u", width="stretch",
                   disabled=item not in latest.index)
 if "review_error" in st.session_state:
-    st.error(st.session_state.pop("review_error"))
+    st.error(plain(st.session_state.pop("review_error")))
 if "review_toast" in st.session_state:
-    st.toast(st.session_state.pop("review_toast"))
+    st.toast(plain(st.session_state.pop("review_toast")))
 
 history = project.decisions()
 history = history[history["item_id"] == item]

@@ -49,13 +49,15 @@ def learning_order(queue: pd.DataFrame, flags: pd.DataFrame, wrong: pd.Series, n
     done: list[str] = []
     while len(done) < n:
         learned = learn_order(queue, flags, _decisions(done, wrong))
-        left = [i for i in learned.queue["item_id"] if i not in set(done)]
+        seen = set(done)
+        left = [i for i in learned.queue["item_id"] if i not in seen]
         if not left:
             break
         # the order stands until the next refit
         done += left[:REFIT_EVERY - len(done) % REFIT_EVERY]
     done = done[:n]
-    return done + [i for i in rest if i not in set(done)][: max(0, n - len(done))]
+    seen = set(done)
+    return done + [i for i in rest if i not in seen][: max(0, n - len(done))]
 
 
 def figures(order: list[str], wrong: pd.Series, n_items: int, right_before: int) -> dict:

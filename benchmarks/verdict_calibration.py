@@ -27,11 +27,11 @@ import math
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import warnings
 
 warnings.filterwarnings("ignore", message="Division by zero encountered in violation ratio")
 

@@ -51,11 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     flag = sub.add_parser("flag", help="flag items that need review, in priority order")
     _add_input_options(flag)
     flag.add_argument("--json", type=Path, metavar="OUT", help="write the flags as a JSON list")
-    flag.add_argument("--guideline", type=Path, help="guideline YAML linking flags to boundary rules")
-    flag.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
-    flag.add_argument("--no-model", action="store_true",
-                      help="skip embeddings: only vote-based flaggers and exact near-duplicates")
-    flag.add_argument("--seed", type=int, default=0)
+    _add_flagging_options(flag, no_model="skip embeddings: only vote-based flaggers and exact "
+                                         "near-duplicates")
     flag.add_argument("--top", type=int, default=20, help="queue rows to print")
     ev = sub.add_parser("evaluate-flags", help="how well the review order finds wrong labels, "
                         "next to random, vote share, Dawid-Skene, cleanlab and CROWDLAB")
@@ -64,11 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="item_id + true label (column label, gold, truth or true_label); "
                          "default: the file's own gold column")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
-    ev.add_argument("--guideline", type=Path, help="guideline YAML (as for flag)")
-    ev.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
-    ev.add_argument("--no-model", action="store_true",
-                    help="skip embeddings (no cleanlab or CROWDLAB baselines then)")
-    ev.add_argument("--seed", type=int, default=0)
+    _add_flagging_options(ev, no_model="skip embeddings (no cleanlab or CROWDLAB baselines then)")
     export = sub.add_parser("export", help="stratified, leak-free train/validation/test splits + data card")
     _add_input_options(export)
     export.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -134,6 +127,25 @@ def _add_augment_parser(sub) -> None:
     aug.add_argument("--seed", type=int, default=0)
 
 
+def _add_flagging_options(p: argparse.ArgumentParser, *, no_model: str) -> None:
+    """The options of a flagging pass: guideline, embedding model (or none), seed."""
+    p.add_argument("--guideline", type=Path, help="guideline YAML linking flags to boundary rules")
+    p.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
+    p.add_argument("--no-model", action="store_true", help=no_model)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _flagging_inputs(args: argparse.Namespace, df: pd.DataFrame):
+    """``(guideline, embeddings)`` for a flagging pass, from :func:`_add_flagging_options`."""
+    guideline = load_guideline(args.guideline) if args.guideline else None
+    if args.no_model:
+        return guideline, None
+    from curation.embeddings import Embedder, embed_texts
+
+    embedder = Embedder(args.model) if args.model else Embedder()
+    return guideline, embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--format", choices=FORMATS, default="auto")
@@ -194,13 +206,7 @@ def _run_consensus(args: argparse.Namespace) -> int:
 
 def _run_flag(args: argparse.Namespace) -> int:
     df = _load(args)
-    guideline = load_guideline(args.guideline) if args.guideline else None
-    embeddings = None
-    if not args.no_model:
-        from curation.embeddings import Embedder, embed_texts
-
-        embedder = Embedder(args.model) if args.model else Embedder()
-        embeddings = embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+    guideline, embeddings = _flagging_inputs(args, df)
     report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=args.seed)
     ordered = flags_in_priority_order(report)
     print(f"{len(report.queue)} items flagged ({len(report.flags)} flags: "
@@ -220,21 +226,17 @@ def _run_evaluate_flags(args: argparse.Namespace) -> int:
     from curation.flags import evaluate_flags, read_truth, truth_from_frame
 
     df = _load(args)
-    labels = sorted(set(df["label"]))
+    labels = df.attrs.get("label_set") or sorted(set(df["label"]))
     if args.truth:
-        truth, source = read_truth(args.truth, labels=df.attrs.get("label_set") or labels), args.truth.name
+        truth = read_truth(args.truth, labels=labels, encoding=args.encoding,
+                           max_bytes=int(args.max_mb * 2**20))
+        source = args.truth.name
     else:
         truth, source = truth_from_frame(df), f"the gold column of {args.file.name}"
         if truth.empty:
             raise ValueError(f"{args.file.name} has no gold labels: give the true labels with "
                              "--truth TRUTH.csv (columns item_id and label).")
-    guideline = load_guideline(args.guideline) if args.guideline else None
-    embeddings = None
-    if not args.no_model:
-        from curation.embeddings import Embedder, embed_texts
-
-        embedder = Embedder(args.model) if args.model else Embedder()
-        embeddings = embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+    guideline, embeddings = _flagging_inputs(args, df)
     result = evaluate_flags(df, truth, embeddings=embeddings, guideline=guideline, seed=args.seed,
                             truth_source=source)
     print(format_flag_evaluation(result))

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
     "FORMATS",
     "load_annotations",
+    "read_table",
     "validate_long_frame",
 ]
 
@@ -135,6 +136,25 @@ def load_annotations(
         frame = _from_table(table, name=name, format=format, columns=columns,
                             annotator_columns=annotator_columns)
     return validate_long_frame(frame, name=name, label_set=label_set, max_text_chars=max_text_chars)
+
+
+def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES, file_type: str | None = None,
+               name: str | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/JSON-records/Parquet table with the same guards as
+    :func:`load_annotations` (size limit before parsing, encoding check, the file type from the
+    name), for files that are not annotations (e.g. a truth file). Columns as in the file,
+    CSV/TSV cells as strings.
+
+    >>> read_table(b"item_id,label\\na,p\\n", name="t.csv").to_dict(orient="records")
+    [{'item_id': 'a', 'label': 'p'}]
+    """
+    raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
+    table = _parse(raw, file_type or _guess_file_type(name), name=name, encoding=encoding)
+    if isinstance(table, list):
+        raise AnnotationFileError(f"{name}: holds Label Studio tasks; a table (one record per "
+                                  "row) was expected here.")
+    return table.drop(columns=[_WHERE])
 
 
 def validate_long_frame(

@@ -24,6 +24,7 @@ from curation.flags import (
     REST_REASON,
     FlagEvaluation,
     FlagReport,
+    by_priority,
     evaluate_flags,
     flag_items,
     review_queue,
@@ -35,7 +36,7 @@ from curation.store import ImportResult, Project
 
 __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
            "data_card_facts", "demo_label_set", "evaluate_project_flags", "export_curated",
-           "export_project", "flag_project", "project_truth",
+           "export_project", "flag_project", "project_annotations", "project_truth",
            "import_file", "load_queue", "open_demo_project", "open_project", "project_curated",
            "project_guideline"]
 
@@ -139,6 +140,22 @@ def project_guideline(project: Project) -> Guideline | None:
     return None
 
 
+def project_annotations(project: Project) -> pd.DataFrame:
+    """The project's long annotation frame, with its label set in ``attrs["label_set"]``."""
+    frame = project.annotations()
+    frame.attrs["label_set"] = project.label_set()
+    return frame
+
+
+def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = None,
+                     progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """One embedding per item of ``frame`` (first-appearance order), through the project's cache."""
+    from curation.embeddings import embed_texts
+
+    return embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), embedder=embedder,
+                       project=project, progress=progress)
+
+
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
                  use_model: bool = True, seed: int = 0, force: bool = False,
                  progress: Callable[[float, str], None] | None = None) -> FlagReport:
@@ -158,15 +175,11 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
         cached = _cached_flags(project, fingerprint)
         if cached is not None:
             return cached
-    frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
+    frame = project_annotations(project)
     start, embeddings = time.perf_counter(), None
     if use_model:
-        from curation.embeddings import embed_texts
-
         step = (lambda f: progress(0.6 * f, "embedding texts...")) if progress else None
-        embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(),
-                                 embedder=embedder, project=project, progress=step)
+        embeddings = _item_embeddings(project, frame, embedder=embedder, progress=step)
     embed_seconds = time.perf_counter() - start
     report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
                         progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
@@ -201,16 +214,12 @@ def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int 
     """The review queue against random, vote share, Dawid-Skene, cleanlab and CROWDLAB on the
     project's items with a known label (:func:`project_truth`), in one flagging pass on the
     project's cached embeddings (the same queue the Review page shows: same data, same seed)."""
-    from curation.embeddings import Embedder, embed_texts
-
     truth, source = project_truth(project)
     if truth.empty:
         raise ValueError("no item has a known label yet: import gold labels (a gold column) or "
                          "decide some items on the Review page, then measure again.")
-    frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
-    embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(),
-                             embedder=embedder or Embedder(), project=project)
+    frame = project_annotations(project)
+    embeddings = _item_embeddings(project, frame, embedder=embedder)
     return evaluate_flags(frame, truth, embeddings=embeddings, guideline=project_guideline(project),
                           seed=seed, truth_source=source)
 
@@ -254,15 +263,14 @@ def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
     saved = pd.Series(params.get("priority") or {}, dtype=float)
     if len(saved):
         queue["priority"] = queue["item_id"].map(saved).fillna(queue["priority"])
-        queue = queue.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable")
+        queue = by_priority(queue)
     rest = pd.Series(params.get("rest_priority") or {}, dtype=float)
     if include_rest and len(rest):
         rest = rest[~rest.index.isin(queue["item_id"])]
         tail = pd.DataFrame({"item_id": rest.index.astype(str), "priority": rest.to_numpy(),
                              "kinds": "", "n_flags": 0, "reason": REST_REASON,
                              "suggested_label": None, "rule_id": None})
-        tail = tail.sort_values(["priority", "item_id"], ascending=[False, True], kind="stable")
-        queue = pd.concat([queue, tail[queue.columns]], ignore_index=True)
+        queue = pd.concat([queue, by_priority(tail)[queue.columns]], ignore_index=True)
     return queue.reset_index(drop=True)
 
 
@@ -362,14 +370,13 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
     (``actor``) may export (:class:`curation.store.AccessError` otherwise).
     """
     project.require_role(actor, "lead", to="export splits")
-    frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
+    frame = project_annotations(project)
     augmentations = project.augmentations()
     embeddings = aug_embeddings = None
     if use_model:
         from curation.embeddings import embed_texts
 
-        embeddings = embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), project=project)
+        embeddings = _item_embeddings(project, frame)
         aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project)
     flags = project.latest_flags()
     return export_curated(frame, out_dir, decisions=project.latest_decisions(),
@@ -380,9 +387,7 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
 
 def project_curated(project: Project) -> pd.DataFrame:
     """The project's curated dataset (consensus with review decisions applied)."""
-    frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
-    return curate(frame, project.latest_decisions())
+    return curate(project_annotations(project), project.latest_decisions())
 
 
 def augment_project(project: Project, augmenter: Any, **options: Any):

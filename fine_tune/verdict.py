@@ -135,13 +135,10 @@ def _fixes(codes: set[str], config: dict[str, Any], class_counts: dict[str, int]
     epochs, rate = config.get("epochs"), config.get("learning_rate")
     if codes & {"flat", "majority_baseline", "chance", "one_class"}:
         if epochs is not None:
-            # the data's advice when it asks for more than was used, else twice as many
-            wanted = float(advised.get("epochs") or 0)
-            more = wanted if wanted > float(epochs) else max(2 * float(epochs), 10)
+            more = _raised(epochs, advised.get("epochs"), max(2 * float(epochs), 10))
             fixes.append(f"train longer (epochs {epochs} -> {more:g})")
         if rate is not None and "diverging" not in codes:
-            wanted = float(advised.get("learning_rate") or 0)
-            up = wanted if wanted > float(rate) else 3 * float(rate)
+            up = _raised(rate, advised.get("learning_rate"), 3 * float(rate))
             fixes.append(f"raise the learning rate ({rate:g} -> {up:.1g}), or run "
                          "`python -m fine_tune lr-find` to pick one")
     if "diverging" in codes and rate is not None:
@@ -153,6 +150,12 @@ def _fixes(codes: set[str], config: dict[str, Any], class_counts: dict[str, int]
         fixes.append(f"weight the classes (class_weights = balanced): {top_class!r} dominates "
                      "the training data")
     return fixes
+
+
+def _raised(used: Any, advised: Any, otherwise: float) -> float:
+    """The data's advice when it asks for more than was used, else ``otherwise``."""
+    wanted = float(advised or 0)
+    return wanted if wanted > float(used) else otherwise
 
 
 def side_learning(checks: Sequence[tuple[int, dict[str, Any]]], *, config: dict[str, Any],

@@ -26,14 +26,22 @@ from curation.flags._flaggers import (
 )
 from curation.flags._evaluate import FlagEvaluation, evaluate_flags, read_truth, truth_from_frame
 from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order
-from curation.flags._queue import DOUBT_KINDS, KIND_WEIGHTS, REST_REASON, review_queue, unflagged_order
+from curation.flags._queue import (
+    DOUBT_KINDS,
+    KIND_WEIGHTS,
+    REST_REASON,
+    by_priority,
+    review_queue,
+    unflagged_order,
+)
 from curation.guidelines import Guideline
 
 __all__ = [
-    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "REFIT_EVERY", "BoundaryFlagger", "CrowdlabFlagger",
-    "DisagreementFlagger", "FlagContext", "FlagEvaluation", "FlagReport", "Flagger",
-    "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger", "NearDuplicateFlagger",
-    "evaluate_flags", "flag_items", "learn_order", "read_truth", "register_flagger", "review_queue", "truth_from_frame",
+    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "REFIT_EVERY", "REST_REASON", "BoundaryFlagger",
+    "CrowdlabFlagger", "DisagreementFlagger", "FlagContext", "FlagEvaluation", "FlagReport",
+    "Flagger", "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger", "NearDuplicateFlagger",
+    "by_priority", "evaluate_flags", "flag_items", "learn_order", "read_truth", "register_flagger",
+    "review_queue", "truth_from_frame", "unflagged_order",
 ]
 
 logger = logging.getLogger(__name__)

@@ -131,6 +131,12 @@ class FlagContext:
         return pd.Index(self.labels).get_indexer(given.reindex(self.items))
 
     @cached_property
+    def given_posterior(self) -> np.ndarray:
+        """Dawid-Skene's posterior of the label each item has now (:attr:`given_codes`)."""
+        ds = self.dawid_skene.probas_.reindex(self.items)[self.labels].to_numpy()
+        return ds[np.arange(len(self.items)), self.given_codes]
+
+    @cached_property
     def pred_probs(self) -> np.ndarray | None:
         """Out-of-fold class probabilities of a classifier over the embeddings (or None)."""
         from curation.flags._model import out_of_fold_probabilities
@@ -161,9 +167,8 @@ class FlagContext:
         """
         rows = np.arange(len(self.items))
         given = self.given_codes
-        ds = self.dawid_skene.probas_.reindex(self.items)[self.labels].to_numpy()
         out = pd.DataFrame({"minority": 1 - self.majority.confidence_.to_numpy(),
-                            "dawid_skene": 1 - ds[rows, given]}, index=self.items)
+                            "dawid_skene": 1 - self.given_posterior}, index=self.items)
         single = self.table.counts.sum(axis=1) < 2
         out.loc[single, ["minority", "dawid_skene"]] = np.nan
         has_model = self.pred_probs is not None

@@ -3,7 +3,8 @@
 Given the true label of some items (gold, or adjudicated), every ordering is scored on the
 same items, from the same flagging pass (the same embeddings and out-of-fold probabilities):
 
-- the project's review queue (its priority; items it did not flag come after, by id),
+- the project's review queue (its priority; the items it did not flag come after, by their
+  pooled doubt, as the Review page's "go on past the flagged items" shows them),
 - random order (the expectation, not one shuffle),
 - minority-vote share (1 - the majority's vote share),
 - Dawid-Skene (1 - its posterior of the current label),
@@ -27,6 +28,7 @@ import pandas as pd
 
 from curation._messages import format_list
 from curation._schema import GOLD, ITEM, LABEL
+from curation.io import DEFAULT_MAX_BYTES, read_table
 
 __all__ = ["FlagEvaluation", "TRUTH_COLUMNS", "baseline_scores", "calibration_figures",
            "consensus_posteriors", "evaluate_flags", "ranking_figures", "read_truth", "truth_from_frame"]
@@ -40,21 +42,13 @@ RANDOM_SHUFFLES = 200
 
 
 # --------------------------------------------------------------------------- truth
-def read_truth(path: str | Path, *, labels: Sequence[str] | None = None) -> pd.Series:
+def read_truth(path: str | Path, *, labels: Sequence[str] | None = None,
+               encoding: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.Series:
     """``item_id -> true label`` from a CSV/TSV/JSONL/Parquet file with ``item_id`` and a label
-    column (one of :data:`TRUTH_COLUMNS`). Errors name the row and the fix."""
+    column (one of :data:`TRUTH_COLUMNS`), read with the annotation files' guards
+    (:func:`curation.io.read_table`). Errors name the row and the fix."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
-        else:
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                                keep_default_na=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read the truth file {path.name}: {err}") from err
+    frame = read_table(path, encoding=encoding, max_bytes=max_bytes, name=path.name)
     column = next((c for c in TRUTH_COLUMNS if c in frame.columns), None)
     if ITEM not in frame.columns or column is None:
         raise ValueError(f"the truth file {path.name} needs the columns item_id and one of "
@@ -170,9 +164,7 @@ def baseline_scores(context, queue: pd.DataFrame, rest: pd.DataFrame | None = No
     if multi:
         scores["minority-vote share"] = pd.Series(1 - context.majority.confidence_.to_numpy(),
                                                   index=items)
-        ds = context.dawid_skene.probas_.reindex(items)[context.labels].to_numpy()
-        given = context.given_codes
-        scores["Dawid-Skene posterior"] = pd.Series(1 - ds[np.arange(len(items)), given], index=items)
+        scores["Dawid-Skene posterior"] = pd.Series(1 - context.given_posterior, index=items)
     else:
         for name in ("minority-vote share", "Dawid-Skene posterior"):
             missing[name] = "needs items with two or more annotations"
@@ -217,11 +209,10 @@ def calibration_figures(confidence: pd.Series, right: pd.Series, n_bins: int = 1
 
 def consensus_posteriors(context) -> dict[str, pd.Series]:
     """Each consensus's confidence that the label an item carries now is right."""
-    items, given = context.items, context.given_codes
+    items = context.items
     out = {"majority vote share": pd.Series(context.majority.confidence_.to_numpy(), index=items)}
     if context.has("annotators"):
-        ds = context.dawid_skene.probas_.reindex(items)[context.labels].to_numpy()
-        out["Dawid-Skene posterior"] = pd.Series(ds[np.arange(len(items)), given], index=items)
+        out["Dawid-Skene posterior"] = pd.Series(context.given_posterior, index=items)
         if context.pred_probs is not None:
             out["CROWDLAB consensus quality"] = pd.Series(
                 context.crowdlab["consensus_quality_score"].to_numpy(), index=items)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from curation._schema import ITEM
+from curation.flags._queue import by_priority
 
 __all__ = ["LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes", "learn_order"]
 
@@ -66,12 +67,13 @@ def _features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str]) ->
 def _fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """MAP logistic regression: coefficients (intercept first) under N(prior, PRIOR_SD^2)."""
     from scipy.optimize import minimize
+    from scipy.special import expit
 
     design = np.column_stack([np.ones(len(x)), x])
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = design @ theta
-        p = 1 / (1 + np.exp(-z))
+        p = expit(z)
         nll = np.sum(np.logaddexp(0, z) - y * z)
         diff = theta - prior
         grad = design.T @ (p - y) + diff / PRIOR_SD**2
@@ -145,8 +147,8 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
     n_used = (n // k) * k
     recent = outcomes.iloc[n_used:]  # made in the order that stands now
     before = None
-    if n_used >= k:
-        block = outcomes.iloc[max(0, n_used - k):n_used]
+    if n_used:
+        block = outcomes.iloc[n_used - k:n_used]
         before = (int(block.sum()), len(block))
     static = queue.assign(static_priority=queue["priority"])
     result = LearnedOrder(queue=static, n_used=n_used, n_decisions=n, refit_every=k,
@@ -159,11 +161,10 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
     prior[-1] = 1.0  # the priority's logit, as it is
     used = outcomes.iloc[:n_used]
     theta = _fit(features.loc[used.index].to_numpy(), used.to_numpy(float), prior)
+    from scipy.special import expit
+
     z = theta[0] + features.to_numpy() @ theta[1:]
-    learned = queue.assign(static_priority=queue["priority"].to_numpy(),
-                           priority=np.round(1 / (1 + np.exp(-z)), 6))
-    learned = learned.sort_values(["priority", ITEM], ascending=[False, True], kind="stable")
-    result.queue = learned.reset_index(drop=True)
+    result.queue = by_priority(static.assign(priority=np.round(expit(z), 6)))
     result.weights = pd.DataFrame({"weight": theta, "prior": prior},
                                   index=["intercept", *kinds, "queue priority"])
     return result

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["KIND_WEIGHTS", "SUGGESTION_ORDER", "REST_REASON", "review_queue", "unflagged_order"]
+__all__ = ["KIND_WEIGHTS", "SUGGESTION_ORDER", "REST_REASON", "by_priority", "review_queue",
+           "unflagged_order"]
 
 #: How much each kind's score counts as evidence that the current label is wrong (unknown kinds
 #: count 1.0). Where the continuous doubt signs are given they stand in for the first four. A
@@ -23,6 +24,12 @@ SUGGESTION_ORDER = ("crowdlab", "low_confidence", "label_issue", "disagreement")
 #: Flag kinds whose meaning the continuous ``doubt`` signs carry (so they are not counted twice).
 DOUBT_KINDS = ("disagreement", "low_confidence", "label_issue", "crowdlab")
 QUEUE_COLUMNS = ("item_id", "priority", "kinds", "n_flags", "reason", "suggested_label", "rule_id")
+
+
+def by_priority(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows most urgent first, equal priorities by item id (the order a reviewer sees)."""
+    return frame.sort_values(["priority", "item_id"], ascending=[False, True],
+                             kind="stable").reset_index(drop=True)
 
 
 def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
@@ -74,8 +81,7 @@ def review_queue(flags: pd.DataFrame, *, doubt: pd.DataFrame | None = None,
     queue["rule_id"] = queue["rule_id"].astype(object).where(queue["rule_id"].notna(), None)
     queue["priority"] = queue["priority"].round(6)
     queue = queue.rename_axis("item_id").reset_index()
-    return queue.sort_values(["priority", "item_id"], ascending=[False, True],
-                             kind="stable").reset_index(drop=True)[list(QUEUE_COLUMNS)]
+    return by_priority(queue)[list(QUEUE_COLUMNS)]
 
 
 #: The reason shown for an item no flagger raised, when the queue goes on past the flagged ones.
@@ -97,8 +103,7 @@ def unflagged_order(doubt: pd.DataFrame, flagged: pd.Index | list) -> pd.DataFra
     rest = doubt[~doubt.index.isin(list(flagged))]
     pooled = rest.mean(axis=1, skipna=True).fillna(0.0).clip(0, 1).round(6)
     out = pd.DataFrame({"item_id": rest.index.astype(str), "priority": pooled.to_numpy()})
-    return out.sort_values(["priority", "item_id"], ascending=[False, True],
-                           kind="stable").reset_index(drop=True)
+    return by_priority(out)
 
 
 def _joined(flags: pd.DataFrame) -> dict[str, pd.Series]:
