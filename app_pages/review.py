@@ -15,6 +15,7 @@ from curation.flags import REFIT_EVERY, learn_order
 from curation.workspace import (
     evaluate_project_flags,
     flag_project,
+    load_doubt,
     load_queue,
     project_guideline,
 )
@@ -103,7 +104,7 @@ learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="
                              help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
                                   "left: a changed label counts as 'was wrong', a kept one as "
                                   "'was right'. Off: the flaggers' own order.")
-learned = learn_order(queue, flags, decisions)
+learned = learn_order(queue, flags, decisions, doubt=load_doubt(project))
 if learning:
     queue = learned.queue
 cons = consensus()

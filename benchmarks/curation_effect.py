@@ -19,8 +19,14 @@ settings the product resolves from the data unless ``--epochs`` / ``--learning-r
 and are judged on the same test set: the full retrain-and-compare report, whose verdict
 (better / worse / no_real_change / inconclusive) rests on an interval over seeds and test items.
 
+``--review-top N`` (the demo only) replaces automatic curation with a simulated reviewer: the
+whole project is flagged as the app does (gold items included, with the demo's guideline) and
+the reviewer decides the first N items of the queue, setting each item's true label (from how
+the demo was made) or keeping it; the decisions on pool items make the "after" side. This is
+the loop the demo is for: review the top of the queue, retrain, compare.
+
 Run: ``python benchmarks/curation_effect.py [--seeds 3] [--epochs N --learning-rate R]
-[--data amazon,demo]``.
+[--data amazon,demo] [--review-top N]``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,26 @@ def auto_decisions(pool: pd.DataFrame, *, relabel_priority: float, drop_priority
             + [(i, "drop", None) for i in drop["item_id"]])
     out = pd.DataFrame(rows, columns=["item_id", "action", "curated_label"])
     return out.assign(reviewer="auto", note="automatic curation", created_at=pd.Timestamp.now())
+
+
+def review_decisions(top: int) -> pd.DataFrame:
+    """A reviewer's decisions on the first ``top`` items of the demo's whole-project queue."""
+    from curation.guidelines import load_guideline
+    from curation.workspace import DEMO_CSV, DEMO_GUIDELINE
+
+    long = load_annotations(DEMO_CSV)
+    texts = long.drop_duplicates("item_id")["text"].tolist()
+    report = flag_items(long.drop(columns=["gold"]), embeddings=embed_texts(texts),
+                        guideline=load_guideline(DEMO_GUIDELINE), seed=0)
+    truth = json.loads((ROOT / "curation" / "demo" / "planted.json").read_text())["true_labels"]
+    ctx = report.context
+    given = dict(zip(ctx.items, (ctx.labels[c] for c in ctx.given_codes)))
+    rows = [(i, "set_label", truth[i]) if truth[i] != given[i] else (i, "keep", None)
+            for i in report.queue["item_id"][:top]]
+    out = pd.DataFrame(rows, columns=["item_id", "action", "curated_label"])
+    print(f"(the reviewer decided the queue's first {len(out)} items: "
+          f"{int((out['action'] == 'set_label').sum())} labels changed)")
+    return out.assign(reviewer="simulated reviewer", note="", created_at=pd.Timestamp.now())
 
 
 def sides(pool: pd.DataFrame, decisions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -125,9 +151,16 @@ def main() -> None:
     parser.add_argument("--relabel-priority", type=float, default=0.8)
     parser.add_argument("--drop-priority", type=float, default=0.95)
     parser.add_argument("--data", default="amazon,demo")
+    parser.add_argument("--review-top", type=int, help="demo: a simulated reviewer decides the "
+                        "queue's first N items (true labels) instead of automatic curation")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--runs", type=Path, help="keep finished training runs here; a rerun "
+                        "reuses those whose data, settings and code are unchanged")
     args = parser.parse_args()
     from fine_tune.compare import compare
+    from fine_tune.run_cache import RunCache
+
+    cache = RunCache(args.runs) if args.runs else None
 
     given = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
                                ("max_length", args.max_length)) if v is not None}
@@ -137,11 +170,16 @@ def main() -> None:
         pool, test = amazon_split() if name == "amazon" else demo_split()
         pool = without_test_texts(pool, test)
         start = time.perf_counter()
-        decisions = auto_decisions(pool.drop(columns=["gold"], errors="ignore"),
-                                   relabel_priority=args.relabel_priority,
-                                   drop_priority=args.drop_priority)
+        if args.review_top and name == "demo":
+            decisions = review_decisions(args.review_top)
+            decisions = decisions[decisions["item_id"].isin(set(pool["item_id"]))]
+        else:
+            decisions = auto_decisions(pool.drop(columns=["gold"], errors="ignore"),
+                                       relabel_priority=args.relabel_priority,
+                                       drop_priority=args.drop_priority)
         before, after, facts = sides(pool, decisions)
-        print(f"\n=== {name}: pool {facts['pool']}, test {len(test)} (gold); automatic curation "
+        how = "review of the queue's top" if args.review_top and name == "demo" else "automatic curation"
+        print(f"\n=== {name}: pool {facts['pool']}, test {len(test)} (gold); {how} "
               f"relabelled {facts['relabelled']}, dropped {facts['dropped']}")
         if "pool_label_accuracy_before" in facts:
             print(f"training labels right (against gold): before {facts['pool_label_accuracy_before']:.3f}, "
@@ -154,7 +192,7 @@ def main() -> None:
             continue
         report = compare(before[["text", "label"]], after[["text", "label"]], test[["text", "label"]],
                          config=config, seeds=list(range(args.seeds)),
-                         progress=lambda f, m: None)
+                         progress=lambda f, m: None, cache=cache)
         print(report.to_markdown())
         print(f"VERDICT ({name}): {report.verdict}: {report.verdict_reason}")
         print(f"({time.perf_counter() - start:.0f} s)")

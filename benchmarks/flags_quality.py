@@ -6,14 +6,17 @@ Target items: those whose majority vote differs from the known truth.
   anonymous annotator slots), gold labels; majority vote is wrong on 35 items.
 - the bundled demo project: 553 messages, 3 of 5 simulated annotators each, the true label of
   every item known from how it was made (``curation/demo/planted.json``): a second data set, so
-  that no setting is judged on one data set alone.
+  that no setting is judged on one data set alone;
+- a simulated double-annotated project (``_simulated_crowd.py``: DynaSent sentences all five
+  workers agreed on, labelled again by two simulated annotators with real DynaSent workers'
+  confusion matrices): a third, with far more wrong labels and many ties.
 
 For each: precision and recall of every flag kind's flagged set; then
 :func:`curation.flags.evaluate_flags` (what ``curation evaluate-flags`` prints): the review
 queue next to random order, minority-vote share, Dawid-Skene, cleanlab's ``find_label_issues``
 and CROWDLAB, all from one flagging pass on the same embeddings: precision and recall at K
 (K = number of targets, 50, 100, 10% of items), AUC, and the recall reached at precision
->= 0.7; tied items apart. Run: ``python benchmarks/flags_quality.py [--json OUT]``.
+>= 0.7; tied items apart. Run: ``python benchmarks/flags_quality.py [--data amazon,demo,simulated] [--json OUT]``.
 """
 
 from __future__ import annotations

@@ -336,10 +336,23 @@ def _run_members(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_folder(value: str | None, option: str) -> None:
+    """A model given as a path (absolute, or starting with ., .. or ~) must be a folder: said
+    before any data is read, even when nothing turns out to need augmenting."""
+    if not value or not value.startswith(("/", "./", "../", "~", "\\")) and ":" not in value[:3]:
+        return
+    if not Path(value).expanduser().is_dir():
+        raise ValueError(f"{option} {value}: no such model folder; give a local folder holding the "
+                         "model (config.json and weights) or a model id.")
+
+
 def _augmenter_from_args(args: argparse.Namespace):
     from curation.augment import Protector, load_glossary, make_augmenter
 
     allow = _split(args.allow) or []
+    for value, option in ((args.model, "--model"), (args.forward, "--forward"),
+                          (args.backward, "--backward")):
+        _check_model_folder(value, option)
     common = {"seed": args.seed}
     if args.method == "back-translation":
         if not args.forward or not args.backward:

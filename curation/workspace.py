@@ -37,7 +37,7 @@ from curation.store import ImportResult, Project
 __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
            "data_card_facts", "demo_label_set", "evaluate_project_flags", "export_curated",
            "export_project", "flag_project", "project_annotations", "project_truth",
-           "import_file", "load_queue", "open_demo_project", "open_project", "project_curated",
+           "import_file", "load_doubt", "load_queue", "open_demo_project", "open_project", "project_curated",
            "project_guideline"]
 
 logger = logging.getLogger(__name__)
@@ -186,9 +186,16 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     report.timings = {"embed": embed_seconds, **report.timings}
     priority = report.queue.set_index("item_id")["priority"]
     rest = report.rest.set_index("item_id")["priority"].round(4)
-    project.save_flags(report.flags, params={"fingerprint": fingerprint, "skipped": report.skipped,
-                                             "priority": priority.to_dict(),
-                                             "rest_priority": rest[rest > 0].to_dict()})
+    rest = rest[rest > 0]
+    # the doubt signs of the items a reviewer can reach: the learning order's features
+    # (columns of one item list: a third of the size of one dict per sign)
+    doubt = report.context.doubt().reindex(priority.index.append(rest.index)).round(4)
+    project.save_flags(report.flags, params={
+        "fingerprint": fingerprint, "skipped": report.skipped, "priority": priority.to_dict(),
+        "rest_priority": rest.to_dict(),
+        "doubt": {"items": doubt.index.astype(str).tolist(),
+                  "signs": {name: [None if np.isnan(v) else float(v) for v in col.to_numpy(float)]
+                            for name, col in doubt.items()}}})
     return report
 
 
@@ -245,6 +252,18 @@ def _cached_flags(project: Project, fingerprint: str) -> FlagReport | None:
     return FlagReport(flags=flags.drop(columns=["run_id"]), queue=queue,
                       skipped=params.get("skipped") or {},
                       timings={"cached": time.perf_counter() - start})
+
+
+def load_doubt(project: Project) -> pd.DataFrame | None:
+    """Per queued (or "go on") item, the doubt signs of the latest flags run; None before any
+    run, or for a run saved before the signs were kept."""
+    flags = project.latest_flags()
+    if flags.empty:
+        return None
+    stored = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}).get("doubt")
+    if not stored:
+        return None
+    return pd.DataFrame(stored["signs"], index=pd.Index(stored["items"], name="item_id"), dtype=float)
 
 
 def load_queue(project: Project, *, flags: pd.DataFrame | None = None,

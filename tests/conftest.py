@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -26,11 +27,19 @@ def _need(path: Path) -> Path:
 
 
 def amazon_long() -> pd.DataFrame:
-    """Amazon crowd sentiment: vote counts expanded to anonymous annotator slots s1..s5."""
+    """Amazon crowd sentiment: vote counts expanded to anonymous annotator slots s1..s5.
+
+    The file has counts, no annotator ids: each item's votes go to the slots in a seeded random
+    order. (Until 2026-11-30 they went in label order, negatives first, so "s1" looked like an
+    annotator who says negative whenever anyone does: a fake annotator that per-annotator models,
+    Dawid-Skene and CROWDLAB, took at face value.)
+    """
     raw = pd.read_csv(_need(SHARED / "amazon-crowd-sentiment" / "1k_amazon_reviews_crowdsourced.csv"))
     rows = []
+    rng = np.random.default_rng(0)
     for r in raw.itertuples():
         votes = ["negative"] * r.is_negative_in + ["not_negative"] * r.is_negative_out
+        votes = [votes[k] for k in rng.permutation(len(votes))]
         gold = "negative" if r.is_negative else "not_negative"
         rows += [(str(r.item_id), r.text, f"s{j + 1}", lab, gold) for j, lab in enumerate(votes)]
     return pd.DataFrame(rows, columns=["item_id", "text", "annotator_id", "label", "gold"])

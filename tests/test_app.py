@@ -316,12 +316,16 @@ def test_review_page_goes_on_past_the_flagged_items(home):
     text = at.get("progress")[0].proto.text
     assert "more by doubt" in text and text != flagged
     from curation.store import Project
-    from curation.workspace import load_queue
+    from curation.workspace import load_doubt, load_queue
 
     with Project(home / "demo.sqlite") as project:
         queue = load_queue(project, include_rest=True)
         only = load_queue(project)
+        doubt = load_doubt(project)
     assert queue["item_id"].tolist()[:len(only)] == only["item_id"].tolist()
+    # the learning order's features: every sign, for every item a reviewer can reach
+    assert {"minority", "dawid_skene", "model", "crowdlab"} <= set(doubt.columns)
+    assert set(queue["item_id"]) <= set(doubt.index) and doubt.stack().between(0, 1).all()
     tail = queue.iloc[len(only):]
     assert len(tail) > 0 and (tail["kinds"] == "").all()
     assert tail["priority"].is_monotonic_decreasing

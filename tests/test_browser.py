@@ -150,6 +150,7 @@ def _project(server):
 def test_a_annotator_decides_five_items_and_finds_them_after_a_reload(server, page):
     page.goto(f"{server['url']}/review")
     page.get_by_role("heading", name="Review").wait_for()
+    _idle(page)  # a click during the page's first run can be lost when the button is redrawn
     page.get_by_role("button", name="Find items to review").click()
     progress = page.get_by_text("flagged items decided")
     progress.wait_for(timeout=600_000)  # embeds 553 texts with MiniLM on the CPU (slow when busy)

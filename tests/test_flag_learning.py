@@ -71,6 +71,29 @@ def test_the_order_learns_the_sign_that_marks_wrong_labels():
     assert "Re-ranked on your first 40 decisions" in text and "boundary more" in text
 
 
+def test_the_order_learns_a_doubt_sign_the_pool_underweights():
+    """Wrong labels every annotator agreed on show in the model's doubt, not in the flags:
+    given the doubt signs, the decisions teach the queue to count that sign."""
+    queue, _flags, truth = _case(seed=3)
+    flags = _flags[_flags["kind"] == "disagreement"]  # no flag marks the wrong items
+    rng = np.random.default_rng(3)
+    doubt = pd.DataFrame({"minority": rng.uniform(0, 0.3, len(truth)),
+                          "model": np.where(truth, rng.uniform(0.5, 1.0, len(truth)),
+                                            rng.uniform(0.0, 0.6, len(truth)))}, index=truth.index)
+    decided = _review(queue, truth, 40)
+    without = learn_order(queue, flags, decided)
+    learned = learn_order(queue, flags, decided, doubt=doubt)
+    assert learned.weights.at["doubt: model", "prior"] == 0
+    assert learned.weights.at["doubt: model", "weight"] > 0.5
+    assert "doubt: model more" in learned.describe()
+
+    def hits(order):
+        rest = order.queue[~order.queue["item_id"].isin(decided["item_id"])]
+        return truth[rest["item_id"][:30]].mean()
+
+    assert hits(learned) > hits(without) + 0.2
+
+
 def test_few_noisy_decisions_barely_move_the_order():
     """Twenty decisions that say nothing (wrong at random) leave the order much as it was."""
     queue, flags, _truth = _case()

@@ -153,11 +153,18 @@ def test_queue_pools_the_doubt_signs_and_adds_near_duplicates():
     doubt = pd.DataFrame({"minority": [0.4, 0.0, 0.0], "model": [0.5, 0.2, 0.1],
                           "dawid_skene": [1.0, np.nan, 0.1]}, index=["a", "b", "c"])
     queue = review_queue(flags, doubt=doubt).set_index("item_id")
-    # a: the mean of its doubt signs (one at 1.0 does not decide alone); b: the boundary flag adds
-    # nothing, the NaN sign is left out; c: near-duplicate 0.5 joins its pooled doubt by a noisy-OR
-    assert queue.loc["a", "priority"] == pytest.approx((0.4 + 0.5 + 1.0) / 3)
-    assert queue.loc["b", "priority"] == pytest.approx(0.1)
-    assert queue.loc["c", "priority"] == pytest.approx(1 - (1 - 0.2 / 3) * 0.5)
+    from scipy.special import expit, logit
+
+    def pooled(*signs):  # the mean of the log-odds, each sign clipped to [0.001, 0.999]
+        return expit(np.mean([logit(min(max(s, 1e-3), 1 - 1e-3)) for s in signs]))
+
+    # a: its signs pooled (the one at 1.0 does not decide alone: a is below 0.9); b: the
+    # boundary flag adds nothing, the NaN sign is left out; c: near-duplicate 0.5 joins its
+    # pooled doubt by a noisy-OR
+    assert queue.loc["a", "priority"] == pytest.approx(pooled(0.4, 0.5, 1.0), abs=1e-6)
+    assert 0.5 < queue.loc["a", "priority"] < 0.9
+    assert queue.loc["b", "priority"] == pytest.approx(pooled(0.0, 0.2), abs=1e-6)
+    assert queue.loc["c", "priority"] == pytest.approx(1 - (1 - pooled(0.0, 0.1, 0.1)) * 0.5, abs=1e-6)
     assert queue.index.tolist() == ["a", "c", "b"]
     assert review_queue(empty_flags()).empty
 

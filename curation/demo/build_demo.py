@@ -16,7 +16,13 @@ times and plants known problems for the curation tools to find:
     praise <-> request), never uniformly at random;
 (d) praise is the skewed, rare class (about 6% of items);
 (e) near-duplicate pairs: a trivially changed copy of an ordinary message is
-    added as a new item whose votes lean to a different label than the truth.
+    added as a new item whose votes lean to a different label than the truth;
+(f) a systematic error: ``bilal`` and ``chen`` learnt the labels on an earlier
+    guideline that had no ``fraud_alert``, so both answer ``complaint`` wherever
+    they would have said ``fraud_alert``, every time. Where both label an item
+    (3 of the 10 triples) they outvote the third annotator: the majority label
+    of those fraud reports is wrong, and a model trained on them learns to call
+    fraud reports complaints.
 
 It writes ``bank_demo.csv`` (long format: item_id, text, annotator_id, label,
 gold) and ``planted.json`` (what was planted, for tests), then prints summary
@@ -82,6 +88,10 @@ NEIGHBOURS = {
 N_NEAR_DUPLICATES = 9
 DUPLICATE_LEAN = 0.8
 N_GOLD = 150
+#: (f) the annotators trained on the earlier guideline, the label it lacked, and what they
+#: gave instead.
+OLD_GUIDELINE_ANNOTATORS = ("bilal", "chen")
+MISSING_LABEL, STAND_IN = "fraud_alert", "complaint"
 WORD_SWAPS = (("hi", "hello"), ("hello", "hi"), ("thanks", "thank you"), ("thank you", "thanks"),
               ("please", "pls"), ("can", "could"), ("could", "can"))
 
@@ -217,6 +227,9 @@ def simulate(items: list[dict], rng: np.random.Generator, gold: set[str]) -> pd.
             votes = _copy_votes(item, triple, rng)
         else:
             votes = [_vote(item, a, rng) for a in triple]
+        # (f) after the draws, so (a)-(e) keep theirs
+        votes = [STAND_IN if a in OLD_GUIDELINE_ANNOTATORS and v == MISSING_LABEL else v
+                 for a, v in zip(triple, votes)]
         gold_label = item["true_label"] if item["item_id"] in gold else ""
         rows += [(item["item_id"], item["text"], a, v, gold_label) for a, v in zip(triple, votes)]
     log.info("simulated %d annotations", len(rows))
@@ -254,6 +267,10 @@ def planted_record(items: list[dict]) -> dict:
         "skewed_class": "praise",
         "near_duplicate_pairs": sorted(
             [it["copy_of"], it["item_id"]] for it in items if it["lean"]),
+        "systematic_error": {
+            "annotators": list(OLD_GUIDELINE_ANNOTATORS), "from": MISSING_LABEL, "to": STAND_IN,
+            "what": f"{' and '.join(OLD_GUIDELINE_ANNOTATORS)} answer '{STAND_IN}' wherever "
+                    f"they would have said '{MISSING_LABEL}' (an earlier guideline without it)"},
         "boundary_items": {it["item_id"]: it["rule_id"] for it in items if it["rule_id"]},
         "true_labels": {it["item_id"]: it["true_label"] for it in items},
     }
@@ -279,7 +296,14 @@ def fleiss_kappa(long: pd.DataFrame) -> float:
 def _planted_rates(long: pd.DataFrame, planted: dict) -> dict:
     """Measured rates of the planted problems (copies of near-duplicates left out)."""
     copies = [pair[1] for pair in planted["near_duplicate_pairs"]]
-    frame = long[~long["item_id"].isin(copies)]
+    whole = long[~long["item_id"].isin(copies)]
+    old = whole["annotator_id"].isin(OLD_GUIDELINE_ANNOTATORS)
+    truth_all = whole["item_id"].map(planted["true_labels"])
+    fraud_all = whole[truth_all == MISSING_LABEL]
+    majority = fraud_all.groupby("item_id")["label"].agg(lambda v: v.value_counts().index[0])
+    # (a)-(c) measured where (f) does not act: the other annotators, and every label but the
+    # old-guideline annotators' on fraud reports
+    frame = whole[~(old & (truth_all == MISSING_LABEL))]
     truth = frame["item_id"].map(planted["true_labels"])
     rule = frame["item_id"].map(planted["boundary_items"]).fillna("")
     label, wrong = frame["label"], frame["label"] != truth
@@ -297,6 +321,10 @@ def _planted_rates(long: pd.DataFrame, planted: dict) -> dict:
         "error_R1_items": rate((rule == "R1") & ~dana, wrong),
         "error_other_boundary_items": rate(~rule.isin(["", "R1"]) & ~dana, wrong),
         "error_ordinary_items": rate((rule == "") & ~dana, wrong),
+        "old_guideline_fraud_to_complaint": rate(old & (truth_all == MISSING_LABEL),
+                                                 whole["label"] == STAND_IN),
+        "fraud_items_majority_complaint": int((majority == STAND_IN).sum()),
+        "fraud_items": int(fraud_all["item_id"].nunique()),
     }
 
 

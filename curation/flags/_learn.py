@@ -3,8 +3,12 @@
 Each decision is a label for the signs that put the item in the queue: a reviewer who changes
 the label says the item was wrong; one who keeps it says it was not (drops, "ambiguous" and
 notes say neither and are left out). From those, a logistic model of "this item is wrong"
-is fitted on the item's flag scores (one per kind) and the queue's own priority, then the items
-nobody has decided yet are ranked by it.
+is fitted on the item's flag scores (one per kind), the continuous doubt signs the priority
+pools (minority share, Dawid-Skene, the model, CROWDLAB; when given) and the queue's own
+priority, then the items nobody has decided yet are ranked by it. The signs start at weight 0:
+a project whose wrong labels show in one sign more than the pool says (annotators who err the
+same way show in Dawid-Skene's doubt; a label every annotator got wrong only in the model's)
+teaches the queue to count that sign.
 
 The prior is the present order: the model starts at ``logit(wrong) = logit(priority)`` (weight
 1 on the queue's priority, 0 on every flag score, intercept 0) and each coefficient is pulled
@@ -25,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from curation._schema import ITEM
-from curation.flags._queue import by_priority
+from curation.flags._queue import POOL_EPS, by_priority
 
 __all__ = ["LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes", "learn_order"]
 
@@ -55,10 +59,20 @@ def decision_outcomes(latest: pd.DataFrame) -> pd.Series:
                      name="wrong")
 
 
-def _features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
-    """Per queued item: its score for each flag kind (0 when not flagged) and logit(priority)."""
+def _features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str],
+              doubt: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per queued item: its score for each flag kind (0 when not flagged), the log-odds of each
+    doubt sign (``doubt: <name>``, clipped as the queue's pool clips them; 0 where missing) and,
+    last, logit(priority): the pool averages those log-odds, so a weight on one of them moves
+    that sign's share of the pool."""
     scores = flags.pivot_table(index=ITEM, columns="kind", values="score", aggfunc="max")
     scores = scores.reindex(index=queue[ITEM], columns=list(kinds)).fillna(0.0)
+    if doubt is not None:
+        from scipy.special import logit
+
+        signs = doubt.reindex(queue[ITEM]).astype(float).clip(POOL_EPS, 1 - POOL_EPS)
+        for name in signs.columns:
+            scores[f"doubt: {name}"] = np.nan_to_num(logit(signs[name].to_numpy(float)))
     priority = queue.set_index(ITEM)["priority"].clip(_EPS, 1 - _EPS)
     scores["priority"] = np.log(priority / (1 - priority)).to_numpy()
     return scores.astype(float)
@@ -132,11 +146,13 @@ class LearnedOrder:
 
 
 def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, *,
-                refit_every: int = REFIT_EVERY) -> LearnedOrder:
+                doubt: pd.DataFrame | None = None, refit_every: int = REFIT_EVERY) -> LearnedOrder:
     """Re-rank ``queue`` (from :func:`~curation.flags.review_queue`) by the decisions so far.
 
     ``flags``: the flags behind the queue (``item_id, kind, score``); ``latest``: the
-    effective latest decision per item (:meth:`~curation.store.Project.latest_decisions`).
+    effective latest decision per item (:meth:`~curation.store.Project.latest_decisions`);
+    ``doubt``: per item, the doubt signs (:meth:`~curation.flags.FlagContext.doubt`), features
+    too when given.
     """
     if refit_every < 1:
         raise ValueError(f"refit_every must be at least 1, got {refit_every}.")
@@ -156,7 +172,7 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
     if n_used == 0:
         return result
     kinds = sorted(set(flags["kind"]))
-    features = _features(queue, flags, kinds)
+    features = _features(queue, flags, kinds, doubt)
     prior = np.zeros(features.shape[1] + 1)
     prior[-1] = 1.0  # the priority's logit, as it is
     used = outcomes.iloc[:n_used]
@@ -166,5 +182,5 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
     z = theta[0] + features.to_numpy() @ theta[1:]
     result.queue = by_priority(static.assign(priority=np.round(expit(z), 6)))
     result.weights = pd.DataFrame({"weight": theta, "prior": prior},
-                                  index=["intercept", *kinds, "queue priority"])
+                                  index=["intercept", *features.columns[:-1], "queue priority"])
     return result
