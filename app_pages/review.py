@@ -104,7 +104,7 @@ learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="
                              help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
                                   "left: a changed label counts as 'was wrong', a kept one as "
                                   "'was right'. Off: the flaggers' own order.")
-learned = learn_order(queue, flags, decisions, doubt=load_doubt(project))
+learned = learn_order(queue, flags, decisions, doubt=load_doubt(project, flags=flags))
 if learning:
     queue = learned.queue
 cons = consensus()

@@ -75,8 +75,7 @@ def review_decisions(top: int) -> pd.DataFrame:
     report = flag_items(long.drop(columns=["gold"]), embeddings=embed_texts(texts),
                         guideline=load_guideline(DEMO_GUIDELINE), seed=0)
     truth = json.loads((ROOT / "curation" / "demo" / "planted.json").read_text())["true_labels"]
-    ctx = report.context
-    given = dict(zip(ctx.items, (ctx.labels[c] for c in ctx.given_codes)))
+    given = report.context.given_labels
     rows = [(i, "set_label", truth[i]) if truth[i] != given[i] else (i, "keep", None)
             for i in report.queue["item_id"][:top]]
     out = pd.DataFrame(rows, columns=["item_id", "action", "curated_label"])

@@ -127,7 +127,7 @@ def run(name: str, df: pd.DataFrame, truth: pd.Series, guideline=None) -> dict:
                         guideline=guideline, seed=0)
     ctx = report.context
     items = list(ctx.items)
-    given = pd.Series(np.asarray(ctx.labels, dtype=object)[ctx.given_codes], index=ctx.items)
+    given = ctx.given_labels
     truth = truth.reindex(ctx.items)
     known = truth.notna()
     wrong = (given != truth) & known

@@ -254,10 +254,11 @@ def _cached_flags(project: Project, fingerprint: str) -> FlagReport | None:
                       timings={"cached": time.perf_counter() - start})
 
 
-def load_doubt(project: Project) -> pd.DataFrame | None:
-    """Per queued (or "go on") item, the doubt signs of the latest flags run; None before any
-    run, or for a run saved before the signs were kept."""
-    flags = project.latest_flags()
+def load_doubt(project: Project, *, flags: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Per queued (or "go on") item, the doubt signs of the latest flags run (``flags``: that
+    run's flags when already read); None before any run, or for a run saved before the signs
+    were kept."""
+    flags = project.latest_flags() if flags is None else flags
     if flags.empty:
         return None
     stored = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}).get("doubt")

@@ -131,6 +131,11 @@ class FlagContext:
         return pd.Index(self.labels).get_indexer(given.reindex(self.items))
 
     @cached_property
+    def given_labels(self) -> pd.Series:
+        """:attr:`given_codes` as labels, by item id."""
+        return pd.Series(np.asarray(self.labels, dtype=object)[self.given_codes], index=self.items)
+
+    @cached_property
     def given_posterior(self) -> np.ndarray:
         """Dawid-Skene's posterior of the label each item has now (:attr:`given_codes`)."""
         ds = self.dawid_skene.probas_.reindex(self.items)[self.labels].to_numpy()

@@ -349,8 +349,7 @@ def _ties_account(context, truth: pd.Series) -> dict:
     if truth.empty:
         return {"n": 0, "truth_in_tie": 0, "tie_break_right": 0}
     ties = context.majority.ties_.reindex(truth.index)
-    given = pd.Series(np.asarray(context.labels, dtype=object)[context.given_codes],
-                      index=context.items).reindex(truth.index)
+    given = context.given_labels.reindex(truth.index)
     return {"n": int(len(truth)),
             "truth_in_tie": int(sum(t in tie for t, tie in zip(truth, ties))),
             "tie_break_right": int((given == truth).sum())}
