@@ -30,17 +30,19 @@ if frame.empty:
 reviewer = who_is_working("decide", key="reviewer") or ""
 
 
-def run_flags() -> None:
+def run_flags() -> bool:
+    """Flag the project; False (and the error shown, not wiped by a rerun) when it cannot."""
     bar = st.progress(0.0, text="Finding items to review...")
     try:
         report = flag_project(project, progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except ValueError as err:
         bar.empty()
         st.error(plain(err))
-        return
+        return False
     bar.empty()
     st.toast(f"{len(report.queue)} items flagged ({len(report.flags)} flags).")
     st.session_state.pop("review_item", None)
+    return True
 
 
 def queue_check_panel() -> None:
@@ -92,8 +94,7 @@ queue = load_queue(project, include_rest=go_on)
 if queue.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")
-    if st.button("Find items to review", type="primary"):
-        run_flags()
+    if st.button("Find items to review", type="primary") and run_flags():
         st.rerun()
     st.stop()
 

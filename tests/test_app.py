@@ -118,6 +118,19 @@ def test_review_flow_decide_undo_reload(home):
     assert progress.proto.text.startswith("1 of ") and "flagged items decided" in progress.proto.text
 
 
+def test_review_page_keeps_a_flagging_error_on_screen(home, monkeypatch):
+    """A flagging run that cannot finish says why; the page does not rerun the message away."""
+    import curation.workspace
+
+    def cannot(project, **kwargs):
+        raise ValueError("the embedding model at /models/x is not a folder; pick another")
+
+    monkeypatch.setattr(curation.workspace, "flag_project", cannot)
+    at = _click(_review(home), "Find items to review")
+    assert "is not a folder; pick another" in at.error[0].value.replace("\\", "")
+    assert any(b.label == "Find items to review" for b in at.button)  # and the user can try again
+
+
 def test_review_page_measures_the_queue_on_the_gold_items(home):
     """The demo has gold labels for 150 items: the queue is scored next to the usual tools."""
     at = _review(home)

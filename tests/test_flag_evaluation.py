@@ -162,3 +162,22 @@ def test_the_evaluation_measures_each_consensus_calibration():
     # 80 of the 81 votes are unanimous (p3 split 2-1), and p7 is unanimous and wrong
     sure = result.calibration["majority vote share"]
     assert sure["n_sure"] == 80 and sure["sure_accuracy"] == pytest.approx(79 / 80)
+
+
+def test_flagging_and_its_baselines_fork_no_process_pool(monkeypatch):
+    """cleanlab forks a pool per call when it sees several cores; forked from the Streamlit server
+    the workers keep its SIGTERM handler, the pool's terminate() cannot end them, and the Review
+    page waits for ever. Here the machine claims 8 cores and any pool is refused."""
+    import multiprocessing
+
+    import psutil
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started from the flagging code")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 8)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8)
+    df, emb, truth = _planted()
+    result = evaluate_flags(df, truth, embeddings=emb)  # flags (label_issue) and the cleanlab baseline
+    assert "cleanlab find_label_issues" in result.rows and result.n_wrong == 2

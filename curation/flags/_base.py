@@ -229,6 +229,20 @@ def _check_embeddings(embeddings: np.ndarray | None, n_items: int) -> np.ndarray
     return embeddings
 
 
+def label_issue_positions(given: np.ndarray, probs: np.ndarray, **options) -> np.ndarray:
+    """cleanlab's ``find_label_issues`` in this process: never a forked pool of workers.
+
+    Left to itself cleanlab forks ``multiprocessing.Pool(cpu_count)`` on Linux. Forked from the
+    Streamlit server, the workers inherit its SIGTERM handler, so the pool's ``terminate()`` does
+    not end them and the flagging run waits on them for ever (seen in CI: two "Stopping..." lines
+    in the server log and a Review page that never came back). The work is one pass per class,
+    milliseconds at these sizes, so one process loses nothing.
+    """
+    from cleanlab.filter import find_label_issues
+
+    return np.asarray(find_label_issues(given, probs, n_jobs=1, **options))
+
+
 def _crowdlab(table: CountTable, probs: np.ndarray) -> pd.DataFrame:
     """CROWDLAB label quality (cleanlab) from the annotation codes and model probabilities."""
     from cleanlab.multiannotator import get_label_quality_multiannotator

@@ -29,6 +29,7 @@ import pandas as pd
 from curation._messages import format_list
 from curation._schema import GOLD, ITEM, LABEL
 from curation.io import DEFAULT_MAX_BYTES, read_table
+from curation.flags._base import label_issue_positions
 
 __all__ = ["FlagEvaluation", "TRUTH_COLUMNS", "baseline_scores", "calibration_figures",
            "consensus_posteriors", "evaluate_flags", "ranking_figures", "read_truth", "truth_from_frame"]
@@ -172,14 +173,12 @@ def baseline_scores(context, queue: pd.DataFrame, rest: pd.DataFrame | None = No
         for name in ("cleanlab find_label_issues", "CROWDLAB (cleanlab)"):
             missing[name] = "needs embeddings (the CLI's --no-model leaves them out)"
         return scores, missing
-    from cleanlab.filter import find_label_issues
-
     probs, given = context.pred_probs, context.given_codes
     self_confidence = probs[np.arange(len(items)), given]
     flagged = np.zeros(len(items), dtype=bool)
     present = np.bincount(given, minlength=probs.shape[1]) > 0
     if present.sum() >= 2:
-        flagged[find_label_issues(given, probs, filter_by="prune_by_noise_rate")] = True
+        flagged[label_issue_positions(given, probs, filter_by="prune_by_noise_rate")] = True
     scores["cleanlab find_label_issues"] = pd.Series(flagged + (1 - self_confidence), index=items)
     if multi:
         scores["CROWDLAB (cleanlab)"] = pd.Series(

@@ -11,7 +11,14 @@ import logging
 import numpy as np
 import pandas as pd
 
-from curation.flags._base import FLAG_COLUMNS, FlagContext, Flagger, empty_flags, register_flagger
+from curation.flags._base import (
+    FLAG_COLUMNS,
+    FlagContext,
+    Flagger,
+    empty_flags,
+    label_issue_positions,
+    register_flagger,
+)
 
 __all__ = [
     "BoundaryFlagger",
@@ -109,11 +116,9 @@ class LabelIssueFlagger(Flagger):
         self.filter_by = filter_by
 
     def flag(self, context: FlagContext) -> pd.DataFrame:
-        from cleanlab.filter import find_label_issues
-
         given, probs = context.given_codes, context.pred_probs
-        pos = np.asarray(find_label_issues(given, probs, filter_by=self.filter_by,
-                                           return_indices_ranked_by="self_confidence"), dtype=int)
+        pos = label_issue_positions(given, probs, filter_by=self.filter_by,
+                                    return_indices_ranked_by="self_confidence").astype(int)
         labels = np.asarray(context.labels, dtype=object)
         best = probs[pos].argmax(axis=1)
         self_conf = probs[pos, given[pos]]
