@@ -5,20 +5,32 @@ Keyboard: s set the chosen label, k keep, d drop, a ambiguous, u undo, j next, p
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from app_pages._attention import attention_expander
-from app_pages._state import annotations, consensus, current_project, known_truth, who_is_working
+from app_pages._state import (
+    annotations,
+    consensus,
+    current_project,
+    known_truth,
+    signed_in,
+    who_is_working,
+)
 from app_pages._text import plain
 from curation.flags import REFIT_EVERY, learn_order
 from curation.workspace import (
+    curation_home,
     evaluate_project_flags,
     flag_project,
     load_doubt,
     load_queue,
     project_guideline,
 )
+from fine_tune.jobs import OOF_KIND, cancel_job, latest_job, latest_model_probs, start_out_of_fold_job
 
 st.title("Review")
 project = current_project()
@@ -30,11 +42,12 @@ if frame.empty:
 reviewer = who_is_working("decide", key="reviewer") or ""
 
 
-def run_flags() -> bool:
+def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> bool:
     """Flag the project; False (and the error shown, not wiped by a rerun) when it cannot."""
     bar = st.progress(0.0, text="Finding items to review...")
     try:
-        report = flag_project(project, progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
+        report = flag_project(project, model_signal=signal, model_probs=probs,
+                              progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except ValueError as err:
         bar.empty()
         st.error(plain(err))
@@ -55,11 +68,12 @@ def queue_check_panel() -> None:
                          "flagging pass: random, the share of minority votes, Dawid-Skene, cleanlab's "
                          "find_label_issues and CROWDLAB. An item is wrong when its majority label "
                          "differs from the truth; tied votes are counted apart."))
-        key = ("queue_check", project.data_version(), len(truth))
+        key = ("queue_check", project.data_version(), len(truth), signal)
         if st.button("Measure", key="queue-check"):
             with st.spinner("Flagging again on the cached embeddings..."):
                 try:
-                    st.session_state[key] = evaluate_project_flags(project)
+                    st.session_state[key] = evaluate_project_flags(
+                        project, model_signal=signal, model_probs=probs)
                 except ValueError as err:
                     st.session_state[key] = str(err)
         result = st.session_state.get(key)
@@ -82,9 +96,63 @@ def queue_check_panel() -> None:
                              .reset_index().round(3), hide_index=True, width="stretch")
 
 
+SIGNALS = {"embedding": "Embeddings + logistic regression (seconds)",
+           "fine-tuned": "Fine-tuned classifier, 5 folds (minutes)",
+           "ensemble": "Both, averaged"}
+
+
+@st.fragment(run_every=2.0)
+def _fine_tune_progress() -> None:
+    status = latest_job(project, kind=OOF_KIND)
+    if status is None or status["state"] not in ("starting", "running"):
+        st.rerun()  # finished: redraw the page with the probabilities
+        return
+    left = status.get("seconds_left")
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
+                text=plain(status.get("message", "") + (f" - about {left:.0f} s left" if left else "")))
+    if st.button("Cancel", key="cancel-folds"):
+        cancel_job(status["folder"])
+
+
+def fine_tuned_signal() -> pd.DataFrame | None:
+    """The fine-tuned folds' probabilities when there are any; their job's state and buttons."""
+    status = latest_job(project, kind=OOF_KIND)
+    if status is not None and status["state"] in ("starting", "running"):
+        _fine_tune_progress()
+        return None
+    found = latest_model_probs(project)
+    if found is not None:
+        probs, info = found
+        st.caption(plain(f"Fine-tuned folds (run #{info['run_id']}): {info['summary']}."))
+        if info["stale"]:
+            st.warning("The annotations changed since these folds were trained: fine-tune again "
+                       "so that every item has probabilities.")
+    elif status is not None:
+        st.caption(plain(f"The last fine-tuning {status['state']}: {status.get('message', '')}"))
+    label = "Fine-tune again" if found is not None else "Fine-tune 5 folds in the background"
+    if st.button(label, key="start-folds", help="Trains the classifier 5 times, each time on 4/5 "
+                 "of the items with their current labels, with the Retrain page's advised "
+                 "settings; each item's probabilities come from the model that did not see it."):
+        folder = curation_home() / "jobs" / f"{Path(project.url).stem}-folds-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            start_out_of_fold_job(project, folder, actor=signed_in()[0])
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+            st.error(f"Could not start: {plain(err)}")
+        else:
+            st.rerun()
+    return None if found is None else found[0]
+
+
 with st.sidebar.expander("Flags"):
-    if st.button("Re-run flags", help="embeds new texts (cached), reruns every flagger"):
-        run_flags()
+    signal = st.selectbox("Model signal", list(SIGNALS), format_func=SIGNALS.get, key="model-signal",
+                          help="What the model-based flaggers (cleanlab, CROWDLAB, boundary) read: "
+                               "out-of-fold probabilities of a logistic regression on the sentence "
+                               "embeddings, of the fine-tuned classifier, or the mean of both. "
+                               "README: 'The model signal' has what each adds, measured.")
+    probs = fine_tuned_signal() if signal != "embedding" else None
+    if st.button("Re-run flags", help="embeds new texts (cached), reruns every flagger",
+                 disabled=signal != "embedding" and probs is None):
+        run_flags(signal, probs)
 
 go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="include-rest",
                           help="After the flagged items, the ones no flagger raised, most "
@@ -94,7 +162,8 @@ queue = load_queue(project, include_rest=go_on)
 if queue.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")
-    if st.button("Find items to review", type="primary") and run_flags():
+    if st.button("Find items to review", type="primary") and run_flags(
+            signal if probs is not None else "embedding", probs):
         st.rerun()
     st.stop()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
-from curation.flags import flag_items
+from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
 from curation.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, load_annotations
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
@@ -132,18 +132,37 @@ def _add_flagging_options(p: argparse.ArgumentParser, *, no_model: str) -> None:
     p.add_argument("--guideline", type=Path, help="guideline YAML linking flags to boundary rules")
     p.add_argument("--model", default=None, help="sentence-embedding model (default: bundled MiniLM)")
     p.add_argument("--no-model", action="store_true", help=no_model)
+    p.add_argument("--model-probs", type=Path, metavar="PROBS.csv",
+                   help="out-of-fold class probabilities of a fine-tuned classifier "
+                        "(python -m fine_tune out-of-fold writes them)")
+    p.add_argument("--model-signal", choices=list(MODEL_SIGNALS), default=None,
+                   help="what the model-based flaggers read: the embedding model (default), the "
+                        "--model-probs alone (fine-tuned) or their mean (ensemble, the default "
+                        "with --model-probs)")
     p.add_argument("--seed", type=int, default=0)
 
 
 def _flagging_inputs(args: argparse.Namespace, df: pd.DataFrame):
-    """``(guideline, embeddings)`` for a flagging pass, from :func:`_add_flagging_options`."""
+    """``(guideline, embeddings, model options)`` for a flagging pass (:func:`_add_flagging_options`)."""
     guideline = load_guideline(args.guideline) if args.guideline else None
+    signal = args.model_signal or ("ensemble" if args.model_probs else "embedding")
+    if signal != "embedding" and not args.model_probs:
+        raise ValueError(f"--model-signal {signal} reads fine-tuned probabilities: give them with "
+                         "--model-probs PROBS.csv (python -m fine_tune out-of-fold writes them).")
+    if args.model_probs and signal == "embedding":
+        raise ValueError("--model-probs is read only by --model-signal fine-tuned or ensemble.")
+    if signal == "ensemble" and args.no_model:
+        raise ValueError("--model-signal ensemble averages the embedding model with --model-probs: "
+                         "leave out --no-model, or use --model-signal fine-tuned.")
+    model = {"model_signal": signal, "model_probs": read_model_probs(
+        args.model_probs, encoding=args.encoding, max_bytes=int(args.max_mb * 2**20))
+        if args.model_probs else None}
     if args.no_model:
-        return guideline, None
+        return guideline, None, model
     from curation.embeddings import Embedder, embed_texts
 
     embedder = Embedder(args.model) if args.model else Embedder()
-    return guideline, embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder)
+    return guideline, embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder), model
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
@@ -206,8 +225,8 @@ def _run_consensus(args: argparse.Namespace) -> int:
 
 def _run_flag(args: argparse.Namespace) -> int:
     df = _load(args)
-    guideline, embeddings = _flagging_inputs(args, df)
-    report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=args.seed)
+    guideline, embeddings, model = _flagging_inputs(args, df)
+    report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=args.seed, **model)
     ordered = flags_in_priority_order(report)
     print(f"{len(report.queue)} items flagged ({len(report.flags)} flags: "
           f"{', '.join(f'{k} {v}' for k, v in report.counts().items()) or 'none'})")
@@ -236,9 +255,9 @@ def _run_evaluate_flags(args: argparse.Namespace) -> int:
         if truth.empty:
             raise ValueError(f"{args.file.name} has no gold labels: give the true labels with "
                              "--truth TRUTH.csv (columns item_id and label).")
-    guideline, embeddings = _flagging_inputs(args, df)
+    guideline, embeddings, model = _flagging_inputs(args, df)
     result = evaluate_flags(df, truth, embeddings=embeddings, guideline=guideline, seed=args.seed,
-                            truth_source=source)
+                            truth_source=source, **model)
     print(format_flag_evaluation(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

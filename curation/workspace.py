@@ -6,6 +6,7 @@ project is imported there from the package's own data on first use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -158,19 +159,24 @@ def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = N
 
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
                  use_model: bool = True, seed: int = 0, force: bool = False,
+                 model_probs: pd.DataFrame | None = None, model_signal: str = "embedding",
                  progress: Callable[[float, str], None] | None = None) -> FlagReport:
     """Embed the project's texts (cached in the project), run every flagger, store the flags.
 
     The review order (each flagged item's priority) is saved with the flags run,
     so the review queue reads it back without recomputing anything. When the
     annotations and settings are unchanged since the last run, that run's flags
-    are returned as they are (``force=True`` recomputes).
+    are returned as they are (``force=True`` recomputes). ``model_probs`` and
+    ``model_signal`` choose the model-based flaggers' probabilities (a fine-tuned
+    model's out-of-fold ones: ``fine_tune.jobs.latest_model_probs``), as in
+    :func:`curation.flags.flag_items`.
     """
     from curation.embeddings import Embedder
 
     embedder = embedder or Embedder()
     guideline = guideline or project_guideline(project)
-    fingerprint = _flags_fingerprint(project, embedder if use_model else None, guideline, seed)
+    fingerprint = _flags_fingerprint(project, embedder if use_model else None, guideline, seed,
+                                     model_probs, model_signal)
     if not force:
         cached = _cached_flags(project, fingerprint)
         if cached is not None:
@@ -182,6 +188,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
         embeddings = _item_embeddings(project, frame, embedder=embedder, progress=step)
     embed_seconds = time.perf_counter() - start
     report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
+                        model_probs=model_probs, model_signal=model_signal,
                         progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
     report.timings = {"embed": embed_seconds, **report.timings}
     priority = report.queue.set_index("item_id")["priority"]
@@ -191,7 +198,8 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     # (columns of one item list: a third of the size of one dict per sign)
     doubt = report.context.doubt().reindex(priority.index.append(rest.index)).round(4)
     project.save_flags(report.flags, params={
-        "fingerprint": fingerprint, "skipped": report.skipped, "priority": priority.to_dict(),
+        "fingerprint": fingerprint, "model_signal": model_signal, "skipped": report.skipped,
+        "priority": priority.to_dict(),
         "rest_priority": rest.to_dict(),
         "doubt": {"items": doubt.index.astype(str).tolist(),
                   "signs": {name: [None if np.isnan(v) else float(v) for v in col.to_numpy(float)]
@@ -217,10 +225,13 @@ def project_truth(project: Project) -> tuple[pd.Series, str]:
                    "missed: add gold labels for a fair measure)")
 
 
-def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int = 0) -> FlagEvaluation:
+def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int = 0,
+                           model_probs: pd.DataFrame | None = None,
+                           model_signal: str = "embedding") -> FlagEvaluation:
     """The review queue against random, vote share, Dawid-Skene, cleanlab and CROWDLAB on the
     project's items with a known label (:func:`project_truth`), in one flagging pass on the
-    project's cached embeddings (the same queue the Review page shows: same data, same seed)."""
+    project's cached embeddings (the same queue the Review page shows: same data, same seed,
+    same model signal)."""
     truth, source = project_truth(project)
     if truth.empty:
         raise ValueError("no item has a known label yet: import gold labels (a gold column) or "
@@ -228,15 +239,19 @@ def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int 
     frame = project_annotations(project)
     embeddings = _item_embeddings(project, frame, embedder=embedder)
     return evaluate_flags(frame, truth, embeddings=embeddings, guideline=project_guideline(project),
-                          seed=seed, truth_source=source)
+                          seed=seed, truth_source=source, model_probs=model_probs,
+                          model_signal=model_signal)
 
 
 def _flags_fingerprint(project: Project, embedder: Any, guideline: Guideline | None,
-                       seed: int) -> str:
+                       seed: int, model_probs: pd.DataFrame | None = None,
+                       model_signal: str = "embedding") -> str:
     imports, _decisions, n_items, n_annotations = project.data_version()
+    probs = (None if model_probs is None else
+             hashlib.sha1(pd.util.hash_pandas_object(model_probs).to_numpy().tobytes()).hexdigest())
     parts = [imports, n_items, n_annotations, project.label_set(), seed,
              getattr(embedder, "model_key", None), guideline.source if guideline else None,
-             sorted(FLAGGERS)]
+             sorted(FLAGGERS), model_signal, probs]
     return json.dumps(parts, default=str)
 
 

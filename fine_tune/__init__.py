@@ -19,6 +19,10 @@ The public API:
 - :func:`start_compare_job`, :func:`job_status`, :func:`cancel_job`, :func:`latest_job`:
   retrain-and-compare in a background process (what the app's button uses);
   :func:`latest_saved_models`: the before/after models the newest finished job kept;
+- :func:`fine_tuned_probabilities` -> :class:`OutOfFold`: k fine-tuned fold models' out-of-fold
+  class probabilities, the review queue's stronger model signal (``curation flag
+  --model-probs``); :func:`start_out_of_fold_job` / :func:`latest_model_probs` run and read it
+  in the background for the Review page;
 - :func:`attention_for` -> :class:`Attention`, :func:`attention_chart`: which tokens a saved
   fine-tuned model attends to, per layer and head and by attention rollout.
 
@@ -57,6 +61,10 @@ _EXPORTS = {
     "cancel_job": "fine_tune.jobs",
     "latest_job": "fine_tune.jobs",
     "latest_saved_models": "fine_tune.jobs",
+    "start_out_of_fold_job": "fine_tune.jobs",
+    "latest_model_probs": "fine_tune.jobs",
+    "OutOfFold": "fine_tune.out_of_fold",
+    "fine_tuned_probabilities": "fine_tune.out_of_fold",
     "Attention": "fine_tune.attention",
     "attention_for": "fine_tune.attention",
     "attention_chart": "fine_tune.attention",

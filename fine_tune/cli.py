@@ -7,7 +7,9 @@ and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test; ``attenti
 --text ...`` prints the tokens a saved model's [CLS] attends to most (rollout); ``multitask --task
 NAME=TRAIN.csv,TEST.csv --task ...`` compares one shared encoder with one model per task, and
 ``continual --a TRAIN_A.csv,TEST_A.csv --b TRAIN_B.csv,TEST_B.csv`` measures forgetting of A after
-training on B, plain and with EWC. Files are CSV, TSV,
+training on B, plain and with EWC; ``out-of-fold --annotations FILE --out PROBS.csv`` fine-tunes
+k fold models and writes each item's probabilities from the model that held it out, for
+``curation flag --model-probs``. Files are CSV, TSV,
 JSONL or Parquet (by extension) with columns ``text`` and ``label``. Bad input exits with
 code 2 and the message, never a traceback.
 """
@@ -137,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--max-length", type=int, default=128, help="longest input in word pieces")
     att.add_argument("--json", type=Path, metavar="OUT",
                      help="write tokens, prediction, attentions and rollout as JSON")
+    oof = sub.add_parser("out-of-fold", help="fine-tuned out-of-fold class probabilities, for "
+                         "curation flag --model-probs (a stronger model signal for the review queue)")
+    oof.add_argument("--annotations", type=Path, required=True, metavar="FILE",
+                     help="the annotation file, as curation reads it (long: item_id, text, "
+                          "annotator_id, label)")
+    oof.add_argument("--labels", metavar="L1,L2,...", help="declared label set")
+    oof.add_argument("--out", type=Path, required=True, metavar="PROBS.csv",
+                     help="item_id and one probability column per label")
+    oof.add_argument("--folds", type=int, default=5, help="models trained, each on the other folds "
+                                                          "(default 5)")
+    oof.add_argument("--seed", type=int, default=0, help="seeds the folds and every training")
+    _add_training_options(oof)
+    oof.add_argument("--json", type=Path, metavar="OUT", help="write the run's summary as JSON")
     _add_experiment_parsers(sub)
     return parser
 
@@ -566,7 +581,35 @@ def _run_continual(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"compare": _run_compare, "train": _run_train, "lr-find": _run_lr_find,
+def _run_out_of_fold(args: argparse.Namespace) -> int:
+    from curation.io import load_annotations
+    from fine_tune.compare import _jsonable
+    from fine_tune.out_of_fold import current_labels, fine_tuned_probabilities
+
+    labels = [v.strip() for v in args.labels.split(",") if v.strip()] if args.labels else None
+    df = load_annotations(args.annotations, label_set=labels)
+    frame = current_labels(df, labels=df.attrs.get("label_set") or labels)
+    progress, bar = _progress_bar()
+    try:
+        result = fine_tuned_probabilities(frame, labels=df.attrs.get("label_set") or labels,
+                                          folds=args.folds, seed=args.seed,
+                                          config=given_settings(args) or None, progress=progress)
+    finally:
+        bar.close()
+    print(result.summary())
+    if result.cancelled:
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(args.out)
+    print(f"wrote {args.out}: use it with curation flag FILE --model-probs {args.out} "
+          "--model-signal ensemble (or fine-tuned)")
+    _write(args.json, json.dumps(_jsonable({
+        "folds": result.folds, "fold_agreement": result.fold_agreement, "seconds": result.seconds,
+        "device": result.device, "settings": result.settings}), indent=2))
+    return 0
+
+
+_COMMANDS = {"compare": _run_compare, "out-of-fold": _run_out_of_fold, "train": _run_train, "lr-find": _run_lr_find,
              "rules": _run_rules, "advise": _run_advise}
 _COMMANDS["attention"] = _run_attention
 _COMMANDS.update({"multitask": _run_multitask, "continual": _run_continual})

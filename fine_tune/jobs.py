@@ -1,4 +1,9 @@
-"""Retrain-and-compare as a background job: a separate process, a status file, cancel, resume view.
+"""Retrain-and-compare (and fine-tuned out-of-fold probabilities) as background jobs: a separate
+process, a status file, cancel, resume view.
+
+:func:`start_out_of_fold_job` runs :mod:`fine_tune.out_of_fold` the same way (run kind
+``out_of_fold``, ``probs.csv`` in its folder, :func:`latest_model_probs` to read it back): the
+Review page's fine-tuned model signal.
 
 :func:`start_compare_job` writes the three data sets and the settings into a job folder,
 records a ``retrain_compare`` run in the project (status ``running``, the folder in its
@@ -32,12 +37,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_DIR", "MODELS_DIR", "RUN_KIND", "cancel_job", "job_status", "latest_job", "latest_saved_models",
-           "run_job", "saved_models", "start_compare_job"]
+__all__ = ["CACHE_DIR", "MODELS_DIR", "OOF_KIND", "RUN_KIND", "cancel_job", "job_status", "latest_job",
+           "latest_model_probs", "latest_saved_models", "run_job", "saved_models", "start_compare_job",
+           "start_out_of_fold_job"]
 
 logger = logging.getLogger(__name__)
 
 RUN_KIND = "retrain_compare"
+#: The project run kind of a fine-tuned out-of-fold job (:func:`start_out_of_fold_job`).
+OOF_KIND = "out_of_fold"
 _FINAL = ("done", "failed", "cancelled")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
@@ -95,7 +103,39 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
                 "seeds": list(seeds), "data": data.info, "project_url": project.url,
                 "folder": str(folder.resolve()), "rules": rules,
                 "cache_dir": str(curation_home() / CACHE_DIR) if use_cache else None}
-    run_id = project.start_run(RUN_KIND, settings)
+    return _start(project, folder, RUN_KIND, settings)
+
+
+def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5, seed: int = 0,
+                          config: dict[str, Any] | None = None,
+                          actor: str | None = None) -> dict[str, Any]:
+    """Fine-tune ``folds`` classifiers in the background: the review queue's fine-tuned model signal.
+
+    The items and their current labels (majority vote, Dawid-Skene on ties) are written to
+    ``items.csv``; the worker runs :func:`fine_tune.out_of_fold.fine_tuned_probabilities` and
+    writes ``probs.csv`` (what :func:`latest_model_probs` reads for ``flag_project``). In team
+    mode only a lead (``actor``) may start it: it is a training job, like a retrain.
+    """
+    project.require_role(actor, "lead", to="fine-tune the review queue's model")
+    from curation.workspace import project_annotations
+    from fine_tune.out_of_fold import _folds, current_labels
+
+    frame = project_annotations(project)
+    labels = list(frame.attrs.get("label_set") or sorted(frame["label"].unique()))
+    items = current_labels(frame, labels=labels)
+    _folds(items["label"], folds, seed)  # refuse too few items or a single label before starting
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    items.to_csv(folder / "items.csv", index=False)
+    settings = {"kind": OOF_KIND, "folds": folds, "seed": seed, "config": config or None,
+                "labels": labels, "project_url": project.url, "folder": str(folder.resolve()),
+                "data_version": list(project.data_version()), "items": len(items)}
+    return _start(project, folder, OOF_KIND, settings)
+
+
+def _start(project, folder: Path, kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Record the run, write the settings and a first status, start the worker process."""
+    run_id = project.start_run(kind, settings)
     settings["run_id"] = run_id
     _write_json(folder / "settings.json", settings)
     _write_json(folder / "status.json", {"state": "starting", "fraction": 0.0, "message":
@@ -106,7 +146,7 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                cwd=str(Path(__file__).resolve().parents[1]))
     (folder / "pid").write_text(str(process.pid), encoding="utf-8")
-    logger.info("started retrain-and-compare job %s (pid %d, run #%d)", folder, process.pid, run_id)
+    logger.info("started %s job %s (pid %d, run #%d)", kind, folder, process.pid, run_id)
     return job_status(folder)
 
 
@@ -187,10 +227,36 @@ def cancel_job(folder: str | os.PathLike, *, grace_seconds: float = 30.0) -> Non
             pass
 
 
-def latest_job(project) -> dict[str, Any] | None:
-    """The status of the project's newest retrain-and-compare job, or ``None``."""
+def latest_model_probs(project) -> tuple[Any, dict[str, Any]] | None:
+    """The newest finished fine-tuned out-of-fold probabilities: ``(table, info)`` or ``None``.
+
+    ``table`` is indexed by item id, one column per label (``flag_project(model_probs=...)``);
+    ``info`` has the run id, the summary, and ``stale`` (True when the project's annotations
+    changed since the job read them).
+    """
+    from curation.flags import read_model_probs
+
     runs = project.runs()
-    runs = runs[runs["kind"] == RUN_KIND] if len(runs) else runs
+    if runs.empty:
+        return None
+    runs = runs[(runs["kind"] == OOF_KIND) & (runs["status"] == "done")]
+    for run in runs.iloc[::-1].itertuples():
+        params = run.params or {}
+        path = Path(params.get("folder") or "") / "probs.csv"
+        if params.get("folder") and path.is_file():
+            version = list(project.data_version())
+            stale = [version[0], *version[2:]] != [params["data_version"][0],
+                                                   *params["data_version"][2:]]
+            return read_model_probs(path), {"run_id": int(run.run_id), "stale": stale,
+                                            "summary": (run.result or {}).get("summary", ""),
+                                            "folder": params["folder"]}
+    return None
+
+
+def latest_job(project, kind: str = RUN_KIND) -> dict[str, Any] | None:
+    """The status of the project's newest job of ``kind`` (default: retrain-and-compare), or ``None``."""
+    runs = project.runs()
+    runs = runs[runs["kind"] == kind] if len(runs) else runs
     if runs.empty:
         return None
     run = runs.iloc[-1]
@@ -363,28 +429,53 @@ def _compare_in(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     return report
 
 
+def _compare_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    """Retrain and compare; ``(state, result, message)``."""
+    report = _compare_in(folder, settings, reporter)
+    result = report.to_dict()
+    result["models"] = saved_models(folder)
+    _write_json(folder / "report.json", result)
+    (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    (folder / "report.html").write_text(report.to_html(), encoding="utf-8")
+    state = "cancelled" if report.cancelled else "done"
+    return state, result, (f"{report.verdict}: {report.verdict_reason}" if state == "done"
+                           else "cancelled; partial results kept")
+
+
+def _out_of_fold_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    """Fine-tuned out-of-fold probabilities to ``probs.csv``; ``(state, result, message)``."""
+    import pandas as pd
+
+    from fine_tune.out_of_fold import fine_tuned_probabilities
+
+    items = pd.read_csv(folder / "items.csv", dtype=str, keep_default_na=False)
+    out = fine_tuned_probabilities(items, labels=settings["labels"], folds=int(settings["folds"]),
+                                   seed=int(settings["seed"]), config=settings.get("config"),
+                                   progress=reporter, should_stop=reporter.cancelled)
+    result = {"summary": out.summary(), "folds": out.folds, "fold_agreement": out.fold_agreement,
+              "seconds": out.seconds, "device": out.device, "settings": out.settings}
+    if out.cancelled:
+        return "cancelled", result, "cancelled; nothing kept"
+    out.to_csv(folder / "probs.csv")
+    _write_json(folder / "report.json", result)
+    return "done", result, out.summary()
+
+
 def run_job(folder: str | os.PathLike) -> int:
-    """The worker: run the comparison described in ``folder`` and record the outcome."""
+    """The worker: run the job described in ``folder`` and record the outcome."""
     from curation.store import Project
 
     folder = Path(folder)
     settings = _read_json(folder / "settings.json")
     reporter = _Reporter(folder)
     state, result = "failed", None
+    work = _out_of_fold_job if settings.get("kind") == OOF_KIND else _compare_job
     try:
-        report = _compare_in(folder, settings, reporter)
-        result = report.to_dict()
-        result["models"] = saved_models(folder)
-        _write_json(folder / "report.json", result)
-        (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
-        (folder / "report.html").write_text(report.to_html(), encoding="utf-8")
-        state = "cancelled" if report.cancelled else "done"
-        message = (f"{report.verdict}: {report.verdict_reason}" if state == "done"
-                   else "cancelled; partial results kept")
+        state, result, message = work(folder, settings, reporter)
     except Exception as err:  # the worker must always record why it stopped
         message = f"{type(err).__name__}: {err}"
         result = {"error": message, "traceback": traceback.format_exc()}
-        logger.exception("retrain-and-compare job failed")
+        logger.exception("%s job failed", settings.get("kind", RUN_KIND))
     _write_json(folder / "status.json", {"state": state, "fraction": 1.0 if state == "done" else None,
                                          "message": message, "finished_at": time.time(),
                                          "models": saved_models(folder), **reporter.plan})

@@ -360,3 +360,34 @@ def test_review_page_puts_ties_in_a_section_of_their_own(home):
     with Project(home / "demo.sqlite") as project:
         mv = MajorityVote().fit(project.annotations())
     assert mv.labels_[tie_item] is None and mv.labels_[ranked_item] is not None
+
+
+def test_review_page_flags_with_the_fine_tuned_folds(home, tiny_model):
+    """The model signal: without fine-tuned folds the page offers to train them; with them,
+    re-running the flags reads their probabilities."""
+    import time
+
+    from curation.store import Project
+    from fine_tune.jobs import job_status, start_out_of_fold_job
+
+    at = _review(home)
+    at.selectbox(key="model-signal").set_value("fine-tuned").run()
+    assert not at.exception, at.exception
+    assert any(b.label == "Fine-tune 5 folds in the background" for b in at.button)
+    assert next(b for b in at.button if b.label == "Re-run flags").disabled
+    # the folds as the page's button starts them, on the tiny BERT (seconds, not minutes)
+    with Project(home / "demo.sqlite") as project:
+        start_out_of_fold_job(project, home / "folds", folds=2, config={
+            "model": tiny_model, "epochs": 1, "batch_size": 32, "max_length": 32,
+            "learning_rate": 1e-3, "early_stopping_patience": 0})
+    deadline = time.time() + 240
+    while job_status(home / "folds")["state"] not in ("done", "failed") and time.time() < deadline:
+        time.sleep(0.5)
+    assert job_status(home / "folds")["state"] == "done"
+    at.run()
+    assert any("553 items, 2 fine-tuned folds" in c.value.replace("\\", "") for c in at.caption)
+    assert any(b.label == "Fine-tune again" for b in at.button)
+    _click(at, "Re-run flags")
+    with Project(home / "demo.sqlite") as project:
+        run = project.get_run(int(project.latest_flags()["run_id"].iloc[0]))
+    assert run["params"]["model_signal"] == "fine-tuned"

@@ -148,3 +148,33 @@ def test_without_gold_or_adjudicated_items_no_job_starts(tmp_path, tiny_model):
         with pytest.raises(ValueError, match="no gold labels and only 0 adjudicated items"):
             start_compare_job(project, tmp_path / "job", config=tiny(tiny_model))
         assert latest_job(project) is None and not (tmp_path / "job").exists()
+
+
+def test_fine_tuned_folds_run_in_the_background_and_feed_the_flags(demo, tiny_model, tmp_path):
+    from curation.workspace import flag_project
+    from fine_tune.jobs import OOF_KIND, latest_model_probs, start_out_of_fold_job
+
+    assert latest_model_probs(demo) is None
+    folder = tmp_path / "folds"
+    start_out_of_fold_job(demo, folder, folds=2, config={
+        "model": tiny_model, "epochs": 1, "batch_size": 32, "max_length": 32,
+        "learning_rate": 1e-3, "early_stopping_patience": 0})
+    status = wait(folder, {"done", "failed", "cancelled"})
+    assert status["state"] == "done", status.get("message")
+    assert "553 items, 2 fine-tuned folds on cpu" in status["message"]
+    assert latest_job(demo, kind=OOF_KIND)["state"] == "done"
+    probs, info = latest_model_probs(demo)
+    assert len(probs) == 553 and list(probs.columns) == demo.label_set() and not info["stale"]
+    report = flag_project(demo, use_model=False, model_probs=probs, model_signal="fine-tuned")
+    assert "label_issue" in set(report.flags["kind"]) and "label_issue" not in report.skipped
+    flags_run = demo.get_run(int(demo.latest_flags()["run_id"].iloc[0]))
+    assert flags_run["params"]["model_signal"] == "fine-tuned"
+    # a new item has no probabilities: the folds are stale and flagging with them says so
+    import pandas as pd
+
+    demo.import_annotations(pd.DataFrame({"item_id": ["new-1"], "text": ["Where is my new card?"],
+                                          "annotator_id": ["zoe"], "label": [demo.label_set()[0]]}))
+    assert latest_model_probs(demo)[1]["stale"]
+    with pytest.raises(ValueError, match="no row for 1 of the 554 items \\(first: 'new-1'\\)"):
+        flag_project(demo, use_model=False, model_probs=latest_model_probs(demo)[0],
+                     model_signal="fine-tuned")

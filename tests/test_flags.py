@@ -190,3 +190,48 @@ def test_near_duplicates_by_embedding_cosine():
     assert sorted(flags.index) == ["a", "b"] and "cosine 0.99" in flags.loc["a", "reason"]
     strict = flag_items(df, embeddings=emb, flaggers=[NearDuplicateFlagger(threshold=0.995)])
     assert strict.flags.empty
+
+
+def _given_probs(df, shift_to=None):
+    """One-hot probabilities of each item's majority label (``shift_to``: item -> other label)."""
+    majority = df.groupby("item_id")["label"].agg(lambda s: s.mode().iloc[0])
+    for item, label in (shift_to or {}).items():
+        majority[item] = label
+    return pd.get_dummies(majority).astype(float).reindex(columns=["n", "p"], fill_value=0.0)
+
+
+def test_given_probabilities_drive_the_model_flaggers():
+    """A fine-tuned model's out-of-fold probabilities (python -m fine_tune out-of-fold) replace
+    or join the embedding model's; the flaggers read whichever the signal names."""
+    df, emb = clusters()
+    probs = _given_probs(df, {"n5": "p"})  # the given model doubts n5, not p7
+    alone = flag_items(df, flaggers=["label_issue"], model_probs=probs, model_signal="fine-tuned")
+    assert set(alone.flags["item_id"]) == {"n5"}  # and needs no embeddings
+    both = flag_items(df, embeddings=emb, flaggers=["label_issue"], model_probs=probs,
+                      model_signal="ensemble")
+    context = both.context
+    np.testing.assert_allclose(context.pred_probs,
+                               (context.embedding_probs + probs.reindex(context.items).to_numpy()) / 2)
+    doubt = context.doubt()["model"]  # the averaged doubt sits between the two models'
+    assert 0.4 < doubt["n5"] < 0.6 and doubt.drop(["n5", "p7", "p3", "b0"]).max() < 0.1
+
+
+def test_given_probabilities_are_checked_cell_by_cell():
+    df, emb = clusters()
+    probs = _given_probs(df)
+    with pytest.raises(ValueError, match="no row for 1 of the 81 items \\(first: 'b0'\\)"):
+        FlagContext(df, model_probs=probs.drop(index="b0"), model_signal="fine-tuned")
+    with pytest.raises(ValueError, match=r"label columns n, q; the annotations' labels are n, p \(p missing\)"):
+        FlagContext(df, model_probs=probs.rename(columns={"p": "q"}), model_signal="fine-tuned")
+    bad = probs.copy()
+    bad.loc["p4", "p"] = 0.5
+    with pytest.raises(ValueError, match="item 'p4' has the probabilities \\[0.0, 0.5\\].*sum to 1"):
+        FlagContext(df, model_probs=bad, model_signal="fine-tuned")
+    with pytest.raises(ValueError, match="the embedding signal reads none"):
+        FlagContext(df, model_signal="ensemble")
+    with pytest.raises(ValueError, match="choose fine-tuned or ensemble"):
+        FlagContext(df, model_probs=probs)
+    with pytest.raises(ValueError, match="needs the embeddings too"):
+        FlagContext(df, model_probs=probs, model_signal="ensemble")
+    with pytest.raises(ValueError, match="unknown model signal 'bert'"):
+        FlagContext(df, model_signal="bert")

@@ -52,7 +52,7 @@ def test_only_members_decide_and_only_leads_manage(team):
 
 def test_export_and_retrain_need_a_lead(team, tmp_path):
     from curation.workspace import export_project
-    from fine_tune.jobs import start_compare_job
+    from fine_tune.jobs import start_compare_job, start_out_of_fold_job
 
     team.set_member("lena", "lead", by="lena")
     team.set_member("ann", "annotator", by="lena")
@@ -62,6 +62,9 @@ def test_export_and_retrain_need_a_lead(team, tmp_path):
             export_project(team, tmp_path / "out", use_model=False, actor=actor)
         with pytest.raises(AccessError, match=f"only a lead can retrain and compare.*{who}"):
             start_compare_job(team, tmp_path / "job", actor=actor)
+        with pytest.raises(AccessError, match=f"only a lead can fine-tune the review queue's model"
+                                              f".*{who}"):
+            start_out_of_fold_job(team, tmp_path / "job", actor=actor)
     assert not (tmp_path / "out").exists() and not (tmp_path / "job").exists()
     assert team.runs().empty
 

@@ -26,6 +26,7 @@ from curation.flags._flaggers import (
 )
 from curation.flags._evaluate import FlagEvaluation, evaluate_flags, read_truth, truth_from_frame
 from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order
+from curation.flags._model import MODEL_SIGNALS, read_model_probs
 from curation.flags._queue import (
     DOUBT_KINDS,
     KIND_WEIGHTS,
@@ -37,11 +38,12 @@ from curation.flags._queue import (
 from curation.guidelines import Guideline
 
 __all__ = [
-    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "REFIT_EVERY", "REST_REASON", "BoundaryFlagger",
-    "CrowdlabFlagger", "DisagreementFlagger", "FlagContext", "FlagEvaluation", "FlagReport",
-    "Flagger", "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger", "NearDuplicateFlagger",
-    "by_priority", "evaluate_flags", "flag_items", "learn_order", "read_truth", "register_flagger",
-    "review_queue", "truth_from_frame", "unflagged_order",
+    "FLAG_COLUMNS", "FLAGGERS", "KIND_WEIGHTS", "MODEL_SIGNALS", "REFIT_EVERY", "REST_REASON",
+    "BoundaryFlagger", "CrowdlabFlagger", "DisagreementFlagger", "FlagContext", "FlagEvaluation",
+    "FlagReport", "Flagger", "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger",
+    "NearDuplicateFlagger", "by_priority", "evaluate_flags", "flag_items", "learn_order",
+    "read_model_probs", "read_truth", "register_flagger", "review_queue", "truth_from_frame",
+    "unflagged_order",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,8 @@ def flag_items(
     flaggers: Sequence[Flagger | str] | None = None,
     seed: int = 0,
     n_folds: int = 5,
+    model_probs: pd.DataFrame | None = None,
+    model_signal: str = "embedding",
     progress: Callable[[float, str], None] | None = None,
 ) -> FlagReport:
     """Run flaggers (default: every registered one) and order the flagged items for review.
@@ -86,10 +90,15 @@ def flag_items(
         Links each flag to the rule that settles its confused label pair.
     flaggers : sequence of Flagger or kind names, optional
         Which flaggers to run, with their settings.
+    model_probs, model_signal :
+        Out-of-fold probabilities of a fine-tuned classifier (``python -m fine_tune
+        out-of-fold``) and whether the model-based flaggers read them alone (``"fine-tuned"``)
+        or averaged with the embedding model's (``"ensemble"``); see :class:`FlagContext`.
     progress : callable(fraction, message), optional
         Called before each flagger runs.
     """
-    context = FlagContext(df, embeddings=embeddings, guideline=guideline, seed=seed, n_folds=n_folds)
+    context = FlagContext(df, embeddings=embeddings, guideline=guideline, seed=seed, n_folds=n_folds,
+                          model_probs=model_probs, model_signal=model_signal)
     chosen = [_instantiate(f) for f in (flaggers if flaggers is not None else list(FLAGGERS))]
     frames, skipped, timings = [], {}, {}
     for step, flagger in enumerate(chosen):

@@ -81,17 +81,40 @@ class FlagContext:
         Seed of the cross-validation that produces out-of-fold probabilities.
     n_folds : int
         Folds of that cross-validation.
+    model_probs : DataFrame, optional
+        Out-of-fold class probabilities computed elsewhere (a fine-tuned classifier's:
+        ``python -m fine_tune out-of-fold``), indexed by item id, one column per label.
+    model_signal : {"embedding", "fine-tuned", "ensemble"}
+        What the model-based flaggers read: the embedding model's probabilities, the given
+        ones, or the mean of both (:data:`~curation.flags._model.MODEL_SIGNALS`).
     """
 
     def __init__(self, df: pd.DataFrame, *, embeddings: np.ndarray | None = None,
                  guideline: Guideline | None = None, labels: Sequence[str] | None = None,
-                 seed: int = 0, n_folds: int = 5) -> None:
+                 seed: int = 0, n_folds: int = 5, model_probs: pd.DataFrame | None = None,
+                 model_signal: str = "embedding") -> None:
+        from curation.flags._model import MODEL_SIGNALS, check_model_probs
+
         self.df = df
         self.table: CountTable = count_table(df, labels=labels or _guideline_labels(df, guideline))
         self.guideline = guideline
         self.seed = seed
         self.n_folds = n_folds
         self.embeddings = _check_embeddings(embeddings, len(self.table.items))
+        if model_signal not in MODEL_SIGNALS:
+            raise ValueError(f"unknown model signal {model_signal!r}; use {', '.join(MODEL_SIGNALS)}.")
+        if (model_probs is None) != (model_signal == "embedding"):
+            raise ValueError("the fine-tuned and ensemble model signals read given probabilities "
+                             "(python -m fine_tune out-of-fold); the embedding signal reads none."
+                             if model_probs is None else
+                             "probabilities were given but the model signal is 'embedding': choose "
+                             "fine-tuned or ensemble.")
+        if model_signal == "ensemble" and self.embeddings is None:
+            raise ValueError("the ensemble model signal averages the embedding model with the given "
+                             "probabilities: it needs the embeddings too.")
+        self.model_signal = model_signal
+        self.given_probs = (None if model_probs is None else
+                            check_model_probs(model_probs, list(self.table.items), self.labels))
 
     @property
     def items(self) -> pd.Index:
@@ -102,8 +125,10 @@ class FlagContext:
         return self.table.labels
 
     def has(self, need: str) -> bool:
-        if need in ("model", "embeddings"):
-            return self.embeddings is not None and (need == "embeddings" or self.pred_probs is not None)
+        if need == "embeddings":
+            return self.embeddings is not None
+        if need == "model":
+            return self.pred_probs is not None
         if need == "annotators":
             return bool((self.table.counts.sum(axis=1) >= 2).any())
         raise ValueError(f"unknown flagger need {need!r}; use model, embeddings or annotators.")
@@ -143,10 +168,18 @@ class FlagContext:
 
     @cached_property
     def pred_probs(self) -> np.ndarray | None:
+        """Out-of-fold class probabilities of the model signal (or None without a model)."""
+        from curation.flags._model import mixed_probabilities
+
+        return mixed_probabilities(self.model_signal, embedding=self.embedding_probs,
+                                   given=self.given_probs)
+
+    @cached_property
+    def embedding_probs(self) -> np.ndarray | None:
         """Out-of-fold class probabilities of a classifier over the embeddings (or None)."""
         from curation.flags._model import out_of_fold_probabilities
 
-        if self.embeddings is None:
+        if self.embeddings is None or self.model_signal == "fine-tuned":
             return None
         return out_of_fold_probabilities(self.embeddings, self.given_codes, n_classes=len(self.labels),
                                          n_folds=self.n_folds, seed=self.seed)

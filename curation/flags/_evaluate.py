@@ -289,16 +289,21 @@ def _fmt(value: float | None) -> str:
 
 
 def evaluate_flags(df: pd.DataFrame, truth: pd.Series, *, report=None, embeddings: np.ndarray | None = None,
-                   guideline=None, seed: int = 0, truth_source: str = "") -> FlagEvaluation:
+                   guideline=None, seed: int = 0, truth_source: str = "",
+                   model_probs: pd.DataFrame | None = None,
+                   model_signal: str = "embedding") -> FlagEvaluation:
     """Score the review queue and every baseline against ``truth`` (``item_id -> label``).
 
     ``report`` is a :class:`~curation.flags.FlagReport` with its context (from
-    :func:`~curation.flags.flag_items`); without one, flagging runs here on ``embeddings``.
+    :func:`~curation.flags.flag_items`); without one, flagging runs here on ``embeddings``
+    (and ``model_probs`` / ``model_signal``, as in ``flag_items``). The cleanlab and CROWDLAB
+    baselines read the same model probabilities as the queue.
     """
     from curation.flags import flag_items
 
     if report is None or report.context is None:
-        report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=seed)
+        report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=seed,
+                            model_probs=model_probs, model_signal=model_signal)
     context = report.context
     truth = truth.astype(str)
     truth.index = truth.index.astype(str)
