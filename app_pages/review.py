@@ -153,6 +153,7 @@ with st.sidebar.expander("Flags"):
     if st.button("Re-run flags", help="embeds new texts (cached), reruns every flagger",
                  disabled=signal != "embedding" and probs is None):
         run_flags(signal, probs)
+    signal_note = st.empty()  # filled below, once the latest flags run is read
 
 go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="include-rest",
                           help="After the flagged items, the ones no flagger raised, most "
@@ -168,6 +169,10 @@ if queue.empty:
     st.stop()
 
 flags = project.latest_flags()
+used = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}).get("model_signal", "embedding")
+if used != signal:
+    signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(used, used)}': "
+                        "press Re-run flags to use the one chosen above.")
 decisions = project.latest_decisions()
 latest = decisions.set_index("item_id")
 learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="learn-order",

@@ -391,3 +391,7 @@ def test_review_page_flags_with_the_fine_tuned_folds(home, tiny_model):
     with Project(home / "demo.sqlite") as project:
         run = project.get_run(int(project.latest_flags()["run_id"].iloc[0]))
     assert run["params"]["model_signal"] == "fine-tuned"
+    # choosing another signal says the queue shown is still the fine-tuned one's
+    at.selectbox(key="model-signal").set_value("embedding").run()
+    assert any("comes from the signal 'Fine-tuned classifier" in c.value.replace("\\", "")
+               for c in at.caption)
