@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
 from fine_tune.jobs import latest_saved_models
 
 __all__ = ["EXPANDER_LABEL", "attention_expander", "attention_view", "misclassified_section",
@@ -44,7 +45,7 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
         with st.spinner("Running the model..."):
             att = attention_for(model_dir, text, max_length=max_length)
     except ValueError as err:
-        st.error(str(err))
+        st.error(plain(err))
         return
     left, right = st.columns(2)
     layer = left.selectbox("Layer", [_ROLLOUT] + list(range(att.n_layers)), key=f"{key}-layer",
@@ -59,9 +60,9 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
     head_i = None if layer_i is None or head == _MEAN else int(head)
     proba = pd.DataFrame({"label": att.labels, "probability": att.probabilities})
     top = att.top_tokens(5, layer=layer_i, head=head_i)
-    st.markdown(f"The model predicts **{att.predicted}** "
-                f"({float(proba['probability'].max()):.0%}). [CLS] takes most from: "
-                + ", ".join(f"`{tok}` ({w:.2f})" for _, tok, w in top))
+    st.markdown(f"The model predicts **{plain(att.predicted)}** "
+                f"({float(proba['probability'].max()):.0%}). \\[CLS\\] takes most from: "
+                + ", ".join(f"{plain(repr(tok))} ({w:.2f})" for _, tok, w in top))
     c1, c2 = st.columns([3, 1])
     c1.altair_chart(attention_chart(att, layer_i, head_i), use_container_width=False)
     c2.dataframe(proba.round(3), hide_index=True)

@@ -56,7 +56,7 @@ def rules_section(report: dict) -> None:
     rules = report.get("rules")
     if not rules:
         return
-    st.subheader(f"Post-processing rules ({Path(rules.get('source') or 'rules').name})")
+    st.subheader(plain(f"Post-processing rules ({Path(rules.get('source') or 'rules').name})"))
     rows = [{"side": side, "accuracy without rules": rules[side]["accuracy_without"],
              "with rules": rules[side]["accuracy_with"],
              "change": rules[side]["accuracy_with"] - rules[side]["accuracy_without"],
@@ -66,7 +66,8 @@ def rules_section(report: dict) -> None:
         per_rule = pd.DataFrame([{"rule": k, **v} for k, v in rules["after"]["per_rule"].items()])
         hurting = per_rule[per_rule["net"] < 0]["rule"].tolist()
         if hurting:
-            st.warning(f"Rule(s) {', '.join(hurting)} hurt more than they help on this test set.")
+            st.warning(plain(f"Rule(s) {', '.join(hurting)} hurt more than they help on this "
+                             "test set."))
         st.dataframe(per_rule, hide_index=True)
         overrides = pd.DataFrame(rules["after"]["overrides"])
         if len(overrides):

@@ -2,33 +2,64 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
 from curation.aggregation import consensus_labels
 from curation.store import Project
-from curation.workspace import curation_home, open_demo_project, project_annotations, project_truth
+from curation.workspace import (DEMO_NAME, available_projects, curation_home, open_demo_project,
+                                project_annotations, project_truth)
+from fine_tune.jobs import cancel_job
 
-__all__ = ["annotations", "consensus", "current_project", "current_url", "demo_path", "known_truth",
-           "set_project", "signed_in", "who_is_working"]
+__all__ = ["annotations", "cancel_button", "consensus", "current_name", "current_project", "current_url",
+           "demo_path", "identity_from_headers", "known_truth", "set_project", "signed_in",
+           "who_is_working"]
 
-_KEY = "project_url"
+_KEY = "project_name"
 
 
 def demo_path() -> str:
     return str(curation_home() / "demo.sqlite")
 
 
-def current_url() -> str:
-    if _KEY not in st.session_state:
-        st.session_state[_KEY] = os.environ.get("CURATION_URL") or demo_path()
+def _offered() -> dict[str, str]:
+    """:func:`available_projects`; just the demo while the operator's ``projects.toml`` is broken
+    (the Project page shows why)."""
+    try:
+        return available_projects()
+    except ValueError:
+        return {DEMO_NAME: demo_path()}
+
+
+def default_project() -> str:
+    """The name opened first: ``$CURATION_URL``'s, else the demo."""
+    projects = _offered()
+    env = os.environ.get("CURATION_URL")
+    return next((name for name, url in projects.items() if env and url == env), DEMO_NAME)
+
+
+def current_name() -> str:
+    """The name of the project this session works on (one of :func:`available_projects`)."""
+    if st.session_state.get(_KEY) not in _offered():
+        st.session_state[_KEY] = default_project()
     return st.session_state[_KEY]
 
 
-def set_project(url: str) -> None:
-    st.session_state[_KEY] = url
+def current_url() -> str:
+    """The current project's URL: only ever one the operator or ``$CURATION_HOME`` offers, never
+    a path or URL a visitor typed."""
+    return _offered()[current_name()]
+
+
+def set_project(name: str) -> None:
+    """Switch to a project by name; ``ValueError`` for a name that is not offered."""
+    if name not in _offered():
+        raise ValueError(f"there is no project called {name!r}; pick one of the list.")
+    st.session_state[_KEY] = name
 
 
 @st.cache_resource(show_spinner="Opening the project...")
@@ -80,8 +111,37 @@ def known_truth() -> tuple[pd.Series, str]:
 # --------------------------------------------------------------------------- who is working
 #: Header set by an authenticating reverse proxy (e.g. oauth2-proxy's X-Forwarded-Email).
 IDENTITY_HEADER_VAR = "CURATION_IDENTITY_HEADER"
+#: A secret only the proxy knows: it sends it in :data:`PROXY_SECRET_HEADER` with every request,
+#: so a request that reached the app some other way cannot claim an identity by the header.
+PROXY_SECRET_VAR = "CURATION_PROXY_SECRET"
+PROXY_SECRET_HEADER = "X-Curation-Proxy-Secret"
 #: The user of a single-person app started from a shell.
 USER_VAR = "CURATION_USER"
+
+
+def identity_from_headers(headers, environ=os.environ) -> tuple[str | None, str, str | None]:
+    """``(name, how, problem)`` from the identity header, trusted only through the proxy.
+
+    The header named by ``$CURATION_IDENTITY_HEADER`` is used only when ``$CURATION_PROXY_SECRET``
+    is set too and the request carries that secret in ``X-Curation-Proxy-Secret`` (the proxy
+    adds it; compared in constant time). Otherwise ``name`` is None and ``problem`` says why
+    (the secret itself is never repeated). ``how`` is "" when no header is configured.
+    """
+    header = environ.get(IDENTITY_HEADER_VAR, "").strip()
+    if not header:
+        return None, "", None
+    how = f"the {header} header"
+    secret = environ.get(PROXY_SECRET_VAR, "")
+    if not secret:
+        return None, how, (f"{IDENTITY_HEADER_VAR} is set but {PROXY_SECRET_VAR} is not, so the "
+                           f"{header} header is not trusted (anyone reaching the app could send "
+                           "it). README: Team mode says how to set both.")
+    sent = headers.get(PROXY_SECRET_HEADER) or ""
+    if not hmac.compare_digest(sent.encode(), secret.encode()):
+        return None, how, (f"this request did not come through the configured proxy (no valid "
+                           f"{PROXY_SECRET_HEADER}), so its {header} header is ignored.")
+    value = (headers.get(header) or "").strip()
+    return (value or None), how, None
 
 
 def signed_in() -> tuple[str | None, str]:
@@ -89,17 +149,33 @@ def signed_in() -> tuple[str | None, str]:
 
     1. Streamlit's own sign-in (``st.login``, configured in ``.streamlit/secrets.toml`` by whoever
        deploys the app: never in this repository): the user's e-mail.
-    2. ``$CURATION_IDENTITY_HEADER``: the request header an authenticating proxy sets.
+    2. ``$CURATION_IDENTITY_HEADER``: the request header an authenticating proxy sets, trusted
+       only with the proxy's secret (:func:`identity_from_headers`).
     3. ``$CURATION_USER``: the person who started this app for themselves.
     """
     if st.user.get("is_logged_in"):  # absent when no [auth] is configured
         return str(st.user.get("email") or st.user.get("name")), "sign-in"
-    header = os.environ.get(IDENTITY_HEADER_VAR, "").strip()
-    if header:
-        value = (st.context.headers.get(header) or "").strip()
-        return (value or None), f"the {header} header"
+    name, how, problem = identity_from_headers(st.context.headers)
+    if how:
+        return name, (how if problem is None else f"{how}: {problem}")
     user = os.environ.get(USER_VAR, "").strip()
     return (user or None), USER_VAR if user else ""
+
+
+def cancel_button(folder: str, *, key: str) -> None:
+    """A running job's Cancel button: for a lead (anyone in local mode), disabled for the rest;
+    the library checks the role again and logs who cancelled."""
+    project = current_project()
+    me = signed_in()[0]
+    lead = not project.team_mode or project.role(me) == "lead"
+    if st.button("Cancel", key=key, disabled=not lead,
+                 help=None if lead else "Only a lead of this team project can cancel a job."):
+        try:
+            cancel_job(project, folder, actor=me)
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+            st.error(f"Not cancelled: {plain(err)}")
+        else:
+            st.info("Cancelling after the current step...")
 
 
 def who_is_working(purpose: str, *, key: str) -> str | None:
@@ -114,14 +190,15 @@ def who_is_working(purpose: str, *, key: str) -> str | None:
     if project.team_mode:
         role = project.role(name)
         if name and role:
-            st.sidebar.success(f"Signed in as **{name}** ({role}, via {how}).")
+            st.sidebar.success(f"Signed in as **{plain(name)}** ({role}, via {plain(how)}).")
             return name
         st.sidebar.error(
-            (f"{name!r} (via {how}) is not a member of this team project" if name else
-             "This is a team project and no one is signed in")
+            (f"{plain(repr(name))} (via {plain(how)}) is not a member of this team project" if name
+             else "This is a team project and no one is signed in"
+             + (f" (via {plain(how)})" if how else ""))
             + f", so you cannot {purpose}. Sign in (README: Team mode) or ask a lead to add you.")
         return None
     if name:
-        st.sidebar.info(f"Working as **{name}** (via {how}).")
+        st.sidebar.info(f"Working as **{plain(name)}** (via {plain(how)}).")
         return name
     return st.sidebar.text_input(f"Your name (required to {purpose})", key=key).strip() or None

@@ -9,19 +9,18 @@ as itself).
 
 from __future__ import annotations
 
-import re
+from curation._messages import markdown_text
 
 __all__ = ["plain"]
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-
 
 def plain(text: object) -> str:
-    """``text`` with every ASCII punctuation character escaped, so Markdown shows it as typed.
+    """``text`` with every ASCII punctuation character escaped, so Markdown shows it as typed
+    (:func:`curation._messages.markdown_text`, which the data card uses too).
 
     Examples
     --------
-    >>> plain("label ![x](http://h/p.png) *bold* 0.05")
-    'label \\\\!\\\\[x\\\\]\\\\(http\\\\:\\\\/\\\\/h\\\\/p\\\\.png\\\\) \\\\*bold\\\\* 0\\\\.05'
+    >>> print(plain("label ![x](h/p.png) *bold* 0.05"))
+    label \\!\\[x\\]\\(h\\/p\\.png\\) \\*bold\\* 0\\.05
     """
-    return _PUNCTUATION.sub(r"\\\1", str(text))
+    return markdown_text(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
 from app_pages._charts import coefficient_chart, gauge, kappa_heatmap
 from app_pages._state import annotations, current_url
 from curation.aggregation import METHODS
@@ -32,7 +33,7 @@ with st.sidebar:
 try:
     report = _report(current_url(), len(frame), frame, target, judge_by, consensus)
 except ValueError as err:
-    st.error(str(err))
+    st.error(plain(err))
     st.stop()
 
 left, right = st.columns([1, 2])
@@ -40,12 +41,12 @@ low, high = report.ci[report.judged_by]
 left.altair_chart(gauge(report.judged_value, report.target, low=low, high=high,
                         title=COEFFICIENT_NAMES[report.judged_by]))
 with right:
-    (st.success if report.meets_target else st.error)(report.verdict())
-    st.caption(f"Why this coefficient: {report.judged_reason}")
-    st.write(f"{report.n_items} items, {report.n_annotators} annotators, "
-             f"{report.n_annotations} annotations; labels: {', '.join(report.labels)}.")
+    (st.success if report.meets_target else st.error)(plain(report.verdict()))
+    st.caption(plain(f"Why this coefficient: {report.judged_reason}"))
+    st.text(f"{report.n_items} items, {report.n_annotators} annotators, "
+            f"{report.n_annotations} annotations; labels: {', '.join(report.labels)}.")
     for note in report.notes:
-        st.caption(f"Note: {note}")
+        st.caption(plain(f"Note: {note}"))
 
 st.subheader("Coefficients with 95% bootstrap intervals")
 st.altair_chart(coefficient_chart(report.coefficients, report.ci, report.target, COEFFICIENT_NAMES),
@@ -72,9 +73,9 @@ st.subheader("Per annotator")
 st.dataframe(report.per_annotator.round(3), width="stretch")
 if report.per_annotator["agreement_with_others"].notna().any():
     worst = report.per_annotator["agreement_with_others"].idxmin()
-    st.caption(f"Lowest agreement with the others' majority: {worst} "
-                  f"({report.per_annotator.at[worst, 'agreement_with_others']:.3f}; median "
-                  f"{report.per_annotator['agreement_with_others'].median():.3f}).")
+    st.caption(plain(f"Lowest agreement with the others' majority: {worst} "
+                     f"({report.per_annotator.at[worst, 'agreement_with_others']:.3f}; median "
+                     f"{report.per_annotator['agreement_with_others'].median():.3f})."))
 
 st.subheader("Items with the most disagreement")
 st.dataframe(report.disagreements[["item_id", "votes", "agreement", "entropy", "text"]].round(3),

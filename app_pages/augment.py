@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
 from app_pages._state import annotations, current_project, who_is_working
 from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, Protector,
                               load_glossary, make_augmenter)
@@ -107,7 +108,7 @@ if run:
                                  progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
     except (AugmenterError, ValueError, OSError) as err:
         bar.empty()
-        st.error(f"Could not augment: {err}")
+        st.error(f"Could not augment: {plain(err)}")
     else:
         bar.empty()
         st.session_state[_RESULT] = result
@@ -121,7 +122,7 @@ if result is not None:
     c3.metric("Picked", s["accepted"])
     c4.metric("Mean similarity (picked)", f"{s['mean_similarity_accepted'] or 0:.3f}")
     if s["rejections"]:
-        st.caption("Rejected for: " + ", ".join(f"{k} ({v})" for k, v in s["rejections"].items()))
+        st.caption(plain("Rejected for: " + ", ".join(f"{k} ({v})" for k, v in s["rejections"].items())))
     table = result.candidates.assign(keep=result.candidates["status"].eq("accepted"))
     show = st.radio("Show", ["picked", "passed but not picked", "rejected", "all"], horizontal=True)
     wanted = {"picked": ["accepted"], "passed but not picked": ["surplus"],
@@ -142,7 +143,7 @@ if result is not None:
             try:
                 saved = project.save_augmentations(kept, reviewer=reviewer)
             except (ValueError, PermissionError) as err:
-                st.error(f"Nothing was saved: {err}")
+                st.error(f"Nothing was saved: {plain(err)}")
             else:
                 st.success(f"Saved {len(saved)} augmented rows; they join the train split on export.")
 
@@ -163,7 +164,7 @@ else:
                 try:
                     n = project.remove_augmentations(gone, reviewer=who)
                 except (ValueError, PermissionError) as err:
-                    st.error(f"Nothing was removed: {err}")
+                    st.error(f"Nothing was removed: {plain(err)}")
                 else:
                     st.success(f"Removed {n} rows (kept in the log as removed).")
                     st.rerun()

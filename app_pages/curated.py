@@ -45,7 +45,7 @@ with export:
     me = signed_in()[0]
     if project.team_mode and project.role(me) != "lead":
         st.warning("In this team project only a lead exports splits; you are "
-                   f"{me or 'not signed in'}.")
+                   f"{plain(me) if me else 'not signed in'}.")
     with st.form("export"):
         c1, c2, c3 = st.columns(3)
         test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
@@ -53,6 +53,9 @@ with export:
         seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0))
         formats = st.multiselect("Formats", ["csv", "jsonl", "parquet"], default=["csv"])
         ambiguous = st.checkbox("Include items marked ambiguous")
+        excel_safe = st.checkbox("Excel-safe CSV", help="Prefix text cells that begin with =, +, -, "
+                                 "@ with ' so a spreadsheet shows them instead of running them as "
+                                 "formulas. Leave off for files that code reads (exact text).")
         use_model = st.checkbox("Group near-duplicates by meaning too (embeddings)", value=True)
         go = st.form_submit_button("Export", type="primary")
     if go:
@@ -61,11 +64,17 @@ with export:
             with st.spinner("Splitting and writing..."):
                 result = export_project(project, target, use_model=use_model, formats=formats,
                                         test_size=test_size, val_size=val_size, seed=seed,
-                                        include_ambiguous=ambiguous, actor=me)
+                                        include_ambiguous=ambiguous, excel_safe=excel_safe,
+                                        actor=me)
         except (ValueError, PermissionError) as err:
-            st.error(str(err))
+            st.error(plain(err))
         else:
-            st.success(f"Wrote {len(result.files)} files to {result.out_dir}")
+            st.success(plain(f"Wrote {len(result.files)} files to {result.out_dir}"))
+            formulas = result.card["formula_cells"]
+            if formulas["cells"] and not excel_safe:
+                st.warning(f"{formulas['cells']} cell(s) begin with =, +, -, @, a tab or a "
+                           "carriage return: a spreadsheet program may run them as formulas. The "
+                           "files keep the exact text; tick Excel-safe CSV to neutralise them.")
             st.dataframe(result.splits.groupby(["split", "label"]).size().unstack(fill_value=0))
             power = (result.card or {}).get("test_power")
             if power:

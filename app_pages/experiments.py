@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages._text import plain
 from curation._messages import format_list, suggest
 
 st.title("Experiments")
@@ -46,7 +47,7 @@ def _read_upload(upload: Any, name: str) -> pd.DataFrame:
 
 
 def _dataset_inputs(key: str, title: str, default_name: str) -> dict[str, Any]:
-    st.markdown(f"**{title}**")
+    st.markdown(f"**{plain(title)}**")
     name = st.text_input("Name", default_name, key=f"{key}-name")
     train = st.file_uploader("Labelled CSV (text, label)", type=["csv"], key=f"{key}-train")
     test = st.file_uploader("Test CSV (optional; without it a share of the file above is held out)",
@@ -116,10 +117,10 @@ def _run(kind: str, job) -> None:
     try:
         report = job(_progress_bar())
     except ValueError as err:
-        st.error(str(err))
+        st.error(plain(err))
         return
     except Exception as err:  # training failures (e.g. out of memory): a message, not a traceback
-        st.error(f"The comparison failed: {type(err).__name__}: {err}")
+        st.error(plain(f"The comparison failed: {type(err).__name__}: {err}"))
         return
     st.session_state[RESULT_KEYS[kind]] = {"dict": report.to_dict(), "markdown": report.to_markdown()}
 

@@ -6,10 +6,12 @@ import logging
 
 import streamlit as st
 
-from app_pages._state import (annotations, current_project, current_url, demo_path, set_project,
-                              signed_in)
+from app_pages._state import annotations, current_name, current_project, set_project, signed_in
+from app_pages._text import plain
 from curation.io import FORMATS
-from curation.workspace import import_file, upload_limit_bytes
+from curation.store import Project
+from curation.workspace import (DEMO_NAME, available_projects, import_file, new_project_url,
+                                upload_limit_bytes)
 from curation._schema import COLUMN_HELP
 
 st.title("Project")
@@ -21,20 +23,35 @@ def _split(text: str) -> list[str] | None:
 
 
 with st.expander("Open a project", expanded=False):
-    st.caption("A SQLite file path, or any SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db).")
+    st.caption("The projects in this app's folder ($CURATION_HOME) and the ones its operator listed "
+               "(README: Team mode, 'Which projects the app offers').")
+    try:
+        names = list(available_projects())
+    except ValueError as err:  # a malformed projects.toml: the operator's to fix
+        st.error(plain(err))
+        names = [DEMO_NAME]
     col1, col2 = st.columns([3, 1])
-    target = col1.text_input("Project path or URL", value=current_url(), key="open_target")
+    chosen = col1.selectbox("Project", names, index=names.index(current_name()) if current_name()
+                            in names else 0, key="open_name")
     if col2.button("Open", width="stretch"):
-        set_project(target.strip())
+        set_project(chosen)
         st.rerun()
-    if st.button("Open the demo project (bank support messages)"):
-        set_project(demo_path())
-        st.rerun()
+    col1, col2 = st.columns([3, 1])
+    new_name = col1.text_input("New project (a name: letters, digits, '_' or '-')", key="new_name")
+    if col2.button("Create", width="stretch", disabled=not new_name.strip()):
+        try:
+            Project(new_project_url(new_name), actor=signed_in()[0]).close()
+        except ValueError as err:
+            st.error(plain(err))
+        else:
+            set_project(new_name.strip())
+            st.rerun()
 
 try:
     project = current_project()
 except Exception as err:  # a bad URL must not take the app down
-    st.error(f"Could not open {current_url()!r}: {err}. Check the path or URL, or open the demo project.")
+    st.error(f"Could not open the project {plain(current_name())!r}: {plain(err)}. Open another "
+             "one, or ask the operator to check its URL.")
     st.stop()
 
 frame = annotations()
@@ -47,7 +64,7 @@ with st.expander("Team", expanded=False):
                    "name), and only leads export, retrain and manage members.")
     else:
         st.dataframe(members, hide_index=True, width="stretch")
-    st.caption(f"You are {me!r} (via {how})." if me else
+    st.caption(plain(f"You are {me!r} (via {how}).") if me else
                "No one is signed in (README: Team mode says how identity is set).")
     with st.form("member"):
         c1, c2 = st.columns([3, 1])
@@ -59,18 +76,18 @@ with st.expander("Team", expanded=False):
         try:
             project.set_member(member, role, by=me if not members.empty else (me or member))
         except (ValueError, PermissionError) as err:
-            st.error(str(err))
+            st.error(plain(err))
         else:
-            st.success(f"{member.strip()} is now a {role}.")
+            st.success(plain(f"{member.strip()} is now a {role}."))
 st.subheader("Current project")
-st.caption(current_url())
+st.caption(plain(project.display_url))
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Items", frame["item_id"].nunique())
 c2.metric("Annotations", len(frame))
 c3.metric("Annotators", frame["annotator_id"].nunique())
 c4.metric("Labels", len(project.label_set()))
 if len(frame):
-    st.write("Label set: " + ", ".join(f"`{x}`" for x in project.label_set()))
+    st.text("Label set: " + ", ".join(project.label_set()))
     st.dataframe(frame.head(200), hide_index=True, width="stretch")
 else:
     st.info("This project is empty: import an annotation file below.")
@@ -79,7 +96,7 @@ st.subheader("Import annotations")
 try:
     limit = upload_limit_bytes()
 except ValueError as err:
-    st.warning(f"{err} Using 200 MiB.")
+    st.warning(f"{plain(err)} Using 200 MiB.")
     limit = 200 * 2**20
 upload = st.file_uploader("Annotation file", type=["csv", "tsv", "jsonl", "json", "parquet"],
                           help="Long (item_id, text, annotator_id, label[, gold]), wide (one column "
@@ -99,7 +116,11 @@ with st.form("import"):
     encoding = st.text_input("Encoding (optional)", placeholder="utf-8")
     on_conflict = st.radio("If an annotator's stored label differs", ["error", "keep", "replace"],
                            horizontal=True, help="replace keeps the old label in the audit log")
-    submitted = st.form_submit_button("Import", type="primary", disabled=upload is None)
+    may_import = not project.team_mode or project.role(me) == "lead"
+    if not may_import:
+        st.caption("Only a lead of this team project can import: an import can replace every "
+                   "annotator's labels and add labels to the label set.")
+    submitted = st.form_submit_button("Import", type="primary", disabled=upload is None or not may_import)
 
 if submitted and upload is not None:
     progress = st.progress(0.0, text="Validating...")
@@ -108,20 +129,23 @@ if submitted and upload is not None:
             project, upload, name=upload.name, format=fmt, on_conflict=on_conflict,
             columns={v.strip(): k for k, v in mapping.items() if v.strip() and v.strip() != k},
             label_set=_split(labels), annotator_columns=_split(annotator_cols),
-            encoding=encoding.strip() or None, max_bytes=limit,
-            progress=lambda f: progress.progress(f, text=f"Importing {upload.name}..."))
+            encoding=encoding.strip() or None, max_bytes=limit, actor=me,
+            progress=lambda f: progress.progress(f, text=f"Importing {plain(upload.name)}..."))
+    except PermissionError as err:  # the library's role check (AccessError)
+        progress.empty()
+        st.error(f"Nothing was imported. {plain(err)}")
     except ValueError as err:
         progress.empty()
-        st.error(f"Nothing was imported. {err}", icon=":material/error:")
+        st.error(f"Nothing was imported. {plain(err)}")
     except Exception as err:  # a bug, not bad input: still never take the app down or write half
         progress.empty()
         logging.getLogger(__name__).exception("import of %s failed", upload.name)
-        st.error(f"Nothing was imported: {upload.name} could not be read ({type(err).__name__}: "
-                 f"{err}). The project is unchanged. Please report this file's shape to us.",
-                 icon=":material/error:")
+        st.error(plain(f"Nothing was imported: {upload.name} could not be read "
+                       f"({type(err).__name__}: {err}).") + " The project is unchanged. Please "
+                 "report this file's shape to us.")
     else:
         progress.progress(1.0, text="Done")
-        st.success(f"Imported {upload.name}: {result.n_new_items} new items, "
+        st.success(f"Imported {plain(upload.name)}: {result.n_new_items} new items, "
                    f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
                    f"{result.n_replaced} replaced.")
         st.button("Show the updated project")

@@ -12,12 +12,12 @@ import streamlit as st
 
 from app_pages._attention import misclassified_section
 from app_pages._fine_tune_extras import advice_panel, rules_choice, rules_section
-from app_pages._state import current_project, signed_in
+from app_pages._state import cancel_button, current_project, signed_in
 from app_pages._text import plain
 from curation.workspace import curation_home
 from fine_tune.config import ClassWeights, Precision
 from fine_tune.data import project_compare_data
-from fine_tune.jobs import RUN_KIND, cancel_job, latest_job, start_compare_job
+from fine_tune.jobs import RUN_KIND, latest_job, resume_job, start_compare_job
 from fine_tune.settings import resolve_settings
 from fine_tune.verdict import size_notes
 
@@ -113,9 +113,7 @@ def _progress() -> None:
     st.progress(min(float(status.get("fraction") or 0.0), 1.0), text=plain(text))
     for note in status.get("size_notes") or []:
         st.warning(plain(note))
-    if st.button("Cancel", key="cancel-job"):
-        cancel_job(status["folder"])
-        st.info("Cancelling after the current step...")
+    cancel_button(status["folder"], key="cancel-job")
 
 
 def _side_table(report: dict) -> pd.DataFrame:
@@ -300,6 +298,19 @@ else:
             st.warning("The latest run was cancelled: " + plain(status.get("message", "")))
         else:
             st.error(f"The latest run {status['state']}: {plain(status.get('message', ''))}")
+        if status["state"] in ("failed", "cancelled"):
+            me = signed_in()[0]
+            lead = not project.team_mode or project.role(me) == "lead"
+            if st.button("Resume this run", disabled=not lead, key="resume-job",
+                         help="Starts the job again on the same data and settings: the runs it "
+                              "finished are reused, the rest are trained." if lead else
+                              "Only a lead of this team project can resume a job."):
+                try:
+                    resume_job(project, status["folder"], actor=me)
+                except (ValueError, OSError) as err:  # AccessError is an OSError
+                    st.error(f"Not resumed: {plain(err)}")
+                else:
+                    st.rerun()
     runs = project.runs()
     runs = runs[runs["kind"] == RUN_KIND] if len(runs) else runs
     if len(runs) > 1:

@@ -14,6 +14,7 @@ import streamlit as st
 from app_pages._attention import attention_expander
 from app_pages._state import (
     annotations,
+    cancel_button,
     consensus,
     current_project,
     known_truth,
@@ -30,7 +31,7 @@ from curation.workspace import (
     load_queue,
     project_guideline,
 )
-from fine_tune.jobs import OOF_KIND, cancel_job, latest_job, latest_model_probs, start_out_of_fold_job
+from fine_tune.jobs import OOF_KIND, latest_job, latest_model_probs, start_out_of_fold_job
 
 st.title("Review")
 project = current_project()
@@ -47,7 +48,8 @@ def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> b
     bar = st.progress(0.0, text="Finding items to review...")
     try:
         report = flag_project(project, model_signal=signal, model_probs=probs,
-                              progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
+                              progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
+                              actor=signed_in()[0])
     except ValueError as err:
         bar.empty()
         st.error(plain(err))
@@ -110,8 +112,7 @@ def _fine_tune_progress() -> None:
     left = status.get("seconds_left")
     st.progress(min(float(status.get("fraction") or 0.0), 1.0),
                 text=plain(status.get("message", "") + (f" - about {left:.0f} s left" if left else "")))
-    if st.button("Cancel", key="cancel-folds"):
-        cancel_job(status["folder"])
+    cancel_button(status["folder"], key="cancel-folds")
 
 
 def fine_tuned_signal() -> pd.DataFrame | None:
@@ -120,7 +121,11 @@ def fine_tuned_signal() -> pd.DataFrame | None:
     if status is not None and status["state"] in ("starting", "running"):
         _fine_tune_progress()
         return None
-    found = latest_model_probs(project)
+    try:
+        found = latest_model_probs(project)
+    except ValueError as err:  # a probs.csv damaged or edited by hand: say so, offer a new one
+        st.error(plain(err))
+        found = None
     if found is not None:
         probs, info = found
         st.caption(plain(f"Fine-tuned folds (run #{info['run_id']}): {info['summary']}."))
@@ -159,7 +164,9 @@ go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="incl
                           help="After the flagged items, the ones no flagger raised, most "
                                "doubtful first: a label every annotator got wrong can still be "
                                "doubted by the model and CROWDLAB.")
-queue = load_queue(project, include_rest=go_on)
+flags = project.latest_flags()
+params = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}) if len(flags) else {}
+queue = load_queue(project, flags=flags, params=params, include_rest=go_on)
 if queue.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")
@@ -168,8 +175,7 @@ if queue.empty:
         st.rerun()
     st.stop()
 
-flags = project.latest_flags()
-used = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}).get("model_signal", "embedding")
+used = params.get("model_signal", "embedding")
 if used != signal:
     signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(used, used)}': "
                         "press Re-run flags to use the one chosen above.")
@@ -273,7 +279,8 @@ attention_expander(project, votes["text"].iloc[0], key="attn-review")
 
 # ----------------------------------------------------------------- actions
 default = row["suggested_label"] if row["suggested_label"] in labels else cons.at[item, "label"]
-choice = st.segmented_control("Label", labels, default=default, key=f"label_{item}")
+choice = st.segmented_control("Label", labels, default=default, key=f"label_{item}",
+                              format_func=plain)  # options render Markdown: a label stays text
 note = st.text_input("Note (optional)", key=f"note_{item}")
 
 

@@ -21,12 +21,15 @@ double-annotated project whose annotators make real DynaSent workers' mistakes
 
 ``--retrain``: on the simulated project (the one with a test set of its own: the held-out
 sentences, true labels), train before review (every item's label as the app gives it) and after
-a review of ``--retrain-budget`` (10%) of the items in the static queue's order and in a random
-order, and compare each with the unreviewed side through the retrain-and-compare
-(``fine_tune.compare``: 3 seeds, the settings the product resolves from the data, its verdict).
-The "before" runs are trained once and reused (``RunCache``). About 45 minutes on 2 CPU cores.
+a review of ``--retrain-budget`` (default 10%; several: ``0.05,0.20``) of the items in each of
+``--retrain-orders`` (default ``queue,random``; also ``learning``, ``minority``), and compare each
+with the unreviewed side through the retrain-and-compare (``fine_tune.compare``: 3 seeds, the
+settings the product resolves from the data, its verdict). The "before" runs are trained once
+and reused (``RunCache``; ``--runs DIR`` keeps them between invocations). About 20 minutes per
+reviewed side on 2 CPU cores.
 
-Run: ``python benchmarks/review_budget.py [--data amazon,demo,simulated] [--retrain] [--json OUT]``.
+Run: ``python benchmarks/review_budget.py [--data amazon,demo,simulated] [--retrain
+[--retrain-budget 0.05,0.10] [--retrain-orders queue,random] --runs DIR] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -171,10 +174,25 @@ def run(name: str, df: pd.DataFrame, truth: pd.Series, guideline=None) -> dict:
     if RETRAIN.get("on") and RETRAIN.get("test") is not None and name.startswith("simulated"):
         text = df.drop_duplicates("item_id").set_index("item_id")["text"]
         random_order = list(np.random.default_rng(0).permutation(items))
-        orders = {"queue (static)": static, "random": random_order}
-        orders = {k: v for k, v in orders.items() if k.split()[0] in RETRAIN["orders"]}
-        out["retrain"] = retrain(given, truth, text, orders,
-                                 RETRAIN["budget"], RETRAIN["test"], RETRAIN["seeds"], RETRAIN["runs"])
+        # the learning order is simulated up to the largest budget of the figures above
+        orders = {"queue": ("queue (static)", static),
+                  "learning": ("queue, learning from decisions",
+                               orders["queue, learning from decisions"]),
+                  "minority": ("minority-vote share", minority),
+                  "random": ("random (one shuffle, seed 0)", random_order)}
+        unknown = sorted(set(RETRAIN["orders"]) - set(orders))
+        if unknown:
+            raise SystemExit(f"--retrain-orders: unknown {', '.join(unknown)}; use any of "
+                             f"{', '.join(orders)}")
+        out["retrain"] = {}
+        for budget in RETRAIN["budgets"]:
+            if budget > max(BUDGETS):
+                raise SystemExit(f"--retrain-budget {budget}: at most {max(BUDGETS)} (the "
+                                 f"learning order is simulated that far)")
+            chosen = dict(orders[key] for key in RETRAIN["orders"])
+            out["retrain"][f"{budget:.0%}"] = retrain(
+                given, truth, text, chosen, budget, RETRAIN["test"], RETRAIN["seeds"],
+                RETRAIN["runs"])
     elif RETRAIN.get("on"):
         print("(no retrain here: this data set has no test set outside the project)")
     return out
@@ -190,9 +208,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrain", action="store_true",
                         help="retrain-and-compare after review, on the simulated project")
-    parser.add_argument("--retrain-budget", type=float, default=0.10)
+    parser.add_argument("--retrain-budget", default="0.10",
+                        help="share(s) of the items reviewed, comma-separated: 0.05,0.10,0.20")
     parser.add_argument("--retrain-orders", default="queue,random",
-                        help="which reviewed sides to compare with the unreviewed one")
+                        help="which reviewed sides to compare with the unreviewed one, "
+                             "comma-separated: queue, learning, minority, random")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--runs", type=Path, help="keep finished training runs here (a rerun "
                         "reuses them); default: a temporary folder")
@@ -200,7 +220,8 @@ def main() -> None:
     if known.retrain:
         from _simulated_crowd import build
 
-        RETRAIN.update(on=True, budget=known.retrain_budget, seeds=known.seeds, test=build()[2],
+        RETRAIN.update(on=True, budgets=[float(b) for b in known.retrain_budget.split(",")],
+                       seeds=known.seeds, test=build()[2],
                        runs=known.runs, orders=known.retrain_orders.split(","))
     run_on_truth_sets(run, __doc__.splitlines()[0], parser)
 

@@ -24,7 +24,7 @@ from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
 from curation.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, load_annotations
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
-from curation.store import Project
+from curation.store import NoProjectError, Project
 from curation.workspace import export_curated
 
 __all__ = ["build_parser", "flags_in_priority_order", "format_report", "main"]
@@ -72,22 +72,38 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--formats", default="csv", help="comma list of csv, jsonl, parquet")
     export.add_argument("--include-ambiguous", action="store_true",
                         help="keep items a reviewer marked ambiguous (left out by default)")
-    export.add_argument("--as", dest="actor", default=os.environ.get("CURATION_USER"),
-                        help="who exports (team projects: a lead; default $CURATION_USER)")
+    export.add_argument("--excel-safe", action="store_true",
+                        help="CSV: prefix cells that begin with = + - @ (spreadsheet formulas) "
+                             "with ' (default: exact text; the data card counts them either way)")
+    _add_actor(export, "who exports (team projects: a lead; default $CURATION_USER)")
     members = sub.add_parser("members", help="team mode: list, add or remove a project's members")
     members.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
     members.add_argument("--add", metavar="NAME", help="add a member or change their role")
     members.add_argument("--role", choices=["annotator", "lead"], default="annotator")
     members.add_argument("--remove", metavar="NAME", help="remove a member")
-    members.add_argument("--as", dest="actor", default=os.environ.get("CURATION_USER"),
-                         help="who does it (a lead; default $CURATION_USER; the first lead may add "
-                              "themselves)")
+    _add_actor(members, "who does it (a lead; default $CURATION_USER; the first lead may add "
+                        "themselves)")
+    imp = sub.add_parser("import", help="validate a file and import it into a project (created "
+                         "when it does not exist yet), as the Project page does")
+    _add_input_options(imp)
+    imp.add_argument("--project", required=True, help="project path or SQLAlchemy URL")
+    conflict = imp.add_mutually_exclusive_group()
+    conflict.add_argument("--replace", action="store_const", const="replace", dest="on_conflict",
+                          help="overwrite an annotator's stored label that differs (each change "
+                               "kept in the audit log)")
+    conflict.add_argument("--keep", action="store_const", const="keep", dest="on_conflict",
+                          help="keep the stored label where the file's differs")
+    _add_actor(imp, "who imports (team projects: a lead; default $CURATION_USER)")
     _add_augment_parser(sub)
     cons = sub.add_parser("consensus", help="consensus label per item")
     _add_input_options(cons)
     cons.add_argument("--method", choices=list(METHODS), default="majority")
     cons.add_argument("--out", type=Path, required=True, metavar="OUT.csv")
     return parser
+
+
+def _add_actor(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--as", dest="actor", default=os.environ.get("CURATION_USER"), help=help)
 
 
 def _add_augment_parser(sub) -> None:
@@ -101,6 +117,8 @@ def _add_augment_parser(sub) -> None:
     aug.add_argument("--rejected", type=Path, metavar="OUT.csv",
                      help="also write every rejected candidate with its reasons")
     aug.add_argument("--project", help="apply this project's review decisions (path or URL)")
+    _add_actor(aug, "who reads the project's curated data (team projects: a lead; default "
+                    "$CURATION_USER)")
     aug.add_argument("--model", help="masked-lm: fill-mask model; embedding-neighbours: model folder")
     aug.add_argument("--forward", help="back-translation: model translating out of the language")
     aug.add_argument("--backward", help="back-translation: model translating back")
@@ -325,12 +343,13 @@ def _run_export(args: argparse.Namespace) -> int:
     df = _load(args)
     decisions = None
     if args.project:
-        with Project(args.project) as project:
+        with Project(args.project, create=False) as project:
             project.require_role(args.actor, "lead", to="export splits")
             decisions = project.latest_decisions()
+            project.log(args.actor, "export", out_dir=str(args.out.resolve()))
     result = export_curated(df, args.out, decisions=decisions, test_size=args.test_size,
                             val_size=args.val_size, seed=args.seed, formats=_split(args.formats),
-                            include_ambiguous=args.include_ambiguous)
+                            include_ambiguous=args.include_ambiguous, excel_safe=args.excel_safe)
     counts = result.splits["split"].value_counts()
     print(f"wrote {len(result.splits)} rows to {args.out}: "
           + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "validation", "test")))
@@ -339,20 +358,53 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_members(args: argparse.Namespace) -> int:
-    with Project(args.project) as project:
+    with Project(args.project, create=False) as project:
         if args.add:
             first = project.members().empty
             project.set_member(args.add, args.role, by=args.actor or (args.add if first else ""))
-            print(f"{args.add} is now a {args.role} of {project.url}")
+            article = "an" if args.role == "annotator" else "a"
+            print(f"{args.add} is now {article} {args.role} of {project.display_url}")
         if args.remove:
             project.remove_member(args.remove, by=args.actor or "")
-            print(f"removed {args.remove} from {project.url}")
+            print(f"removed {args.remove} from {project.display_url}")
         members = project.members()
     if members.empty:
         print("no members: local (single-user) mode")
     for row in members.itertuples():
         print(f"{row.name}\t{row.role}\tadded by {row.added_by}")
     return 0
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    """Import as the Project page does. An existing project: the role first (before the file is
+    read), then the file, then one transaction. A new one: the file is validated before the
+    project is created, so a bad file leaves nothing behind."""
+    on_conflict = args.on_conflict or "error"
+    try:
+        project = Project(args.project, create=False)
+    except NoProjectError:
+        project = None
+    if project is not None:
+        with project:
+            project.require_role(args.actor, "lead", to="replace stored labels"
+                                 if on_conflict == "replace" else "import annotations")
+            result = _import_into(project, args, on_conflict)
+    else:
+        frame = _load(args)
+        with Project(args.project, actor=args.actor) as project:
+            result = _import_into(project, args, on_conflict, frame)
+    print(f"imported {args.file.name} into {project.display_url}: {result.n_new_items} new items, "
+          f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
+          f"{result.n_replaced} replaced")
+    return 0
+
+
+def _import_into(project: Project, args: argparse.Namespace, on_conflict: str,
+                 frame: pd.DataFrame | None = None):
+    frame = _load(args) if frame is None else frame
+    return project.import_annotations(frame, source=args.file.name,
+                                      label_set=frame.attrs.get("label_set"),
+                                      on_conflict=on_conflict, actor=args.actor)
 
 
 def _check_model_folder(value: str | None, option: str) -> None:
@@ -410,9 +462,10 @@ def _run_augment(args: argparse.Namespace) -> int:
     df = _load(args)
     decisions = None
     if args.project:
-        with Project(args.project) as project:
-            project.require_role(args.actor, "lead", to="export splits")
+        with Project(args.project, create=False) as project:
+            project.require_role(args.actor, "lead", to="export the curated data for augmenting")
             decisions = project.latest_decisions()
+            project.log(args.actor, "export", out_dir=str(args.out.resolve()), what="augment")
     result = augment(curate(df, decisions), augmenter, targets=_targets(args.target),
                      items=_split(args.items), per_item=args.per_item,
                      max_per_item=args.max_per_item, oversample=args.oversample, checks=checks)
@@ -467,7 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
-              "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment, "members": _run_members}[args.command]
+              "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment, "members": _run_members,
+              "import": _run_import}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

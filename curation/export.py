@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from curation._messages import format_list, suggest
+from curation._messages import format_list, markdown_text, suggest
 from curation.splits import (
     MCNEMAR_MIN_DISCORDANT,
     SPLITS,
@@ -40,7 +40,8 @@ from curation.splits import (
     stratified_group_split,
 )
 
-__all__ = ["CARD_FILES", "ExportResult", "FORMATS", "REQUIRED", "export_dataset", "power_of_test_split"]
+__all__ = ["CARD_FILES", "ExportResult", "FORMATS", "FORMULA_PREFIXES", "REQUIRED", "export_dataset",
+           "formula_cells", "power_of_test_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -271,11 +272,20 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+class _Ours(str):
+    """Card text the export wrote itself (percentages): shown as it is, not escaped."""
+
+
 def _cell(value: Any) -> str:
-    """A value as Markdown table / bullet text: one line, pipes escaped."""
+    """A value as Markdown table / bullet text: one line; text (labels, ids, the caller's entries)
+    escaped so it shows as typed, never as a link, image, HTML or a table break; numbers and the
+    export's own text as they are."""
     if isinstance(value, Mapping | list | tuple):
         value = json.dumps(value, ensure_ascii=False, default=_json_default)
-    return " ".join(str(value).split()).replace("|", "\\|")
+    line = " ".join(str(value).split())
+    if isinstance(value, _Ours) or isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return line
+    return markdown_text(line)
 
 
 def _md_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -290,7 +300,7 @@ def _is_records(value: Any) -> bool:
 
 def _md_value(title: str, value: Any, level: int) -> list[str]:
     """A caller's card entry: sections for mappings, tables for lists of records, bullets."""
-    lines = ["#" * min(level, 6) + " " + title[:1].upper() + title[1:].replace("_", " "), ""]
+    lines = ["#" * min(level, 6) + " " + _cell(title[:1].upper() + title[1:].replace("_", " ")), ""]
     if isinstance(value, Mapping):
         nested = {k: v for k, v in value.items() if isinstance(v, Mapping) or _is_records(v)}
         lines += [f"- **{_cell(k)}**: {_cell(v)}" for k, v in value.items() if k not in nested]
@@ -308,7 +318,7 @@ def _md_value(title: str, value: Any, level: int) -> list[str]:
 
 
 def _percent(share: float) -> str:
-    return f"{100 * share:.1f}%"
+    return _Ours(f"{100 * share:.1f}%")
 
 
 def _md_summary(card: dict) -> list[str]:
@@ -324,8 +334,9 @@ def _md_summary(card: dict) -> list[str]:
         f"- **Near-duplicates** ({links}): {card['near_duplicate_groups']} group(s) with more "
         f"than one member ({card['rows_in_near_duplicate_groups']} rows), each kept within one split",
         "- **Left out**: " + ", ".join(f"{k} {v}" for k, v in card["excluded_rows"].items()),
-        f"- **What the test split can show**: {card['test_power']['note']}",
+        f"- **What the test split can show**: {_cell(card['test_power']['note'])}",
         f"- **Files**: {', '.join(files)}", "",
+        *_formula_note(card["formula_cells"]),
     ]
 
 
@@ -346,17 +357,60 @@ def _card_markdown(card: dict, splits: pd.DataFrame, extra_keys: Sequence[str]) 
     return "\n".join(lines).rstrip() + "\n"
 
 
+# --- spreadsheet formulas -------------------------------------------------------------------
+
+#: What makes a spreadsheet program (Excel, LibreOffice, Google Sheets) read a CSV cell as a
+#: formula (OWASP "CSV injection"): = + - @ and a leading tab or carriage return.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_cells(frame: pd.DataFrame) -> dict[str, int]:
+    """Cells per text column that begin like a spreadsheet formula (:data:`FORMULA_PREFIXES`)."""
+    counts = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            n = int(values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES)).sum())
+            if n:
+                counts[str(column)] = n
+    return counts
+
+
+def _excel_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Formula-leading text cells prefixed with ``'``, which spreadsheets show and never run."""
+    out = frame.copy()
+    for column in formula_cells(frame):
+        out[column] = out[column].map(
+            lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return out
+
+
+def _formula_note(found: dict) -> list[str]:
+    if not found["cells"]:
+        return []
+    where = ", ".join(f"{_cell(c)} {n}" for c, n in found["by_column"].items())
+    if found["excel_safe"]:
+        what = ("the CSV files prefix them with ' so that spreadsheets show them as text "
+                "(the JSONL and Parquet files keep the exact text)")
+    else:
+        what = ("the files keep the exact text (right for code); a spreadsheet program may run "
+                "them as formulas: open the CSV as text, or export again with excel_safe "
+                "(curation export --excel-safe, or the Curated page's option)")
+    return [f"**Warning**: {found['cells']} cell(s) begin with =, +, -, @, a tab or a carriage "
+            f"return ({where}): {what}.", ""]
+
+
 # --- writing --------------------------------------------------------------------------------
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False)
+def _write_csv(frame: pd.DataFrame, path: Path, excel_safe: bool = False) -> None:
+    (_excel_safe(frame) if excel_safe else frame).to_csv(path, index=False)
 
 
-def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
+def _write_jsonl(frame: pd.DataFrame, path: Path, excel_safe: bool = False) -> None:
     frame.to_json(path, orient="records", lines=True, force_ascii=False, date_format="iso")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet(frame: pd.DataFrame, path: Path, excel_safe: bool = False) -> None:
     frame.to_parquet(path, index=False)
 
 
@@ -368,14 +422,14 @@ def _file_names(formats: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _write_all(folder: Path, splits: pd.DataFrame, formats: Sequence[str], card_json: str,
-               card_md: str) -> list[str]:
+               card_md: str, excel_safe: bool = False) -> list[str]:
     """Write every file into ``folder``; return their names, data cards last."""
     columns = [c for c in splits.columns if c not in _ADDED]
     names = []
     for fmt, files in _file_names(formats).items():
         for split, name in zip(SPLITS, files):
             part = splits.loc[splits["split"] == split, columns].reset_index(drop=True)
-            _WRITERS[fmt](part, folder / name)
+            _WRITERS[fmt](part, folder / name, excel_safe)
             names.append(name)
     (folder / CARD_FILES[0]).write_text(card_json, encoding="utf-8")
     (folder / CARD_FILES[1]).write_text(card_md, encoding="utf-8")
@@ -413,7 +467,7 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
                    formats: Sequence[str] = ("csv",), test_size: float = 0.15,
                    val_size: float = 0.15, seed: int = 0, embeddings: np.ndarray | None = None,
                    near_duplicate_threshold: float = 0.95, card: Mapping[str, Any] | None = None,
-                   include_ambiguous: bool = False) -> ExportResult:
+                   include_ambiguous: bool = False, excel_safe: bool = False) -> ExportResult:
     """Split the curated dataset without leakage, write it per format, and write a data card.
 
     Parameters
@@ -439,6 +493,10 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
         Extra data-card entries (agreement, flags, decisions, ...): kept as
         given in JSON, rendered as sections, bullets and tables in Markdown.
     include_ambiguous : bool
+    excel_safe : bool
+        CSV files only: prefix text cells that begin like a spreadsheet formula (=, +, -, @,
+        tab, carriage return) with ``'``. Off by default: the files then hold the exact text,
+        which is what code reading them needs; either way the data card counts such cells.
 
     Returns
     -------
@@ -464,7 +522,8 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
     _check_rows(rows)
     settings = {"seed": seed, "test_size": test_size, "val_size": val_size,
                 "near_duplicate_threshold": near_duplicate_threshold,
-                "embeddings_used": embeddings is not None, "excluded_rows": excluded}
+                "embeddings_used": embeddings is not None, "excluded_rows": excluded,
+                "formula_cells": {"cells": 0, "by_column": {}, "excel_safe": bool(excel_safe)}}
     extra = _check_card(card, [*_COMPUTED_CARD_KEYS, *settings])
     stratified_group_split([], test_size=test_size, val_size=val_size)  # checks sizes early
     if not 0 < near_duplicate_threshold <= 1:
@@ -474,12 +533,14 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
         raise ValueError(f"out_dir {out_dir} is a file; pass a folder path.")
     splits, near_dup = _split_rows(rows, embeddings, threshold=near_duplicate_threshold,
                                    test_size=test_size, val_size=val_size, seed=seed)
+    found = formula_cells(splits[[c for c in splits.columns if c not in _ADDED]])
+    settings["formula_cells"].update(cells=sum(found.values()), by_column=found)
     card_dict = _card(splits, near_dup, _file_names(formats), settings, extra)
     card_json = json.dumps(card_dict, indent=2, ensure_ascii=False, default=_json_default)
     card_dict = json.loads(card_json)
     card_md = _card_markdown(card_dict, splits, list(extra))
     files = _write_atomically(out_dir, lambda tmp: _write_all(tmp, splits, formats, card_json,
-                                                              card_md))
+                                                              card_md, excel_safe))
     _warn_stale(out_dir, formats)
     logger.info("exported %d rows to %s: %s", len(splits), out_dir, card_dict["split_sizes"])
     return ExportResult(out_dir=out_dir, files=files, splits=splits, card=card_dict)

@@ -4,7 +4,7 @@ Every loader returns the same shape: one row per (item, annotator) with the
 columns ``item_id, text, annotator_id, label, gold`` (``gold`` missing where
 unknown), all strings. Whatever is wrong with a file raises
 :class:`AnnotationFileError` (a ``ValueError``) whose message names the file,
-the rows/columns/ids at fault and how to fix it.
+the rows/columns/ids at fault and how to fix it; no other exception escapes.
 
 Supported layouts (``format=``):
 
@@ -19,19 +19,36 @@ Supported layouts (``format=``):
 
 Supported containers: CSV, TSV, JSON Lines, JSON (Label Studio or a list of
 records) and Parquet. Nothing that can execute code (pickle, ...) is ever read.
+
+A file's size on disk says nothing about what it expands to (a 20 KiB
+dictionary-encoded Parquet file can hold 20 GiB of text, a 48 MB CSV a million
+columns), so the limits below are checked before the values are built: rows,
+columns and cells from the CSV header or the Parquet footer, JSON nesting by a
+scan of the brackets, Parquet row groups and decoded bytes group by group.
+Each limit is a keyword of :func:`load_annotations` that its message names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import logging
+import math
+import numbers
 import os
-from collections.abc import Mapping, Sequence
+import re
+import reprlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curation._messages import MAX_LISTED, format_list, suggest
 from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRED_COLUMNS, TEXT
@@ -39,6 +56,13 @@ from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRE
 __all__ = [
     "AnnotationFileError",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_CELLS",
+    "DEFAULT_MAX_COLUMNS",
+    "DEFAULT_MAX_DECODED_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_ID_CHARS",
+    "DEFAULT_MAX_ROWS",
+    "DEFAULT_MAX_ROW_GROUPS",
     "DEFAULT_MAX_TEXT_CHARS",
     "FORMATS",
     "load_annotations",
@@ -52,6 +76,29 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Longest text accepted (characters). Models read a few hundred tokens; a text this long is
 #: almost always a broken file (an unclosed quote that swallowed the lines after it).
 DEFAULT_MAX_TEXT_CHARS = 100_000
+#: Rows (annotations) in one file. At the 200 MiB size limit a CSV row of an id, a short text, an
+#: annotator and a label is ~100 bytes, so this is about what ``max_bytes`` lets through; the
+#: largest public crowd-labelled sets hold 1-2 million annotations.
+DEFAULT_MAX_ROWS = 2_000_000
+#: Columns in one file. A long file has 4-6; a wide file one per annotator, and a team of more
+#: than a few hundred annotators exports the long layout. pandas spends ~3.5 KB and super-linear
+#: time per column (50,000 columns: 8 s), so a million columns is gigabytes and hours.
+DEFAULT_MAX_COLUMNS = 1_000
+#: Rows x columns: 2 million rows of 10 columns. 20 million short text cells take ~0.4 GB.
+DEFAULT_MAX_CELLS = 20_000_000
+#: JSON nesting. A Label Studio export nests 8 levels, a record 1-2; Python's JSON parser
+#: recurses once per level and fails near 1,000 with a RecursionError.
+DEFAULT_MAX_DEPTH = 64
+#: Parquet row groups. Writers put 64 Ki-1 Mi rows in a group (pyarrow 1 Mi, DuckDB 122,880), so
+#: 2 million rows make a few dozen; every group costs footer metadata and a read call.
+DEFAULT_MAX_ROW_GROUPS = 10_000
+#: Bytes a Parquet file's values take once decoded, a dictionary value counted each time it is
+#: used: 2 million annotations of 1,000 characters. A CSV cannot hold more than ``max_bytes``,
+#: whereas a 20 KiB dictionary-encoded Parquet file can decode to 20 GiB.
+DEFAULT_MAX_DECODED_BYTES = 2 * 1024**3
+#: Characters in an item id, annotator id, label or gold label. These are names (a UUID has 36,
+#: a URL 100-200); a longer value is a text in the wrong column.
+DEFAULT_MAX_ID_CHARS = 512
 FORMATS = ("auto", "long", "wide", "label-studio")
 _FILE_TYPES = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv",
@@ -59,10 +106,35 @@ _FILE_TYPES = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 _WHERE = "__where__"
+_FIX_SPLIT = "split the file and import the parts one after the other"
+_FIX_COLUMNS = ("check that this is an annotation file, and a CSV's separator (a wide file has "
+                "one column per annotator; a larger team should export the long layout)")
+_FIX_LABEL_STUDIO = "fix the export (Label Studio: Export > JSON) or the script that wrote it"
 
 
 class AnnotationFileError(ValueError):
     """A file that cannot be loaded as annotations; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What a file may expand to; each field is the keyword of :func:`load_annotations`."""
+
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_cells: int = DEFAULT_MAX_CELLS
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_row_groups: int = DEFAULT_MAX_ROW_GROUPS
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    max_id_chars: int = DEFAULT_MAX_ID_CHARS
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise AnnotationFileError(f"{field.name}={value!r} must be a whole number of at "
+                                          "least 1.")
 
 
 # --------------------------------------------------------------------------- public API
@@ -80,6 +152,13 @@ def load_annotations(
     file_type: str | None = None,
     name: str | None = None,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
+    max_cells: int = DEFAULT_MAX_CELLS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_row_groups: int = DEFAULT_MAX_ROW_GROUPS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    max_id_chars: int = DEFAULT_MAX_ID_CHARS,
 ) -> pd.DataFrame:
     """Read an annotation file into the validated long frame.
 
@@ -109,6 +188,17 @@ def load_annotations(
         Name used in messages (default: the path or the object's ``name``).
     max_text_chars : int
         Longer texts are refused, naming their rows.
+    max_rows, max_columns, max_cells : int
+        Most rows (annotations, also after the wide layout is unfolded), columns
+        and rows x columns; checked from the CSV header, the Parquet footer or the
+        parsed JSON before a frame is built.
+    max_depth : int
+        Deepest JSON nesting, checked before the JSON parser recurses.
+    max_row_groups, max_decoded_bytes : int
+        Parquet: most row groups, and most bytes the values decode to (a
+        dictionary-encoded value counted each time it is used).
+    max_id_chars : int
+        Longest item id, annotator id, label or gold label.
 
     Returns
     -------
@@ -123,34 +213,40 @@ def load_annotations(
     """
     if format not in FORMATS:
         raise AnnotationFileError(f"format={format!r} is not one of {', '.join(FORMATS)}.")
+    limits = _Limits(max_rows=max_rows, max_columns=max_columns, max_cells=max_cells,
+                     max_depth=max_depth, max_row_groups=max_row_groups,
+                     max_decoded_bytes=max_decoded_bytes, max_id_chars=max_id_chars,
+                     max_text_chars=max_text_chars)
     raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
     ftype = file_type or _guess_file_type(name)
-    table = _parse(raw, ftype, name=name, encoding=encoding)
+    table = _parse(raw, ftype, name=name, encoding=encoding, limits=limits)
     if isinstance(table, list):  # Label Studio tasks
         if format not in ("auto", "label-studio"):
             raise AnnotationFileError(
                 f"{name}: holds Label Studio tasks but format={format!r} was asked; "
                 "use format='label-studio'.")
-        frame = _from_label_studio(table, name=name, columns=columns)
+        frame = _from_label_studio(table, name=name, columns=columns, limits=limits)
     else:
         frame = _from_table(table, name=name, format=format, columns=columns,
-                            annotator_columns=annotator_columns)
-    return validate_long_frame(frame, name=name, label_set=label_set, max_text_chars=max_text_chars)
+                            annotator_columns=annotator_columns, limits=limits)
+    return validate_long_frame(frame, name=name, label_set=label_set, max_text_chars=max_text_chars,
+                               max_id_chars=max_id_chars)
 
 
 def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None = None,
                max_bytes: int = DEFAULT_MAX_BYTES, file_type: str | None = None,
                name: str | None = None) -> pd.DataFrame:
     """Read a CSV/TSV/JSONL/JSON-records/Parquet table with the same guards as
-    :func:`load_annotations` (size limit before parsing, encoding check, the file type from the
-    name), for files that are not annotations (e.g. a truth file). Columns as in the file,
-    CSV/TSV cells as strings.
+    :func:`load_annotations` (size limit before parsing, the default limits on rows, columns,
+    nesting and decoded size, encoding check, the file type from the name), for files that are
+    not annotations (e.g. a truth file). Columns as in the file, CSV/TSV cells as strings.
 
     >>> read_table(b"item_id,label\\na,p\\n", name="t.csv").to_dict(orient="records")
     [{'item_id': 'a', 'label': 'p'}]
     """
     raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
-    table = _parse(raw, file_type or _guess_file_type(name), name=name, encoding=encoding)
+    table = _parse(raw, file_type or _guess_file_type(name), name=name, encoding=encoding,
+                   limits=_Limits())
     if isinstance(table, list):
         raise AnnotationFileError(f"{name}: holds Label Studio tasks; a table (one record per "
                                   "row) was expected here.")
@@ -159,14 +255,15 @@ def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None 
 
 def validate_long_frame(
     frame: pd.DataFrame, *, name: str = "data", label_set: Sequence[str] | None = None,
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, max_id_chars: int = DEFAULT_MAX_ID_CHARS,
 ) -> pd.DataFrame:
     """Check a long frame and return it normalised (stripped strings, ``gold`` column).
 
     Exact duplicate rows are dropped (logged); everything else that is wrong
     raises :class:`AnnotationFileError` naming the rows or ids.
     """
-    frame = frame.copy()
+    limits = _Limits(max_text_chars=max_text_chars, max_id_chars=max_id_chars)
+    frame = frame.reset_index(drop=True)  # a copy, with positions as labels
     if _WHERE not in frame.columns:
         frame[_WHERE] = [f"row {i + 1}" for i in range(len(frame))]
     _require_columns(frame, REQUIRED_COLUMNS, name=name, hint="")
@@ -174,10 +271,10 @@ def validate_long_frame(
         frame[GOLD] = None
     if frame.empty:
         raise AnnotationFileError(f"{name}: has no annotation rows; add at least one row.")
-    _check_text(frame, name, max_text_chars)
+    _check_text(frame, name, limits.max_text_chars)
     for col in (ITEM, ANNOTATOR, LABEL):
-        frame[col] = _clean_ids(frame, col, name)
-    frame[GOLD] = _clean_gold(frame[GOLD])
+        frame[col] = _clean_ids(frame, col, name, limits.max_id_chars)
+    frame[GOLD] = _clean_gold(frame, name, limits.max_id_chars)
     _check_one_text_per_item(frame, name)
     frame = _drop_exact_duplicates(frame, name)
     _check_one_label_per_annotator(frame, name)
@@ -213,7 +310,10 @@ def _read_bytes(source: Any, *, name: str | None, max_bytes: int) -> tuple[bytes
 
 
 def _size(n_bytes: float) -> str:
-    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 1024:.1f} KiB"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes / 1024:.1f} KiB"
 
 
 def _check_size(n_bytes: int, name: str, max_bytes: int) -> None:
@@ -265,45 +365,134 @@ def _guess_encoding(raw: bytes) -> str:
     return "latin-1"
 
 
+# --------------------------------------------------------------------------- limits
+
+
+def _over_limit(name: str, phrase: str, keyword: str, limit: int, fix: str, *,
+                shown: str | None = None) -> AnnotationFileError:
+    """``"f.csv: <phrase>, over the limit of 1,000 (max_columns=1000); <fix>, or raise it"``."""
+    return AnnotationFileError(
+        f"{name}: {phrase}, over the limit of {shown or f'{limit:,}'} ({keyword}={limit}); "
+        f"{fix}, or raise the limit ({keyword}=... in load_annotations).")
+
+
+def _check_shape(name: str, limits: _Limits, *, rows: int, columns: int, where: str = "",
+                 noun: str = "rows", at_least: bool = False) -> None:
+    """Refuse ``rows`` x ``columns`` over max_columns, max_rows or max_cells, before building it.
+
+    ``where`` says where the count comes from (e.g. ``" (in the header line)"``); ``at_least``
+    when reading stopped at the limit, so the true count is unknown.
+    """
+    some = "at least " if at_least else ""
+    if columns > limits.max_columns:
+        raise _over_limit(name, f"has {columns:,} columns{where}", "max_columns",
+                          limits.max_columns, _FIX_COLUMNS)
+    if rows > limits.max_rows:
+        raise _over_limit(name, f"has {some}{rows:,} {noun}{where}", "max_rows", limits.max_rows,
+                          _FIX_SPLIT)
+    if rows * columns > limits.max_cells:
+        raise _over_limit(name, f"has {some}{rows:,} {noun} x {columns:,} columns = "
+                          f"{some}{rows * columns:,} cells{where}", "max_cells", limits.max_cells,
+                          _FIX_SPLIT)
+
+
 # --------------------------------------------------------------------------- parsing containers
 
 
-def _parse(raw: bytes, ftype: str, *, name: str, encoding: str | None) -> pd.DataFrame | list:
+def _parse(raw: bytes, ftype: str, *, name: str, encoding: str | None,
+           limits: _Limits) -> pd.DataFrame | list:
     if ftype == "parquet":
-        return _parse_parquet(raw, name)
+        return _parse_parquet(raw, name, limits)
     text = _decode(raw, name, encoding)
     if ftype in ("csv", "tsv"):
-        return _parse_delimited(text, name, sep="," if ftype == "csv" else "\t")
+        return _parse_delimited(text, name, sep="," if ftype == "csv" else "\t", limits=limits)
     if ftype == "jsonl":
-        return _records_frame(_parse_jsonl(text, name), name, first_line=1, unit="line")
+        return _records_frame(_parse_jsonl(text, name, limits), name, unit="line", limits=limits)
     if ftype == "json":
-        return _parse_json(text, name)
+        return _parse_json(text, name, limits)
     raise AnnotationFileError(
         f"{name}: file_type={ftype!r} is not supported; use csv, tsv, jsonl, json or parquet.")
 
 
-def _parse_delimited(text: str, name: str, *, sep: str) -> pd.DataFrame:
+_FIRST_NON_BLANK_LINE = re.compile(r"^.*\S.*$", re.MULTILINE)
+
+
+def _parse_delimited(text: str, name: str, *, sep: str, limits: _Limits) -> pd.DataFrame:
+    """Count the header's fields first, then let pandas read no more rows than the limits allow."""
+    width = _header_width(text, sep)
+    _check_shape(name, limits, rows=0, columns=width, where=" (in the header line)")
+    cap = min(limits.max_rows, limits.max_cells // width)
     try:
         frame = pd.read_csv(_io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            skip_blank_lines=True)
+                            skip_blank_lines=True, nrows=cap + 1)
     except pd.errors.EmptyDataError:
         raise AnnotationFileError(f"{name}: is empty; it needs a header row and annotation rows.")
     except pd.errors.ParserError as err:
         raise AnnotationFileError(
             f"{name}: cannot be parsed as {'CSV' if sep == ',' else 'TSV'} ({err}); check the "
             "quoting of texts with separators or line breaks, or pass the right file type.") from None
+    _check_shape(name, limits, rows=len(frame), columns=len(frame.columns), at_least=len(frame) > cap,
+                 where=f" (reading stopped at line {cap + 2:,})" if len(frame) > cap else "")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame[_WHERE] = [f"line {i + 2}" for i in range(len(frame))]
     return frame
 
 
-def _parse_jsonl(text: str, name: str) -> list[tuple[int, Any]]:
+def _header_width(text: str, sep: str) -> int:
+    """Fields in the header (first non-blank) line, counted without parsing; a separator inside
+    a quoted name counts too, so this is never below what pandas finds on that line."""
+    header = _FIRST_NON_BLANK_LINE.search(text)
+    return header.group().count(sep) + 1 if header else 1
+
+
+# JSON ------------------------------------------------------------------------------------------
+
+#: How the nesting scan reads JSON: escapes (``\"``, ``\\``) and strings are skipped (an
+#: unterminated string runs to the end of its line); brackets count.
+_JSON_TOKEN = re.compile(r'\\.|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|[\[\]{}]', re.DOTALL)
+#: Every byte but a quote, a bracket or a line break (deleted by the fast scan).
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}\n')))
+#: Integers with more digits than this are kept as their digits: int() refuses over 4,300.
+_MAX_INT_DIGITS = 4_000
+
+
+class _LongInteger:
+    """A JSON integer too long for ``int()``, kept as its digits: as an id, the id-length check
+    names its row; as a text, the text check refuses it like any number."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __str__(self) -> str:
+        return self.digits
+
+    def __repr__(self) -> str:
+        return f"<integer of {len(self.digits):,} digits>"
+
+
+def _json_int(digits: str) -> int | _LongInteger:
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else _LongInteger(digits)
+
+
+_JSON = json.JSONDecoder(parse_int=_json_int)
+
+
+def _json_loads(text: str) -> Any:
+    return _JSON.decode(text)
+
+
+def _parse_jsonl(text: str, name: str, limits: _Limits) -> list[tuple[int, Any]]:
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends are valid inside JSON strings
+    _check_depth(name, text, limits.max_depth, lines=lines)
     records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(records) == limits.max_rows:
+            _check_shape(name, limits, rows=len(records) + 1, columns=0, at_least=True,
+                         where=f" (reading stopped at line {lineno:,})")
         try:
-            records.append((lineno, json.loads(line)))
+            records.append((lineno, _json_loads(line)))
         except json.JSONDecodeError as err:
             raise AnnotationFileError(
                 f"{name}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}); "
@@ -311,9 +500,10 @@ def _parse_jsonl(text: str, name: str) -> list[tuple[int, Any]]:
     return records
 
 
-def _parse_json(text: str, name: str) -> pd.DataFrame | list:
+def _parse_json(text: str, name: str, limits: _Limits) -> pd.DataFrame | list:
+    _check_depth(name, text, limits.max_depth)
     try:
-        data = json.loads(text)
+        data = _json_loads(text)
     except json.JSONDecodeError as err:
         raise AnnotationFileError(
             f"{name}: is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from None
@@ -325,31 +515,198 @@ def _parse_json(text: str, name: str) -> pd.DataFrame | list:
             f"not a {type(data).__name__}.")
     if data and all(isinstance(t, dict) and "data" in t for t in data):
         return data
-    return _records_frame(list(enumerate(data, start=1)), name, first_line=1, unit="record")
+    return _records_frame(list(enumerate(data, start=1)), name, unit="record", limits=limits)
 
 
-def _records_frame(records: list[tuple[int, Any]], name: str, *, first_line: int,
-                   unit: str) -> pd.DataFrame:
+def _check_depth(name: str, text: str, max_depth: int, *, lines: list[str] | None = None) -> None:
+    """Refuse JSON nested deeper than ``max_depth`` before ``json.loads`` recurses into it.
+
+    A fast scan of the whole text first; only when it finds too deep a nesting is the place
+    looked up: the line of the first bracket over the limit (``lines``: JSON Lines, where an
+    unbalanced line is left for the parser to name).
+    """
+    depth = _nesting(text)
+    if depth <= max_depth:
+        return
+    if lines is None:
+        offset = _first_too_deep(text, max_depth)
+        line = None if offset is None else text.count("\n", 0, offset) + 1
+    else:
+        line = next((n for n, chunk in enumerate(lines, start=1)
+                     if _first_too_deep(chunk, max_depth) is not None), None)
+        depth = 0 if line is None else _nesting(lines[line - 1])
+    if line is not None:
+        raise _over_limit(name, f"line {line} nests JSON {depth:,} levels deep", "max_depth",
+                          max_depth, "an annotation record is flat (a Label Studio export nests 8 "
+                          "levels): check that this is an annotation export")
+
+
+def _nesting(text: str) -> int:
+    """How deep the brackets outside JSON strings nest, in C-speed passes: drop escapes, keep
+    quotes, brackets and line breaks, drop strings, then a running sum (numpy, in chunks)."""
+    data = re.sub(rb"\\.", b"", text.encode("utf-8", "surrogatepass"), flags=re.DOTALL)
+    data = re.sub(rb'"[^"\n]*"?', b"", data.translate(None, _NOT_STRUCTURE)).replace(b"\n", b"")
+    depth = deepest = 0
+    for start in range(0, len(data), 1 << 22):
+        codes = np.frombuffer(data, np.uint8, count=min(1 << 22, len(data) - start), offset=start)
+        running = depth + np.cumsum(np.where((codes == ord("[")) | (codes == ord("{")), 1, -1))
+        deepest, depth = max(deepest, int(running.max())), int(running[-1])
+    return deepest
+
+
+def _first_too_deep(text: str, max_depth: int) -> int | None:
+    """Offset of the first bracket that opens level ``max_depth + 1``, or None (the same reading
+    as :func:`_nesting`, one token at a time)."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()[0]
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                return match.start()
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _records_frame(records: list[tuple[int, Any]], name: str, *, unit: str,
+                   limits: _Limits) -> pd.DataFrame:
     bad = [n for n, r in records if not isinstance(r, dict)]
     if bad:
         raise AnnotationFileError(
             f"{name}: {unit} {format_list(bad)} is not a JSON object; each {unit} must be an object "
             "with the annotation's fields.")
+    keys: set = set()
+    where = ""
+    for n, record in records:
+        keys.update(record)
+        if len(keys) > limits.max_columns:
+            where = f" (distinct keys up to {unit} {n})"
+            break
+    _check_shape(name, limits, rows=len(records), columns=len(keys), where=where)
     frame = pd.DataFrame([r for _, r in records])
     frame[_WHERE] = [f"{unit} {n}" for n, _ in records]
     return frame
 
 
-def _parse_parquet(raw: bytes, name: str) -> pd.DataFrame:
+# Parquet ---------------------------------------------------------------------------------------
+
+
+def _parse_parquet(raw: bytes, name: str, limits: _Limits) -> pd.DataFrame:
+    """Check the footer, then read group by group with text columns kept dictionary-encoded, so
+    that nothing is expanded before its decoded size is known."""
+    with _reading_parquet(name, limits):
+        parquet = _open_parquet(raw, limits)
+        _check_parquet_metadata(parquet.metadata, name, limits)
+        text_columns = _text_columns(parquet.schema_arrow, name)
+        parquet = _open_parquet(raw, limits, read_dictionary=text_columns)
+        frame = _to_frame(_read_row_groups(parquet, name, limits))
+    frame.columns = [str(c) for c in frame.columns]
+    frame[_WHERE] = [f"row {i + 1}" for i in range(len(frame))]
+    return frame
+
+
+def _footer_list_limit(limits: _Limits) -> int:
+    """Longest list the footer may hold: the row groups, or a row group's columns (the schema
+    adds a root node; key-value metadata a few entries)."""
+    return max(limits.max_row_groups, limits.max_columns) + 64
+
+
+@contextlib.contextmanager
+def _reading_parquet(name: str, limits: _Limits) -> Iterator[None]:
+    """Turn pyarrow's several unrelated error types into one message naming the file."""
     try:
-        frame = pd.read_parquet(_io.BytesIO(raw))
-    except Exception as err:  # pyarrow raises several unrelated types
+        yield
+    except AnnotationFileError:
+        raise
+    except Exception as err:  # pyarrow raises OSError, ArrowInvalid, ValueError, ...
+        if "Exceeded size limit" in str(err):  # thrift_container_size_limit, see _open_parquet
+            raise AnnotationFileError(
+                f"{name}: its Parquet footer lists more than {_footer_list_limit(limits):,} row "
+                f"groups or columns, over the limits (max_row_groups={limits.max_row_groups}, "
+                f"max_columns={limits.max_columns}); rewrite it with fewer, larger row groups, or "
+                "raise the limits (max_row_groups=..., max_columns=... in load_annotations).") from None
         raise AnnotationFileError(
             f"{name}: cannot be read as Parquet ({type(err).__name__}: {err}); check the file "
             "type or re-export it.") from None
-    frame = frame.reset_index(drop=True)
-    frame.columns = [str(c) for c in frame.columns]
-    frame[_WHERE] = [f"row {i + 1}" for i in range(len(frame))]
+
+
+def _open_parquet(raw: bytes, limits: _Limits, *,
+                  read_dictionary: list[str] | None = None) -> pq.ParquetFile:
+    """Parse the footer only, refusing lists longer than the limits allow while parsing it (a
+    footer of a million row groups would otherwise take ~8 bytes of memory per byte)."""
+    return pq.ParquetFile(pa.BufferReader(raw), read_dictionary=read_dictionary,
+                          thrift_container_size_limit=_footer_list_limit(limits))
+
+
+def _check_parquet_metadata(meta: pq.FileMetaData, name: str, limits: _Limits) -> None:
+    """Refuse from the footer alone: shape, row groups and stored (uncompressed) bytes. Dictionary
+    encoding makes the stored bytes far smaller than the decoded ones: see _read_row_groups."""
+    where = " (Parquet metadata)"
+    _check_shape(name, limits, rows=meta.num_rows, columns=meta.num_columns, where=where)
+    if meta.num_row_groups > limits.max_row_groups:
+        raise _over_limit(name, f"has {meta.num_row_groups:,} row groups{where}", "max_row_groups",
+                          limits.max_row_groups,
+                          "rewrite it with fewer, larger row groups (pyarrow: row_group_size=...)")
+    stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if stored > limits.max_decoded_bytes:
+        raise _over_limit(name, f"holds {_size(stored)} of uncompressed values{where}",
+                          "max_decoded_bytes", limits.max_decoded_bytes, _FIX_SPLIT,
+                          shown=_size(limits.max_decoded_bytes))
+
+
+def _is_text_type(dtype: pa.DataType) -> bool:
+    return (pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+            or pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype))
+
+
+def _text_columns(schema: pa.Schema, name: str) -> list[str]:
+    """The string and binary columns (to read as dictionaries); nested columns are refused."""
+    for field in schema:
+        dtype = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if pa.types.is_nested(dtype):
+            raise AnnotationFileError(
+                f"{name}: column {field.name!r} is a nested Parquet column ({dtype}); an "
+                "annotation file holds one plain value (text or a number) per cell - flatten the "
+                "column or drop it before exporting.")
+    return [field.name for field in schema if _is_text_type(field.type)]
+
+
+def _read_row_groups(parquet: pq.ParquetFile, name: str, limits: _Limits) -> pa.Table:
+    """The table, read one row group at a time, refused as soon as its values decode to more
+    than max_decoded_bytes."""
+    parts, decoded, total = [], 0, parquet.num_row_groups
+    for index in range(total):
+        parts.append(parquet.read_row_group(index))
+        decoded += _decoded_bytes(parts[-1])
+        if decoded > limits.max_decoded_bytes:
+            raise _over_limit(
+                name, f"decodes to {_size(decoded)} by row group {index + 1} of {total} (each "
+                "use of a dictionary-encoded value counted)", "max_decoded_bytes",
+                limits.max_decoded_bytes, _FIX_SPLIT, shown=_size(limits.max_decoded_bytes))
+    return pa.concat_tables(parts) if parts else parquet.schema_arrow.empty_table()
+
+
+def _decoded_bytes(table: pa.Table) -> int:
+    """Bytes the values take once dictionaries are expanded (what pandas would otherwise build):
+    for a dictionary-encoded text column, the length of the value each row points to."""
+    total = 0
+    for chunk in (chunk for column in table.columns for chunk in column.chunks):
+        if pa.types.is_dictionary(chunk.type) and _is_text_type(chunk.type.value_type):
+            lengths = pc.binary_length(chunk.dictionary).take(chunk.indices)
+            total += (pc.sum(lengths).as_py() or 0) + 4 * len(chunk)
+        else:
+            total += chunk.nbytes
+    return total
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """pandas frame; dictionary (Categorical) columns become object columns whose cells share
+    one Python string per distinct value."""
+    frame = table.to_pandas().reset_index(drop=True)
+    for i, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pd.CategoricalDtype):
+            frame.isetitem(i, frame.iloc[:, i].astype(object))
     return frame
 
 
@@ -357,7 +714,7 @@ def _parse_parquet(raw: bytes, name: str) -> pd.DataFrame:
 
 
 def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping[str, str] | None,
-                annotator_columns: Sequence[str] | None) -> pd.DataFrame:
+                annotator_columns: Sequence[str] | None, limits: _Limits) -> pd.DataFrame:
     frame = _apply_mapping(frame, columns, name)
     if format == "auto":
         has_long = ANNOTATOR in frame.columns or LABEL in frame.columns
@@ -368,7 +725,7 @@ def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping
             f"{name}: format='label-studio' needs a Label Studio JSON export (a list of tasks "
             "with 'data' and 'annotations').")
     if format == "wide":
-        return _from_wide(frame, name=name, annotator_columns=annotator_columns)
+        return _from_wide(frame, name=name, annotator_columns=annotator_columns, limits=limits)
     _require_columns(frame, REQUIRED_COLUMNS, name=name,
                      hint=" (long format; for one column per annotator use format='wide')")
     return frame
@@ -390,8 +747,8 @@ def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name:
     return frame.rename(columns=dict(columns))
 
 
-def _from_wide(frame: pd.DataFrame, *, name: str,
-               annotator_columns: Sequence[str] | None) -> pd.DataFrame:
+def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[str] | None,
+               limits: _Limits) -> pd.DataFrame:
     _require_columns(frame, (ITEM, TEXT), name=name, hint=" (wide format)")
     fixed = {ITEM, TEXT, GOLD, _WHERE}
     annotators = list(annotator_columns) if annotator_columns else [
@@ -405,6 +762,9 @@ def _from_wide(frame: pd.DataFrame, *, name: str,
         raise AnnotationFileError(
             f"{name}: wide format needs at least one annotator column beside item_id and text "
             "(or use long format with annotator_id and label columns).")
+    _check_shape(name, limits, rows=len(frame) * len(annotators), columns=len(LONG_COLUMNS),
+                 noun="annotations", where=f" (the wide layout unfolded: {len(frame):,} rows x "
+                 f"{len(annotators):,} annotator columns)")
     keep = [c for c in (ITEM, TEXT, GOLD, _WHERE) if c in frame.columns]
     long = frame.melt(id_vars=keep, value_vars=annotators, var_name=ANNOTATOR, value_name=LABEL)
     blank = long[LABEL].map(_is_blank)
@@ -423,51 +783,127 @@ def _check_items_have_labels(long: pd.DataFrame, blank: pd.Series, name: str) ->
             "add at least one label or remove the row.")
 
 
-def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | None) -> pd.DataFrame:
+# Label Studio ----------------------------------------------------------------------------------
+
+
+def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | None,
+                       limits: _Limits) -> pd.DataFrame:
     text_key = next((k for k, v in (columns or {}).items() if v == TEXT), TEXT)
     rows = []
     for pos, task in enumerate(tasks, start=1):
         rows.extend(_label_studio_rows(task, pos, name, text_key))
+        _check_shape(name, limits, rows=len(rows), columns=len(LONG_COLUMNS), noun="annotations",
+                     where=f" (counted up to task {pos:,} of {len(tasks):,})")
     if not rows:
         raise AnnotationFileError(f"{name}: the Label Studio export has no completed annotations.")
     return pd.DataFrame(rows)
 
 
 def _label_studio_rows(task: dict, pos: int, name: str, text_key: str) -> list[dict]:
-    task_id = task.get("id", pos)
-    data = task.get("data") or {}
+    """One row per annotation of a task; every field of the wrong JSON type is refused by name."""
+    task_id = _ls_id(task.get("id", pos), name=name, where=f"the task at position {pos}",
+                     what="'id'")
+    place = f"task {_label(task_id)}"
+    data = _ls_expect(task.get("data"), dict, {}, name=name, where=place, what="'data'",
+                      expected='an object such as {"text": "..."}')
     if text_key not in data:
         raise AnnotationFileError(
-            f"{name}: task {task_id} has no data[{text_key!r}]; its data keys are "
-            f"{sorted(data)}{suggest(text_key, list(data))}. Pass columns={{'<key>': 'text'}}.")
+            f"{name}: {place} has no data[{text_key!r}]; its data keys are "
+            f"{format_list(sorted(map(str, data)))}{suggest(text_key, list(data))}. "
+            "Pass columns={'<key>': 'text'}.")
+    annotations = _ls_expect(task.get("annotations"), list, [], name=name, where=place,
+                             what="'annotations'", expected="a list of annotations")
     rows = []
-    for ann in task.get("annotations") or []:
+    for index, ann in enumerate(annotations, start=1):
+        ann = _ls_expect(ann, dict, {}, name=name, where=f"{place}, annotation #{index}",
+                         what="the annotation", expected="an object")
         if ann.get("was_cancelled"):
             continue
-        where = f"task {task_id}, annotation {ann.get('id', '?')}"
-        rows.append({ITEM: str(task_id), TEXT: data[text_key], ANNOTATOR: _ls_annotator(ann),
+        ann_id = ann.get("id")
+        where = f"{place}, annotation {_label(ann_id) if _is_ls_id(ann_id) else f'#{index}'}"
+        rows.append({ITEM: task_id, TEXT: data[text_key], ANNOTATOR: _ls_annotator(ann, name, where),
                      LABEL: _ls_choice(ann, name, where), GOLD: None, _WHERE: where})
     return rows
 
 
-def _ls_annotator(ann: dict) -> str | None:
+def _ls_expect(value: Any, kind: type, default: Any, *, name: str, where: str, what: str,
+               expected: str) -> Any:
+    """``value`` when it is a ``kind`` (``default`` when null or missing), else the error."""
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise AnnotationFileError(
+            f"{name}: {where}: {what} is {_describe(value)}, not {expected}; {_FIX_LABEL_STUDIO}.")
+    return value
+
+
+def _is_ls_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _ls_id(value: Any, *, name: str, where: str, what: str) -> str | int:
+    """A task id or user id: a number or text, nothing else (a list would become "[1]")."""
+    if not _is_ls_id(value):
+        raise AnnotationFileError(
+            f"{name}: {where}: {what} is {_describe(value)}, not a whole number or text; "
+            f"{_FIX_LABEL_STUDIO}.")
+    return value
+
+
+def _ls_annotator(ann: dict, name: str, where: str) -> str | int | None:
     who = ann.get("completed_by")
     if isinstance(who, dict):
         who = who.get("email") or who.get("id")
-    return None if who is None else str(who)
+    return None if who is None else _ls_id(who, name=name, where=where, what="'completed_by'")
 
 
-def _ls_choice(ann: dict, name: str, where: str) -> str | None:
-    choices = [c for r in ann.get("result") or [] if r.get("type") == "choices"
-               for c in (r.get("value") or {}).get("choices", [])]
+def _ls_choice(ann: dict, name: str, where: str) -> Any:
+    choices = []
+    results = _ls_expect(ann.get("result"), list, [], name=name, where=where, what="'result'",
+                         expected="a list of results")
+    for index, result in enumerate(results, start=1):
+        what = f"result #{index}"
+        result = _ls_expect(result, dict, {}, name=name, where=where, what=what,
+                            expected="an object")
+        if result.get("type") != "choices":
+            continue
+        value = _ls_expect(result.get("value"), dict, {}, name=name, where=where,
+                           what=f"{what} 'value'", expected='an object such as {"choices": [...]}')
+        choices += _ls_expect(value.get("choices"), list, [], name=name, where=where,
+                              what=f"{what} 'choices'", expected="a list of labels")
     if len(choices) > 1:
         raise AnnotationFileError(
-            f"{name}: {where} has several choices {choices}; only single-label classification "
-            "is supported: keep one choice per annotation.")
+            f"{name}: {where} has several choices {_short(choices)}; only single-label "
+            "classification is supported: keep one choice per annotation.")
     return choices[0] if choices else None
 
 
 # --------------------------------------------------------------------------- value checks
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to a readable length: values quoted in messages come from the file."""
+    return _REPR.repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _label(value: Any) -> str:
+    """An id as shown in a place (``task 11``), cut when it is too long to read."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe(value: Any) -> str:
+    """What a JSON value is, for messages: ``"a string ('oops')"``, ``"null"``."""
+    if value is None:
+        return "null"
+    kinds = ((bool, "true/false"), (str, "a string"), ((int, float), "a number"),
+             (list, "a list"), (dict, "an object"))
+    word = next((w for kind, w in kinds if isinstance(value, kind)), f"a {type(value).__name__}")
+    return f"{word} ({_short(value)})"
 
 
 def _require_columns(frame: pd.DataFrame, required: Sequence[str], *, name: str, hint: str) -> None:
@@ -481,12 +917,14 @@ def _require_columns(frame: pd.DataFrame, required: Sequence[str], *, name: str,
 
 def _missing_msg(missing: Sequence[str], available: Sequence[str]) -> str:
     parts = [f"column {m!r} is missing{suggest(m, list(available))}" for m in missing]
-    return "; ".join(parts) + f" (columns present: {', '.join(map(str, available)) or 'none'})"
+    return "; ".join(parts) + f" (columns present: {format_list(available, 20) or 'none'})"
 
 
 def _is_blank(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or value is pd.NA or value is pd.NaT:
         return True
+    if isinstance(value, (float, np.floating)):
+        return value != value
     return isinstance(value, str) and not value.strip()
 
 
@@ -494,16 +932,18 @@ def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEX
     values = frame[TEXT]
     not_str = ~values.map(lambda v: isinstance(v, str) or _is_blank(v))
     if not_str.any():
-        bad = frame.loc[not_str]
+        bad = frame.loc[not_str, TEXT].iloc[0]
+        kind = "int" if isinstance(bad, _LongInteger) else type(bad).__name__
         raise AnnotationFileError(
-            f"{name}: column 'text' holds non-text values at {format_list(bad[_WHERE].tolist())} "
-            f"(e.g. {bad[TEXT].iloc[0]!r} of type {type(bad[TEXT].iloc[0]).__name__}); "
-            "text must be a string - check the column mapping.")
+            f"{name}: column 'text' holds non-text values at "
+            f"{format_list(frame.loc[not_str, _WHERE].tolist())} (e.g. {_short(bad)} of type "
+            f"{kind}); text must be a string - check the column mapping.")
     empty = values.map(_is_blank)
     if empty.any():
         raise AnnotationFileError(
             f"{name}: empty text at {format_list(frame.loc[empty, _WHERE].tolist())}; "
             "fill in the text or remove those rows.")
+    _refuse_nul(frame, values, TEXT, name)
     long = values.str.len() > max_chars
     if long.any():
         raise AnnotationFileError(
@@ -514,24 +954,91 @@ def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEX
             "the limit (max_text_chars=..., CLI --max-text-chars).")
 
 
-def _clean_ids(frame: pd.DataFrame, col: str, name: str) -> pd.Series:
-    values = frame[col]
-    blank = values.map(_is_blank)
+def _refuse_nul(frame: pd.DataFrame, values: pd.Series, col: str, name: str) -> None:
+    """NUL is no character of any text, and PostgreSQL refuses it in a text column."""
+    has_nul = values.str.contains("\x00", regex=False)
+    if has_nul.any():
+        raise AnnotationFileError(
+            f"{name}: column {col!r} holds a NUL character (\\x00) at "
+            f"{format_list(frame.loc[has_nul, _WHERE].tolist())}; remove it (it is no part of a "
+            "text, and databases such as PostgreSQL refuse it) - often a sign of a binary or "
+            "UTF-16 file read as UTF-8.")
+
+
+#: How a cell that is not one plain value is described, and the fix.
+_NOT_PLAIN = {
+    "lists/objects": "give one plain value per cell",
+    "binary (bytes) values": "store the column as text (UTF-8 strings), not as binary",
+    "numbers that are not finite": "write the value as text or a finite number",
+}
+
+
+def _not_plain(value: Any) -> str | None:
+    """What keeps ``value`` from being an id or label, or None when it is one plain value."""
+    if isinstance(value, (list, dict, tuple, set, np.ndarray)):
+        return "lists/objects"
+    if isinstance(value, (bytes, bytearray)):
+        return "binary (bytes) values"
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return "numbers that are not finite"
+    if isinstance(value, (str, bool, np.bool_, numbers.Number, _LongInteger)):
+        return None
+    return f"values of type {type(value).__name__}"
+
+
+def _clean_ids(frame: pd.DataFrame, col: str, name: str,
+               max_chars: int = DEFAULT_MAX_ID_CHARS) -> pd.Series:
+    blank = frame[col].map(_is_blank)
     if blank.any():
         what = "missing labels" if col == LABEL else f"missing {col}"
         raise AnnotationFileError(
             f"{name}: {what} at {format_list(frame.loc[blank, _WHERE].tolist())}; "
             f"fill in column {col!r} or remove those rows.")
-    nested = values.map(lambda v: isinstance(v, (list, dict, tuple, set)))
-    if nested.any():
+    return _clean_values(frame, col, name, max_chars)
+
+
+def _clean_gold(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_ID_CHARS) -> pd.Series:
+    present = ~frame[GOLD].map(_is_blank)
+    gold = pd.Series(None, index=frame.index, dtype=object)
+    if present.any():
+        gold[present] = _clean_values(frame.loc[present], GOLD, name, max_chars)
+    return gold
+
+
+def _clean_values(frame: pd.DataFrame, col: str, name: str, max_chars: int) -> pd.Series:
+    """Non-blank ids or labels as stripped strings; refuses what is not one short plain value."""
+    _refuse_not_plain(frame, col, name)
+    out = frame[col].map(_as_id)
+    _refuse_nul(frame, out, col, name)
+    lengths = out.str.len()
+    too_long = lengths > max_chars
+    if too_long.any():
+        raise _over_limit(
+            name, f"column {col!r} has a value of {int(lengths.max()):,} characters at "
+            f"{format_list(frame.loc[too_long, _WHERE].tolist())}", "max_id_chars", max_chars,
+            "ids and labels are short names - is the text in this column? Check the column mapping")
+    return out
+
+
+def _refuse_not_plain(frame: pd.DataFrame, col: str, name: str) -> None:
+    values = frame[col]
+    if set(map(type, values.to_numpy(dtype=object))) <= {str, int, bool}:  # the usual case, fast
+        return
+    problems = values.map(_not_plain)
+    if problems.notna().any():
+        first = problems.dropna().iloc[0]
+        bad = problems == first
         raise AnnotationFileError(
-            f"{name}: column {col!r} holds lists/objects at "
-            f"{format_list(frame.loc[nested, _WHERE].tolist())}; give one plain value per cell.")
-    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
+            f"{name}: column {col!r} holds {first} at {format_list(frame.loc[bad, _WHERE].tolist())}"
+            f" (e.g. {_short(values[bad].iloc[0])}); "
+            f"{_NOT_PLAIN.get(first, 'store the column as text')}.")
 
 
-def _clean_gold(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: None if _is_blank(v) else str(v).strip()).astype(object)
+def _as_id(value: Any) -> str:
+    """``3.0`` (a whole number read as float) -> ``"3"``; anything else its stripped text."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _check_one_text_per_item(frame: pd.DataFrame, name: str) -> None:

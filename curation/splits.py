@@ -34,7 +34,8 @@ from scipy.sparse.csgraph import connected_components
 from curation._messages import format_list
 
 __all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text",
-           "similar_pairs", "smallest_detectable_change", "stratified_group_split"]
+           "similar_pairs", "smallest_detectable_change", "stratified_folds",
+           "stratified_group_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -365,3 +366,22 @@ def smallest_detectable_change(n_items: int, *, alpha: float = 0.05) -> float:
     while 2 * 0.5 ** k >= alpha:
         k += 1
     return k / n_items
+
+
+def stratified_folds(labels: Sequence, *, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_folds`` seeded stratified folds of ``labels``: a list of (train, held-out) positions.
+
+    Every position is held out exactly once. A label rarer than the folds is spread over as many
+    folds as it has items (scikit-learn warns about it; that is expected here, so the warning
+    is silenced). The one fold helper for the out-of-fold probabilities of the flaggers and of
+    the fine-tuned fold models.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    codes = np.asarray(labels)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, message=".*least populated class")
+        return list(splitter.split(np.zeros(len(codes)), codes))

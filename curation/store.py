@@ -63,10 +63,13 @@ __all__ = [
     "ON_CONFLICT",
     "ROLES",
     "RUN_STATUSES",
+    "AUDIT_ACTIONS",
     "AccessError",
     "SCHEMA_VERSION",
     "ImportResult",
+    "NoProjectError",
     "Project",
+    "redact_url",
     "text_sha1",
 ]
 
@@ -82,6 +85,10 @@ ON_CONFLICT = ("error", "replace", "keep")
 ROLES = ("annotator", "lead")
 #: Final states accepted by :meth:`Project.finish_run`.
 RUN_STATUSES = ("done", "failed", "cancelled")
+#: What the audit log records (:meth:`Project.audit`); decisions and augmentations are signed in
+#: their own tables.
+AUDIT_ACTIONS = ("create", "import", "label_set", "member", "member_removed", "run", "export",
+                 "cancel")
 #: Rows written per bulk statement (and per progress call) during an import.
 BATCH_SIZE = 5000
 
@@ -237,6 +244,17 @@ _augmentations = sa.Table(
     _created(),
 )
 
+#: Who did what to the project, one row per write: the audit log (:meth:`Project.audit`). Added
+#: after schema version 1 was released; ``create_all`` adds it to older project files on open.
+_audit = sa.Table(
+    "audit", _metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("actor", sa.String, nullable=True),  # None: no one signed in (local mode)
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON
+    _created(),
+)
+
 #: Columns of :meth:`Project.augmentations`.
 AUGMENTATION_COLUMNS = ("aug_id", ITEM, TEXT, LABEL, "method", "params", "similarity", "label_prob",
                         "status", "reviewer", "created_at", "removed_by", "removed_at")
@@ -269,8 +287,28 @@ def _parse_url(url_or_path: str | os.PathLike) -> sa.URL:
     try:
         return sa.make_url(str(url_or_path))
     except sa.exc.ArgumentError as err:
-        raise ValueError(f"{url_or_path!r} is not a valid SQLAlchemy URL ({err}); use e.g. "
-                         "'sqlite:///path/project.sqlite' or a plain file path.") from None
+        # the parser's own message repeats the URL, password and all: not shown
+        raise ValueError(f"{redact_url(url_or_path)!r} is not a valid SQLAlchemy URL "
+                         f"({type(err).__name__}); use e.g. 'sqlite:///path/project.sqlite' or a "
+                         "plain file path.") from None
+
+
+def redact_url(url_or_path: str | os.PathLike) -> str:
+    """The URL with its password replaced by ``***`` (a path or unparsable text as it was).
+
+    Use it wherever a project URL is shown, logged or stored: ``CURATION_URL`` may carry a
+    database password.
+
+    >>> redact_url("postgresql+psycopg://bob:s3cret@db:5432/bank")
+    'postgresql+psycopg://bob:***@db:5432/bank'
+    """
+    text = os.fspath(url_or_path)
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
 
 
 def _install_sqlite_events(engine: Engine, *, wal: bool) -> None:
@@ -411,12 +449,15 @@ class Project:
         written by a different schema version.
     """
 
-    def __init__(self, url_or_path: str | os.PathLike, *, name: str | None = None) -> None:
+    def __init__(self, url_or_path: str | os.PathLike, *, name: str | None = None,
+                 create: bool = True, actor: str | None = None) -> None:
+        if not create:
+            _require_existing(url_or_path)
         parsed = _parse_url(url_or_path)
         self.url: str = parsed.render_as_string(hide_password=False)
         self.engine: Engine = _make_engine(parsed)
         try:
-            self._initialise(name)
+            self._initialise(name, create=create, actor=actor)
         except sa.exc.DatabaseError as err:
             self.engine.dispose()
             raise ValueError(f"cannot open the project database {self!r}: {err.orig}. Check "
@@ -426,7 +467,12 @@ class Project:
             raise
 
     def __repr__(self) -> str:
-        return f"Project({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Project({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password hidden: what may be shown, logged or stored."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def __enter__(self) -> Project:
         return self
@@ -460,8 +506,11 @@ class Project:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITE_LOCK})
                 yield conn
 
-    def _initialise(self, name: str | None) -> None:
+    def _initialise(self, name: str | None, *, create: bool, actor: str | None) -> None:
         with self._write() as conn:
+            if not create and not sa.inspect(conn).has_table(_meta.name):
+                raise NoProjectError(f"there is no project at {self!r}; create it first, e.g. "
+                                 "curation import FILE --project PROJECT.")
             _metadata.create_all(conn)
             stored = dict(conn.execute(sa.select(_meta.c.key, _meta.c.value)).all())
             version = stored.get("schema_version")
@@ -471,6 +520,7 @@ class Project:
                     f"{SCHEMA_VERSION!r}; open it with a matching version of curation.")
             if version is None:
                 conn.execute(_meta.insert(), [{"key": "schema_version", "value": SCHEMA_VERSION}])
+                _log(conn, actor, "create", url=self.display_url)
             default = Path(self.engine.url.database or "memory").stem
             if "name" not in stored:
                 conn.execute(_meta.insert(), [{"key": "name", "value": name or default}])
@@ -493,6 +543,7 @@ class Project:
         label_set: Sequence[str] | None = None,
         on_conflict: str = "error",
         progress: Callable[[float], None] | None = None,
+        actor: str | None = None,
     ) -> ImportResult:
         """Store a long annotation frame, all in one transaction.
 
@@ -514,6 +565,9 @@ class Project:
         progress : callable, optional
             Called with the written fraction (0..1) after each batch of
             :data:`BATCH_SIZE` rows, and finally with 1.0.
+        actor : str, optional
+            Who imports. In team mode only a lead may import (new annotations, replaced
+            labels and new labels all change everyone's data); the audit log names them.
 
         Returns
         -------
@@ -525,6 +579,8 @@ class Project:
             On a malformed frame, a stored item whose text differs, or (with
             ``on_conflict="error"``) a stored label that differs. Nothing is
             written then.
+        AccessError
+            In team mode, when ``actor`` is not a lead. Nothing is written then.
 
         Notes
         -----
@@ -539,6 +595,8 @@ class Project:
                              "pick one of them.")
         digest = _frame_sha256(frame)
         with self._write() as conn:
+            _check_role(conn, actor, "lead", to=("replace stored labels" if on_conflict == "replace"
+                                                 else "import annotations"))
             plan = _plan_import(conn, frame, on_conflict, labels)
             earlier = _find_import(conn, digest)
             if earlier is not None and not plan.changes_anything:
@@ -547,6 +605,9 @@ class Project:
                 return _result(earlier, frame, plan)
             import_id = _insert_import(conn, source, digest, len(frame), plan)
             _apply_plan(conn, plan, import_id, source, _Progress(progress, plan.n_writes))
+            _log(conn, actor, "import", import_id=import_id, source=source, on_conflict=on_conflict,
+                 rows=len(frame), new_annotations=len(plan.new_annotations),
+                 replaced=len(plan.replaced), new_labels=plan.new_labels)
         logger.info("import #%d of %r: %d rows, %d new annotations, %d replaced", import_id,
                     source, len(frame), len(plan.new_annotations), len(plan.replaced))
         return _result(import_id, frame, plan)
@@ -590,13 +651,15 @@ class Project:
         with self._read() as conn:
             return _stored_labels(conn)
 
-    def set_label_set(self, labels: Sequence[str]) -> list[str]:
+    def set_label_set(self, labels: Sequence[str], *, actor: str | None = None) -> list[str]:
         """Add labels to the label set (new ones at the end; existing order kept).
 
         Parameters
         ----------
         labels : sequence of str
             Labels in the desired order; labels already stored are ignored.
+        actor : str, optional
+            Who changes it: in team mode a lead (:class:`AccessError` otherwise).
 
         Returns
         -------
@@ -605,8 +668,13 @@ class Project:
         """
         checked = _check_labels(labels, "labels")
         with self._write() as conn:
+            _check_role(conn, actor, "lead", to="change the label set")
+            before = _stored_labels(conn)
             _add_labels(conn, checked)
-            return _stored_labels(conn)
+            after = _stored_labels(conn)
+            if after != before:
+                _log(conn, actor, "label_set", added=[x for x in after if x not in before])
+            return after
 
     def n_items(self) -> int:
         """Number of stored items."""
@@ -786,6 +854,7 @@ class Project:
             else:
                 conn.execute(_members.insert().values(name=name, role=role, added_by=by or name,
                                                       created_at=_utcnow()))
+            _log(conn, by or name, "member", name=name, role=role, before=roles.get(name))
         logger.info("member %r is now %s (by %r)", name, role, by)
 
     def remove_member(self, name: str, *, by: str) -> None:
@@ -800,25 +869,40 @@ class Project:
             if roles[name] == "lead" and list(roles.values()).count("lead") == 1 and len(roles) > 1:
                 raise ValueError(f"{name!r} is the only lead; make someone else a lead first.")
             conn.execute(_members.delete().where(_members.c.name == name))
+            _log(conn, by, "member_removed", name=name, role=roles[name])
+        logger.info("member %r removed (by %r)", name, by)
 
     def require_role(self, name: str | None, role: str, *, to: str) -> None:
         """In team mode, refuse (:class:`AccessError`) unless ``name`` has ``role`` (a lead has both).
 
         ``to`` says what was attempted, for the message. In local mode this allows everything.
         """
-        if not self.team_mode:
-            return
-        have = self.role(name)
-        if have == "lead" or (have is not None and have == role):
-            return
-        who = f"{name!r} is {_role_phrase(have)}" if name else "no one is signed in"
-        raise AccessError(f"only {'a lead' if role == 'lead' else 'a member'} can {to} in this "
-                          f"team project; {who}. Sign in as a member (see README: Team mode), "
-                          "or ask a lead.")
+        with self._read() as conn:
+            _check_role(conn, name, role, to=to)
+
+    def log(self, actor: str | None, action: str, **detail: Any) -> None:
+        """Append a row to the audit log, for a write that happens outside the database (an
+        export, a cancelled job). Writes inside it log themselves."""
+        with self._write() as conn:
+            _log(conn, actor, action, **detail)
+
+    def audit(self) -> pd.DataFrame:
+        """The audit log, oldest first: ``audit_id, actor, action, detail`` (a dict), ``created_at``.
+
+        One row per write to the project but decisions and augmentations, which are signed in
+        their own tables: project creation, imports (with what they added or replaced), label
+        set changes, member changes and removals, runs started, exports and cancelled jobs.
+        ``actor`` is None where no one was signed in (local mode).
+        """
+        frame = self._table_frame(_audit, _audit.c.audit_id)
+        frame["detail"] = pd.Series([_from_json(v) for v in frame["detail"]], index=frame.index,
+                                    dtype=object)
+        return frame
 
     # ----------------------------------------------------------------- runs
 
-    def start_run(self, kind: str, params: Mapping[str, Any] | None = None) -> int:
+    def start_run(self, kind: str, params: Mapping[str, Any] | None = None, *,
+                  actor: str | None = None) -> int:
         """Record a run (status ``"running"``) and return its ``run_id``.
 
         Parameters
@@ -827,6 +911,8 @@ class Project:
             What runs (e.g. ``"consensus"``).
         params : mapping, optional
             JSON-serialisable parameters.
+        actor : str, optional
+            Who started it, for the audit log (callers check the role the run needs).
         """
         if not isinstance(kind, str) or not kind.strip():
             raise ValueError(f"run kind {kind!r} is empty; name what runs, e.g. 'consensus'.")
@@ -835,6 +921,7 @@ class Project:
             row = {"kind": kind.strip(), "status": "running", "params": payload,
                    "created_at": _utcnow()}
             run_id = conn.execute(_runs.insert().values(**row)).inserted_primary_key[0]
+            _log(conn, actor, "run", run_id=int(run_id), kind=kind.strip())
         return int(run_id)
 
     def finish_run(self, run_id: int, *, status: str,
@@ -958,7 +1045,8 @@ class Project:
 
     # ----------------------------------------------------------------- flags
 
-    def save_flags(self, frame: pd.DataFrame, *, params: Mapping[str, Any] | None = None) -> int:
+    def save_flags(self, frame: pd.DataFrame, *, params: Mapping[str, Any] | None = None,
+                   actor: str | None = None) -> int:
         """Store a flags frame as a new ``"flags"`` run.
 
         Starts a run of kind ``"flags"``, then writes every flag and marks the
@@ -974,6 +1062,8 @@ class Project:
             may be empty; ``suggested_label`` and ``rule_id`` may be missing.
         params : mapping, optional
             JSON-serialisable run parameters.
+        actor : str, optional
+            Who flagged, for the audit log.
 
         Returns
         -------
@@ -991,7 +1081,7 @@ class Project:
         with self._read() as conn:
             _require_items(conn, sorted({r[ITEM] for r in rows}))
         n_items = len({r[ITEM] for r in rows})
-        run_id = self.start_run(_FLAGS_RUN, params)
+        run_id = self.start_run(_FLAGS_RUN, params, actor=actor)
         try:
             with self._write() as conn:
                 for start in range(0, len(rows), BATCH_SIZE):
@@ -1385,12 +1475,51 @@ def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: An
     return reviewer.strip()
 
 
+class NoProjectError(ValueError):
+    """``Project(url, create=False)`` found no project there; the message says how to make one."""
+
+
 class AccessError(PermissionError):
     """A team-mode rule refused the act; the message names who, what and how to proceed."""
 
 
 def _role_phrase(role: str | None) -> str:
     return f"an {role}" if role == "annotator" else (f"a {role}" if role else "not a member")
+
+
+def _check_role(conn: Connection, name: str | None, role: str, *, to: str) -> None:
+    """In team mode, refuse (:class:`AccessError`) unless ``name`` has ``role`` (a lead has both);
+    inside the caller's transaction, so the check and the write see the same members."""
+    roles = dict(conn.execute(sa.select(_members.c.name, _members.c.role)).all())
+    if not roles:
+        return
+    have = roles.get(name) if name else None
+    if have == "lead" or (have is not None and have == role):
+        return
+    who = f"{name!r} is {_role_phrase(have)}" if name else "no one is signed in"
+    raise AccessError(f"only {'a lead' if role == 'lead' else 'a member'} can {to} in this "
+                      f"team project; {who}. Sign in as a member (see README: Team mode), "
+                      "or ask a lead.")
+
+
+def _log(conn: Connection, actor: str | None, action: str, **detail: Any) -> None:
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; use one of {list(AUDIT_ACTIONS)}.")
+    conn.execute(_audit.insert().values(actor=actor or None, action=action,
+                                        detail=_to_json(detail, "audit detail"),
+                                        created_at=_utcnow()))
+
+
+def _require_existing(url_or_path: str | os.PathLike) -> None:
+    """A SQLite project file must exist (no folder or file is made); other URLs are checked
+    once connected."""
+    text = os.fspath(url_or_path)
+    if text == ":memory:" or (("://" in text) and not text.startswith("sqlite")):
+        return
+    path = sa.make_url(text).database if "://" in text else text
+    if not path or not Path(path).expanduser().is_file():
+        raise NoProjectError(f"there is no project at {redact_url(text)!r}; create it first, e.g. "
+                         "curation import FILE --project PROJECT.")
 
 
 def _require_member(conn: Connection, reviewer: str) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "c
            "data_card_facts", "demo_label_set", "evaluate_project_flags", "export_curated",
            "export_project", "flag_project", "project_annotations", "project_truth",
            "import_file", "load_doubt", "load_queue", "open_demo_project", "open_project", "project_curated",
+           "available_projects", "new_project_url", "PROJECTS_FILE", "DEMO_NAME",
            "project_guideline"]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,76 @@ def demo_label_set() -> list[str]:
         spec = yaml.safe_load(DEMO_GUIDELINE.read_text(encoding="utf-8"))
         return [entry["name"] for entry in spec["labels"]]
     return list(_FALLBACK_LABELS)
+
+
+#: The operator's list of projects the app may open, in ``$CURATION_HOME``: a TOML table
+#: ``[projects]`` of ``name = "SQLAlchemy URL"``. Visitors pick from names; they never type a
+#: path or URL.
+PROJECTS_FILE = "projects.toml"
+#: The bundled demo project's name (``$CURATION_HOME/demo.sqlite``).
+DEMO_NAME = "demo"
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def available_projects() -> dict[str, str]:
+    """The projects the app offers, ``name -> URL``, in this order: the demo, every ``*.sqlite``
+    file directly in ``$CURATION_HOME`` (by file name), the operator's ``projects.toml``, and
+    ``$CURATION_URL`` (by its database name). Names are unique; a later source wins a name.
+
+    Raises ``ValueError`` naming the file and the fix when ``projects.toml`` is malformed.
+    """
+    import tomllib
+
+    home = curation_home()
+    found = {DEMO_NAME: str(home / "demo.sqlite")}
+    if home.is_dir():
+        for path in sorted(home.glob("*.sqlite")):
+            if _PROJECT_NAME.match(path.stem):
+                found[path.stem] = str(path)
+    listed = home / PROJECTS_FILE
+    if listed.is_file():
+        try:
+            table = tomllib.loads(listed.read_text(encoding="utf-8")).get("projects", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{listed} is not valid TOML ({err}); it should hold a [projects] "
+                             'table of name = "SQLAlchemy URL" lines.') from None
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise ValueError(f"{listed}: [projects] must map names to URL strings, e.g. "
+                             'bank = "postgresql+psycopg://curation@db/bank".')
+        for name, url in table.items():
+            if not _PROJECT_NAME.match(name):
+                raise ValueError(f"{listed}: project name {name!r} must be 1-64 letters, digits, "
+                                 "'_' or '-', starting with a letter or digit.")
+            found[name] = url
+    env = os.environ.get("CURATION_URL")
+    if env:
+        stem = Path(str(_database_name(env) or "project")).stem
+        found[stem if _PROJECT_NAME.match(stem) else "CURATION_URL"] = env
+    return found
+
+
+def _database_name(url_or_path: str) -> str | None:
+    """The database name (file path for SQLite) of a URL or path, without connecting."""
+    if "://" not in url_or_path:
+        return url_or_path
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url_or_path).database
+    except sa.exc.ArgumentError:
+        return None
+
+
+def new_project_url(name: str) -> str:
+    """The file a new project called ``name`` gets in ``$CURATION_HOME``; ``ValueError`` when the
+    name is not 1-64 letters, digits, '_' or '-' (no path can be smuggled in) or is taken."""
+    if not isinstance(name, str) or not _PROJECT_NAME.match(name.strip()):
+        raise ValueError(f"{str(name)[:80]!r} is not a project name: use 1-64 letters, digits, "
+                         "'_' or '-', starting with a letter or digit (e.g. bank-support).")
+    name = name.strip()
+    if name in available_projects():
+        raise ValueError(f"a project called {name!r} exists already: open it, or pick another name.")
+    return str(curation_home() / f"{name}.sqlite")
 
 
 def open_project(url_or_path: str | os.PathLike | None = None) -> Project:
@@ -112,20 +184,23 @@ def upload_limit_bytes() -> int:
 
 def import_file(project: Project, source: Any, *, name: str | None = None,
                 on_conflict: str = "error", progress: Callable[[float], None] | None = None,
-                **load_options: Any) -> ImportResult:
+                actor: str | None = None, **load_options: Any) -> ImportResult:
     """Validate a file and import it into ``project`` in one transaction.
 
     ``load_options`` go to :func:`curation.io.load_annotations` (format, columns,
     label_set, annotator_columns, encoding, max_bytes, file_type). A file that
     fails validation raises ``ValueError`` before anything is written, so the
-    project is left exactly as it was.
+    project is left exactly as it was. In team mode only a lead (``actor``) may import
+    (``AccessError``, checked before the file is read, and again in the write).
     """
+    project.require_role(actor, "lead", to="replace stored labels" if on_conflict == "replace"
+                         else "import annotations")
     frame = load_annotations(source, name=name, **load_options)
     if progress:
         progress(0.0)
     return project.import_annotations(frame, source=name or str(frame.attrs.get("source", "")),
                                       label_set=frame.attrs.get("label_set"),
-                                      on_conflict=on_conflict, progress=progress)
+                                      on_conflict=on_conflict, progress=progress, actor=actor)
 
 
 # --------------------------------------------------------------------------- flags and review
@@ -160,7 +235,8 @@ def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = N
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
                  use_model: bool = True, seed: int = 0, force: bool = False,
                  model_probs: pd.DataFrame | None = None, model_signal: str = "embedding",
-                 progress: Callable[[float, str], None] | None = None) -> FlagReport:
+                 progress: Callable[[float, str], None] | None = None,
+                 actor: str | None = None) -> FlagReport:
     """Embed the project's texts (cached in the project), run every flagger, store the flags.
 
     The review order (each flagged item's priority) is saved with the flags run,
@@ -169,7 +245,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     are returned as they are (``force=True`` recomputes). ``model_probs`` and
     ``model_signal`` choose the model-based flaggers' probabilities (a fine-tuned
     model's out-of-fold ones: ``fine_tune.jobs.latest_model_probs``), as in
-    :func:`curation.flags.flag_items`.
+    :func:`curation.flags.flag_items`. ``actor``: who flagged, for the audit log.
     """
     from curation.embeddings import Embedder
 
@@ -203,7 +279,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
         "rest_priority": rest.to_dict(),
         "doubt": {"items": doubt.index.astype(str).tolist(),
                   "signs": {name: [None if np.isnan(v) else float(v) for v in col.to_numpy(float)]
-                            for name, col in doubt.items()}}})
+                            for name, col in doubt.items()}}}, actor=actor)
     return report
 
 
@@ -414,10 +490,12 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
         embeddings = _item_embeddings(project, frame)
         aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project)
     flags = project.latest_flags()
-    return export_curated(frame, out_dir, decisions=project.latest_decisions(),
-                          flags=flags if len(flags) else None, embeddings=embeddings,
-                          augmentations=augmentations, augmentation_embeddings=aug_embeddings,
-                          **options)
+    result = export_curated(frame, out_dir, decisions=project.latest_decisions(),
+                            flags=flags if len(flags) else None, embeddings=embeddings,
+                            augmentations=augmentations, augmentation_embeddings=aug_embeddings,
+                            **options)
+    project.log(actor, "export", out_dir=str(Path(out_dir).resolve()))
+    return result
 
 
 def project_curated(project: Project) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 ``compare --before B.csv --after A.csv --test T.csv`` trains on both sides with the same
 settings and seeds, prints the verdict and a small table, and writes ``--json``,
 ``--markdown`` and ``--html`` reports. ``train`` trains one model and prints its accuracy
-and loss-curve diagnosis; ``lr-find`` runs a learning-rate range test; ``attention --model DIR
+and loss-curve diagnosis (``train ... --output-dir DIR --resume`` continues a stopped run from
+the last complete checkpoint in DIR); ``lr-find`` runs a learning-rate range test; ``attention --model DIR
 --text ...`` prints the tokens a saved model's [CLS] attends to most (rollout); ``multitask --task
 NAME=TRAIN.csv,TEST.csv --task ...`` compares one shared encoder with one model per task, and
 ``continual --a TRAIN_A.csv,TEST_A.csv --b TRAIN_B.csv,TEST_B.csv`` measures forgetting of A after
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test", type=Path, metavar="X.csv")
     train.add_argument("--seed", type=int, default=0)
     _add_training_options(train)
+    train.add_argument("--resume", action="store_true",
+                       help="continue a stopped run from the last complete checkpoint in "
+                            "--output-dir (give the same files and settings)")
     train.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON")
     lr = sub.add_parser("lr-find", help="learning-rate range test")
     lr.add_argument("--train", type=Path, required=True, metavar="T.csv")
@@ -233,6 +237,8 @@ def given_settings(args: argparse.Namespace, cls: type | None = None) -> dict[st
         kwargs["freeze_embeddings"] = True
     if getattr(args, "lora", False):
         kwargs.update(_lora_setting(cls))
+    if getattr(args, "resume", False) and "resume_from_checkpoint" in names:
+        kwargs["resume_from_checkpoint"] = True
     return kwargs
 
 
@@ -428,6 +434,9 @@ def _checked(path: Path | None) -> pd.DataFrame | None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if args.resume and not args.output_dir:
+        raise ValueError("--resume needs --output-dir: the folder of the stopped run, which holds "
+                         "its checkpoint-N folders.")
     train, validation, test = (_checked(p) for p in (args.train, args.validation, args.test))
     labels = sorted(set().union(*(f["label"] for f in (train, validation, test) if f is not None)))
     config = build_config(args, seed=args.seed)

@@ -143,13 +143,16 @@ class TrainConfig:
     group_by_length : bool
         Batch texts of similar length together (less padding, faster).
     save_checkpoints : bool
-        Write a checkpoint each epoch (needed to resume; the best is restored from it).
+        Write a checkpoint each epoch, as ``output_dir/checkpoint-N`` (N: optimizer steps so
+        far), renamed into place only once complete (needed to resume; the best is restored
+        from it).
         Without checkpoints the best weights are kept in memory instead.
     output_dir : str, optional
         Where checkpoints go; None uses a temporary folder removed after training.
     resume_from_checkpoint : bool or str
-        True resumes from the latest checkpoint in ``output_dir``; a path resumes from
-        that checkpoint folder.
+        True resumes from the last complete checkpoint in ``output_dir`` (a partial one, left
+        by a run killed while saving, is skipped with a warning); a path resumes from that
+        checkpoint folder, which must be complete. Checkpoints are written atomically.
     device : str, optional
         None (a CUDA GPU when there is one, else the CPU; the launcher's choice under
         ``torchrun``/``accelerate launch``), ``"cpu"``, ``"cuda"`` or ``"mps"``.

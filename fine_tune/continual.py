@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from curation._messages import markdown_text
 from fine_tune._model import model_name
 from fine_tune.config import TrainConfig
 from fine_tune.multitask import (
@@ -550,11 +551,13 @@ class ContinualComparison:
 
     def to_markdown(self) -> str:
         """A short Markdown report: one table row per method, and the differences."""
-        a, b = self.names
+        a_key, b_key = self.names
+        a, b = markdown_text(a_key), markdown_text(b_key)  # the user's task names: shown as typed
         fmt = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"  # noqa: E731
         lines = ["# Continual learning: plain fine-tuning vs EWC", "",
-                 f"Model `{model_name(self.config)}`: trained on **{a}** ({self.n_train[a]} rows), "
-                 f"then on **{b}** ({self.n_train[b]} rows), separate heads; "
+                 f"Model {markdown_text(model_name(self.config))}: trained on **{a}** "
+                 f"({self.n_train[a_key]} rows), "
+                 f"then on **{b}** ({self.n_train[b_key]} rows), separate heads; "
                  f"{self.config.epochs} epoch(s) per phase, {len(self.seeds)} seed(s), EWC λ = "
                  f"{self.ewc_lambda:g} (Fisher on "
                  f"{'all' if self.fisher_samples is None else f'up to {self.fisher_samples}'} rows of "
@@ -568,11 +571,11 @@ class ContinualComparison:
         lo, hi = self.forgetting_reduction_ci
         blo, bhi = self.b_accuracy_change_ci
         lines += ["", f"Forgetting reduced by EWC (plain − EWC): {self.forgetting_reduction:+.3f} "
-                      f"(95% CI {lo:+.3f} to {hi:+.3f}, paired bootstrap over {self.n_test[a]} test "
+                      f"(95% CI {lo:+.3f} to {hi:+.3f}, paired bootstrap over {self.n_test[a_key]} test "
                       f"items of {a}).",
                   f"Accuracy on {b}, EWC − plain: {self.b_accuracy_change:+.3f} "
                   f"(95% CI {blo:+.3f} to {bhi:+.3f}).", ""]
-        lines += [f"- {note}" for note in self.notes]
+        lines += [f"- {markdown_text(note)}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
 
 

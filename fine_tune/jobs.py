@@ -24,6 +24,7 @@ the newest finished job, for the app's attention view (:mod:`fine_tune.attention
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -51,6 +52,9 @@ _FINAL = ("done", "failed", "cancelled")
 MODELS_DIR = "models"
 #: The run cache's folder under ``$CURATION_HOME``.
 CACHE_DIR = "compare-cache"
+#: The worker's environment variable with the project URL, password included (the settings
+#: file and the runs table keep it hidden).
+URL_VAR = "CURATION_JOB_PROJECT_URL"
 _SIDES = ("before", "after")
 
 
@@ -100,10 +104,10 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     for name in ("before", "after", "test"):
         getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
     settings = {"config": resolved.config.to_dict(), "resolved": resolved.to_dict(),
-                "seeds": list(seeds), "data": data.info, "project_url": project.url,
+                "seeds": list(seeds), "data": data.info, "project_url": project.display_url,
                 "folder": str(folder.resolve()), "rules": rules,
                 "cache_dir": str(curation_home() / CACHE_DIR) if use_cache else None}
-    return _start(project, folder, RUN_KIND, settings)
+    return _start(project, folder, RUN_KIND, settings, actor=actor)
 
 
 def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5, seed: int = 0,
@@ -118,24 +122,31 @@ def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5,
     """
     project.require_role(actor, "lead", to="fine-tune the review queue's model")
     from curation.workspace import project_annotations
-    from fine_tune.out_of_fold import _folds, current_labels
+    from fine_tune.out_of_fold import current_labels, held_out_folds
 
     frame = project_annotations(project)
     labels = list(frame.attrs.get("label_set") or sorted(frame["label"].unique()))
     items = current_labels(frame, labels=labels)
-    _folds(items["label"], folds, seed)  # refuse too few items or a single label before starting
+    held_out_folds(items["label"], folds, seed)  # refuse too few items or a single label before starting
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     items.to_csv(folder / "items.csv", index=False)
     settings = {"kind": OOF_KIND, "folds": folds, "seed": seed, "config": config or None,
-                "labels": labels, "project_url": project.url, "folder": str(folder.resolve()),
+                "labels": labels, "project_url": project.display_url,
+                "folder": str(folder.resolve()),
                 "data_version": list(project.data_version()), "items": len(items)}
-    return _start(project, folder, OOF_KIND, settings)
+    return _start(project, folder, OOF_KIND, settings, actor=actor)
 
 
-def _start(project, folder: Path, kind: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Record the run, write the settings and a first status, start the worker process."""
-    run_id = project.start_run(kind, settings)
+def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
+           actor: str | None) -> dict[str, Any]:
+    """Record the run, write the settings and a first status, start the worker process.
+
+    The settings (in the runs table and ``settings.json``) carry the project URL with its
+    password hidden; the worker gets the real one in its environment (:data:`URL_VAR`).
+    """
+    settings["actor"] = actor
+    run_id = project.start_run(kind, settings, actor=actor)
     settings["run_id"] = run_id
     _write_json(folder / "settings.json", settings)
     _write_json(folder / "status.json", {"state": "starting", "fraction": 0.0, "message":
@@ -143,6 +154,7 @@ def _start(project, folder: Path, kind: str, settings: dict[str, Any]) -> dict[s
                                          "run_id": run_id})
     log = open(folder / "worker.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "fine_tune.jobs", str(folder)],
+                               env={**os.environ, URL_VAR: project.url},
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                cwd=str(Path(__file__).resolve().parents[1]))
     (folder / "pid").write_text(str(process.pid), encoding="utf-8")
@@ -215,10 +227,57 @@ def latest_saved_models(project) -> dict[str, Any] | None:
     return None
 
 
-def cancel_job(folder: str | os.PathLike, *, grace_seconds: float = 30.0) -> None:
-    """Ask the worker to stop after its current step; kill it if it has not within the grace."""
+def _own_run(project, folder: Path) -> int:
+    """The id of ``project``'s newest run whose job folder is ``folder``; ``ValueError`` if none."""
+    runs = project.runs()
+    mine = runs[[(p or {}).get("folder") == str(folder.resolve()) for p in runs["params"]]] \
+        if len(runs) else runs
+    if mine.empty:
+        raise ValueError(f"{folder} is not a job of {project!r}; use a job from its own project.")
+    return int(mine["run_id"].iloc[-1])
+
+
+def resume_job(project, folder: str | os.PathLike, *, actor: str | None = None) -> dict[str, Any]:
+    """Start a stopped job again on its own folder and settings (a lead's act in team mode).
+
+    For a job that failed (its worker was killed, the machine went down) or was cancelled. A
+    retrain-and-compare reuses every run it finished before it stopped (the run cache, when
+    the job was started with it) and trains the rest; fine-tuned folds start over. The job is
+    recorded as a new run; the audit log names who resumed it.
+    """
     folder = Path(folder)
+    old_run = _own_run(project, folder)
+    project.require_role(actor, "lead", to="resume a training job")
+    status = job_status(folder)
+    state = status["state"]
+    if state not in ("failed", "cancelled"):
+        raise ValueError(f"the job in {folder} is {state}: only a failed or cancelled job can be "
+                         "resumed.")
+    if project.get_run(old_run)["status"] == "running":  # a killed worker could not record it
+        project.finish_run(old_run, status=state, result={"error": status.get("message", "")})
+    settings = _read_json(folder / "settings.json")
+    if not settings or settings.get("kind", RUN_KIND) not in (RUN_KIND, OOF_KIND):
+        raise ValueError(f"{folder / 'settings.json'} is missing or not a job's settings; start "
+                         "a new job instead.")
+    (folder / "cancel").unlink(missing_ok=True)
+    settings = {k: v for k, v in settings.items() if k not in ("run_id", "actor")}
+    settings.setdefault("kind", RUN_KIND)
+    settings["resumed"] = True
+    return _start(project, folder, settings["kind"], settings, actor=actor)
+
+
+def cancel_job(project, folder: str | os.PathLike, *, actor: str | None = None,
+               grace_seconds: float = 30.0) -> None:
+    """Ask the worker to stop after its current step; kill it if it has not within the grace.
+
+    ``folder`` must be one of ``project``'s jobs (``ValueError`` otherwise); in team mode only
+    a lead (``actor``) may cancel (``curation.store.AccessError``); the audit log names them.
+    """
+    folder = Path(folder)
+    run_id = _own_run(project, folder)
+    project.require_role(actor, "lead", to="cancel a training job")
     (folder / "cancel").write_text(str(time.time()), encoding="utf-8")
+    project.log(actor, "cancel", run_id=run_id, folder=str(folder))
     pid_file = folder / "pid"
     if grace_seconds <= 0 and pid_file.is_file():
         try:
@@ -232,10 +291,9 @@ def latest_model_probs(project) -> tuple[Any, dict[str, Any]] | None:
 
     ``table`` is indexed by item id, one column per label (``flag_project(model_probs=...)``);
     ``info`` has the run id, the summary, and ``stale`` (True when the project's annotations
-    changed since the job read them).
+    changed since the job read them). A ``probs.csv`` that cannot be read raises ``ValueError``
+    naming the run and the file.
     """
-    from curation.flags import read_model_probs
-
     runs = project.runs()
     if runs.empty:
         return None
@@ -247,10 +305,24 @@ def latest_model_probs(project) -> tuple[Any, dict[str, Any]] | None:
             version = list(project.data_version())
             stale = [version[0], *version[2:]] != [params["data_version"][0],
                                                    *params["data_version"][2:]]
-            return read_model_probs(path), {"run_id": int(run.run_id), "stale": stale,
-                                            "summary": (run.result or {}).get("summary", ""),
-                                            "folder": params["folder"]}
+            try:
+                stat = path.stat()
+                table = _read_probs(str(path), stat.st_mtime_ns, stat.st_size).copy()
+            except (OSError, ValueError) as err:
+                raise ValueError(f"the fine-tuned folds of run #{run.run_id} cannot be read "
+                                 f"({path}): {err} Fine-tune again to replace them.") from err
+            return table, {"run_id": int(run.run_id), "stale": stale,
+                           "summary": (run.result or {}).get("summary", ""),
+                           "folder": params["folder"]}
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_probs(path: str, mtime_ns: int, size: int) -> Any:
+    """``probs.csv`` read once per version of the file (the Review page asks on every rerun)."""
+    from curation.flags import read_model_probs
+
+    return read_model_probs(path)
 
 
 def latest_job(project, kind: str = RUN_KIND) -> dict[str, Any] | None:
@@ -480,7 +552,7 @@ def run_job(folder: str | os.PathLike) -> int:
                                          "message": message, "finished_at": time.time(),
                                          "models": saved_models(folder), **reporter.plan})
     try:
-        with Project(settings["project_url"]) as project:
+        with Project(os.environ.get(URL_VAR) or settings["project_url"], create=False) as project:
             project.finish_run(settings["run_id"], status=state, result=result)
     except Exception as err:  # the report files are written; the run row is secondary
         logger.warning("could not record the run in the project: %s", err)

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from curation._messages import markdown_text
 from fine_tune._inputs import EncodedDataset, balanced_weights, check_frames, encode
 from fine_tune._model import freeze, load_encoder, load_tokenizer, model_name
 from fine_tune._runtime import Runtime
@@ -819,8 +820,9 @@ class MultiTaskComparison:
     def to_markdown(self) -> str:
         """A short Markdown report: one table row per task and side, and the differences."""
         fmt = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"  # noqa: E731
+        md = markdown_text  # task and model names are the user's: shown as typed
         lines = ["# Multi-task vs single-task training", "",
-                 f"Model `{model_name(self.config)}`, {len(self.seeds)} seed(s) "
+                 f"Model {md(model_name(self.config))}, {len(self.seeds)} seed(s) "
                  f"({', '.join(map(str, self.seeds))}), {self.config.epochs} epoch(s), batch size "
                  f"{self.config.batch_size}, max length {self.config.max_length}, schedule "
                  f"`{self.schedule}`, pooling `{self.pooling}`, on {self.device}.", "",
@@ -830,17 +832,17 @@ class MultiTaskComparison:
         for name, t in self.tasks.items():
             for side in ("multi", "single"):
                 s = t.summary(side)
-                lines.append(f"| {name} | {side} | {t.n_train} | {t.n_test} | {fmt(s['accuracy'])} "
+                lines.append(f"| {md(name)} | {side} | {t.n_train} | {t.n_test} | {fmt(s['accuracy'])} "
                              f"| {fmt(s['macro_f1'])} |")
         lines += ["", "| task | Δ accuracy (multi − single) | 95% CI (paired bootstrap) | Δ macro-F1 |",
                   "|---|---:|---|---:|"]
         for name, t in self.tasks.items():
             lo, hi = t.delta_ci
-            lines.append(f"| {name} | {t.delta_accuracy:+.3f} | {lo:+.3f} to {hi:+.3f} "
+            lines.append(f"| {md(name)} | {t.delta_accuracy:+.3f} | {lo:+.3f} to {hi:+.3f} "
                          f"| {t.delta_macro_f1:+.3f} |")
         secs = {k: float(np.mean(v)) for k, v in self.train_seconds.items() if v}
         if secs:
-            lines += ["", "Training time per seed: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items())
+            lines += ["", "Training time per seed: " + ", ".join(f"{md(k)} {v:.1f} s" for k, v in secs.items())
                       + "."]
         return "\n".join(lines) + "\n"
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from curation._schema import ITEM
 
-__all__ = ["OutOfFold", "current_labels", "fine_tuned_probabilities"]
+__all__ = ["OutOfFold", "current_labels", "fine_tuned_probabilities", "held_out_folds"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,14 @@ def current_labels(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -> 
                          "label": context.given_labels.to_numpy()})
 
 
-def _folds(labels: pd.Series, folds: int, seed: int) -> list[np.ndarray]:
-    from sklearn.model_selection import StratifiedKFold
+def held_out_folds(labels: pd.Series, folds: int, seed: int) -> list[np.ndarray]:
+    """The positions each of ``folds`` seeded stratified fold models holds out.
+
+    Refuses (``ValueError``, with the fix) a single label, fewer than 2 folds, or fewer than
+    4 items per fold: what :func:`fine_tuned_probabilities` and the background job check
+    before any training starts.
+    """
+    from curation.splits import stratified_folds
 
     counts = labels.value_counts()
     if len(counts) < 2:
@@ -113,13 +119,7 @@ def _folds(labels: pd.Series, folds: int, seed: int) -> list[np.ndarray]:
     if len(labels) < 4 * folds:
         raise ValueError(f"{len(labels)} items are too few for {folds} folds of training and "
                          f"validation: use at least {4 * folds} items, or fewer folds.")
-    # a label rarer than the folds is spread as far as it goes (sklearn warns; that is expected)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
-        return [held for _, held in splitter.split(np.zeros(len(labels)), labels.to_numpy())]
+    return [held for _, held in stratified_folds(labels.to_numpy(), n_folds=folds, seed=seed)]
 
 
 def fine_tuned_probabilities(
@@ -172,7 +172,7 @@ def fine_tuned_probabilities(
         raise ValueError(f"labels {unknown} are not in the label set {order}.")
     if trainer is None:
         from fine_tune.train import train_classifier as trainer
-    held_out = _folds(frame["label"], folds, seed)
+    held_out = held_out_folds(frame["label"], folds, seed)
     resolved = resolve_settings(frame[["text", "label"]], config)
     train_config = dataclasses.replace(resolved.config, seed=seed, output_dir=None,
                                        resume_from_checkpoint=False, save_checkpoints=False)

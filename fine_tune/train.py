@@ -12,6 +12,10 @@ What this module adds to the ``Trainer``, each as a hook rather than a rewrite:
   optimizer is built with the frozen layers' parameters so they train once unfrozen);
 - LoRA adapters (peft);
 - progress reports and cancelling (a callback polling ``should_stop`` each step);
+- atomic checkpoints: each is written into a hidden staging folder and renamed to
+  ``checkpoint-N`` only when complete, so a run killed mid-save leaves no partial
+  ``checkpoint-N``; ``resume_from_checkpoint=True`` takes the last complete one
+  (:func:`last_complete_checkpoint`);
 - evaluation and prediction in input order (sequential evaluation sampler; evaluation rows
   sorted by length for less padding, the predictions put back in input order).
 
@@ -25,14 +29,19 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+import json
 import logging
 import math
 import os
+import re
 import shutil
+import struct
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +55,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fine_tune._callbacks import (
     EarlyStopping,
@@ -60,7 +70,8 @@ from fine_tune._runtime import Runtime
 from fine_tune.config import ClassWeights, Precision, TrainConfig
 from fine_tune.diagnose import Diagnosis, diagnose
 
-__all__ = ["HISTORY_COLUMNS", "TrainResult", "load_model", "prior_loss", "train_classifier"]
+__all__ = ["HISTORY_COLUMNS", "TrainResult", "checkpoint_problems", "last_complete_checkpoint",
+           "load_model", "prior_loss", "train_classifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +136,190 @@ class TrainResult:
     total_params: int = 0
 
 
+# --- checkpoints ----------------------------------------------------------------------------
+
+#: Prefix of the hidden folder a checkpoint is written into before it is renamed into place.
+STAGING_PREFIX = ".tmp-"
+_CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+#: Model weights a checkpoint holds, one of (full model, sharded model, LoRA adapters).
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+#: The other files a resume reads (``trainer_state.json`` is the one the Trainer writes last).
+_STATE_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+
+
+def checkpoint_problems(folder: str | os.PathLike) -> list[str]:
+    """What keeps the Trainer from resuming from ``folder``; empty when it is complete.
+
+    A complete checkpoint has its weights in safetensors (whole, with every byte its header
+    promises), ``optimizer.pt`` and ``scheduler.pt`` (whole zip archives) and a readable
+    ``trainer_state.json``. A run killed while it saved leaves some of them missing or cut short.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> for problem in checkpoint_problems(tempfile.mkdtemp()):
+    ...     print(problem)
+    no model weights (model.safetensors or adapter_model.safetensors)
+    no optimizer.pt
+    no scheduler.pt
+    no trainer_state.json
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ["not a folder"]
+    out = _weight_problems(folder)
+    for name in _STATE_FILES:
+        path = folder / name
+        if not path.is_file():
+            out.append(f"no {name}")
+        elif name.endswith(".pt") and not zipfile.is_zipfile(path):
+            out.append(f"{name} is cut short")
+        elif name.endswith(".json") and not _readable_state(path):
+            out.append(f"{name} is not readable JSON")
+    return out
+
+
+def _weight_problems(folder: Path) -> list[str]:
+    present = [folder / name for name in _WEIGHT_FILES if (folder / name).is_file()]
+    if not present:
+        return ["no model weights (model.safetensors or adapter_model.safetensors)"]
+    files = [p for p in present if p.suffix == ".safetensors"]
+    for index in (p for p in present if p.suffix == ".json"):  # sharded: the index names the shards
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return [f"{index.name} is not readable JSON"]
+        files += [folder / shard for shard in sorted(shards)]
+    return [f"no {f.name}" if not f.is_file() else f"{f.name} is cut short"
+            for f in files if not _whole_safetensors(f)]
+
+
+def _whole_safetensors(path: Path) -> bool:
+    """Whether the file is as long as its header says (8-byte size, JSON header, tensors)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                return False
+            header = json.loads(fh.read(n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return size >= 8 + n + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error):
+        return False
+
+
+def _readable_state(path: Path) -> bool:
+    try:
+        return "global_step" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every ``checkpoint-N`` folder in ``output_dir``, newest step first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if (m := _CHECKPOINT_NAME.match(p.name)) and p.is_dir()]
+    return sorted(found, reverse=True)
+
+
+def _scan(output_dir: str | os.PathLike) -> tuple[Path | None, list[tuple[Path, list[str]]]]:
+    """The newest complete checkpoint, and the incomplete ones newer than it with their problems."""
+    skipped = []
+    for _, folder in _checkpoints(output_dir):
+        problems = checkpoint_problems(folder)
+        if not problems:
+            return folder, skipped
+        skipped.append((folder, problems))
+    return None, skipped
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The ``checkpoint-N`` folder of ``output_dir`` with the highest N that is complete.
+
+    Incomplete ones (see :func:`checkpoint_problems`), as a run killed while saving leaves
+    them, are skipped with a logged warning that names each; staging folders
+    (``.tmp-checkpoint-N``) are never taken. None when there is no complete checkpoint or no
+    such folder.
+    """
+    found, skipped = _scan(output_dir)
+    for folder, problems in skipped:
+        logger.warning("skipping checkpoint %s: it is incomplete (%s), probably because the run "
+                       "stopped while saving it", folder, "; ".join(problems))
+    return found
+
+
+def _remove_unfinished_saves(output_dir: str) -> None:
+    """Delete staging folders that a run killed mid-save left in ``output_dir``."""
+    for path in Path(output_dir).glob(f"{STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-*"):
+        if path.is_dir():
+            logger.warning("removing %s: an unfinished checkpoint save of an earlier run", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync(path: str) -> None:
+    """Flush a file or folder to disk (folders: where the platform allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a folder on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish(written: str, final: str) -> None:
+    """Rename the complete checkpoint ``written`` (inside its staging folder) to ``final``."""
+    problems = checkpoint_problems(written)
+    if problems:
+        raise RuntimeError(f"the Trainer saved an incomplete checkpoint in {written} "
+                           f"({'; '.join(problems)}); it is not published as {final}.")
+    for name in os.listdir(written):
+        _fsync(os.path.join(written, name))
+    staging = os.path.dirname(written)
+    if os.path.exists(final):  # a partial folder of an older, non-atomic save: replaced
+        os.replace(final, os.path.join(staging, "replaced"))
+    os.replace(written, final)
+    _fsync(os.path.dirname(final))
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _rotate(output_dir: str, newest: str, best: str | None, limit: int | None) -> None:
+    """Delete checkpoints beyond ``limit``, keeping ``newest``, ``best`` and the newest complete.
+
+    Run after ``newest`` is in place, so the previous checkpoint lives until the new one is
+    complete. Unlike the Trainer's rotation (by modification time, or by step number where
+    times are under a second apart), a partial folder with a higher step never outranks the
+    checkpoint just written.
+    """
+    if not limit or limit <= 0:
+        return
+    keep = {os.path.abspath(newest)} | ({os.path.abspath(best)} if best else set())
+    newest_step = int(_CHECKPOINT_NAME.match(os.path.basename(newest)).group(1))
+    for step, folder in _checkpoints(output_dir):
+        if len(keep) < limit and step < newest_step and not checkpoint_problems(folder):
+            keep.add(os.path.abspath(folder))
+    for _, folder in _checkpoints(output_dir):
+        if os.path.abspath(folder) not in keep:
+            logger.info("deleting checkpoint %s (save_total_limit=%d)", folder, limit)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 # --- the Trainer subclass -------------------------------------------------------------------
 
 class _Trainer(Trainer):
     """``Trainer`` with an optional class-weighted loss, an optimizer that holds layers that
-    are frozen now but unfrozen later, and evaluation in dataset order."""
+    are frozen now but unfrozen later, evaluation in dataset order and atomic checkpoints."""
 
     def __init__(self, *args: Any, class_weights: torch.Tensor | None = None,
                  later_params: Sequence[torch.nn.Parameter] = (), **kwargs: Any) -> None:
+        self._staging: str | None = None
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
         self.later_params = list(later_params)
@@ -162,6 +349,37 @@ class _Trainer(Trainer):
             for p in self.later_params:
                 p.requires_grad_(False)
 
+    def _get_output_dir(self, trial: Any) -> str:
+        # While a checkpoint is saved, the Trainer's run folder is its staging folder.
+        return self._staging or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save as the Trainer does, but into ``.tmp-checkpoint-N/checkpoint-N``; rename it to
+        ``checkpoint-N`` once complete, then delete older checkpoints (:func:`_rotate`).
+
+        The Trainer writes weights, optimizer, scheduler, RNG state and trainer_state.json one
+        by one into the final folder, so a run killed mid-save left a partial ``checkpoint-N``
+        that ``resume`` then picked. Its own rotation runs inside the staging folder (a no-op).
+        """
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = os.path.join(run_dir, STAGING_PREFIX + name)
+        written, final = os.path.join(staging, name), os.path.join(run_dir, name)
+        self._staging = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        moved_best = self.state.best_model_checkpoint == written
+        if moved_best:  # it names the folder the checkpoint is about to leave
+            self.state.best_model_checkpoint = final
+        self.accelerator.wait_for_everyone()  # every process has written its part
+        if self.args.should_save:
+            if moved_best:
+                self.state.save_to_json(os.path.join(written, "trainer_state.json"))
+            _publish(written, final)
+            _rotate(run_dir, final, self.state.best_model_checkpoint, self.args.save_total_limit)
+
     def _get_eval_sampler(self, eval_dataset):
         # With train_sampling_strategy="group_by_length" the Trainer shuffles evaluation rows
         # too, which would scramble predictions; rows are sorted by length beforehand instead.
@@ -181,16 +399,41 @@ def _check_runtime(config: TrainConfig, run: Runtime) -> None:
     if run.world_size > 1 and config.output_dir is None and config.save_checkpoints:
         raise ValueError("a distributed run needs TrainConfig.output_dir (a folder all "
                          "processes share) for its checkpoints, or save_checkpoints=False.")
-    resume = config.resume_from_checkpoint
-    if isinstance(resume, str) and not os.path.isdir(resume):
-        raise ValueError(f"TrainConfig.resume_from_checkpoint={resume!r} is not a folder; pass "
-                         "a checkpoint folder (output_dir/checkpoint-N) or True.")
-    if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
 
-        if not os.path.isdir(config.output_dir) or get_last_checkpoint(config.output_dir) is None:
-            raise ValueError(f"no checkpoint to resume from in output_dir={config.output_dir!r}; "
-                             "set resume_from_checkpoint=False to start afresh.")
+
+def _resume_point(config: TrainConfig) -> str | None:
+    """The checkpoint folder to resume from (None: start afresh); ValueError when there is none."""
+    resume = config.resume_from_checkpoint
+    if isinstance(resume, str):
+        if not os.path.isdir(resume):
+            raise ValueError(f"TrainConfig.resume_from_checkpoint={resume!r} is not a folder; pass "
+                             "a checkpoint folder (output_dir/checkpoint-N) or True.")
+        problems = checkpoint_problems(resume)
+        if problems:
+            raise ValueError(f"TrainConfig.resume_from_checkpoint={resume!r} is an incomplete "
+                             f"checkpoint ({'; '.join(problems)}), probably because the run stopped "
+                             "while saving it; pass resume_from_checkpoint=True to take the last "
+                             "complete checkpoint of output_dir, or an earlier checkpoint folder.")
+        return resume
+    if resume is not True:
+        return None
+    found = last_complete_checkpoint(config.output_dir)
+    if found is None:
+        raise ValueError(_no_checkpoint_message(config.output_dir))
+    logger.info("resuming from %s", found)
+    return str(found)
+
+
+def _no_checkpoint_message(output_dir: str) -> str:
+    where = f"no checkpoint to resume from in output_dir={output_dir!r}"
+    if not os.path.isdir(output_dir):
+        where += " (no such folder)"
+    else:
+        skipped = [f"{folder.name}: {'; '.join(problems)}" for folder, problems in _scan(output_dir)[1]]
+        where += f" (incomplete: {', '.join(skipped)})" if skipped else " (no checkpoint-N folder)"
+    return (f"{where}; set output_dir to the folder of the interrupted run (a run writes "
+            "output_dir/checkpoint-N at the end of each epoch, with save_checkpoints=True), or set "
+            "resume_from_checkpoint=False to start afresh.")
 
 
 def _logging_steps(config: TrainConfig, n_train: int, world_size: int) -> int:
@@ -403,7 +646,8 @@ def train_classifier(
     ------
     ValueError
         On bad frames (missing columns, empty texts, unknown labels, named by row), settings
-        that do not fit this machine, or a model that cannot be loaded offline.
+        that do not fit this machine, a model that cannot be loaded offline, or no complete
+        checkpoint to resume from.
     """
     config = config if config is not None else TrainConfig()
     if not isinstance(config, TrainConfig):
@@ -413,13 +657,14 @@ def train_classifier(
         validation = None
     run = Runtime.plan(config)
     _check_runtime(config, run)
+    resume = _resume_point(config)
     with _checkpoint_dir(config) as folder:
         return _train(train, validation, test, config, order, run, folder, progress,
-                      should_stop, callbacks, save_to=save_to)
+                      should_stop, callbacks, save_to=save_to, resume=resume)
 
 
 def _train(train, validation, test, config, order, run, folder, progress, should_stop,
-           extra, *, save_to=None) -> TrainResult:
+           extra, *, save_to=None, resume=None) -> TrainResult:
     memory = _Memory(run.kind)
     set_seed(config.seed)
     tokenizer = load_tokenizer(config)
@@ -444,7 +689,9 @@ def _train(train, validation, test, config, order, run, folder, progress, should
         later_params=[p for layer in frozen for p in layer.parameters()] if config.unfreeze_schedule else [],
         **_processing_kwarg(tokenizer))
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress` and logging
-    output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint or None)
+    if config.output_dir is not None and trainer.args.should_save:
+        _remove_unfinished_saves(folder)
+    output = trainer.train(resume_from_checkpoint=resume)
     result = _result(trainer, output, test, tokenizer, order, max_length, config, tracker, memory,
                      prior_loss=prior_loss(codes, len(order), None if weights is None else weights.numpy()))
     result.output_dir = config.output_dir

@@ -19,6 +19,11 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+def shown(markdown: str) -> str:
+    """A message as Markdown shows it: user data inside is escaped (app_pages._text.plain)."""
+    return markdown.replace("\\", "").replace("\u2060", "")
+
+
 def start() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -39,13 +44,13 @@ def test_agreement_page_shows_the_verdict(home):
     at.switch_page("app_pages/agreement.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Agreement"
-    verdict = at.error[0].value if at.error else at.success[0].value
+    verdict = shown(at.error[0].value if at.error else at.success[0].value)
     assert "Fleiss' kappa" in verdict and "0.90 target" in verdict
     subheaders = [s.value for s in at.subheader]
     assert "Pairwise Cohen's kappa" in subheaders and "Items with the most disagreement" in subheaders
     at.slider[0].set_value(0.7).run()
     assert not at.exception
-    assert "0.70 target" in (at.success[0].value if at.success else at.error[0].value)
+    assert "0.70 target" in shown(at.success[0].value if at.success else at.error[0].value)
 
 
 def test_upload_bad_file_then_good_file(home):
@@ -55,7 +60,7 @@ def test_upload_bad_file_then_good_file(home):
                                    "text/csv")).run()
     at.button(key="FormSubmitter:import-Import").click().run()
     assert not at.exception, at.exception
-    message = at.error[0].value
+    message = shown(at.error[0].value)
     assert "Nothing was imported" in message and "bad.csv" in message and "did you mean 'txt'" in message
     assert {m.label: m.value for m in at.metric} == before  # stored work untouched
 
@@ -179,8 +184,8 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
     at.text_input[0].set_value("no-such-org/no-such-model").run()
     _click(at, "Generate candidates")
     assert not at.exception, at.exception
-    assert "no-such-org/no-such-model" in at.error[0].value
-    assert "CURATION_ALLOW_DOWNLOAD" in at.error[0].value
+    assert "no-such-org/no-such-model" in shown(at.error[0].value)
+    assert "CURATION_ALLOW_DOWNLOAD" in shown(at.error[0].value)
     # the offline glossary on the bundled bank-support terms
     at.selectbox[0].set_value("glossary").run()
     _click(at, "Generate candidates")
@@ -246,7 +251,7 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     assert "Settings used" in [s.value for s in at.subheader]
     assert any(b.label == "Download report.md" for b in at.get("download_button"))
     # the rules' effect: with and without, per rule
-    assert "Post-processing rules (bank_support_rules.yaml)" in [s.value for s in at.subheader]
+    assert "Post-processing rules (bank_support_rules.yaml)" in [shown(s.value) for s in at.subheader]
     with open_project() as project:
         report = latest_job(project)["report"]
     assert set(report["rules"]["after"]["per_rule"]) == {"P1", "P2", "P3"}
@@ -260,7 +265,7 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     if len(wrong):
         pick = next(s for s in at.selectbox if s.label == "Look at")
         assert len(pick.options) == len(wrong)
-        assert any(f"predicts **{wrong['predicted'].iloc[0]}**" in m.value for m in at.markdown)
+        assert any(f"predicts **{wrong['predicted'].iloc[0]}**" in shown(m.value) for m in at.markdown)
         assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
 
 
@@ -297,8 +302,10 @@ def test_user_data_in_a_sentence_stays_text():
     shown = plain(f"it answered {label!r} for 99% of the test items")
     for unescaped in ("![", "](", "[click]", ":red[", "$x$"):
         assert unescaped not in shown
+    # no autolink either: a word joiner follows every '://' (the text still reads the same)
+    assert shown.replace("\\", "").count("://\u2060") == shown.replace("\\", "").count("://") == 2
     # every escape is a backslash before the character itself, so the text reads as typed
-    assert shown.replace("\\", "") == f"it answered {label!r} for 99% of the test items"
+    assert shown.replace("\\", "").replace("\u2060", "") == f"it answered {label!r} for 99% of the test items"
 
 
 def test_review_page_learns_the_order_after_twenty_decisions(home):
@@ -395,3 +402,10 @@ def test_review_page_flags_with_the_fine_tuned_folds(home, tiny_model):
     at.selectbox(key="model-signal").set_value("embedding").run()
     assert any("comes from the signal 'Fine-tuned classifier" in c.value.replace("\\", "")
                for c in at.caption)
+    # probabilities damaged on disk: a message naming the file and the fix, not an exception
+    (home / "folds" / "probs.csv").write_text("nothing,here\n1,2\n")
+    at.selectbox(key="model-signal").set_value("fine-tuned").run()
+    assert not at.exception, at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any("cannot be read" in e and "probs.csv" in e and "Fine-tune again" in e for e in errors), errors
+    assert any(b.label == "Fine-tune 5 folds in the background" for b in at.button)

@@ -320,3 +320,27 @@ def test_cli_augment_bad_settings_exit_2(tmp_path, small_curated, capsys, args, 
     code = main(["augment", str(src), "--out", str(tmp_path / "o.csv"), *args])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_augment_with_a_project_checks_the_role_and_never_creates_one(tmp_path, small_curated,
+                                                                          capsys):
+    """--project used to crash (no --as option: AttributeError) after creating an empty project."""
+    from curation.store import Project
+
+    src = tmp_path / "in.csv"
+    small_curated.head(20).assign(annotator_id="a1").to_csv(src, index=False)
+    args = ["augment", str(src), "--method", "glossary", "--glossary", "bank_support",
+            "--out", str(tmp_path / "o.csv"), "--max-per-item", "1"]
+    url = tmp_path / "p.sqlite"
+    assert main([*args, "--project", str(url)]) == 2
+    assert "there is no project at" in capsys.readouterr().err and not url.exists()
+    with Project(url) as project:
+        project.import_annotations(small_curated.head(20).assign(annotator_id="a1"))
+        project.set_member("lena", "lead", by="lena")
+        project.set_member("ann", "annotator", by="lena")
+    assert main([*args, "--project", str(url), "--as", "ann"]) == 2
+    assert "only a lead can export the curated data for augmenting" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+    assert main([*args, "--project", str(url), "--as", "lena"]) == 0, capsys.readouterr().err
+    with Project(url) as project:
+        assert project.audit()["action"].iloc[-1] == "export"

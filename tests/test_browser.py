@@ -70,7 +70,7 @@ def server(tmp_path_factory):
 def _serve(home: Path, extra_env: dict):
     port = _free_port()
     env = {**os.environ, "CURATION_HOME": str(home), "STREAMLIT_SERVER_PORT": str(port)}
-    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
+    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER", "CURATION_PROXY_SECRET"):
         env.pop(var, None)
     env.update(extra_env)
     log = open(home / "server.log", "wb")
@@ -287,8 +287,8 @@ class _IdentityProxy:
     piped both ways untouched after its head.
     """
 
-    def __init__(self, upstream_port: int, header: str, user: str):
-        self.upstream, self.header, self.user = upstream_port, header, user
+    def __init__(self, upstream_port: int, header: str, user: str, secret: str):
+        self.upstream, self.header, self.user, self.secret = upstream_port, header, user, secret
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -311,11 +311,12 @@ class _IdentityProxy:
             head += chunk
         head, rest = head.split(b"\r\n\r\n", 1)
         lines = head.split(b"\r\n")
-        name = self.header.lower().encode()
+        names = {self.header.lower().encode(), b"x-curation-proxy-secret"}
         upgrade = any(line.lower().startswith(b"upgrade:") for line in lines[1:])
-        kept = [line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() != name
+        kept = [line for line in lines[1:] if line.split(b":", 1)[0].strip().lower() not in names
                 and (upgrade or not line.lower().startswith(b"connection:"))]
-        kept.append(f"{self.header}: {self.user}".encode())
+        kept += [f"{self.header}: {self.user}".encode(),
+                 f"X-Curation-Proxy-Secret: {self.secret}".encode()]
         if not upgrade:
             kept.append(b"Connection: close")
         upstream = socket.create_connection(("127.0.0.1", self.upstream))
@@ -342,7 +343,8 @@ class _IdentityProxy:
 
 
 def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser):
-    """Team mode: the identity comes from the header an authenticating proxy sets, not a name box."""
+    """Team mode: the identity comes from the header an authenticating proxy sets, not a name box;
+    a request that reaches the app without the proxy's secret cannot claim one."""
     from curation.workspace import flag_project, open_demo_project
 
     home = tmp_path_factory.mktemp("team-home")
@@ -352,11 +354,25 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
         flag_project(project, use_model=False)
     shots = SHOTS / "test_d_team_annotator_identified_by_a_proxy_header"
     shots.mkdir(parents=True, exist_ok=True)
-    with contextlib.closing(_serve(home, {"CURATION_IDENTITY_HEADER": "X-Forwarded-User"})) as served:
+    secret = "proxy-secret-0f3c"
+    with contextlib.closing(_serve(home, {"CURATION_IDENTITY_HEADER": "X-Forwarded-User",
+                                          "CURATION_PROXY_SECRET": secret})) as served:
         app = next(served)
         port = int(app["url"].rsplit(":", 1)[1])
+        # straight to the app, claiming to be lena (a lead), with a guessed secret: no one
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, extra_http_headers={
+            "X-Forwarded-User": "lena", "X-Curation-Proxy-Secret": "guess"})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(f"{app['url']}/review")
+        page.get_by_text("flagged items decided").wait_for()
+        _idle(page)
+        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "no one is signed in" in sidebar and "did not come through the configured proxy" in sidebar
+        assert "Signed in as" not in sidebar
+        context.close()
         for user, can_decide in (("ann", True), ("mallory", False)):
-            proxy = _IdentityProxy(port, "X-Forwarded-User", user)
+            proxy = _IdentityProxy(port, "X-Forwarded-User", user, secret)
             # the browser claims to be lena (a lead): the proxy's word is the one that counts
             context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                           extra_http_headers={"X-Forwarded-User": "lena"})
@@ -384,3 +400,88 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
 
     with Project(home / "demo.sqlite") as project:
         assert project.decisions()["reviewer"].tolist() == ["ann"]
+
+
+class _Trap:
+    """A web server standing in for an attacker's host: every request it gets is a leak."""
+
+    def __init__(self):
+        import http.server
+
+        hits = self.hits = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_e_a_hostile_project_shows_its_data_as_text_on_every_page(tmp_path_factory, browser):
+    """User data is data: texts, labels, item ids and annotator names made of Markdown and HTML
+    (remote images, links, headings, tags) show as text on every page: the browser sends no
+    request outside the app, and no link, image or heading comes from the data."""
+    import pandas as pd
+
+    from curation.store import Project
+    from curation.workspace import flag_project
+
+    trap = _Trap()
+    home = tmp_path_factory.mktemp("hostile-home")
+    img = lambda name: f"![{name}](http://{trap.host}/{name}.png)"  # noqa: E731
+    labels = [img("label"), f"[phish](http://{trap.host}/phish)", f"<img src=http://{trap.host}/tag.png>"]
+    annotators = ["**ann**", f"<img src=http://{trap.host}/ann.png>", f"# HEADING-ANN {img('ann2')}"]
+    rows = []
+    for i in range(30):
+        text = (f"# HEADING-FROM-DATA {i}\n{img(f'text{i}')} www.trap-example.invalid "
+                f"<a href=http://{trap.host}/a{i}>click</a> [x](http://{trap.host}/x{i})")
+        for j, who in enumerate(annotators):
+            rows.append({"item_id": f"[id{i}](http://{trap.host}/id{i})", "text": text,
+                         "annotator_id": who, "label": labels[(i + (j == 2 and i % 3 == 0)) % 3],
+                         "gold": labels[i % 3]})
+    url = home / "hostile.sqlite"
+    with Project(url) as project:
+        project.import_annotations(pd.DataFrame(rows), source="hostile.csv")
+        flag_project(project, use_model=False)
+    shots = SHOTS / "test_e_a_hostile_project_shows_its_data_as_text_on_every_page"
+    shots.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(_serve(home, {"CURATION_URL": str(url)})) as served:
+        app = next(served)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+            (app["url"], "data:", "blob:", "about:")) else None)
+        # each page with a text it shows once its data is on screen
+        pages = {"project": "Current project", "agreement": "Items with the most disagreement",
+                 "review": "flagged items decided", "augment": "Augment", "curated": "Export",
+                 "retrain": "Retrain and compare", "experiments": "Experiments"}
+        for name, ready in pages.items():
+            page.goto(f"{app['url']}/{name}")
+            page.get_by_text(ready).first.wait_for()
+            _idle(page)
+            page.wait_for_timeout(1000)  # give a rendered image or link time to fetch
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            _no_exception(page)
+            links = page.locator(f"a[href*='{trap.host}'], a[href*='trap-example']")
+            assert links.count() == 0, (name, links.first.evaluate("e => e.parentElement.outerHTML"))
+            assert page.locator(f"img[src*='{trap.host}']").count() == 0, name
+            for heading in page.locator("h1, h2, h3, h4, h5, h6").all_inner_texts():
+                assert "HEADING" not in heading or "#" in heading, (name, heading)
+            if name == "review":  # the data is on screen: the item's id, text and labels
+                body = page.locator("main").inner_text()
+                assert "HEADING-FROM-DATA" in body and "[phish](http" in body.replace("\u2060", "")
+        context.close()
+    trap.close()
+    assert outside == [] and trap.hits == [], (outside, trap.hits)

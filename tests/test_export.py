@@ -130,8 +130,9 @@ def test_card_markdown(exported):
     sizes = [exported.card["split_sizes"][s] for s in SPLITS]
     assert f"| total | {' | '.join(map(str, sizes))} | {sum(sizes)} |" in md
     assert "## Class shares per split" in md
-    assert "- **What the test split can show**: no change in accuracy smaller than" in md
-    assert "## Agreement" in md and "- **fleiss_kappa**: 0.61" in md
+    shown = md.replace("\\", "")  # as Markdown shows it (text is escaped, see the next test)
+    assert "- **What the test split can show**: no change in accuracy smaller than" in shown
+    assert "## Agreement" in md and "- **fleiss_kappa**: 0.61" in shown
     assert "### Per class" in md and "| label | kappa |" in md and "| pos | 0.7 |" in md
     assert "## Decisions" in md and "- relabelled 3" in md
 
@@ -265,3 +266,48 @@ def test_out_dir_that_is_a_file(tmp_path):
     path.write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         export_dataset(_curated(), path)
+
+
+def test_card_quotes_user_text_as_text_and_csv_formulas_are_counted_or_neutralised(tmp_path):
+    """Labels, ids and the caller's card entries go into the Markdown escaped (no image, link,
+    heading or HTML forms); formula-leading cells are counted in the card, kept exact by default
+    and prefixed with ' under excel_safe (CSV only)."""
+    from curation._messages import markdown_text
+
+    hostile = "![x](http://evil.example/p.png)"
+    df = pd.DataFrame({"item_id": [f"i{k}" for k in range(20)],
+                       "text": ['=HYPERLINK("http://evil.example","x")', "+cmd /c calc", "-5 stars",
+                                "@SUM(A1)"] + [f"fine text {k}" for k in range(16)],
+                       "label": [hostile, "<b>bold</b>"] * 10})
+    card = {"notes": {"<script>alert(1)</script>": "www.evil.example [click](http://evil.example)"}}
+    plain = export_dataset(df, tmp_path / "plain", test_size=0.2, val_size=0.2, card=card)
+    safe = export_dataset(df, tmp_path / "safe", test_size=0.2, val_size=0.2, excel_safe=True)
+    for result in (plain, safe):
+        md = (result.out_dir / "data_card.md").read_text()
+        for raw in (hostile, "<b>", "<script>", "[click](", "www.evil", "http://"):
+            assert raw not in md  # no image, HTML, link or autolink can form
+        assert f"| {markdown_text(hostile)} |" in md  # the label, shown as typed
+        assert result.card["formula_cells"]["cells"] == 4
+        assert result.card["formula_cells"]["by_column"] == {"text": 4}
+    assert "(text 4): the files keep the exact text" in (
+        plain.out_dir / "data_card.md").read_text().replace("\\", "")
+    exact = pd.concat(pd.read_csv(plain.out_dir / f"{s}.csv", keep_default_na=False) for s in SPLITS)
+    neutral = pd.concat(pd.read_csv(safe.out_dir / f"{s}.csv", keep_default_na=False) for s in SPLITS)
+    assert set(exact["text"]) == set(df["text"])
+    assert {t for t in neutral["text"] if not t.startswith("fine")} == {
+        "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+cmd /c calc", "'-5 stars", "'@SUM(A1)"}
+    assert safe.card["formula_cells"]["excel_safe"] and not plain.card["formula_cells"]["excel_safe"]
+
+
+def test_cli_export_excel_safe(tmp_path, capsys):
+    from curation.cli import main
+
+    data = tmp_path / "a.csv"
+    pd.DataFrame({"item_id": [f"i{k}" for k in range(20)], "annotator_id": "x",
+                  "text": ["=1+1"] * 10 + [f"t {k}" for k in range(10)],
+                  "label": ["a", "b"] * 10}).to_csv(data, index=False)
+    for flag, expected in (([], "=1+1"), (["--excel-safe"], "'=1+1")):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["export", str(data), "--out", str(out), *flag]) == 0, capsys.readouterr().err
+        texts = pd.concat(pd.read_csv(out / f"{s}.csv") for s in SPLITS)["text"]
+        assert (texts == expected).sum() == 10

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):
     start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0, 1))
     running = wait(folder, ("running", "done", "failed", "cancelled"))
     assert running["state"] == "running", running.get("message")
-    cancel_job(folder)
+    cancel_job(demo, folder)
     status = wait(folder, ("done", "failed", "cancelled"), timeout=120)
     assert status["state"] == "cancelled", status.get("message")
     assert demo.get_run(latest_job(demo)["run_id"])["status"] == "cancelled"
@@ -133,6 +134,37 @@ def test_killed_worker_reads_as_failed_and_the_project_stays_usable(demo, tiny_m
     assert latest["state"] == "failed"
     assert demo.get_run(latest["run_id"])["status"] == "failed"  # not "running" for ever
     assert len(demo.annotations()) > 0  # stored work intact
+
+
+def test_a_killed_compare_job_resumes_and_reuses_the_runs_it_finished(demo, tiny_model, tmp_path):
+    from fine_tune.jobs import resume_job
+
+    folder = tmp_path / "job"
+    start_compare_job(demo, folder, config=tiny(tiny_model, epochs=6), seeds=(0, 1))
+    with pytest.raises(ValueError, match="is running: only a failed or cancelled job"):
+        wait(folder, ("running",))
+        resume_job(demo, folder)
+    cache = Path(json.loads((folder / "settings.json").read_text())["cache_dir"])
+    deadline = time.time() + 600
+    while not list(cache.rglob("*.json")) and time.time() < deadline:  # one run finished
+        time.sleep(0.2)
+    os.killpg(int((folder / "pid").read_text()), signal.SIGKILL)
+    assert wait(folder, ("failed",), timeout=30)["state"] == "failed"
+    finished = len(list(cache.rglob("*.json")))
+    assert 1 <= finished < 4
+    resume_job(demo, folder)
+    status = wait(folder, ("done", "failed", "cancelled"), timeout=900)
+    assert status["state"] == "done", status.get("message")
+    assert len(status["report"]["reused"]) >= finished  # nothing finished was trained again
+    deadline = time.time() + 30  # the worker records the run after its status file
+    while demo.runs()["status"].iloc[-1] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert demo.runs()["status"].tolist()[-2:] == ["failed", "done"]
+    assert (demo.audit()["action"] == "run").sum() >= 2
+    with pytest.raises(ValueError, match="is done: only a failed or cancelled job"):
+        resume_job(demo, folder)
+    with pytest.raises(ValueError, match="is not a job of"):
+        resume_job(demo, tmp_path)
 
 
 def test_without_gold_or_adjudicated_items_no_job_starts(tmp_path, tiny_model):
@@ -178,3 +210,20 @@ def test_fine_tuned_folds_run_in_the_background_and_feed_the_flags(demo, tiny_mo
     with pytest.raises(ValueError, match="no row for 1 of the 554 items \\(first: 'new-1'\\)"):
         flag_project(demo, use_model=False, model_probs=latest_model_probs(demo)[0],
                      model_signal="fine-tuned")
+    # the file is read once per version of it: a changed file is read again, and what a
+    # caller does to the table it got does not reach the next caller
+    first = latest_model_probs(demo)[0]
+    first.iloc[:, :] = "0"  # read as text, as every user file (check_model_probs converts)
+    assert latest_model_probs(demo)[0].equals(probs)
+    path = folder / "probs.csv"
+    changed = probs.copy()
+    changed.iloc[0] = ["1.0"] + ["0.0"] * (changed.shape[1] - 1)
+    changed.rename_axis("item_id").to_csv(path)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert latest_model_probs(demo)[0].iloc[0].tolist() == changed.iloc[0].tolist()
+    # a damaged file names the run and the file, and the fix
+    path.write_text("nothing,here\n1,2\n")
+    run_id = latest_job(demo, kind=OOF_KIND)["run_id"]
+    with pytest.raises(ValueError, match=f"folds of run #{run_id} cannot be read .*probs.csv.*needs "
+                                         "an item_id column.*Fine-tune again"):
+        latest_model_probs(demo)

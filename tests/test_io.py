@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from curation.io import AnnotationFileError, load_annotations
+from curation.io import AnnotationFileError, load_annotations, validate_long_frame
 
 LONG_CSV = (
     "item_id,text,annotator_id,label,gold\n"
@@ -257,3 +260,317 @@ def test_label_studio_empty_result_is_a_missing_label(tmp_path):
 def test_corrupt_parquet(tmp_path):
     msg = error_of(tmp_path, "a.parquet", b"PAR1 not really")
     assert "cannot be read as Parquet" in msg
+
+
+# --------------------------------------------------------------------------- limits on what a file expands to
+
+
+def refusal(name: str, content: str | bytes, **kwargs) -> str:
+    """The loader's message for ``content`` uploaded as ``name`` (so it starts with the name)."""
+    raw = content.encode() if isinstance(content, str) else content
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(raw, name=name, **kwargs)
+    return str(err.value)
+
+
+def parquet_bytes(table: pa.Table, **options) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **options)
+    return buf.getvalue()
+
+
+def repeated(value, n: int) -> pa.DictionaryArray:
+    """``n`` rows of one dictionary-encoded value: a few bytes on disk, ``n`` values decoded."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+
+def long_table(n: int = 4) -> pa.Table:
+    return pa.table({"item_id": [f"i{k}" for k in range(n)], "text": [f"text {k}" for k in range(n)],
+                     "annotator_id": ["ann"] * n, "label": ["pos", "neg"] * (n // 2)})
+
+
+def long_csv(n_rows: int) -> str:
+    body = "".join(f"{k},text {k},ann,pos\n" for k in range(n_rows))
+    return "item_id,text,annotator_id,label\n" + body
+
+
+def test_csv_header_over_max_columns_is_refused_before_parsing():
+    header = ",".join(["item_id", "text"] + [f"a{k}" for k in range(999)])  # 1,001 fields
+    content = header + "\n1,hi" + ",pos" * 999 + "\n"
+    msg = refusal("wide.csv", content)
+    assert msg.startswith("wide.csv: has 1,001 columns (in the header line), over the limit of "
+                          "1,000 (max_columns=1000);"), msg
+    assert "max_columns=... in load_annotations" in msg
+    assert len(load_annotations(content.encode(), name="w.csv", max_columns=1001)) == 999
+
+
+def rows_file(n_rows: int, suffix: str) -> str:
+    frame = pd.DataFrame({"item_id": range(n_rows), "text": [f"t{k}" for k in range(n_rows)],
+                          "annotator_id": "a", "label": "p"})
+    if suffix == "jsonl":
+        return frame.to_json(orient="records", lines=True)
+    return frame.to_csv(index=False, sep="," if suffix == "csv" else "\t")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv", "jsonl"])
+def test_rows_over_max_rows_name_where_reading_stopped(suffix):
+    msg = refusal(f"rows.{suffix}", rows_file(11, suffix), max_rows=10)
+    line = 11 if suffix == "jsonl" else 12  # the 11th row (a CSV's header is line 1)
+    assert msg.startswith(f"rows.{suffix}: has at least 11 rows (reading stopped at line {line}), "
+                          "over the limit of 10 (max_rows=10); split the file"), msg
+    assert len(load_annotations(rows_file(10, suffix).encode(), name=f"ten.{suffix}",
+                                max_rows=10)) == 10
+
+
+def test_cells_over_max_cells():
+    msg = refusal("cells.csv", long_csv(20), max_cells=50)
+    assert msg.startswith("cells.csv: has at least 13 rows x 4 columns = at least 52 cells (reading "
+                          "stopped at line 14), over the limit of 50 (max_cells=50);"), msg
+
+
+def test_json_records_with_too_many_keys_name_the_record():
+    records = [{"item_id": 1, "text": "t", "annotator_id": "a", "label": "p"},
+               {f"key{k}": k for k in range(1_000)}]
+    msg = refusal("keys.json", json.dumps(records))
+    assert msg.startswith("keys.json: has 1,004 columns (distinct keys up to record 2), over the "
+                          "limit of 1,000 (max_columns=1000);"), msg
+
+
+def test_wide_layout_unfolding_respects_max_rows_and_max_cells():
+    wide = "item_id,text,a,b,c,d\n1,t1,p,p,p,p\n2,t2,p,p,p,p\n3,t3,p,p,p,p\n"  # 3 rows x 4 annotators
+    msg = refusal("w.csv", wide, max_rows=11)
+    assert msg.startswith("w.csv: has 12 annotations (the wide layout unfolded: 3 rows x 4 annotator "
+                          "columns), over the limit of 11 (max_rows=11);"), msg
+    msg = refusal("w.csv", wide, max_cells=59)  # the table is 3 x 7 = 21 cells
+    assert "has 12 annotations x 5 columns = 60 cells (the wide layout unfolded" in msg
+    assert "(max_cells=59)" in msg
+    assert len(load_annotations(wide.encode(), name="w.csv", max_rows=12, max_cells=60)) == 12
+
+
+@pytest.mark.parametrize("name, content, line", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, 1),
+    ("deep.jsonl", '{"item_id": 1}\n' + "[" * 100_000 + "]" * 100_000, 2),
+    ("deep_ls.json", json.dumps(label_studio_export()).replace(
+        '"data": {"text": "Thanks!"}', '"data": {"text": "Thanks!", "x": ' + "{\"a\": " * 100_000
+        + "1" + "}" * 100_000 + "}"), 1),
+])
+def test_deep_json_gives_the_depth_message_not_a_recursion_error(name, content, line):
+    msg = refusal(name, content)
+    assert msg.startswith(f"{name}: line {line} nests JSON "), msg
+    assert "over the limit of 64 (max_depth=64)" in msg
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = 'quoted \\" ' + "[{" * 500 + ' and a backslash \\\\'
+    rows = [{"item_id": 1, "text": text, "annotator_id": "a", "label": "p"}]
+    df = load_annotations(json.dumps(rows[0]).encode(), name="a.jsonl", max_depth=1)
+    assert df.text.tolist() == [json.loads(json.dumps(text))]
+    msg = refusal("b.jsonl", json.dumps({**rows[0], "meta": [[1]]}), max_depth=2)
+    assert msg.startswith("b.jsonl: line 1 nests JSON 3 levels deep, over the limit of 2")
+
+
+def test_fast_and_exact_nesting_scans_agree():
+    """The whole-text scan (C speed) and the one that finds the line read JSON alike."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from curation.io import _first_too_deep, _nesting
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @given(st.text(alphabet='"[]{}\\\na\u00e9', max_size=30), st.integers(0, 5))
+    def agree(text, depth):
+        assert (_nesting(text) > depth) == (_first_too_deep(text, depth) is not None)
+
+    agree()
+
+
+def test_parquet_shape_is_refused_from_the_footer():
+    raw = parquet_bytes(long_table(6), row_group_size=2)
+    msg = refusal("a.parquet", raw, max_rows=5)
+    assert msg.startswith("a.parquet: has 6 rows (Parquet metadata), over the limit of 5 (max_rows=5)")
+    msg = refusal("a.parquet", raw, max_columns=3)
+    assert msg.startswith("a.parquet: has 4 columns (Parquet metadata), over the limit of 3")
+    msg = refusal("a.parquet", raw, max_row_groups=2)
+    assert msg.startswith("a.parquet: has 3 row groups (Parquet metadata), over the limit of 2 "
+                          "(max_row_groups=2); rewrite it with fewer, larger row groups")
+    assert len(load_annotations(raw, name="a.parquet", max_rows=6, max_row_groups=3)) == 6
+
+
+def test_parquet_footer_with_a_huge_list_is_refused_while_parsing_it():
+    raw = parquet_bytes(long_table(1_100), row_group_size=1)  # 1,100 row groups
+    msg = refusal("groups.parquet", raw, max_row_groups=10)
+    assert msg.startswith("groups.parquet: its Parquet footer lists more than 1,064 row groups or "
+                          "columns, over the limits (max_row_groups=10, max_columns=1000)"), msg
+
+
+def test_parquet_uncompressed_size_from_the_footer():
+    raw = parquet_bytes(pa.table({"item_id": ["1"] * 600, "text": ["x" * 2_000] * 600,
+                                  "annotator_id": ["a"] * 600, "label": ["p"] * 600}),
+                        use_dictionary=False, compression="zstd")
+    assert len(raw) < 20_000  # compresses well: 1.2 MB of text
+    msg = refusal("plain.parquet", raw, max_decoded_bytes=1_000_000)
+    assert msg.startswith("plain.parquet: holds 1.2 MiB of uncompressed values (Parquet metadata), "
+                          "over the limit of 976.6 KiB (max_decoded_bytes=1000000)"), msg
+
+
+def test_dictionary_encoded_parquet_bomb_is_refused_before_decoding():
+    """2 million rows of one 10,000-character text: 20 KiB on disk, 20 GB once decoded."""
+    n = 2_000_000
+    raw = parquet_bytes(pa.table({"item_id": repeated("i", n), "text": repeated("w" * 10_000, n),
+                                  "annotator_id": repeated("a", n), "label": repeated("p", n)}))
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata
+    assert len(raw) < 100_000 and meta.num_rows * 10_000 > 10 * 2**30
+    assert sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) < 2**20
+    msg = refusal("bomb.parquet", raw)
+    assert msg.startswith("bomb.parquet: decodes to 9.8 GiB by row group 1 of 2 (each use of a "
+                          "dictionary-encoded value counted), over the limit of 2.0 GiB "
+                          "(max_decoded_bytes=2147483648)"), msg
+
+
+def test_dictionary_encoded_parquet_within_the_limits_loads_with_nulls():
+    table = pa.table({"item_id": ["1", "1", "2"], "text": ["a", "a", "b"],
+                      "annotator_id": ["x", "y", "x"], "label": ["p", "n", "p"],
+                      "gold": pa.array(["p", None, None]).dictionary_encode()})
+    df = load_annotations(parquet_bytes(table), name="d.parquet")
+    assert rows(df) == [["1", "a", "x", "p", "p"], ["1", "a", "y", "n", None],
+                        ["2", "b", "x", "p", None]]
+
+
+@pytest.mark.parametrize("limit", ["max_rows", "max_columns", "max_cells", "max_depth",
+                                   "max_row_groups", "max_decoded_bytes", "max_id_chars"])
+@pytest.mark.parametrize("value", [0, -1, 2.5, "10", True])
+def test_limits_must_be_positive_whole_numbers(limit, value):
+    msg = refusal("a.csv", LONG_CSV, **{limit: value})
+    assert msg == f"{limit}={value!r} must be a whole number of at least 1."
+
+
+# --------------------------------------------------------------------------- malformed structures
+
+
+def label_studio_with(change) -> str:
+    tasks = label_studio_export()
+    change(tasks)
+    return json.dumps(tasks)
+
+
+def _set(path: list, value):
+    def change(tasks):
+        target = tasks
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ([1, "annotations"], "oops",
+     "task 12: 'annotations' is a string ('oops'), not a list of annotations;"),
+    ([1, "annotations"], {"id": 4},
+     "task 12: 'annotations' is an object ({'id': 4}), not a list of annotations;"),
+    ([1, "annotations", 0], "oops",
+     "task 12, annotation #1: the annotation is a string ('oops'), not an object;"),
+    ([1, "annotations", 0, "result"], "oops",
+     "task 12, annotation 4: 'result' is a string ('oops'), not a list of results;"),
+    ([1, "annotations", 0, "result", 0], "oops",
+     "task 12, annotation 4: result #1 is a string ('oops'), not an object;"),
+    ([1, "annotations", 0, "result", 0, "value"], "oops",
+     "task 12, annotation 4: result #1 'value' is a string ('oops'), not an object such as"),
+    ([1, "annotations", 0, "result", 0, "value", "choices"], "abc",
+     "task 12, annotation 4: result #1 'choices' is a string ('abc'), not a list of labels;"),
+    ([1, "data"], ["Thanks!"], "task 12: 'data' is a list (['Thanks!']), not an object such as"),
+    ([1, "data"], "Thanks!", "task 12: 'data' is a string ('Thanks!'), not an object such as"),
+    ([1, "annotations", 0, "completed_by"], [5],
+     "task 12, annotation 4: 'completed_by' is a list ([5]), not a whole number or text;"),
+    ([1, "annotations", 0, "completed_by"], {"email": ["b@x.org"]},
+     "task 12, annotation 4: 'completed_by' is a list (['b@x.org']), not a whole number or text;"),
+    ([1, "id"], [12], "the task at position 2: 'id' is a list ([12]), not a whole number or text;"),
+    ([1, "id"], 12.5, "the task at position 2: 'id' is a number (12.5), not a whole number or text;"),
+])
+def test_label_studio_fields_of_the_wrong_type_are_named(path, value, expected):
+    msg = refusal("ls.json", label_studio_with(_set(path, value)))
+    assert msg.startswith(f"ls.json: {expected}"), msg
+    assert msg.endswith("fix the export (Label Studio: Export > JSON) or the script that wrote it.")
+
+
+@pytest.mark.parametrize("column", ["label", "gold", "item_id", "text"])
+def test_parquet_list_columns_are_refused_by_name(column):
+    table = long_table(2).append_column("gold", pa.array(["pos", "neg"]))
+    table = table.set_column(table.schema.get_field_index(column), column,
+                             pa.array([["pos", "neg"], ["neg"]]))
+    msg = refusal("l.parquet", parquet_bytes(table))
+    assert msg.startswith(f"l.parquet: column {column!r} is a nested Parquet column "
+                          "(list<element: string>); an annotation file holds one plain value"), msg
+
+
+def test_array_cells_handed_to_validation_are_refused():
+    """numpy arrays (what pandas makes of a Parquet list) count as lists, for gold too."""
+    frame = pd.DataFrame({"item_id": ["1", "2"], "text": ["a", "b"], "annotator_id": ["x", "x"],
+                          "label": ["p", "n"], "gold": [None, np.array(["p", "n"])]})
+    with pytest.raises(AnnotationFileError) as err:
+        validate_long_frame(frame, name="f")
+    assert str(err.value).startswith("f: column 'gold' holds lists/objects at row 2 (e.g. "
+                                     "array(['p', 'n']"), str(err.value)
+    frame["gold"] = [None, None]
+    frame["label"] = [np.array(["p", "n"]), "n"]
+    with pytest.raises(AnnotationFileError, match="column 'label' holds lists/objects at row 1"):
+        validate_long_frame(frame, name="f")
+
+
+@pytest.mark.parametrize("column", ["item_id", "annotator_id", "label"])
+def test_parquet_binary_ids_are_refused(column):
+    table = long_table(2)
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array([b"a", b"b"]))
+    msg = refusal("b.parquet", parquet_bytes(table))
+    assert msg == (f"b.parquet: column {column!r} holds binary (bytes) values at row 1, row 2 (e.g. "
+                   "b'a'); store the column as text (UTF-8 strings), not as binary.")
+
+
+@pytest.mark.parametrize("name, column, line", [
+    ("nul.csv", "item_id", "line 3"), ("nul.csv", "text", "line 3"), ("nul.csv", "label", "line 3"),
+    ("nul.jsonl", "annotator_id", "line 2"), ("nul.jsonl", "text", "line 2"),
+])
+def test_nul_characters_are_refused_with_the_row_and_column(name, column, line):
+    frame = pd.read_csv(io.StringIO(LONG_CSV), dtype=str, keep_default_na=False)
+    frame.loc[1, column] = frame.loc[1, column][:2] + "\x00" + frame.loc[1, column][2:]
+    content = (frame.to_csv(index=False) if name.endswith(".csv")
+               else frame.to_json(orient="records", lines=True))
+    msg = refusal(name, content)
+    assert msg.startswith(f"{name}: column {column!r} holds a NUL character (\\x00) at {line}; "
+                          "remove it"), msg
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "1e400"])
+def test_non_finite_ids_are_refused(literal):
+    content = (f'{{"item_id": 1, "text": "a", "annotator_id": "x", "label": "p"}}\n'
+               f'{{"item_id": {literal}, "text": "b", "annotator_id": "x", "label": "p"}}\n')
+    msg = refusal("inf.jsonl", content)
+    assert msg.startswith("inf.jsonl: column 'item_id' holds numbers that are not finite at line 2 "
+                          "(e.g. "), msg
+    assert msg.endswith("write the value as text or a finite number.")
+
+
+@pytest.mark.parametrize("name, content, place", [
+    ("long.jsonl", '{"item_id": ' + "7" * 5_000 + ', "text": "a", "annotator_id": "x", "label": "p"}',
+     "column 'item_id' has a value of 5,000 characters at line 1"),
+    ("long.csv", "item_id,text,annotator_id,label\n1,a,x,p\n2,b," + "y" * 513 + ",p\n",
+     "column 'annotator_id' has a value of 513 characters at line 3"),
+    ("long.json", json.dumps([{"item_id": 1, "text": "a", "annotator_id": "x", "label": "p" * 600}]),
+     "column 'label' has a value of 600 characters at record 1"),
+])
+def test_ids_longer_than_max_id_chars_are_refused(name, content, place):
+    msg = refusal(name, content)
+    assert msg.startswith(f"{name}: {place}, over the limit of 512 (max_id_chars=512); ids and "
+                          "labels are short names"), msg
+
+
+def test_an_id_of_exactly_max_id_chars_is_kept():
+    df = load_annotations(LONG_CSV.replace("ann_a", "a" * 512).encode(), name="a.csv")
+    assert df.annotator_id.str.len().max() == 512
+    assert "513 characters" in refusal("b.csv", LONG_CSV.replace("ann_a", "a" * 513))
+
+
+def test_a_huge_json_number_as_text_is_a_non_text_value():
+    content = '{"item_id": 1, "text": ' + "9" * 5_000 + ', "annotator_id": "x", "label": "p"}'
+    msg = refusal("t.jsonl", content)
+    assert msg.startswith("t.jsonl: column 'text' holds non-text values at line 1 (e.g. <integer of "
+                          "5,000 digits> of type int)"), msg

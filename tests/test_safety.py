@@ -68,7 +68,7 @@ def test_upload_limit_on_the_page(tmp_path, monkeypatch):
     at.file_uploader[0].set_value(("big.csv", body, "text/csv")).run()
     at.button(key="FormSubmitter:import-Import").click().run()
     assert not at.exception, at.exception
-    message = at.error[0].value
+    message = at.error[0].value.replace("\\", "")  # as Markdown shows it (plain() escapes)
     assert "Nothing was imported. big.csv: is 2.4 KiB, over the 1.0 KiB limit" in message
     assert {m.label: m.value for m in at.metric}["Annotations"] == "0"
 
@@ -81,3 +81,66 @@ def test_bad_upload_limit_setting_is_named(monkeypatch):
         upload_limit_bytes()
     monkeypatch.setenv("CURATION_MAX_UPLOAD_MB", "50")
     assert upload_limit_bytes() == 50 * 2**20
+
+
+def test_projects_are_offered_by_name_and_a_name_cannot_smuggle_a_path(tmp_path, monkeypatch):
+    from curation.store import Project
+    from curation.workspace import available_projects, new_project_url
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CURATION_HOME", str(home))
+    monkeypatch.delenv("CURATION_URL", raising=False)
+    assert available_projects() == {"demo": str(home / "demo.sqlite")}
+    home.mkdir()
+    Project(home / "bank.sqlite").close()
+    (home / "projects.toml").write_text('[projects]\nshared = "postgresql+psycopg://c@db/shared"\n')
+    monkeypatch.setenv("CURATION_URL", str(tmp_path / "elsewhere" / "team.sqlite"))
+    assert available_projects() == {"demo": str(home / "demo.sqlite"),
+                                     "bank": str(home / "bank.sqlite"),
+                                     "shared": "postgresql+psycopg://c@db/shared",
+                                     "team": str(tmp_path / "elsewhere" / "team.sqlite")}
+    assert new_project_url("bank-2") == str(home / "bank-2.sqlite")
+    for bad in ("../escape", "/tmp/x", "a/b", "", " ", ".hidden", "x" * 65, "sqlite:///tmp/x"):
+        with pytest.raises(ValueError, match="is not a project name"):
+            new_project_url(bad)
+    with pytest.raises(ValueError, match="a project called 'bank' exists already"):
+        new_project_url("bank")
+    (home / "projects.toml").write_text("[projects\n")
+    with pytest.raises(ValueError, match="projects.toml is not valid TOML"):
+        available_projects()
+    (home / "projects.toml").write_text('[projects]\n"../x" = "sqlite:///tmp/x.sqlite"\n')
+    with pytest.raises(ValueError, match="project name '../x' must be"):
+        available_projects()
+
+
+def test_the_project_page_opens_and_creates_projects_by_name_only(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CURATION_HOME", str(home))
+    monkeypatch.delenv("CURATION_URL", raising=False)
+    monkeypatch.delenv("CURATION_USER", raising=False)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"),
+                           default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert not [t for t in at.text_input if "path" in t.label.lower() or "url" in t.label.lower()]
+    assert at.selectbox(key="open_name").options == ["demo"]
+    # a name that tries to leave the folder is refused, and nothing is created anywhere
+    at.text_input(key="new_name").set_value("../../escape").run()
+    next(b for b in at.button if b.label == "Create").click().run()
+    assert not at.exception, at.exception
+    assert any("is not a project name" in e.value.replace("\\", "") for e in at.error)
+    assert not list(tmp_path.rglob("escape*"))
+    at.text_input(key="new_name").set_value("bank-2").run()
+    next(b for b in at.button if b.label == "Create").click().run()
+    assert not at.exception, at.exception
+    assert (home / "bank-2.sqlite").is_file()
+    assert at.selectbox(key="open_name").options == ["demo", "bank-2"]
+    assert at.session_state["project_name"] == "bank-2"
+    assert any("This project is empty" in i.value for i in at.info)
+    # a session cannot be pointed at a path: an unknown name falls back to the default
+    at.session_state["project_name"] = str(tmp_path / "other.sqlite")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["project_name"] == "demo" and not (tmp_path / "other.sqlite").exists()

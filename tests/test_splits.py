@@ -275,3 +275,23 @@ def test_deterministic_per_seed_and_seeds_differ(case):
     other = stratified_group_split(labels, groups=groups, seed=seed + 1)
     np.testing.assert_array_equal(first, again)
     assert (first != other).any()
+
+
+def test_stratified_folds_hold_every_position_out_once_and_are_seeded():
+    import warnings
+
+    from curation.splits import stratified_folds
+
+    labels = np.array(["a"] * 20 + ["b"] * 9 + ["rare"])  # "rare": one item, fewer than the folds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the expected "least populated class" warning is silenced
+        folds = stratified_folds(labels, n_folds=5, seed=3)
+    held = np.concatenate([test for _, test in folds])
+    assert sorted(held.tolist()) == list(range(30))
+    for train, test in folds:
+        assert not set(train) & set(test) and len(train) + len(test) == 30
+        assert (labels[test] == "b").sum() in (1, 2)  # stratified: 9 "b" over 5 folds
+    again = stratified_folds(labels, n_folds=5, seed=3)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    other = stratified_folds(labels, n_folds=5, seed=4)
+    assert any((a[1] != b[1]).any() for a, b in zip(folds, other))

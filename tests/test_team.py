@@ -69,6 +69,152 @@ def test_export_and_retrain_need_a_lead(team, tmp_path):
     assert team.runs().empty
 
 
+def test_imports_and_the_label_set_need_a_lead_and_a_refusal_changes_nothing(team):
+    team.set_member("lena", "lead", by="lena")
+    team.set_member("ann", "annotator", by="lena")
+    before = (team.data_version(), team.label_set(), team.annotations(), len(team.audit()))
+    flipped = BASE.assign(label=["neg", "neg", "pos"])
+    for actor, who in (("ann", "'ann' is an annotator"), (None, "no one is signed in"),
+                       ("eve", "'eve' is not a member")):
+        with pytest.raises(AccessError, match=f"only a lead can replace stored labels.*; {who}"):
+            team.import_annotations(flipped, source="evil.csv", on_conflict="replace", actor=actor)
+        with pytest.raises(AccessError, match=f"only a lead can import annotations.*; {who}"):
+            team.import_annotations(BASE.assign(item_id=["c", "c", "d"]), label_set=["pos", "evil"],
+                                    actor=actor)
+        with pytest.raises(AccessError, match=f"only a lead can change the label set.*; {who}"):
+            team.set_label_set(["pos", "neg", "evil"], actor=actor)
+    assert (team.data_version(), team.label_set(), len(team.audit())) == (before[0], before[1], before[3])
+    pd.testing.assert_frame_equal(team.annotations(), before[2])
+    # a lead may, and the audit log names the person for every kind of write
+    assert team.import_annotations(flipped, source="fix.csv", on_conflict="replace",
+                                   actor="lena").n_replaced == 3
+    team.set_label_set(["pos", "neg", "mixed"], actor="lena")
+    team.remove_member("ann", by="lena")
+    audit = team.audit()
+    assert [(r.actor, r.action) for r in audit.itertuples()] == [
+        (None, "create"), (None, "import"), ("lena", "member"), ("lena", "member"),
+        ("lena", "import"), ("lena", "label_set"), ("lena", "member_removed")]
+    assert audit["detail"].iloc[4] | {"import_id": 0} == {
+        "import_id": 0, "source": "fix.csv", "on_conflict": "replace", "rows": 3,
+        "new_annotations": 0, "replaced": 3, "new_labels": []}
+    assert audit["detail"].iloc[5] == {"added": ["mixed"]}
+    assert audit["detail"].iloc[6] == {"name": "ann", "role": "annotator"}
+
+
+def test_jobs_are_cancelled_by_a_lead_of_their_own_project(team, tmp_path):
+    """A job's Cancel is a lead's act, checked in the library, logged; a folder that is not one
+    of the project's jobs is refused."""
+    from fine_tune.jobs import cancel_job
+
+    team.set_member("lena", "lead", by="lena")
+    team.set_member("ann", "annotator", by="lena")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    run_id = team.start_run("retrain_compare", {"folder": str(folder.resolve())}, actor="lena")
+    for actor, who in (("ann", "'ann' is an annotator"), (None, "no one is signed in")):
+        with pytest.raises(AccessError, match=f"only a lead can cancel a training job.*{who}"):
+            cancel_job(team, folder, actor=actor)
+    assert not (folder / "cancel").exists()
+    with pytest.raises(ValueError, match="is not a job of"):
+        cancel_job(team, tmp_path / "elsewhere", actor="lena")
+    cancel_job(team, folder, actor="lena")
+    assert (folder / "cancel").is_file()
+    rows = team.audit().tail(2)
+    assert rows["action"].tolist() == ["run", "cancel"] and rows["actor"].tolist() == ["lena", "lena"]
+    assert rows["detail"].iloc[1] == {"run_id": run_id, "folder": str(folder)}
+
+
+def test_import_cli_mirrors_the_project_page(tmp_path, capsys, monkeypatch):
+    from curation.cli import main
+
+    url = str(tmp_path / "new" / "t.sqlite")
+    data, flipped = tmp_path / "a.csv", tmp_path / "b.csv"
+    BASE.to_csv(data, index=False)
+    BASE.assign(label=["neg", "neg", "pos"]).to_csv(flipped, index=False)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,text\na,hello\n")
+    # a bad file never creates the project (nor its folder)
+    assert main(["import", str(bad), "--project", url]) == 2
+    assert "bad.csv" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    monkeypatch.setenv("CURATION_USER", "lena")
+    assert main(["import", str(data), "--project", url]) == 0
+    assert "2 new items, 3 new annotations" in capsys.readouterr().out
+    assert main(["members", url, "--add", "lena", "--role", "lead"]) == 0
+    assert main(["members", url, "--add", "ann"]) == 0
+    capsys.readouterr()
+    with Project(url) as project:
+        before = (project.data_version(), project.annotations())
+    monkeypatch.setenv("CURATION_USER", "ann")
+    assert main(["import", str(flipped), "--project", url, "--replace"]) == 2
+    assert "only a lead can replace stored labels in this team project; 'ann' is an annotator" \
+        in capsys.readouterr().err
+    assert main(["import", str(flipped), "--project", url, "--as", "eve"]) == 2
+    assert "only a lead can import annotations" in capsys.readouterr().err
+    with Project(url) as project:
+        assert project.data_version() == before[0]
+        pd.testing.assert_frame_equal(project.annotations(), before[1])
+    assert main(["import", str(flipped), "--project", url, "--replace", "--as", "lena"]) == 0
+    assert "3 replaced" in capsys.readouterr().out
+    with Project(url) as project:
+        assert project.annotations()["label"].tolist() == ["neg", "neg", "pos"]
+        audit = project.audit()
+    assert [(r.actor, r.action) for r in audit.itertuples()] == [
+        ("lena", "create"), ("lena", "import"), ("lena", "member"), ("lena", "member"),
+        ("lena", "import")]
+    # commands that read a project never create one
+    assert main(["members", str(tmp_path / "nope.sqlite")]) == 2
+    assert "there is no project at" in capsys.readouterr().err
+    assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_a_project_url_password_is_never_shown_or_stored(tmp_path, capsys):
+    from curation.cli import main
+    from curation.store import redact_url
+
+    secret = "postgresql+psycopg://bob:s3cret@db.internal:5432/bank"
+    assert redact_url(secret) == "postgresql+psycopg://bob:***@db.internal:5432/bank"
+    assert redact_url("projects/p.sqlite") == "projects/p.sqlite"
+    with pytest.raises(ValueError) as err:
+        Project("no such://bob:s3cret@host/db")
+    assert "s3cret" not in str(err.value) and "bob:***@host" in str(err.value)
+    assert main(["members", "bad scheme://bob:s3cret@host/db"]) == 2
+    assert "s3cret" not in capsys.readouterr().err
+
+
+def test_job_settings_and_runs_keep_the_password_hidden(store_url, tiny_model, tmp_path):
+    """A project URL with a password: the runs table and settings.json hide it, the worker still
+    reaches the project (it records the cancelled run) through its environment."""
+    import json
+    import time
+
+    import sqlalchemy as sa
+
+    from fine_tune.jobs import cancel_job, job_status, start_out_of_fold_job
+
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite files have no password")
+    url = sa.make_url(store_url).set(password="s3cret").render_as_string(hide_password=False)
+    folder = tmp_path / "job"
+    with Project(url) as project:
+        project.import_annotations(pd.concat([BASE.assign(item_id=BASE["item_id"] + str(i))
+                                              for i in range(20)]), label_set=["pos", "neg"])
+        start_out_of_fold_job(project, folder, folds=2, config={
+            "model": tiny_model, "epochs": 200, "batch_size": 8, "max_length": 16})
+        stored = json.dumps(project.runs()["params"].tolist()) + (folder / "settings.json").read_text()
+        assert "s3cret" not in stored and ":***@" in stored
+        deadline = time.time() + 180
+        while job_status(folder)["state"] not in ("running", "done", "failed") and time.time() < deadline:
+            time.sleep(0.5)
+        cancel_job(project, folder)
+        while job_status(folder)["state"] not in ("done", "failed", "cancelled") and time.time() < deadline:
+            time.sleep(0.5)
+        assert job_status(folder)["state"] == "cancelled", job_status(folder)
+        deadline = time.time() + 30
+        while project.runs()["status"].iloc[-1] == "running" and time.time() < deadline:
+            time.sleep(0.5)
+        assert project.runs()["status"].iloc[-1] == "cancelled"
+
+
 # --------------------------------------------------------------------------- in the app
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -121,7 +267,7 @@ def test_stranger_cannot_decide_and_annotator_cannot_export(tmp_path, monkeypatc
         flag_project(project)
     at = _app(tmp_path, monkeypatch, "eve")
     at.switch_page("app_pages/review.py").run()
-    assert "'eve' (via CURATION_USER) is not a member" in at.sidebar.error[0].value
+    assert "'eve' (via CURATION_USER) is not a member" in at.sidebar.error[0].value.replace("\\", "")
     next(b for b in at.button if b.label == "Keep").click().run()
     assert not at.exception, at.exception
     assert "Sign in first" in at.error[0].value
@@ -135,6 +281,18 @@ def test_stranger_cannot_decide_and_annotator_cannot_export(tmp_path, monkeypatc
     assert not at.exception, at.exception
     assert "only a lead can export splits" in at.error[0].value
     assert not (tmp_path / "exports").exists()
+
+
+def test_only_a_lead_may_import_on_the_project_page(tmp_path, monkeypatch):
+    for user in ("ann", "eve", None):
+        at = _app(tmp_path, monkeypatch, user)
+        at.switch_page("app_pages/project.py").run()
+        assert not at.exception, at.exception
+        assert any("Only a lead of this team project can import" in c.value for c in at.caption)
+        assert at.button(key="FormSubmitter:import-Import").disabled
+    at = _app(tmp_path, monkeypatch, "lena")
+    at.switch_page("app_pages/project.py").run()
+    assert not any("Only a lead of this team project can import" in c.value for c in at.caption)
 
 
 def test_members_cli_and_export_as_a_lead(tmp_path, capsys):
@@ -187,3 +345,29 @@ def test_review_page_records_decisions_on_each_back_end(store_url, monkeypatch, 
         log = project.decisions()
     assert log[["item_id", "reviewer", "action"]].values.tolist() == [
         [first, "rita", "drop"], [second, "rita", "keep"]]
+
+
+def test_the_identity_header_is_trusted_only_with_the_proxy_secret():
+    from app_pages._state import identity_from_headers
+
+    env = {"CURATION_IDENTITY_HEADER": "X-Forwarded-Email"}
+    claim = {"X-Forwarded-Email": "lena@bank.example"}
+    assert identity_from_headers(claim, {}) == (None, "", None)
+    name, how, problem = identity_from_headers(claim, env)
+    assert name is None and "CURATION_PROXY_SECRET is not" in problem
+    env["CURATION_PROXY_SECRET"] = "s3cret-token"
+    for sent in ({}, {"X-Curation-Proxy-Secret": "guess"}, {"X-Curation-Proxy-Secret": "s3cret-tokenX"}):
+        name, how, problem = identity_from_headers({**claim, **sent}, env)
+        assert name is None and "did not come through the configured proxy" in problem
+        assert "s3cret" not in problem
+    assert identity_from_headers({**claim, "X-Curation-Proxy-Secret": "s3cret-token"}, env) == (
+        "lena@bank.example", "the X-Forwarded-Email header", None)
+    assert identity_from_headers({"X-Curation-Proxy-Secret": "s3cret-token"}, env)[0] is None
+
+
+def test_the_shipped_server_config_listens_on_loopback_only():
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml")
+                           .read_text())
+    assert config["server"]["address"] == "127.0.0.1"

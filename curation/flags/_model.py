@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from curation._messages import format_list
 from curation._schema import ITEM
+from curation.splits import stratified_folds
 
 __all__ = ["MODEL_SIGNALS", "check_model_probs", "mixed_probabilities", "out_of_fold_probabilities",
            "read_model_probs"]
@@ -40,11 +40,9 @@ def out_of_fold_probabilities(
         logger.warning("too few labelled items (%s per class) for out-of-fold probabilities", counts)
         return None
     probs = np.zeros((len(labels), n_classes))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)  # a class rarer than the folds
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        for train, test in splitter.split(embeddings, labels):
+        for train, test in stratified_folds(labels, n_folds=folds, seed=seed):
             probs[test] = _fit_predict(embeddings[train], labels[train], embeddings[test], n_classes, c)
     return probs
 
@@ -94,7 +92,7 @@ def check_model_probs(probs: pd.DataFrame, items: Sequence[str], labels: Sequenc
         raise ValueError(f"{source} have no row for {len(missing)} of the {len(items)} items "
                          f"(first: {missing[0]!r}); compute them again after adding items.")
     table = probs.reindex(list(items))[list(labels)]
-    values = pd.DataFrame(table).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    values = table.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values).all(axis=1) | (values < 0).any(axis=1) | (values > 1).any(axis=1)
     sums = values.sum(axis=1)
     bad |= np.abs(sums - 1) > 0.01
