@@ -35,24 +35,27 @@ def _offered() -> dict[str, str]:
         return {DEMO_NAME: demo_path()}
 
 
-def default_project() -> str:
-    """The name opened first: ``$CURATION_URL``'s, else the demo."""
-    projects = _offered()
-    env = os.environ.get("CURATION_URL")
-    return next((name for name, url in projects.items() if env and url == env), DEMO_NAME)
+def _current() -> tuple[str, str]:
+    """``(name, URL)`` of this session's project, from one listing of the offered projects: the
+    session's name when it is offered, else ``$CURATION_URL``'s, else the demo."""
+    offered = _offered()
+    name = st.session_state.get(_KEY)
+    if name not in offered:
+        env = os.environ.get("CURATION_URL")
+        name = next((n for n, url in offered.items() if env and url == env), DEMO_NAME)
+        st.session_state[_KEY] = name
+    return name, offered[name]
 
 
 def current_name() -> str:
     """The name of the project this session works on (one of :func:`available_projects`)."""
-    if st.session_state.get(_KEY) not in _offered():
-        st.session_state[_KEY] = default_project()
-    return st.session_state[_KEY]
+    return _current()[0]
 
 
 def current_url() -> str:
     """The current project's URL: only ever one the operator or ``$CURATION_HOME`` offers, never
     a path or URL a visitor typed."""
-    return _offered()[current_name()]
+    return _current()[1]
 
 
 def set_project(name: str) -> None:

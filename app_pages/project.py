@@ -31,8 +31,9 @@ with st.expander("Open a project", expanded=False):
         st.error(plain(err))
         names = [DEMO_NAME]
     col1, col2 = st.columns([3, 1])
-    chosen = col1.selectbox("Project", names, index=names.index(current_name()) if current_name()
-                            in names else 0, key="open_name")
+    here = current_name()
+    chosen = col1.selectbox("Project", names, index=names.index(here) if here in names else 0,
+                            key="open_name")
     if col2.button("Open", width="stretch"):
         set_project(chosen)
         st.rerun()
