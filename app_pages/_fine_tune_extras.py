@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages._choices import UPLOADED, chosen_file, file_choice, uploaded_yaml
 from app_pages._text import plain
-
-GUIDELINES = Path(__file__).resolve().parents[1] / "guidelines"
 
 
 @st.cache_data(show_spinner="Measuring the data set...", max_entries=4)
@@ -37,18 +36,28 @@ def advice_panel(url: str, version: tuple, after: pd.DataFrame) -> None:
                      hide_index=True, use_container_width=True)
 
 
-def rules_files() -> list[str]:
-    return sorted(str(p.relative_to(GUIDELINES.parent)) for p in GUIDELINES.glob("*_rules.yaml"))
+def rules_choice() -> dict:
+    """The rules chosen in the form: an offered file by name, none, or an upload (a form cannot
+    show the uploader only after the choice, so it is always there). Read it with
+    :func:`chosen_rules` once the form is submitted."""
+    name = file_choice("rules", "Post-processing rules (applied after the model; the report shows "
+                       "their effect)", key="retrain-rules", none="none")
+    upload = st.file_uploader(f"Rules YAML (read when '{UPLOADED}' is chosen)", type=["yaml", "yml"],
+                              key="retrain-rules-upload")
+    return {"name": name, "upload": upload}
 
 
-def rules_choice() -> str | None:
-    """A rules file chosen in the form (None: no rules)."""
-    options = ["none", *rules_files(), "other file..."]
-    choice = st.selectbox("Post-processing rules (applied after the model; the report shows their "
-                          "effect)", options)
-    if choice == "other file...":
-        return st.text_input("Rules file path").strip() or None
-    return None if choice == "none" else str(GUIDELINES.parent / choice)
+def chosen_rules(choice: dict) -> str | dict | list | None:
+    """None, an offered file's path, or an upload's checked content (ValueError naming it)."""
+    if choice["name"] == "none":
+        return None
+    if choice["name"] != UPLOADED:
+        return chosen_file("rules", choice["name"])
+    from fine_tune.rules import load_rules
+
+    content = uploaded_yaml(choice["upload"])
+    load_rules(content, name=choice["upload"].name)
+    return content
 
 
 def rules_section(report: dict) -> None:

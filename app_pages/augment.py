@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._text import plain
-from app_pages._state import annotations, current_project, who_is_working
+from app_pages._state import annotations, current_project, signed_in, who_is_working
+from app_pages._choices import UPLOADED, chosen_file, file_choice, model_choice, uploaded_text
 from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, Protector,
-                              load_glossary, make_augmenter)
-from curation.augment._substitute import GUIDELINES
+                              glossary_from_yaml, load_glossary, make_augmenter)
 from curation.workspace import augment_project
 
 _RESULT = "augment_result"
@@ -31,34 +31,42 @@ st.caption("New training rows made from curated items. Every candidate is checke
 
 def _method_settings(method: str) -> dict:
     if method == "glossary":
-        shipped = sorted(p.stem.removeprefix("glossary_") for p in GUIDELINES.glob("glossary_*.yaml"))
-        default = shipped.index("bank_support") if "bank_support" in shipped else 0
-        name = st.selectbox("Glossary", shipped + ["other file..."], index=default,
-                            help="Groups of interchangeable terms, from guidelines/glossary_*.yaml")
-        if name == "other file...":
-            name = st.text_input("Glossary YAML path")
+        name = file_choice("glossaries", "Glossary (groups of interchangeable terms)",
+                           key="augment-glossary", default="bank_support")
+        if name == UPLOADED:
+            return {"glossary_upload": st.file_uploader("Glossary YAML", type=["yaml", "yml"],
+                                                        key="augment-glossary-upload")}
         return {"glossary": name}
     if method == "masked-lm":
-        return {"model": st.text_input("Fill-mask model (Hugging Face id or local folder)",
-                                       placeholder="e.g. /models/distilroberta-base")}
+        return {"model": model_choice("Fill-mask model", key="augment-mlm", bundled=False)}
     if method == "back-translation":
         c1, c2 = st.columns(2)
-        return {"forward": c1.text_input("Forward model", placeholder="e.g. Helsinki-NLP/opus-mt-en-de"),
-                "backward": c2.text_input("Backward model", placeholder="e.g. Helsinki-NLP/opus-mt-de-en")}
+        return {"forward": model_choice("Forward model (e.g. opus-mt-en-de)", key="augment-fwd",
+                                        container=c1, bundled=False),
+                "backward": model_choice("Backward model (e.g. opus-mt-de-en)", key="augment-bwd",
+                                         container=c2, bundled=False)}
     return {}
+
+
+def _glossary(settings: dict):
+    if "glossary_upload" in settings:
+        upload = settings["glossary_upload"]
+        return glossary_from_yaml(uploaded_text(upload), name=upload.name)
+    return load_glossary(chosen_file("glossaries", settings["glossary"]))
 
 
 def _build(method: str, settings: dict, seed: int, top_k: int, max_share: float, allow: list[str]):
     if method == "glossary":
-        glossary = load_glossary(settings["glossary"] or "")
+        glossary = _glossary(settings)
         return make_augmenter(method, glossary=glossary, seed=seed, top_k=top_k,
                               max_share=max_share,
                               protector=Protector(terms=glossary.protected, allow=allow))
     if method == "back-translation":
         return make_augmenter(method, **settings, seed=seed, protector=Protector(allow=allow))
-    if method == "masked-lm" and not settings.get("model"):
-        raise AugmenterError("name a fill-mask model: a local folder saved with save_pretrained, "
-                             "or a Hugging Face id already in the local cache.")
+    if method in ("masked-lm", "back-translation") and not all(settings.values()):
+        raise AugmenterError(f"{method} needs a model this app offers: the operator adds a "
+                             "save_pretrained folder in $CURATION_HOME/models, or lists a cached "
+                             "Hugging Face id in the [models] table of its projects.toml.")
     return make_augmenter(method, **settings, seed=seed, top_k=top_k, max_share=max_share,
                           protector=Protector(allow=allow))
 
@@ -105,6 +113,7 @@ if run:
             raise ValueError("choose at least one item, or lift minority classes instead.")
         result = augment_project(project, augmenter, items=items, per_item=per_item,
                                  max_per_item=max_per_item, oversample=oversample, checks=checks,
+                                 actor=signed_in()[0],
                                  progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
     except (AugmenterError, ValueError, OSError) as err:
         bar.empty()

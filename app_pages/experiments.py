@@ -14,12 +14,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages._choices import model_choice
 from app_pages._text import plain
 from curation._messages import format_list, suggest
 
 st.title("Experiments")
 st.caption("Two labelled data sets (CSV with columns text and label), a shared encoder (the "
-           "bundled MiniLM unless you name a local model folder). **Multi-task**: one encoder with "
+           "bundled MiniLM unless you pick another model the operator offers). **Multi-task**: one encoder with "
            "a head per data set, trained on both at once, against one model per data set with the "
            "same budget. **Continual learning**: train on A, then on B; how much of A is "
            "forgotten, with plain fine-tuning and with elastic weight consolidation (EWC).")
@@ -87,14 +88,14 @@ def _settings(key: str) -> dict[str, Any]:
     out["learning_rate"] = c1.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.1e",
                                            key=f"{key}-lr")
     out["batch_size"] = int(c2.number_input("Batch size", 1, 256, 16, key=f"{key}-batch"))
-    out["model"] = c3.text_input("Model folder (empty: the bundled MiniLM)", key=f"{key}-model")
+    out["model"] = model_choice("Model", key=f"{key}-model", container=c3)
     return out
 
 
 def _config(settings: dict[str, Any]) -> Any:
     from fine_tune.config import TrainConfig
 
-    return TrainConfig(model=settings["model"].strip() or None, epochs=settings["epochs"],
+    return TrainConfig(model=settings["model"], epochs=settings["epochs"],
                        learning_rate=settings["learning_rate"], batch_size=settings["batch_size"],
                        max_length=settings["max_length"], early_stopping_patience=0,
                        save_checkpoints=False)

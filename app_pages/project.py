@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_pages._state import annotations, current_name, current_project, set_project, signed_in
 from app_pages._text import plain
-from curation.io import FORMATS
+from curation.io import FORMATS, effective_limits, limit_variable
 from curation.store import Project
 from curation.workspace import (DEMO_NAME, available_projects, import_file, new_project_url,
                                 upload_limit_bytes)
@@ -104,6 +104,18 @@ upload = st.file_uploader("Annotation file", type=["csv", "tsv", "jsonl", "json"
                                "per annotator) or a Label Studio JSON export. At most "
                                f"{limit / 2**20:g} MiB. Only data formats are read: never pickle "
                                "or anything else that can run code.")
+with st.expander("Limits on what a file may expand to"):
+    try:
+        limits = effective_limits()
+    except ValueError as err:  # a malformed CURATION_MAX_* variable: imports say so too
+        st.warning(plain(err))
+    else:
+        st.dataframe([{"limit": k, "value": f"{v:,}", "set by the operator with": limit_variable(k)}
+                      for k, v in limits.items()], hide_index=True, width="stretch")
+        st.caption("A file is checked against these before it is read in full (a small compressed "
+                   "file can expand to gigabytes). The operator who runs the app raises one by "
+                   "setting its environment variable before starting it; the command line takes "
+                   "--limit max_rows=N.")
 with st.form("import"):
     fmt = st.selectbox("Layout", FORMATS, help="auto: Label Studio for task JSON, long when "
                                                 "annotator_id/label exist, wide otherwise")

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._attention import misclassified_section
-from app_pages._fine_tune_extras import advice_panel, rules_choice, rules_section
+from app_pages._choices import model_choice
+from app_pages._fine_tune_extras import advice_panel, chosen_rules, rules_choice, rules_section
 from app_pages._state import cancel_button, current_project, signed_in
 from app_pages._text import plain
 from curation.workspace import curation_home
@@ -72,13 +73,13 @@ def _form_values(cfg: dict) -> dict | None:
         weights = c3.selectbox("Class weights", weight_options,
                                index=weight_options.index(str(cfg["class_weights"])))
         precision = c4.selectbox("Precision", [p.value for p in Precision])
-        model = st.text_input("Model (empty: the bundled MiniLM; or a local folder / cached id)")
+        model = model_choice("Model", key="retrain-model")
         lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning", value=bool(cfg["lora"]))
         rules = rules_choice()
         go = st.form_submit_button("Retrain and compare", type="primary")
     if not go:
         return None
-    return {"values": {"model": model.strip() or None, "epochs": epochs, "learning_rate": lr,
+    return {"values": {"model": model, "epochs": epochs, "learning_rate": lr,
                        "batch_size": batch, "max_length": max_length, "freeze_layers": freeze,
                        "class_weights": weights, "precision": precision, "lora": lora},
             "seeds": seeds, "rules": rules}
@@ -95,7 +96,7 @@ def _settings_form(resolved: dict) -> None:
     try:
         folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         start_compare_job(project, folder, config=given, seeds=tuple(range(chosen["seeds"])),
-                          actor=signed_in()[0], rules=chosen["rules"])
+                          actor=signed_in()[0], rules=chosen_rules(chosen["rules"]))
     except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
         st.error(f"Could not start: {plain(err)}")
     else:

@@ -50,7 +50,7 @@ def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> b
         report = flag_project(project, model_signal=signal, model_probs=probs,
                               progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
                               actor=signed_in()[0])
-    except ValueError as err:
+    except (ValueError, PermissionError) as err:  # PermissionError: AccessError, a non-member
         bar.empty()
         st.error(plain(err))
         return False
@@ -75,8 +75,8 @@ def queue_check_panel() -> None:
             with st.spinner("Flagging again on the cached embeddings..."):
                 try:
                     st.session_state[key] = evaluate_project_flags(
-                        project, model_signal=signal, model_probs=probs)
-                except ValueError as err:
+                        project, model_signal=signal, model_probs=probs, actor=signed_in()[0])
+                except (ValueError, PermissionError) as err:
                     st.session_state[key] = str(err)
         result = st.session_state.get(key)
         if isinstance(result, str):

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from curation._messages import suggest
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
 from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
-from curation.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, load_annotations
+from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, load_annotations,
+                         parse_limit)
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
 from curation.store import NoProjectError, Project
 from curation.workspace import export_curated
@@ -194,8 +196,13 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", help="text encoding (default: UTF-8, with or without BOM)")
     p.add_argument("--max-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
                    help="refuse files larger than this (default 200)")
-    p.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS,
-                   help=f"refuse texts longer than this (default {DEFAULT_MAX_TEXT_CHARS:,})")
+    p.add_argument("--max-text-chars", type=int, default=None,
+                   help=f"refuse texts longer than this (default {DEFAULT_MAX_TEXT_CHARS:,}; "
+                        "the same as --limit max_text_chars=N)")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="raise or lower a limit on what the file may expand to, e.g. "
+                        f"--limit max_rows=5000000 (repeatable); names: {', '.join(LIMITS)}. "
+                        "Unset limits come from CURATION_MAX_ROWS etc., else the defaults")
 
 
 def _load(args: argparse.Namespace) -> pd.DataFrame:
@@ -208,8 +215,20 @@ def _load(args: argparse.Namespace) -> pd.DataFrame:
     return load_annotations(
         args.file, format=args.format, columns=mapping or None, file_type=args.file_type,
         annotator_columns=_split(args.annotator_columns), label_set=_split(args.labels),
-        encoding=args.encoding, max_bytes=int(args.max_mb * 2**20),
-        max_text_chars=args.max_text_chars)
+        encoding=args.encoding, max_bytes=int(args.max_mb * 2**20), **_limits(args))
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int]:
+    """``--limit max_rows=5000000 ...`` (and ``--max-text-chars``) as load_annotations keywords."""
+    out = {} if args.max_text_chars is None else {"max_text_chars": args.max_text_chars}
+    for item in args.limit:
+        keyword, _, value = item.partition("=")
+        keyword = keyword.strip()
+        if keyword not in LIMITS:
+            raise ValueError(f"--limit {item!r}: {keyword!r} is no limit{suggest(keyword, LIMITS)}; "
+                             f"use one of {', '.join(LIMITS)}, e.g. --limit max_rows=5000000.")
+        out[keyword] = parse_limit(value.strip(), f"--limit {keyword}")
+    return out
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -171,6 +171,7 @@ def embed_texts(
     embedder: Embedder | None = None,
     project: Project | None = None,
     progress: Callable[[float], None] | None = None,
+    actor: str | None = None,
 ) -> np.ndarray:
     """Embed texts, each distinct text once, reusing (and filling) a project's cache.
 
@@ -202,7 +203,7 @@ def embed_texts(
         vectors = embedder.encode([unique[i] for i in missing], progress=progress)
         fresh = {keys[i]: vector for i, vector in zip(missing, vectors)}
         if project is not None:
-            project.store_embeddings(embedder.model_key, fresh)
+            project.store_embeddings(embedder.model_key, fresh, actor=actor)
         found.update(fresh)
     elif progress is not None:
         progress(1.0)

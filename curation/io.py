@@ -55,6 +55,7 @@ from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRE
 
 __all__ = [
     "AnnotationFileError",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_CELLS",
     "DEFAULT_MAX_COLUMNS",
@@ -65,7 +66,12 @@ __all__ = [
     "DEFAULT_MAX_ROW_GROUPS",
     "DEFAULT_MAX_TEXT_CHARS",
     "FORMATS",
+    "LIMITS",
+    "limit_variable",
+    "effective_limits",
+    "limits_from_env",
     "load_annotations",
+    "parse_limit",
     "read_table",
     "validate_long_frame",
 ]
@@ -136,6 +142,62 @@ class _Limits:
                 raise AnnotationFileError(f"{field.name}={value!r} must be a whole number of at "
                                           "least 1.")
 
+    @classmethod
+    def resolve(cls, given: Mapping[str, int | None]) -> _Limits:
+        """The limits asked for, the environment's (``CURATION_MAX_ROWS``...) where none was."""
+        from_env = limits_from_env()
+        return cls(**{k: from_env.get(k, getattr(cls, k)) if given.get(k) is None else given[k]
+                      for k in LIMITS})
+
+
+#: The keywords of :func:`load_annotations` that bound what a file may expand to.
+LIMITS = tuple(field.name for field in fields(_Limits))
+#: Their defaults, for a file of our own (the bundled demo) that the environment must not refuse.
+DEFAULT_LIMITS = {field.name: field.default for field in fields(_Limits)}
+
+
+def limit_variable(keyword: str) -> str:
+    """The environment variable that sets a limit for the app and the CLIs: ``CURATION_MAX_ROWS``."""
+    return f"CURATION_{keyword.upper()}"
+
+
+def limits_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The limits an operator set in the environment (``CURATION_MAX_ROWS=5000000``...).
+
+    An explicit keyword of :func:`load_annotations` (or ``--limit`` on the command line) wins
+    over these; unset variables keep the defaults. A value that is not a whole number of at
+    least 1 raises :class:`AnnotationFileError` naming the variable.
+
+    >>> limits_from_env({"CURATION_MAX_ROWS": "5_000_000", "HOME": "/root"})
+    {'max_rows': 5000000}
+    """
+    environ = os.environ if environ is None else environ
+    out = {}
+    for keyword in LIMITS:
+        raw = environ.get(limit_variable(keyword), "").strip()
+        if raw:
+            out[keyword] = parse_limit(raw, limit_variable(keyword))
+    return out
+
+
+def parse_limit(raw: str, what: str) -> int:
+    """``"2_000_000"`` -> 2000000; anything but a whole number >= 1 names ``what`` and the fix."""
+    try:
+        value = int(raw.replace(",", "_"))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise AnnotationFileError(f"{what}={raw!r} is not a whole number of at least 1; give e.g. "
+                                  "5000000, or leave it out for the default.")
+    return value
+
+
+def effective_limits() -> dict[str, int]:
+    """Each limit as :func:`load_annotations` applies it when no keyword is given: the
+    environment's value (``CURATION_MAX_ROWS``...) where set, else the default."""
+    limits = _Limits.resolve({})
+    return {keyword: getattr(limits, keyword) for keyword in LIMITS}
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -151,14 +213,14 @@ def load_annotations(
     max_bytes: int = DEFAULT_MAX_BYTES,
     file_type: str | None = None,
     name: str | None = None,
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-    max_rows: int = DEFAULT_MAX_ROWS,
-    max_columns: int = DEFAULT_MAX_COLUMNS,
-    max_cells: int = DEFAULT_MAX_CELLS,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-    max_row_groups: int = DEFAULT_MAX_ROW_GROUPS,
-    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
-    max_id_chars: int = DEFAULT_MAX_ID_CHARS,
+    max_text_chars: int | None = None,
+    max_rows: int | None = None,
+    max_columns: int | None = None,
+    max_cells: int | None = None,
+    max_depth: int | None = None,
+    max_row_groups: int | None = None,
+    max_decoded_bytes: int | None = None,
+    max_id_chars: int | None = None,
 ) -> pd.DataFrame:
     """Read an annotation file into the validated long frame.
 
@@ -200,6 +262,10 @@ def load_annotations(
     max_id_chars : int
         Longest item id, annotator id, label or gold label.
 
+        Each limit left out (None) is taken from the environment variable
+        ``CURATION_<KEYWORD>`` (e.g. ``CURATION_MAX_ROWS``, see :func:`limits_from_env`), else
+        its ``DEFAULT_``. The command line sets them with ``--limit max_rows=5000000``.
+
     Returns
     -------
     pandas.DataFrame
@@ -213,10 +279,10 @@ def load_annotations(
     """
     if format not in FORMATS:
         raise AnnotationFileError(f"format={format!r} is not one of {', '.join(FORMATS)}.")
-    limits = _Limits(max_rows=max_rows, max_columns=max_columns, max_cells=max_cells,
-                     max_depth=max_depth, max_row_groups=max_row_groups,
-                     max_decoded_bytes=max_decoded_bytes, max_id_chars=max_id_chars,
-                     max_text_chars=max_text_chars)
+    limits = _Limits.resolve(dict(max_rows=max_rows, max_columns=max_columns, max_cells=max_cells,
+                                  max_depth=max_depth, max_row_groups=max_row_groups,
+                                  max_decoded_bytes=max_decoded_bytes, max_id_chars=max_id_chars,
+                                  max_text_chars=max_text_chars))
     raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
     ftype = file_type or _guess_file_type(name)
     table = _parse(raw, ftype, name=name, encoding=encoding, limits=limits)
@@ -229,16 +295,16 @@ def load_annotations(
     else:
         frame = _from_table(table, name=name, format=format, columns=columns,
                             annotator_columns=annotator_columns, limits=limits)
-    return validate_long_frame(frame, name=name, label_set=label_set, max_text_chars=max_text_chars,
-                               max_id_chars=max_id_chars)
+    return validate_long_frame(frame, name=name, label_set=label_set,
+                               max_text_chars=limits.max_text_chars, max_id_chars=limits.max_id_chars)
 
 
 def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None = None,
                max_bytes: int = DEFAULT_MAX_BYTES, file_type: str | None = None,
                name: str | None = None) -> pd.DataFrame:
     """Read a CSV/TSV/JSONL/JSON-records/Parquet table with the same guards as
-    :func:`load_annotations` (size limit before parsing, the default limits on rows, columns,
-    nesting and decoded size, encoding check, the file type from the name), for files that are
+    :func:`load_annotations` (size limit before parsing, the limits on rows, columns,
+    nesting and decoded size - the environment's where set -, encoding check, the file type from the name), for files that are
     not annotations (e.g. a truth file). Columns as in the file, CSV/TSV cells as strings.
 
     >>> read_table(b"item_id,label\\na,p\\n", name="t.csv").to_dict(orient="records")
@@ -246,7 +312,7 @@ def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None 
     """
     raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
     table = _parse(raw, file_type or _guess_file_type(name), name=name, encoding=encoding,
-                   limits=_Limits())
+                   limits=_Limits.resolve({}))
     if isinstance(table, list):
         raise AnnotationFileError(f"{name}: holds Label Studio tasks; a table (one record per "
                                   "row) was expected here.")
@@ -255,14 +321,14 @@ def read_table(source: str | os.PathLike | bytes | Any, *, encoding: str | None 
 
 def validate_long_frame(
     frame: pd.DataFrame, *, name: str = "data", label_set: Sequence[str] | None = None,
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, max_id_chars: int = DEFAULT_MAX_ID_CHARS,
+    max_text_chars: int | None = None, max_id_chars: int | None = None,
 ) -> pd.DataFrame:
     """Check a long frame and return it normalised (stripped strings, ``gold`` column).
 
     Exact duplicate rows are dropped (logged); everything else that is wrong
     raises :class:`AnnotationFileError` naming the rows or ids.
     """
-    limits = _Limits(max_text_chars=max_text_chars, max_id_chars=max_id_chars)
+    limits = _Limits.resolve(dict(max_text_chars=max_text_chars, max_id_chars=max_id_chars))
     frame = frame.reset_index(drop=True)  # a copy, with positions as labels
     if _WHERE not in frame.columns:
         frame[_WHERE] = [f"row {i + 1}" for i in range(len(frame))]
@@ -373,7 +439,14 @@ def _over_limit(name: str, phrase: str, keyword: str, limit: int, fix: str, *,
     """``"f.csv: <phrase>, over the limit of 1,000 (max_columns=1000); <fix>, or raise it"``."""
     return AnnotationFileError(
         f"{name}: {phrase}, over the limit of {shown or f'{limit:,}'} ({keyword}={limit}); "
-        f"{fix}, or raise the limit ({keyword}=... in load_annotations).")
+        f"{fix}, or raise the limit ({_how_to_raise(keyword)}).")
+
+
+def _how_to_raise(*keywords: str) -> str:
+    """Where each kind of user raises a limit: the library, the CLIs, the app's operator."""
+    return (f"{', '.join(f'{k}=...' for k in keywords)} in load_annotations; on the command line "
+            f"{' '.join(f'--limit {k}=N' for k in keywords)}; for the app "
+            f"{', '.join(f'{limit_variable(k)}=N' for k in keywords)} in its environment")
 
 
 def _check_shape(name: str, limits: _Limits, *, rows: int, columns: int, where: str = "",
@@ -481,6 +554,32 @@ def _json_loads(text: str) -> Any:
     return _JSON.decode(text)
 
 
+#: A JSON escape of a UTF-16 surrogate; only a high one followed by a low one makes a character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(text: str, data: Any, name: str, where: str) -> None:
+    """A lone ``\\ud800``-``\\udfff`` escape decodes to no character: UTF-8, pandas' Arrow
+    strings and every database refuse it later with an error naming neither file nor place."""
+    if "\\u" not in text or not _SURROGATE_ESCAPE.search(text):
+        return
+    stack = [data]
+    while stack:  # nesting is bounded by max_depth, checked before parsing
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (found := _LONE_SURROGATE.search(value)):
+            raise AnnotationFileError(
+                f"{name}: {where} holds the escape \\u{ord(found.group()):04x}, half of a UTF-16 "
+                f"surrogate pair without its other half, which is no character (in {_short(value)}); "
+                "fix the program that wrote the file (a pair is a \\ud800-\\udbff escape followed by "
+                "a \\udc00-\\udfff one), or remove the escape.")
+
+
 def _parse_jsonl(text: str, name: str, limits: _Limits) -> list[tuple[int, Any]]:
     lines = text.split("\n")  # not splitlines(): U+2028 and friends are valid inside JSON strings
     _check_depth(name, text, limits.max_depth, lines=lines)
@@ -492,11 +591,13 @@ def _parse_jsonl(text: str, name: str, limits: _Limits) -> list[tuple[int, Any]]
             _check_shape(name, limits, rows=len(records) + 1, columns=0, at_least=True,
                          where=f" (reading stopped at line {lineno:,})")
         try:
-            records.append((lineno, _json_loads(line)))
+            record = _json_loads(line)
         except json.JSONDecodeError as err:
             raise AnnotationFileError(
                 f"{name}: line {lineno} is not valid JSON ({err.msg} at column {err.colno}); "
                 "each line must be one JSON object.") from None
+        _refuse_lone_surrogates(line, record, name, f"line {lineno}")
+        records.append((lineno, record))
     return records
 
 
@@ -507,6 +608,7 @@ def _parse_json(text: str, name: str, limits: _Limits) -> pd.DataFrame | list:
     except json.JSONDecodeError as err:
         raise AnnotationFileError(
             f"{name}: is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from None
+    _refuse_lone_surrogates(text, data, name, "its JSON")
     if isinstance(data, dict) and isinstance(data.get("tasks"), list):
         data = data["tasks"]
     if not isinstance(data, list):
@@ -625,7 +727,7 @@ def _reading_parquet(name: str, limits: _Limits) -> Iterator[None]:
                 f"{name}: its Parquet footer lists more than {_footer_list_limit(limits):,} row "
                 f"groups or columns, over the limits (max_row_groups={limits.max_row_groups}, "
                 f"max_columns={limits.max_columns}); rewrite it with fewer, larger row groups, or "
-                "raise the limits (max_row_groups=..., max_columns=... in load_annotations).") from None
+                f"raise the limits ({_how_to_raise('max_row_groups', 'max_columns')}).") from None
         raise AnnotationFileError(
             f"{name}: cannot be read as Parquet ({type(err).__name__}: {err}); check the file "
             "type or re-export it.") from None
@@ -951,7 +1053,7 @@ def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEX
             f"{format_list(frame.loc[long, _WHERE].tolist())} (the longest has "
             f"{int(values.str.len().max()):,}); a text this long is usually an unclosed quote that "
             "swallowed the lines after it - check the quoting, or split the document, or raise "
-            "the limit (max_text_chars=..., CLI --max-text-chars).")
+            f"the limit ({_how_to_raise('max_text_chars')}).")
 
 
 def _refuse_nul(frame: pd.DataFrame, values: pd.Series, col: str, name: str) -> None:

@@ -37,6 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -96,6 +97,11 @@ _REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
 _REIMPORT = "reimport"
 _BUSY_TIMEOUT_S = 30
 _IN_CHUNK = 500
+#: Most UTF-8 bytes of an id, label or name the store keeps. They are primary keys, and a
+#: PostgreSQL B-tree entry holds at most ~2,700 bytes (``index row size exceeds maximum``);
+#: :func:`curation.io.load_annotations` refuses more than 512 characters by default.
+MAX_KEY_BYTES = 2_000
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: Ids per ``IN (...)`` of an embedding lookup (SQLite allows 999 variables in old builds).
 _EMBED_CHUNK = 900
 _FLAGS_RUN = "flags"
@@ -839,6 +845,7 @@ class Project:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; use one of {list(ROLES)}.")
         name = name.strip()
+        _check_storable(name, "the member name")
         with self._write() as conn:
             roles = dict(conn.execute(sa.select(_members.c.name, _members.c.role)).all())
             if not roles and role != "lead":
@@ -912,12 +919,15 @@ class Project:
         params : mapping, optional
             JSON-serialisable parameters.
         actor : str, optional
-            Who started it, for the audit log (callers check the role the run needs).
+            Who started it, for the audit log. In team mode a run is started by a member
+            (:class:`AccessError` otherwise, checked in the write); callers check a stricter
+            role first where the run needs one (a retrain job: a lead).
         """
         if not isinstance(kind, str) or not kind.strip():
             raise ValueError(f"run kind {kind!r} is empty; name what runs, e.g. 'consensus'.")
         payload = _to_json(dict(params or {}), "run params")
         with self._write() as conn:
+            _check_role(conn, actor, "annotator", to=f"start a {kind.strip()} run")
             row = {"kind": kind.strip(), "status": "running", "params": payload,
                    "created_at": _utcnow()}
             run_id = conn.execute(_runs.insert().values(**row)).inserted_primary_key[0]
@@ -999,7 +1009,8 @@ class Project:
                              for key, dim, blob in conn.execute(query))
         return found
 
-    def store_embeddings(self, model: str, vectors: Mapping[str, np.ndarray]) -> int:
+    def store_embeddings(self, model: str, vectors: Mapping[str, np.ndarray], *,
+                         actor: str | None = None) -> int:
         """Cache embeddings under a model key; digests already stored are left as they are.
 
         Parameters
@@ -1009,6 +1020,9 @@ class Project:
         vectors : mapping of str to array-like
             ``text_sha1 -> 1-D vector``; all of one length (the length already
             stored for ``model``, if any) and finite. Stored as float32.
+        actor : str, optional
+            Who computed them: in team mode a member (:class:`AccessError` otherwise, checked
+            in the write; a cache is still shared data).
 
         Returns
         -------
@@ -1029,6 +1043,7 @@ class Project:
         rows = [{"model": model, "text_sha1": key, "dim": matrix.shape[1],
                  "vector": row.tobytes(), "created_at": now} for key, row in zip(keys, matrix)]
         with self._write() as conn:
+            _check_role(conn, actor, "annotator", to="cache embeddings")
             _check_stored_dim(conn, model, matrix.shape[1])
             before = _count_embeddings(conn, model)
             for start in range(0, len(rows), BATCH_SIZE):
@@ -1192,6 +1207,8 @@ class Project:
 def _is_blank(value: Any) -> bool:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return True
+    if isinstance(value, numbers.Number):  # str() of a 5,000-digit int raises
+        return False
     return str(value).strip() == ""
 
 
@@ -1216,11 +1233,57 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
         if blank.any():
             raise ValueError(f"column {col!r} is empty in rows {format_list(blank[blank].index)} "
                              "(0-based); fill them in or drop those rows.")
-        frame[col] = values.map(str).astype(object)
+        frame[col] = _storable_column(values, col)
     gold = df[GOLD].reset_index(drop=True) if GOLD in df.columns else pd.Series([None] * len(df))
-    frame[GOLD] = gold.map(lambda v: None if _is_blank(v) else str(v)).astype(object)
+    present = ~gold.map(_is_blank)
+    frame[GOLD] = pd.Series(None, index=frame.index, dtype=object)
+    if present.any():
+        frame.loc[present, GOLD] = _storable_column(gold[present], GOLD)
     _check_frame(frame)
     return frame
+
+
+def _storable_column(values: pd.Series, col: str) -> pd.Series:
+    """``values`` as strings the store can keep on SQLite and PostgreSQL alike, else a
+    ValueError naming the column, the 0-based rows and the fix (never the database's error)."""
+    def as_str(value: Any) -> str | None:
+        try:
+            return str(value)
+        except ValueError:  # an integer past Python's 4,300-digit str() limit
+            return None
+
+    # plain lists, not Series.map: pandas would infer Arrow strings, which raise on a surrogate
+    out = [as_str(v) for v in values.tolist()]
+    rows = values.index
+    unconvertible = [r for r, v in zip(rows, out) if v is None]
+    if unconvertible:
+        raise ValueError(f"column {col!r} holds an integer too long to write as text in rows "
+                         f"{format_list(unconvertible)} (0-based); ids are short names - "
+                         "check the column mapping, or load the file with curation.io.load_annotations.")
+    bad = [r for r, v in zip(rows, out) if _UNSTORABLE.search(v)]
+    if bad:
+        raise ValueError(f"column {col!r} holds a NUL byte or a lone UTF-16 surrogate, which is no "
+                         f"character, in rows {format_list(bad)} (0-based); remove it "
+                         "(curation.io.load_annotations refuses such files naming the place).")
+    if col != TEXT:
+        size = [len(v.encode("utf-8")) for v in out]
+        long = [r for r, n in zip(rows, size) if n > MAX_KEY_BYTES]
+        if long:
+            raise ValueError(f"column {col!r} has a value of {max(size):,} bytes in rows "
+                             f"{format_list(long)} (0-based), over the {MAX_KEY_BYTES:,} "
+                             "bytes the store keeps for an id or label; is the text in this column? "
+                             "Check the column mapping.")
+    return pd.Series(out, index=rows, dtype=object)
+
+
+def _check_storable(value: str, what: str, *, key: bool = True) -> None:
+    """One user-given string (a label, name or note) the store is about to keep."""
+    if _UNSTORABLE.search(value):
+        raise ValueError(f"{what} {value[:80]!r} holds a NUL byte or a lone UTF-16 surrogate, "
+                         "which is no character; remove it.")
+    if key and len(value.encode("utf-8")) > MAX_KEY_BYTES:
+        raise ValueError(f"{what} {value[:80]!r}... has {len(value.encode('utf-8')):,} bytes, over "
+                         f"the {MAX_KEY_BYTES:,} the store keeps for an id, label or name; shorten it.")
 
 
 def _check_frame(frame: pd.DataFrame) -> None:
@@ -1252,6 +1315,7 @@ def _check_labels(labels: Any, what: str) -> list[str]:
     for label in labels:
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"{what} contains {label!r}; every label must be a non-empty string.")
+        _check_storable(label.strip(), f"{what}: the label")
         out.append(label.strip())
     return list(dict.fromkeys(out))
 
@@ -1472,6 +1536,8 @@ def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: An
                          "the undone decision.")
     if new_label is not None and not isinstance(new_label, str):
         raise ValueError(f"new_label must be a string, got {new_label!r}.")
+    _check_storable(reviewer.strip(), "the reviewer name")
+    _check_storable(note, "the note", key=False)
     return reviewer.strip()
 
 
@@ -1767,11 +1833,14 @@ def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
         raise ValueError(f"the augmented rows lack column(s) {missing}; they need source_id "
                          "(or item_id), text, label and method, as curation.augment returns them.")
     rows = []
-    for k, row in frame.iterrows():
+    # dicts, not iterrows(): a row Series would infer Arrow strings, which raise on a surrogate
+    for k, row in enumerate(frame.to_dict("records")):
         for column in (ITEM, TEXT, LABEL, "method"):
             if _is_blank(row[column]):
                 raise ValueError(f"augmented row {k}: column {column!r} is empty; fill it or drop "
                                  "the row.")
+        _check_storable(str(row[TEXT]), f"augmented row {k}: the text", key=False)
+        _check_storable(str(row[LABEL]), f"augmented row {k}: the label")
         params = row["params"] if "params" in frame.columns and isinstance(row["params"], dict) else {}
         rows.append({
             "aug_id": "aug-" + hashlib.sha1(f"{row[ITEM]}\n{row[TEXT]}".encode()).hexdigest()[:16],

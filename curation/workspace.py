@@ -32,7 +32,7 @@ from curation.flags import (
     review_queue,
 )
 from curation.guidelines import Guideline, load_guideline
-from curation.io import DEFAULT_MAX_BYTES, load_annotations
+from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, load_annotations
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
@@ -41,6 +41,8 @@ __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "c
            "export_project", "flag_project", "project_annotations", "project_truth",
            "import_file", "load_doubt", "load_queue", "open_demo_project", "open_project", "project_curated",
            "available_projects", "new_project_url", "PROJECTS_FILE", "DEMO_NAME",
+           "available_models", "available_files", "BUNDLED_MODEL", "MODELS_DIR", "GLOSSARIES_DIR",
+           "RULES_DIR",
            "project_guideline"]
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,68 @@ DEMO_NAME = "demo"
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+#: Folders of ``$CURATION_HOME`` the operator fills; the app offers what is in them by name.
+MODELS_DIR, GLOSSARIES_DIR, RULES_DIR = "models", "glossaries", "rules"
+#: The name under which every model choice offers the bundled sentence-transformers model.
+BUNDLED_MODEL = "bundled MiniLM"
+
+
+def _operator_table(section: str, example: str) -> dict[str, str]:
+    """``[section]`` of the operator's ``projects.toml``: ``name = "value"`` lines, checked."""
+    import tomllib
+
+    listed = curation_home() / PROJECTS_FILE
+    if not listed.is_file():
+        return {}
+    try:
+        table = tomllib.loads(listed.read_text(encoding="utf-8")).get(section, {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{listed} is not valid TOML ({err}); it should hold tables such as "
+                         f"[{section}] of {example} lines.") from None
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ValueError(f"{listed}: [{section}] must map names to strings, e.g. {example}.")
+    for name in table:
+        if not _PROJECT_NAME.match(name):
+            raise ValueError(f"{listed}: [{section}] name {name!r} must be 1-64 letters, digits, "
+                             "'_' or '-', starting with a letter or digit.")
+    return dict(table)
+
+
+def available_models() -> dict[str, str | None]:
+    """The models the app offers, ``name -> model`` (None: the bundled MiniLM): the bundled one,
+    every folder in ``$CURATION_HOME/models`` that holds a ``config.json`` (a
+    ``save_pretrained`` folder, by folder name), and the operator's ``[models]`` table in
+    ``projects.toml`` (``name = "local folder or a Hugging Face id in the local cache"``).
+    Visitors pick a name; they never type a path. ``ValueError`` on a malformed table."""
+    found: dict[str, str | None] = {BUNDLED_MODEL: None}
+    folder = curation_home() / MODELS_DIR
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if _PROJECT_NAME.match(path.name) and (path / "config.json").is_file():
+                found[path.name] = str(path)
+    found.update(_operator_table("models", 'distilroberta = "/models/distilroberta-base"'))
+    return found
+
+
+def available_files(kind: str) -> dict[str, str]:
+    """The glossaries (``kind="glossaries"``) or post-processing rules (``"rules"``) the app
+    offers, ``name -> path``: the shipped ones in ``guidelines/`` and the operator's YAML files
+    in ``$CURATION_HOME/glossaries`` or ``$CURATION_HOME/rules`` (by file name)."""
+    if kind not in (GLOSSARIES_DIR, RULES_DIR):
+        raise ValueError(f"kind={kind!r} is not one of {[GLOSSARIES_DIR, RULES_DIR]}.")
+    shipped = DEMO_GUIDELINE.parent
+    if kind == GLOSSARIES_DIR:
+        found = {p.stem.removeprefix("glossary_"): str(p) for p in sorted(shipped.glob("glossary_*.yaml"))}
+    else:
+        found = {p.stem: str(p) for p in sorted(shipped.glob("*_rules.yaml"))}
+    folder = curation_home() / kind
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            if _PROJECT_NAME.match(path.stem):
+                found[path.stem] = str(path)
+    return found
+
+
 def available_projects() -> dict[str, str]:
     """The projects the app offers, ``name -> URL``, in this order: the demo, every ``*.sqlite``
     file directly in ``$CURATION_HOME`` (by file name), the operator's ``projects.toml``, and
@@ -80,29 +144,13 @@ def available_projects() -> dict[str, str]:
 
     Raises ``ValueError`` naming the file and the fix when ``projects.toml`` is malformed.
     """
-    import tomllib
-
     home = curation_home()
     found = {DEMO_NAME: str(home / "demo.sqlite")}
     if home.is_dir():
         for path in sorted(home.glob("*.sqlite")):
             if _PROJECT_NAME.match(path.stem):
                 found[path.stem] = str(path)
-    listed = home / PROJECTS_FILE
-    if listed.is_file():
-        try:
-            table = tomllib.loads(listed.read_text(encoding="utf-8")).get("projects", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{listed} is not valid TOML ({err}); it should hold a [projects] "
-                             'table of name = "SQLAlchemy URL" lines.') from None
-        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-            raise ValueError(f"{listed}: [projects] must map names to URL strings, e.g. "
-                             'bank = "postgresql+psycopg://curation@db/bank".')
-        for name, url in table.items():
-            if not _PROJECT_NAME.match(name):
-                raise ValueError(f"{listed}: project name {name!r} must be 1-64 letters, digits, "
-                                 "'_' or '-', starting with a letter or digit.")
-            found[name] = url
+    found.update(_operator_table("projects", 'bank = "postgresql+psycopg://curation@db/bank"'))
     env = os.environ.get("CURATION_URL")
     if env:
         stem = Path(str(_database_name(env) or "project")).stem
@@ -150,7 +198,7 @@ def open_demo_project(path: str | os.PathLike | None = None,
     """
     project = Project(path or curation_home() / "demo.sqlite")
     if project.is_empty():
-        frame = load_annotations(DEMO_CSV, label_set=demo_label_set())
+        frame = load_annotations(DEMO_CSV, label_set=demo_label_set(), **DEFAULT_LIMITS)  # ours
         result = project.import_annotations(frame, source="demo/bank_demo.csv",
                                             label_set=demo_label_set(), progress=progress)
         logger.info("demo project imported: %s", result)
@@ -224,12 +272,13 @@ def project_annotations(project: Project) -> pd.DataFrame:
 
 
 def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = None,
-                     progress: Callable[[float], None] | None = None) -> np.ndarray:
+                     progress: Callable[[float], None] | None = None,
+                     actor: str | None = None) -> np.ndarray:
     """One embedding per item of ``frame`` (first-appearance order), through the project's cache."""
     from curation.embeddings import embed_texts
 
     return embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), embedder=embedder,
-                       project=project, progress=progress)
+                       project=project, progress=progress, actor=actor)
 
 
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
@@ -245,9 +294,12 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     are returned as they are (``force=True`` recomputes). ``model_probs`` and
     ``model_signal`` choose the model-based flaggers' probabilities (a fine-tuned
     model's out-of-fold ones: ``fine_tune.jobs.latest_model_probs``), as in
-    :func:`curation.flags.flag_items`. ``actor``: who flagged, for the audit log.
+    :func:`curation.flags.flag_items`. ``actor``: who flagged, for the audit log; in team
+    mode a member (``AccessError`` otherwise, before anything is computed).
     """
     from curation.embeddings import Embedder
+
+    project.require_role(actor, "annotator", to="build the review queue")
 
     embedder = embedder or Embedder()
     guideline = guideline or project_guideline(project)
@@ -261,7 +313,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     start, embeddings = time.perf_counter(), None
     if use_model:
         step = (lambda f: progress(0.6 * f, "embedding texts...")) if progress else None
-        embeddings = _item_embeddings(project, frame, embedder=embedder, progress=step)
+        embeddings = _item_embeddings(project, frame, embedder=embedder, progress=step, actor=actor)
     embed_seconds = time.perf_counter() - start
     report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
                         model_probs=model_probs, model_signal=model_signal,
@@ -303,17 +355,19 @@ def project_truth(project: Project) -> tuple[pd.Series, str]:
 
 def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int = 0,
                            model_probs: pd.DataFrame | None = None,
-                           model_signal: str = "embedding") -> FlagEvaluation:
+                           model_signal: str = "embedding",
+                           actor: str | None = None) -> FlagEvaluation:
     """The review queue against random, vote share, Dawid-Skene, cleanlab and CROWDLAB on the
     project's items with a known label (:func:`project_truth`), in one flagging pass on the
     project's cached embeddings (the same queue the Review page shows: same data, same seed,
-    same model signal)."""
+    same model signal). Texts not in the cache yet are embedded and cached: in team mode
+    only for a member (``actor``)."""
     truth, source = project_truth(project)
     if truth.empty:
         raise ValueError("no item has a known label yet: import gold labels (a gold column) or "
                          "decide some items on the Review page, then measure again.")
     frame = project_annotations(project)
-    embeddings = _item_embeddings(project, frame, embedder=embedder)
+    embeddings = _item_embeddings(project, frame, embedder=embedder, actor=actor)
     return evaluate_flags(frame, truth, embeddings=embeddings, guideline=project_guideline(project),
                           seed=seed, truth_source=source, model_probs=model_probs,
                           model_signal=model_signal)
@@ -487,8 +541,8 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
     if use_model:
         from curation.embeddings import embed_texts
 
-        embeddings = _item_embeddings(project, frame)
-        aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project)
+        embeddings = _item_embeddings(project, frame, actor=actor)
+        aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project, actor=actor)
     flags = project.latest_flags()
     result = export_curated(frame, out_dir, decisions=project.latest_decisions(),
                             flags=flags if len(flags) else None, embeddings=embeddings,
@@ -503,13 +557,14 @@ def project_curated(project: Project) -> pd.DataFrame:
     return curate(project_annotations(project), project.latest_decisions())
 
 
-def augment_project(project: Project, augmenter: Any, **options: Any):
+def augment_project(project: Project, augmenter: Any, *, actor: str | None = None, **options: Any):
     """Augment the project's curated dataset (see :func:`curation.augment.augment`).
 
-    The project's embedding cache serves the existing texts; nothing is saved
-    until :meth:`curation.store.Project.save_augmentations` is called with the
-    rows a person accepted.
+    The project's embedding cache serves the existing texts (and keeps new ones: in team
+    mode only for a member, ``actor``); nothing else is saved until
+    :meth:`curation.store.Project.save_augmentations` is called with the rows a person accepted.
     """
     from curation.augment import augment
 
-    return augment(project_curated(project), augmenter, project=project, **options)
+    project.require_role(actor, "annotator", to="generate augmented rows")
+    return augment(project_curated(project), augmenter, project=project, actor=actor, **options)

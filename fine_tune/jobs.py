@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ def _read_json(path: Path) -> Any:
 
 def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=(0, 1, 2),
                       test_share: float = 0.5, data_seed: int = 0,
-                      actor: str | None = None, rules: str | os.PathLike | None = None,
+                      actor: str | None = None,
+                      rules: str | os.PathLike | Mapping[str, Any] | list | None = None,
                       use_cache: bool = True) -> dict[str, Any]:
     """Prepare the data, resolve the settings, record the run and start the worker; returns its status.
 
@@ -81,17 +83,19 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     the curated data, :func:`fine_tune.settings.resolve_settings`), ``None`` (all advised), a
     whole ``TrainConfig`` (used as it is) or a ``ResolvedSettings``. In team mode only a lead
     (``actor``) may retrain (``curation.store.AccessError`` otherwise). ``rules`` is a
-    post-processing rules file (:mod:`fine_tune.rules`); it is checked here, so a bad file is
+    post-processing rules file (:mod:`fine_tune.rules`), or its parsed content (an upload:
+    written to the job folder as ``rules.yaml``); it is checked here, so a bad file is
     refused before anything starts, and the report shows its effect. With ``use_cache``,
     runs whose data, test set and settings are unchanged since an earlier job are reused
     (``$CURATION_HOME/compare-cache``).
     """
     project.require_role(actor, "lead", to="retrain and compare")
+    given_rules = rules
     if rules is not None:
         from fine_tune.rules import load_rules
 
         load_rules(rules).check_labels(project.label_set())
-        rules = str(Path(rules).resolve())
+        rules = str(Path(rules).resolve()) if isinstance(rules, (str, os.PathLike)) else None
     from curation.workspace import curation_home
     from fine_tune.data import project_compare_data
     from fine_tune.settings import ResolvedSettings, resolve_settings
@@ -103,6 +107,13 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("before", "after", "test"):
         getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
+    if given_rules is not None and rules is None:  # uploaded rules travel with the job
+        import yaml
+
+        rules = str((folder / "rules.yaml").resolve())
+        content = dict(given_rules) if isinstance(given_rules, Mapping) else {"rules": list(given_rules)}
+        Path(rules).write_text(yaml.safe_dump(content, allow_unicode=True, sort_keys=False),
+                               encoding="utf-8")
     settings = {"config": resolved.config.to_dict(), "resolved": resolved.to_dict(),
                 "seeds": list(seeds), "data": data.info, "project_url": project.display_url,
                 "folder": str(folder.resolve()), "rules": rules,

@@ -199,8 +199,9 @@ def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def load_rules(source: str | Path | dict | list) -> RuleSet:
-    """Read and check a rules YAML file (or the parsed ``{"rules": [...]}``).
+def load_rules(source: str | Path | dict | list, *, name: str | None = None) -> RuleSet:
+    """Read and check a rules YAML file (or the parsed ``{"rules": [...]}``, e.g. an upload:
+    ``name`` is what messages call it).
 
     Raises
     ------
@@ -210,7 +211,7 @@ def load_rules(source: str | Path | dict | list) -> RuleSet:
     """
     import yaml
 
-    name = "rules"
+    name = name or "rules"
     if isinstance(source, (str, Path)):
         path = Path(source)
         name = str(path)

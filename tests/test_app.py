@@ -179,9 +179,17 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
     at.switch_page("app_pages/augment.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Augment"
-    # a fill-mask model that is not here: a message naming it, the page stays up
+    # no path or model id is typed: models are offered by name, and none is offered yet
+    assert [t.label for t in at.text_input] == ["Your name (required to save or remove augmented rows)"]
     at.selectbox[0].set_value("masked-lm").run()
-    at.text_input[0].set_value("no-such-org/no-such-model").run()
+    assert [shown(o) for o in at.selectbox(key="augment-mlm").options] == ["none offered"]
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    assert "needs a model this app offers" in shown(at.error[0].value)
+    # the operator lists a fill-mask model that is not here: a message naming it, the page stays up
+    (home / "projects.toml").write_text('[models]\nmissing = "no-such-org/no-such-model"\n')
+    at.run()
+    assert at.selectbox(key="augment-mlm").value == "missing"
     _click(at, "Generate candidates")
     assert not at.exception, at.exception
     assert "no-such-org/no-such-model" in shown(at.error[0].value)
@@ -216,14 +224,28 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test items"] == "150" and metrics["Augmented rows (train only)"] == "0"
+    (home / "projects.toml").write_text(f'[models]\ntiny = "{tiny_model}"\n')
+    at.run()  # before the form is filled in: a rerun would reset it
     inputs = {n.label: n for n in at.number_input}
     inputs["Epochs"].set_value(1)
     inputs["Seeds"].set_value(1)
     inputs["Batch size"].set_value(32)
     inputs["Max tokens"].set_value(32)
-    at.text_input[0].set_value(tiny_model)
-    rules = next(s for s in at.selectbox if s.label.startswith("Post-processing rules"))
-    rules.set_value("guidelines/bank_support_rules.yaml")
+    # models and rules are offered by name (the operator's list) or uploaded; no path is typed
+    assert not [t for t in at.text_input if "name" not in t.label.lower()]
+    assert [shown(o) for o in at.selectbox(key="retrain-rules").options] == [
+        "none", "bank_support_rules", "finance_rules", "the file uploaded below"]
+    at.selectbox(key="retrain-model").set_value("tiny")
+    at.selectbox(key="retrain-rules").set_value("the file uploaded below")
+    rules_yaml = (Path(APP).parent / "guidelines" / "bank_support_rules.yaml").read_bytes()
+    at.file_uploader(key="retrain-rules-upload").set_value(
+        ("my_rules.yaml", rules_yaml.replace(b"label: fraud_alert", b"label: fraud"), "text/yaml"))
+    at.button(key="FormSubmitter:retrain-Retrain and compare").click().run()
+    assert not at.exception, at.exception
+    assert "Could not start" in at.error[0].value and "fraud" in shown(at.error[0].value)
+    with open_project() as project:
+        assert latest_job(project) is None  # a bad upload starts nothing
+    at.file_uploader(key="retrain-rules-upload").set_value(("my_rules.yaml", rules_yaml, "text/yaml"))
     at.button(key="FormSubmitter:retrain-Retrain and compare").click().run()
     assert not at.exception, at.exception
     assert "Training" in [s.value for s in at.subheader]  # progress, not the form
@@ -251,10 +273,11 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     assert "Settings used" in [s.value for s in at.subheader]
     assert any(b.label == "Download report.md" for b in at.get("download_button"))
     # the rules' effect: with and without, per rule
-    assert "Post-processing rules (bank_support_rules.yaml)" in [shown(s.value) for s in at.subheader]
+    assert "Post-processing rules (rules.yaml)" in [shown(s.value) for s in at.subheader]
     with open_project() as project:
-        report = latest_job(project)["report"]
-    assert set(report["rules"]["after"]["per_rule"]) == {"P1", "P2", "P3"}
+        job = latest_job(project)
+    assert set(job["report"]["rules"]["after"]["per_rule"]) == {"P1", "P2", "P3"}
+    assert (Path(job["folder"]) / "rules.yaml").is_file()  # the upload travels with its job
     # the after model was kept: its wrong test items, each with the attention view
     assert "Misclassified by the after model" in [s.value for s in at.subheader]
     with open_project() as project:
@@ -409,3 +432,40 @@ def test_review_page_flags_with_the_fine_tuned_folds(home, tiny_model):
     errors = [e.value.replace("\\", "") for e in at.error]
     assert any("cannot be read" in e and "probs.csv" in e and "Fine-tune again" in e for e in errors), errors
     assert any(b.label == "Fine-tune 5 folds in the background" for b in at.button)
+
+
+def test_project_page_shows_the_operators_file_limits_and_an_upload_over_one_is_refused(home, monkeypatch):
+    monkeypatch.setenv("CURATION_MAX_ROWS", "2")
+    at = start()
+    table = next(df.value for df in at.dataframe if "set by the operator with" in df.value.columns)
+    limits = dict(zip(table["limit"], table["value"]))
+    assert limits["max_rows"] == "2" and limits["max_columns"] == "1,000"
+    assert "CURATION_MAX_ROWS" in table["set by the operator with"].tolist()
+    before = {m.label: m.value for m in at.metric}
+    rows = "".join(f"n{i},text {i},zoe,praise\n" for i in range(3))
+    at.file_uploader[0].set_value(("three.csv", ("item_id,text,annotator_id,label\n" + rows).encode(),
+                                   "text/csv")).run()
+    at.button(key="FormSubmitter:import-Import").click().run()
+    assert not at.exception, at.exception
+    message = shown(at.error[0].value)
+    assert "Nothing was imported" in message and "over the limit of 2 (max_rows=2)" in message
+    assert "CURATION_MAX_ROWS=N" in message
+    assert {m.label: m.value for m in at.metric} == before
+
+
+def test_augment_page_reads_an_uploaded_glossary_as_data(home):
+    glossary = (Path(APP).parent / "guidelines" / "glossary_bank_support.yaml").read_bytes()
+    at = start()
+    at.switch_page("app_pages/augment.py").run()
+    at.selectbox(key="augment-glossary").set_value("the file uploaded below").run()
+    _click(at, "Generate candidates")
+    assert "no file is uploaded" in shown(at.error[0].value)
+    at.file_uploader(key="augment-glossary-upload").set_value(
+        ("mine.yaml", b"groups: [[card]]\n", "text/yaml")).run()
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    assert "mine.yaml: group 1" in shown(at.error[0].value)
+    at.file_uploader(key="augment-glossary-upload").set_value(("mine.yaml", glossary, "text/yaml")).run()
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    assert int({m.label: m.value for m in at.metric}["Picked"]) > 0

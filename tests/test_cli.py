@@ -89,3 +89,18 @@ def test_export_writes_splits_and_card(tmp_path, capsys):
     card = json.loads((out / "data_card.json").read_text())
     assert card["seed"] == 3 and card["agreement"]["judged_by"] in ("fleiss_kappa", "gwet_ac1")
     assert (out / "train.jsonl").exists() and (out / "data_card.md").exists()
+
+
+def test_limit_flag_sets_a_loader_limit_and_names_a_wrong_one(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "a.csv"
+    src.write_text("item_id,text,annotator_id,label\n"
+                   + "".join(f"{i},text {i},a,pos\n" for i in range(6)), encoding="utf-8")
+    monkeypatch.setenv("CURATION_MAX_ROWS", "3")          # the environment's limit...
+    assert main(["consensus", str(src), "--out", str(tmp_path / "c.csv")]) == 2
+    assert "over the limit of 3 (max_rows=3)" in capsys.readouterr().err
+    assert main(["consensus", str(src), "--out", str(tmp_path / "c.csv"),
+                 "--limit", "max_rows=6"]) == 0           # ...and --limit wins over it
+    assert main(["agreement", str(src), "--limit", "max_row=6"]) == 2
+    assert "'max_row' is no limit - did you mean 'max_rows'?" in capsys.readouterr().err
+    assert main(["agreement", str(src), "--limit", "max_rows=-1"]) == 2
+    assert "--limit max_rows='-1' is not a whole number of at least 1" in capsys.readouterr().err

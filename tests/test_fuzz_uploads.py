@@ -337,6 +337,26 @@ def huge_ids(draw):
     return "huge ids", f"f.{fmt}", raw, {}, where
 
 
+@st.composite
+def lone_surrogates(draw):
+    """A JSON escape of half a UTF-16 pair (what a program that cut a string in the middle of
+    an emoji writes): it decodes to no character, and Arrow strings, UTF-8 and both databases
+    raise on it far from the file."""
+    rows, fmt = draw(good_rows()), draw(st.sampled_from(["jsonl", "json", "label-studio"]))
+    i = draw(st.integers(0, len(rows) - 1))
+    field = draw(st.sampled_from(["text", "annotator_id", "label"] if fmt == "label-studio"
+                                 else ["item_id", "text", "annotator_id", "label"]))  # LS: task ids
+    code = draw(st.one_of(st.integers(0xD800, 0xDBFF), st.integers(0xDC00, 0xDFFF)))
+    value = rows[i][field]
+    at = draw(st.integers(0, len(value)))
+    rows[i] = {**rows[i], field: value[:at] + chr(code) + value[at:]}
+    escape = f"holds the escape \\u{code:04x}, half of a UTF-16 surrogate pair"
+    if fmt == "jsonl":  # json.dumps writes the lone surrogate as its escape
+        return "lone surrogates", "f.jsonl", _jsonl(rows), {}, f"line {i + 1} {escape}"
+    records = _label_studio_tasks(rows) if fmt == "label-studio" else rows
+    return "lone surrogates", "f.json", json.dumps(records).encode(), {}, f"its JSON {escape}"
+
+
 # Parquet structure, wide files, bombs ----------------------------------------------------------
 
 
@@ -466,7 +486,7 @@ KINDS = {"wrong columns": wrong_columns(), "mixed types": mixed_types(), "empty 
          "duplicated pairs": duplicated_pairs(), "unknown labels": unknown_labels(),
          "0 rows": zero_rows(), "garbage or pickle": garbage_or_pickle(),
          "Label Studio wrong types": label_studio_wrong_types(), "deep nesting": deep_nesting(),
-         "NUL bytes": nul_bytes(), "huge ids": huge_ids(), "Parquet structure": parquet_structure(),
+         "NUL bytes": nul_bytes(), "huge ids": huge_ids(), "lone surrogates": lone_surrogates(), "Parquet structure": parquet_structure(),
          "wide files, many columns": many_columns(), "expansion bombs": expansion_bombs()}
 #: One kind drawn evenly, then a file of that kind.
 malformed = st.sampled_from(sorted(KINDS)).flatmap(KINDS.__getitem__)

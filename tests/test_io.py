@@ -574,3 +574,47 @@ def test_a_huge_json_number_as_text_is_a_non_text_value():
     msg = refusal("t.jsonl", content)
     assert msg.startswith("t.jsonl: column 'text' holds non-text values at line 1 (e.g. <integer of "
                           "5,000 digits> of type int)"), msg
+
+
+# --------------------------------------------------------------------------- limits from the environment
+
+def _rows_csv(n: int) -> bytes:
+    return ("item_id,text,annotator_id,label\n"
+            + "".join(f"{i},text {i},a,pos\n" for i in range(n))).encode()
+
+
+def test_limits_come_from_the_environment_unless_given(monkeypatch):
+    """The app's operator sets CURATION_MAX_ROWS...; an explicit keyword (the CLI's --limit) wins."""
+    from curation.io import DEFAULT_MAX_ROWS, effective_limits
+
+    assert effective_limits()["max_rows"] == DEFAULT_MAX_ROWS
+    monkeypatch.setenv("CURATION_MAX_ROWS", "3")
+    assert effective_limits()["max_rows"] == 3
+    with pytest.raises(AnnotationFileError) as caught:
+        load_annotations(_rows_csv(5), name="f.csv")
+    message = str(caught.value)
+    assert "over the limit of 3 (max_rows=3)" in message
+    assert "--limit max_rows=N" in message and "CURATION_MAX_ROWS=N" in message
+    assert len(load_annotations(_rows_csv(5), name="f.csv", max_rows=5)) == 5
+    monkeypatch.setenv("CURATION_MAX_ROWS", "many")
+    with pytest.raises(AnnotationFileError, match=r"CURATION_MAX_ROWS='many' is not a whole number"):
+        load_annotations(_rows_csv(2), name="f.csv")
+    monkeypatch.delenv("CURATION_MAX_ROWS")
+    monkeypatch.setenv("CURATION_MAX_TEXT_CHARS", "5")
+    with pytest.raises(AnnotationFileError, match="text longer than 5 characters at line 2"):
+        load_annotations(_rows_csv(1), name="f.csv")
+
+
+@pytest.mark.parametrize("name, raw, where", [
+    ("f.jsonl", b'{"item_id": "1", "text": "cut \\ud83d", "annotator_id": "a", "label": "p"}\n', "line 1"),
+    ("f.json", b'[{"item_id": "\\udc00", "text": "t", "annotator_id": "a", "label": "p"}]', "its JSON"),
+])
+def test_a_lone_surrogate_escape_is_named_not_a_unicode_error(name, raw, where):
+    with pytest.raises(AnnotationFileError) as caught:
+        load_annotations(raw, name=name)
+    assert str(caught.value).startswith(f"{name}: {where} holds the escape \\u")
+
+
+def test_an_escaped_surrogate_pair_is_one_character():
+    raw = b'{"item_id": "1", "text": "smile \\ud83d\\ude00", "annotator_id": "a", "label": "p"}\n'
+    assert load_annotations(raw, name="f.jsonl")["text"].tolist() == ["smile \U0001F600"]

@@ -109,7 +109,7 @@ def test_projects_are_offered_by_name_and_a_name_cannot_smuggle_a_path(tmp_path,
     with pytest.raises(ValueError, match="projects.toml is not valid TOML"):
         available_projects()
     (home / "projects.toml").write_text('[projects]\n"../x" = "sqlite:///tmp/x.sqlite"\n')
-    with pytest.raises(ValueError, match="project name '../x' must be"):
+    with pytest.raises(ValueError, match=r"\[projects\] name '../x' must be"):
         available_projects()
 
 
@@ -144,3 +144,48 @@ def test_the_project_page_opens_and_creates_projects_by_name_only(tmp_path, monk
     at.run()
     assert not at.exception, at.exception
     assert at.session_state["project_name"] == "demo" and not (tmp_path / "other.sqlite").exists()
+
+
+def test_models_glossaries_and_rules_are_offered_by_name_from_the_operators_folders(tmp_path, monkeypatch):
+    from curation.workspace import BUNDLED_MODEL, available_files, available_models
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CURATION_HOME", str(home))
+    assert available_models() == {BUNDLED_MODEL: None}
+    assert set(available_files("glossaries")) >= {"bank_support", "finance"}
+    assert set(available_files("rules")) == {"bank_support_rules", "finance_rules"}
+    for name in ("roberta", "not-a-model", ".hidden", "bad name"):
+        (home / "models" / name).mkdir(parents=True)
+        if name != "not-a-model":
+            (home / "models" / name / "config.json").write_text("{}")
+    (home / "rules").mkdir()
+    (home / "rules" / "ours.yaml").write_text("rules: []\n")
+    (home / "rules" / "x y.yaml").write_text("rules: []\n")
+    (home / "projects.toml").write_text('[models]\nmpnet = "sentence-transformers/all-mpnet-base-v2"\n')
+    assert available_models() == {BUNDLED_MODEL: None, "roberta": str(home / "models" / "roberta"),
+                                  "mpnet": "sentence-transformers/all-mpnet-base-v2"}
+    assert available_files("rules")["ours"] == str(home / "rules" / "ours.yaml")
+    assert "x y" not in available_files("rules")
+    (home / "projects.toml").write_text('[models]\n"../up" = "/etc"\n')
+    with pytest.raises(ValueError, match=r"\[models\] name '../up' must be"):
+        available_models()
+    with pytest.raises(ValueError, match="kind='../etc' is not one of"):
+        available_files("../etc")
+
+
+def test_pages_that_read_server_files_offer_names_not_paths(tmp_path, monkeypatch):
+    """Augment, Retrain and Experiments: no text box that takes a path, a URL or a model id."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
+        monkeypatch.delenv(var, raising=False)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"),
+                           default_timeout=120)
+    at.run()
+    for page in ("augment", "retrain", "experiments"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (page, at.exception)
+        typed = [t.label for t in at.text_input
+                 if not t.label.lower().startswith(("your name", "name"))]
+        assert typed == [], (page, typed)

@@ -69,6 +69,44 @@ def test_export_and_retrain_need_a_lead(team, tmp_path):
     assert team.runs().empty
 
 
+class _FakeEmbedder:
+    """Two-dimensional vectors from the text length: flagging without loading a model."""
+
+    model_key = "fake-embedder"
+
+    def encode(self, texts, progress=None):
+        import numpy as np
+
+        return np.array([[len(t), 1.0] for t in texts], dtype="float32")
+
+
+def test_runs_and_the_embedding_cache_are_written_by_members_only(team):
+    """A flags run, a run of any kind and the embedding cache are shared data: in team mode a
+    stranger (or no one) is refused in the write itself, and nothing is left behind."""
+    from curation.embeddings import embed_texts
+    from curation.workspace import flag_project
+
+    team.set_member("lena", "lead", by="lena")
+    team.set_member("ann", "annotator", by="lena")
+    before = (len(team.runs()), team.n_embeddings(), len(team.audit()))
+    for actor, who in (("eve", "'eve' is not a member"), (None, "no one is signed in")):
+        with pytest.raises(AccessError, match=f"only a member can build the review queue.*{who}"):
+            flag_project(team, embedder=_FakeEmbedder(), actor=actor)
+        with pytest.raises(AccessError, match=f"only a member can start a consensus run.*{who}"):
+            team.start_run("consensus", actor=actor)
+        with pytest.raises(AccessError, match=f"only a member can cache embeddings.*{who}"):
+            embed_texts(["good", "bad"], embedder=_FakeEmbedder(), project=team, actor=actor)
+        with pytest.raises(AccessError, match=f"only a member can start a flags run.*{who}"):
+            team.save_flags(pd.DataFrame({"item_id": ["a"], "kind": ["tie"], "score": [1.0],
+                                          "reason": [""], "suggested_label": [None],
+                                          "rule_id": [None]}), actor=actor)
+    assert (len(team.runs()), team.n_embeddings(), len(team.audit())) == before
+    flag_project(team, embedder=_FakeEmbedder(), use_model=True, actor="ann")  # a member may
+    assert team.n_embeddings() == 2
+    assert team.runs()["kind"].tolist() == ["flags"]
+    assert team.audit()[["actor", "action"]].values.tolist()[-1] == ["ann", "run"]
+
+
 def test_imports_and_the_label_set_need_a_lead_and_a_refusal_changes_nothing(team):
     team.set_member("lena", "lead", by="lena")
     team.set_member("ann", "annotator", by="lena")

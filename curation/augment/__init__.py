@@ -18,13 +18,13 @@ from curation.augment._models import BackTranslation, MaskedLMSubstitution
 from curation.augment._polarity import PolarityGuard
 from curation.augment._run import (AugmentResult, augment, class_targets, make_augmenter,
                                    plan_requests)
-from curation.augment._substitute import (EmbeddingNeighbours, Glossary, GlossarySubstitution,
-                                          load_glossary)
+from curation.augment._substitute import (GUIDELINES, EmbeddingNeighbours, Glossary,
+                                          GlossarySubstitution, glossary_from_yaml, load_glossary)
 from curation.augment._text import CATEGORIES, Protector, words
 
-__all__ = ["AUGMENTERS", "AugmentResult", "Augmenter", "AugmenterError", "BackTranslation",
+__all__ = ["AUGMENTERS", "GUIDELINES", "AugmentResult", "Augmenter", "AugmenterError", "BackTranslation",
            "CANDIDATE_COLUMNS", "CATEGORIES", "Candidate", "CheckSettings", "EmbeddingNeighbours",
            "Glossary", "GlossarySubstitution", "LabelModel", "MaskedLMSubstitution",
            "PolarityGuard", "Protector", "Slot", "SubstitutionAugmenter", "augment",
-           "check_candidates", "class_targets", "load_glossary", "make_augmenter",
+           "check_candidates", "class_targets", "glossary_from_yaml", "load_glossary", "make_augmenter",
            "plan_requests", "register_augmenter", "words"]

@@ -133,7 +133,8 @@ def _pick(checked: pd.DataFrame, wanted: pd.Series) -> pd.Series:
 def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str, int] | None = None,
             items: Sequence[str] | None = None, per_item: int = 1, max_per_item: int = 3,
             oversample: float = 3.0, checks: CheckSettings | None = None, embedder: Any = None,
-            project: Any = None, progress: Progress = None) -> AugmentResult:
+            project: Any = None, progress: Progress = None,
+            actor: str | None = None) -> AugmentResult:
     """Generate, check and pick augmented rows for the curated data.
 
     Parameters
@@ -175,7 +176,7 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
                                progress=report("generate"))
     generated = time.perf_counter()
     existing = embed_texts(rows["text"].tolist(), embedder=embedder, project=project,
-                           progress=report("embed existing"))
+                           progress=report("embed existing"), actor=actor)
     cand_emb = embed_texts([c.text for c in cands], embedder=embedder,
                            progress=report("embed candidates"))
     model = (LabelModel().fit(existing, rows["label"].tolist())

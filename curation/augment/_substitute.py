@@ -68,7 +68,20 @@ def load_glossary(path: str | os.PathLike) -> Glossary:
                              f"path or one of "
                              f"the shipped names {shipped}.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        source = str(path.resolve().relative_to(GUIDELINES.parent))
+    except ValueError:
+        source = str(path)
+    return glossary_from_yaml(path.read_text(encoding="utf-8"), name=str(path), source=source)
+
+
+def glossary_from_yaml(text: str, *, name: str, source: str | None = None) -> Glossary:
+    """A glossary from YAML text (e.g. an upload); ``name`` is what messages call it.
+
+    Only plain YAML is read (``yaml.safe_load``: no tags that build objects).
+    """
+    path = name
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise AugmenterError(f"{path}: not valid YAML ({exc}); fix the file.") from exc
     groups = data.get("groups") if isinstance(data, dict) else None
@@ -82,11 +95,8 @@ def load_glossary(path: str | os.PathLike) -> Glossary:
     protected = data.get("protected") or []
     if not isinstance(protected, list) or not all(isinstance(t, str) for t in protected):
         raise AugmenterError(f"{path}: 'protected' must be a list of terms (strings).")
-    try:
-        source = str(path.resolve().relative_to(GUIDELINES.parent))
-    except ValueError:
-        source = str(path)
-    return Glossary(groups, protected, name=str(data.get("name", path.stem)), source=source)
+    return Glossary(groups, protected, name=str(data.get("name", Path(path).stem)),
+                    source=source or path)
 
 
 @register_augmenter
