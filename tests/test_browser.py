@@ -351,7 +351,7 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
     with open_demo_project(str(home / "demo.sqlite")) as project:
         project.set_member("lena", "lead", by="lena")
         project.set_member("ann", "annotator", by="lena")
-        flag_project(project, use_model=False)
+        flag_project(project, use_model=False, actor="lena")  # team mode: a member
     shots = SHOTS / "test_d_team_annotator_identified_by_a_proxy_header"
     shots.mkdir(parents=True, exist_ok=True)
     secret = "proxy-secret-0f3c"

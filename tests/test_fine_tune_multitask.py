@@ -279,13 +279,15 @@ def test_experiments_page_shows_the_file_problem_not_a_traceback(tasks):
 
 
 @pytest.mark.parametrize("kind", ["mt", "cl"])
-def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind):
+def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))  # the operator offers the tiny model by name
+    (tmp_path / "projects.toml").write_text(f'[models]\ntiny = "{tiny_model}"\n')
     at = _page()
     at.file_uploader(key=f"{kind}-a-train").set_value(
         ("sentiment.csv", _csv(pd.concat(tasks["sentiment"])), "text/csv"))
     at.file_uploader(key=f"{kind}-b-train").set_value(("topic.csv", _csv(tasks["topic"][0]), "text/csv"))
     at.file_uploader(key=f"{kind}-b-test").set_value(("topic_test.csv", _csv(tasks["topic"][1]), "text/csv"))
-    at.text_input(key=f"{kind}-model").set_value(tiny_model)
+    at.selectbox(key=f"{kind}-model").set_value("tiny")
     at.number_input(key=f"{kind}-seeds").set_value(1)
     at.number_input(key=f"{kind}-len").set_value(16)
     at.run()
