@@ -61,12 +61,12 @@ def _build(method: str, settings: dict, seed: int, top_k: int, max_share: float,
         return make_augmenter(method, glossary=glossary, seed=seed, top_k=top_k,
                               max_share=max_share,
                               protector=Protector(terms=glossary.protected, allow=allow))
-    if method == "back-translation":
-        return make_augmenter(method, **settings, seed=seed, protector=Protector(allow=allow))
     if method in ("masked-lm", "back-translation") and not all(settings.values()):
         raise AugmenterError(f"{method} needs a model this app offers: the operator adds a "
                              "save_pretrained folder in $CURATION_HOME/models, or lists a cached "
                              "Hugging Face id in the [models] table of its projects.toml.")
+    if method == "back-translation":
+        return make_augmenter(method, **settings, seed=seed, protector=Protector(allow=allow))
     return make_augmenter(method, **settings, seed=seed, top_k=top_k, max_share=max_share,
                           protector=Protector(allow=allow))
 

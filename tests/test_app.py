@@ -186,6 +186,11 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
     _click(at, "Generate candidates")
     assert not at.exception, at.exception
     assert "needs a model this app offers" in shown(at.error[0].value)
+    at.selectbox[0].set_value("back-translation").run()  # the same answer, not a model of None
+    _click(at, "Generate candidates")
+    assert not at.exception, at.exception
+    assert "back-translation needs a model this app offers" in shown(at.error[0].value)
+    at.selectbox[0].set_value("masked-lm").run()
     # the operator lists a fill-mask model that is not here: a message naming it, the page stays up
     (home / "projects.toml").write_text('[models]\nmissing = "no-such-org/no-such-model"\n')
     at.run()
