@@ -1,18 +1,16 @@
 """The attention view shared by the Review and Retrain pages: what a fine-tuned model looks at.
 
 The models come from the newest finished retrain-and-compare job, which keeps its seed-0
-models in ``<job folder>/models/before`` and ``/after`` (see :mod:`fine_tune.jobs`).
+models before and after curation (:func:`actions.jobs.saved_models`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
+from actions import jobs
 from app_pages._text import plain
-from fine_tune.jobs import latest_saved_models
 
 __all__ = ["EXPANDER_LABEL", "attention_expander", "attention_view", "misclassified_section",
            "no_model_info"]
@@ -39,11 +37,9 @@ def _pick_model(models: dict[str, str], key: str) -> tuple[str, str]:
 
 def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128) -> None:
     """Layer/head selectors, the chart and the model's prediction for ``text``."""
-    from fine_tune.attention import attention_chart, attention_for
-
     try:
         with st.spinner("Running the model..."):
-            att = attention_for(model_dir, text, max_length=max_length)
+            att = jobs.attention(model_dir, text, max_length=max_length)
     except ValueError as err:
         st.error(plain(err))
         return
@@ -64,7 +60,7 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
                 f"({float(proba['probability'].max()):.0%}). \\[CLS\\] takes most from: "
                 + ", ".join(f"{plain(repr(tok))} ({w:.2f})" for _, tok, w in top))
     c1, c2 = st.columns([3, 1])
-    c1.altair_chart(attention_chart(att, layer_i, head_i), use_container_width=False)
+    c1.altair_chart(jobs.attention_chart(att, layer_i, head_i), use_container_width=False)
     c2.dataframe(proba.round(3), hide_index=True)
     st.caption("Attention shows which tokens the model mixed into [CLS], the token its "
                "classifier reads; it is a hint, not a full explanation of the decision.")
@@ -73,7 +69,7 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
 def attention_expander(project, text: str, *, key: str) -> None:
     """The Review page's expander for the current item (an st.info when no model is kept)."""
     with st.expander(EXPANDER_LABEL):
-        found = latest_saved_models(project)
+        found = jobs.saved_models(project)
         if found is None:
             no_model_info()
             return
@@ -86,19 +82,12 @@ def attention_expander(project, text: str, *, key: str) -> None:
 def misclassified_section(status: dict) -> None:
     """The Retrain page's list of test items the after model got wrong, with the attention view."""
     st.subheader("Misclassified by the after model")
-    after = (status.get("models") or {}).get("after")
-    if after is None:
-        no_model_info("This run kept no after model (it is older than the attention view, or "
-                      "did not finish).")
+    found = jobs.misclassified(status)
+    if found.wrong is None:
+        no_model_info(found.why_none)
         return
-    path = Path(after) / "predictions.csv"
-    if not path.is_file():
-        no_model_info(f"The after model has no test predictions ({path} is missing).")
-        return
-    pred = pd.read_csv(path, keep_default_na=False, dtype={"item_id": str, "label": str,
-                                                           "predicted": str})
-    wrong = pred[pred["label"] != pred["predicted"]].reset_index(drop=True)
-    st.caption(f"{len(wrong)} of {len(pred)} test items wrong (the after model of seed 0; the "
+    wrong, after = found.wrong, found.model
+    st.caption(f"{len(wrong)} of {found.n_test} test items wrong (the after model of seed 0; the "
                "report's numbers are over all seeds).")
     if wrong.empty:
         st.success("The after model got every test item right.")

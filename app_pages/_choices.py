@@ -1,7 +1,7 @@
 """Server resources offered by name: models, glossaries and rules files.
 
 A visitor never types a server path or a model id: they pick a name the operator made
-available (``curation.workspace.available_models`` / ``available_files``: folders in
+available (``actions.projects.available_models`` / ``available_files``: folders in
 ``$CURATION_HOME`` and the ``[models]`` table of its ``projects.toml``), or upload a small YAML
 file, which is read as data (``yaml.safe_load``) and never saved under a name the visitor chose.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages._text import plain
-from curation.workspace import BUNDLED_MODEL, available_files, available_models
+from actions.projects import BUNDLED_MODEL, available_files, available_models
 
 #: The choice that means "the YAML file uploaded below".
 UPLOADED = "the file uploaded below"

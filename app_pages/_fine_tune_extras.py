@@ -7,15 +7,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from actions import jobs
 from app_pages._choices import UPLOADED, chosen_file, file_choice, uploaded_yaml
 from app_pages._text import plain
 
 
 @st.cache_data(show_spinner="Measuring the data set...", max_entries=4)
 def _advice(url: str, version: tuple, texts: tuple, labels: tuple) -> dict:
-    from fine_tune.advice import advise
-
-    return advise(pd.DataFrame({"text": texts, "label": labels})).to_dict()
+    return jobs.advice_for(pd.DataFrame({"text": texts, "label": labels}))
 
 
 def advice_panel(url: str, version: tuple, after: pd.DataFrame) -> None:
@@ -53,11 +52,7 @@ def chosen_rules(choice: dict) -> str | dict | list | None:
         return None
     if choice["name"] != UPLOADED:
         return chosen_file("rules", choice["name"])
-    from fine_tune.rules import load_rules
-
-    content = uploaded_yaml(choice["upload"])
-    load_rules(content, name=choice["upload"].name)
-    return content
+    return jobs.check_rules(uploaded_yaml(choice["upload"]), name=choice["upload"].name)
 
 
 def rules_section(report: dict) -> None:

@@ -8,12 +8,11 @@ import os
 import pandas as pd
 import streamlit as st
 
+from actions import identity, jobs, may
+from actions.projects import (DEMO_NAME, Project, annotations as project_annotations,
+                              available_projects, consensus as consensus_of, data_version,
+                              demo_url, known_truth as project_truth, open_project)
 from app_pages._text import plain
-from curation.aggregation import consensus_labels
-from curation.store import Project
-from curation.workspace import (DEMO_NAME, available_projects, curation_home, open_demo_project,
-                                project_annotations, project_truth)
-from fine_tune.jobs import cancel_job
 
 __all__ = ["annotations", "cancel_button", "consensus", "current_name", "current_project", "current_url",
            "demo_path", "identity_from_headers", "known_truth", "set_project", "signed_in",
@@ -23,7 +22,7 @@ _KEY = "project_name"
 
 
 def demo_path() -> str:
-    return str(curation_home() / "demo.sqlite")
+    return demo_url()
 
 
 def _offered() -> dict[str, str]:
@@ -67,9 +66,7 @@ def set_project(name: str) -> None:
 
 @st.cache_resource(show_spinner="Opening the project...")
 def _open(url: str) -> Project:
-    if url == demo_path():
-        return open_demo_project(url)
-    return Project(url)
+    return open_project(url)
 
 
 def current_project() -> Project:
@@ -84,19 +81,18 @@ def _annotations(url: str, version: tuple[int, ...]) -> pd.DataFrame:
 def annotations() -> pd.DataFrame:
     """The current project's long frame, re-read only when its contents change."""
     project = current_project()
-    return _annotations(current_url(), project.data_version())
+    return _annotations(current_url(), data_version(project))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _consensus(url: str, version: tuple[int, ...]) -> pd.DataFrame:
-    frame = project_annotations(_open(url))
-    return consensus_labels(frame, labels=frame.attrs["label_set"])
+    return consensus_of(project_annotations(_open(url)))
 
 
 def consensus() -> pd.DataFrame:
     """Consensus label and confidence per item (majority vote, Dawid-Skene on ties)."""
     project = current_project()
-    imports, _decisions, n_items, n_annotations = project.data_version()
+    imports, _decisions, n_items, n_annotations = data_version(project)
     return _consensus(current_url(), (imports, n_items, n_annotations))
 
 
@@ -107,8 +103,8 @@ def _known_truth(url: str, version: tuple[int, ...]) -> tuple[pd.Series, str]:
 
 def known_truth() -> tuple[pd.Series, str]:
     """The items whose label is known (gold, else decisions) and where it comes from, re-read
-    only when the project's contents or decisions change (:func:`curation.workspace.project_truth`)."""
-    return _known_truth(current_url(), current_project().data_version())
+    only when the project's contents or decisions change (:func:`actions.projects.known_truth`)."""
+    return _known_truth(current_url(), data_version(current_project()))
 
 
 # --------------------------------------------------------------------------- who is working
@@ -165,16 +161,16 @@ def signed_in() -> tuple[str | None, str]:
     return (user or None), USER_VAR if user else ""
 
 
-def cancel_button(folder: str, *, key: str) -> None:
+def cancel_button(status: dict, *, key: str) -> None:
     """A running job's Cancel button: for a lead (anyone in local mode), disabled for the rest;
-    the library checks the role again and logs who cancelled."""
+    the action checks the role again and the audit log names who cancelled."""
     project = current_project()
     me = signed_in()[0]
-    lead = not project.team_mode or project.role(me) == "lead"
+    lead = may(project, me, "cancel a training job")
     if st.button("Cancel", key=key, disabled=not lead,
                  help=None if lead else "Only a lead of this team project can cancel a job."):
         try:
-            cancel_job(project, folder, actor=me)
+            jobs.cancel(project, status, actor=me)
         except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
             st.error(f"Not cancelled: {plain(err)}")
         else:
@@ -190,10 +186,10 @@ def who_is_working(purpose: str, *, key: str) -> str | None:
     """
     project = current_project()
     name, how = signed_in()
-    if project.team_mode:
-        role = project.role(name)
-        if name and role:
-            st.sidebar.success(f"Signed in as **{plain(name)}** ({role}, via {plain(how)}).")
+    who = identity(project, name)
+    if who.team_mode:
+        if who.may_sign:
+            st.sidebar.success(f"Signed in as **{plain(name)}** ({who.role}, via {plain(how)}).")
             return name
         st.sidebar.error(
             (f"{plain(repr(name))} (via {plain(how)}) is not a member of this team project" if name

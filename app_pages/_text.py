@@ -9,14 +9,14 @@ as itself).
 
 from __future__ import annotations
 
-from curation._messages import markdown_text
+from actions import markdown_text
 
 __all__ = ["plain"]
 
 
 def plain(text: object) -> str:
     """``text`` with every ASCII punctuation character escaped, so Markdown shows it as typed
-    (:func:`curation._messages.markdown_text`, which the data card uses too).
+    (:func:`actions.markdown_text`, which the data card uses too).
 
     Examples
     --------

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages._text import plain
+from actions.agreement import COEFFICIENT_NAMES, CONSENSUS_METHODS, JUDGES, AgreementReport, agreement
 from app_pages._charts import coefficient_chart, gauge, kappa_heatmap
 from app_pages._state import annotations, current_url
-from curation.aggregation import METHODS
-from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
+from app_pages._text import plain
 
 st.title("Agreement")
 
@@ -17,7 +16,7 @@ st.title("Agreement")
 @st.cache_data(show_spinner="Computing agreement...", max_entries=16)
 def _report(url: str, version: int, frame: pd.DataFrame, target: float, judge_by: str,
             consensus: str) -> AgreementReport:
-    return agreement_report(frame, target=target, judge_by=judge_by, consensus=consensus, top_k=25)
+    return agreement(frame, target=target, judge_by=judge_by, consensus=consensus, top_k=25)
 
 
 frame = annotations()
@@ -28,7 +27,7 @@ if frame.empty:
 with st.sidebar:
     target = st.slider("Agreement target", 0.50, 1.00, 0.90, 0.01)
     judge_by = st.selectbox("Judge by", JUDGES, format_func=lambda k: COEFFICIENT_NAMES.get(k, "auto"))
-    consensus = st.selectbox("Consensus for per-annotator agreement", list(METHODS))
+    consensus = st.selectbox("Consensus for per-annotator agreement", list(CONSENSUS_METHODS))
 
 try:
     report = _report(current_url(), len(frame), frame, target, judge_by, consensus)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from app_pages._text import plain
-from app_pages._state import annotations, current_project, signed_in, who_is_working
+from actions import augment
+from actions.augment import AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings
 from app_pages._choices import UPLOADED, chosen_file, file_choice, model_choice, uploaded_text
-from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, Protector,
-                              glossary_from_yaml, load_glossary, make_augmenter)
-from curation.workspace import augment_project
+from app_pages._state import annotations, current_project, signed_in, who_is_working
+from app_pages._text import plain
 
 _RESULT = "augment_result"
 _SHOWN = ["keep", "status", "source_id", "label", "source_text", "text", "changes", "similarity",
@@ -51,24 +49,15 @@ def _method_settings(method: str) -> dict:
 def _glossary(settings: dict):
     if "glossary_upload" in settings:
         upload = settings["glossary_upload"]
-        return glossary_from_yaml(uploaded_text(upload), name=upload.name)
-    return load_glossary(chosen_file("glossaries", settings["glossary"]))
+        return augment.glossary_from_yaml(uploaded_text(upload), name=upload.name)
+    return augment.load_glossary(chosen_file("glossaries", settings["glossary"]))
 
 
 def _build(method: str, settings: dict, seed: int, top_k: int, max_share: float, allow: list[str]):
     if method == "glossary":
-        glossary = _glossary(settings)
-        return make_augmenter(method, glossary=glossary, seed=seed, top_k=top_k,
-                              max_share=max_share,
-                              protector=Protector(terms=glossary.protected, allow=allow))
-    if method in ("masked-lm", "back-translation") and not all(settings.values()):
-        raise AugmenterError(f"{method} needs a model this app offers: the operator adds a "
-                             "save_pretrained folder in $CURATION_HOME/models, or lists a cached "
-                             "Hugging Face id in the [models] table of its projects.toml.")
-    if method == "back-translation":
-        return make_augmenter(method, **settings, seed=seed, protector=Protector(allow=allow))
-    return make_augmenter(method, **settings, seed=seed, top_k=top_k, max_share=max_share,
-                          protector=Protector(allow=allow))
+        settings = {"glossary": _glossary(settings)}
+    return augment.augmenter_for(method, seed=seed, top_k=top_k, max_share=max_share, allow=allow,
+                                 **settings)
 
 
 with st.expander("Settings", expanded=_RESULT not in st.session_state):
@@ -93,9 +82,8 @@ with st.expander("Settings", expanded=_RESULT not in st.session_state):
                                     "Only chosen items"], horizontal=True)
     items, per_item, max_per_item = None, 1, 3
     if mode == "Only chosen items":
-        reviewed = project.latest_decisions()
         ids = sorted(frame["item_id"].unique())
-        items = st.multiselect("Items", ids, default=sorted(reviewed["item_id"])[:50] if len(reviewed) else [],
+        items = st.multiselect("Items", ids, default=augment.reviewed_items(project)[:50],
                                help="Defaults to reviewed items (e.g. resolved boundary cases)")
         per_item = int(st.number_input("Rows per item", 1, 10, 2))
     else:
@@ -109,12 +97,10 @@ if run:
         checks = CheckSettings(min_similarity=min_similarity, min_label_prob=min_label_prob,
                                label_tolerance=label_tolerance,
                                max_neighbour_similarity=max_neighbour)
-        if items is not None and not items:
-            raise ValueError("choose at least one item, or lift minority classes instead.")
-        result = augment_project(project, augmenter, items=items, per_item=per_item,
+        result = augment.augment(project, augmenter, items=items, per_item=per_item,
                                  max_per_item=max_per_item, oversample=oversample, checks=checks,
                                  actor=signed_in()[0],
-                                 progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
+                                 progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except (AugmenterError, ValueError, OSError) as err:
         bar.empty()
         st.error(f"Could not augment: {plain(err)}")
@@ -145,19 +131,15 @@ if result is not None:
     kept = table.loc[edited["keep"].to_numpy()]
     reviewer = worker
     if st.button(f"Save {len(kept)} ticked rows to the project", disabled=kept.empty):
-        if not reviewer.strip():
-            st.error("Sign in or enter your name in the sidebar first: every saved row records "
-                     "who accepted it.")
+        try:
+            saved = augment.save_augmented(project, kept, actor=reviewer)
+        except (ValueError, PermissionError) as err:
+            st.error(f"Nothing was saved: {plain(err)}")
         else:
-            try:
-                saved = project.save_augmentations(kept, reviewer=reviewer)
-            except (ValueError, PermissionError) as err:
-                st.error(f"Nothing was saved: {plain(err)}")
-            else:
-                st.success(f"Saved {len(saved)} augmented rows; they join the train split on export.")
+            st.success(f"Saved {len(saved)} augmented rows; they join the train split on export.")
 
 st.subheader("Saved augmented rows")
-stored = project.augmentations()
+stored = augment.augmented(project)
 if stored.empty:
     st.info("None yet.")
 else:
@@ -166,14 +148,10 @@ else:
     with st.form("remove"):
         gone = st.multiselect("Remove rows", stored["aug_id"].tolist())
         if st.form_submit_button("Remove") and gone:
-            who = worker
-            if not who.strip():
-                st.error("Sign in or enter your name in the sidebar first.")
+            try:
+                n = augment.remove_augmented(project, gone, actor=worker)
+            except (ValueError, PermissionError) as err:
+                st.error(f"Nothing was removed: {plain(err)}")
             else:
-                try:
-                    n = project.remove_augmentations(gone, reviewer=who)
-                except (ValueError, PermissionError) as err:
-                    st.error(f"Nothing was removed: {plain(err)}")
-                else:
-                    st.success(f"Removed {n} rows (kept in the log as removed).")
-                    st.rerun()
+                st.success(f"Removed {n} rows (kept in the log as removed).")
+                st.rerun()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import Path
-
 import streamlit as st
 
+from actions import export, may
+from actions.export import STATUSES
 from app_pages._state import annotations, current_project, signed_in
-from curation.curate import STATUSES, changes, curate
 from app_pages._text import plain
-from curation.workspace import curation_home, export_project
 
 st.title("Curated data")
 project = current_project()
@@ -20,13 +16,13 @@ if frame.empty:
     st.info("The project has no annotations yet: import a file on the Project page.")
     st.stop()
 
-everything = curate(frame, project.latest_decisions(), include_dropped=True)
+everything = export.curated(project, frame)
 counts = everything["status"].value_counts()
 cols = st.columns(len(STATUSES))
 for col, (status, meaning) in zip(cols, STATUSES.items()):
     col.metric(status, int(counts.get(status, 0)), help=meaning)
 
-dataset, changed, export = st.tabs(["Dataset", "Changes", "Export"])
+dataset, changed, export_tab = st.tabs(["Dataset", "Changes", "Export"])
 with dataset:
     status = st.multiselect("Status", list(STATUSES), default=[s for s in STATUSES if s != "dropped"])
     shown = everything[everything["status"].isin(status)]
@@ -35,15 +31,15 @@ with dataset:
                "wins; every decision stays in the log.")
 
 with changed:
-    log = changes(everything, project.decisions())
+    log = export.change_log(project, everything)
     if log.empty:
         st.info("No decisions yet: review flagged items on the Review page.")
     else:
         st.dataframe(log, hide_index=True, width="stretch")
 
-with export:
+with export_tab:
     me = signed_in()[0]
-    if project.team_mode and project.role(me) != "lead":
+    if not may(project, me, "export splits"):
         st.warning("In this team project only a lead exports splits; you are "
                    f"{plain(me) if me else 'not signed in'}.")
     with st.form("export"):
@@ -59,13 +55,11 @@ with export:
         use_model = st.checkbox("Group near-duplicates by meaning too (embeddings)", value=True)
         go = st.form_submit_button("Export", type="primary")
     if go:
-        target = curation_home() / "exports" / Path(project.url).stem
         try:
             with st.spinner("Splitting and writing..."):
-                result = export_project(project, target, use_model=use_model, formats=formats,
-                                        test_size=test_size, val_size=val_size, seed=seed,
-                                        include_ambiguous=ambiguous, excel_safe=excel_safe,
-                                        actor=me)
+                result = export.export(project, use_model=use_model, formats=formats,
+                                       test_size=test_size, val_size=val_size, seed=seed,
+                                       include_ambiguous=ambiguous, excel_safe=excel_safe, actor=me)
         except (ValueError, PermissionError) as err:
             st.error(plain(err))
         else:
@@ -79,14 +73,10 @@ with export:
             power = (result.card or {}).get("test_power")
             if power:
                 st.info(plain("What the test split can show: " + power["note"]))
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in result.files:
-                    archive.write(path, arcname=path.name)
-            st.download_button("Download splits and data card (.zip)", buffer.getvalue(),
-                               file_name=f"{Path(project.url).stem}-export.zip",
+            name, content = export.export_zip(project, result)
+            st.download_button("Download splits and data card (.zip)", content, file_name=name,
                                mime="application/zip")
-            card = Path(result.out_dir) / "data_card.md"
-            if card.is_file():
+            card = export.data_card(result)
+            if card is not None:
                 with st.expander("Data card"):
-                    st.markdown(card.read_text(encoding="utf-8"))
+                    st.markdown(card)

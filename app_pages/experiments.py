@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from actions import experiments
 from app_pages._choices import model_choice
 from app_pages._text import plain
-from curation._messages import format_list, suggest
 
 st.title("Experiments")
 st.caption("Two labelled data sets (CSV with columns text and label), a shared encoder (the "
@@ -30,23 +30,6 @@ RESULT_KEYS = {"multitask": "experiments_multitask", "continual": "experiments_c
 
 # --- reading the files ------------------------------------------------------------------------
 
-def _read_upload(upload: Any, name: str) -> pd.DataFrame:
-    """A checked text/label frame from an uploaded CSV; ValueError names the file and the fix."""
-    from fine_tune.compare import _check_blank
-
-    try:
-        frame = pd.read_csv(upload, dtype=str, keep_default_na=False)
-    except Exception as err:  # any parse failure is the file's fault: say so
-        raise ValueError(f"{name}: could not read it as CSV ({err}).") from None
-    for col in ("text", "label"):
-        if col not in frame.columns:
-            raise ValueError(f"{name}: no column {col!r} (columns: {format_list(frame.columns)}); "
-                             f"rename a column to {col!r}{suggest(col, list(frame.columns))}.")
-    if frame.empty:
-        raise ValueError(f"{name}: the file has no rows.")
-    return _check_blank(frame[["text", "label"]].reset_index(drop=True), name)
-
-
 def _dataset_inputs(key: str, title: str, default_name: str) -> dict[str, Any]:
     st.markdown(f"**{plain(title)}**")
     name = st.text_input("Name", default_name, key=f"{key}-name")
@@ -58,16 +41,15 @@ def _dataset_inputs(key: str, title: str, default_name: str) -> dict[str, Any]:
 
 
 def _load(spec: dict[str, Any], seed: int, max_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from fine_tune.multitask import split_train_test
-
+    split_train_test, read = experiments.split_train_test, experiments.read_labelled_csv
     if spec["train"] is None:
         raise ValueError(f"Upload a labelled CSV for {spec['title']} ({spec['name'] or 'no name'}).")
     if not spec["name"]:
         raise ValueError(f"Give {spec['title']} a name.")
     file_name = spec["train"].name
-    train = _read_upload(spec["train"], file_name)
+    train = read(spec["train"], file_name)
     if spec["test"] is not None:
-        test = _read_upload(spec["test"], spec["test"].name)
+        test = read(spec["test"], spec["test"].name)
     else:
         train, test = split_train_test(train, spec["share"], seed=seed, name=file_name)
     if max_rows and len(train) > max_rows:  # a stratified sample of max_rows training rows
@@ -93,12 +75,10 @@ def _settings(key: str) -> dict[str, Any]:
 
 
 def _config(settings: dict[str, Any]) -> Any:
-    from fine_tune.config import TrainConfig
-
-    return TrainConfig(model=settings["model"], epochs=settings["epochs"],
-                       learning_rate=settings["learning_rate"], batch_size=settings["batch_size"],
-                       max_length=settings["max_length"], early_stopping_patience=0,
-                       save_checkpoints=False)
+    return experiments.train_config(model=settings["model"], epochs=settings["epochs"],
+                                    learning_rate=settings["learning_rate"],
+                                    batch_size=settings["batch_size"],
+                                    max_length=settings["max_length"])
 
 
 def _progress_bar():
@@ -185,14 +165,11 @@ with multi_tab:
                         key="mt-schedule")
     if st.button("Run the multi-task comparison", type="primary", key="mt-run"):
         def _multitask(progress):
-            from fine_tune.multitask import compare_multitask
-
-            if mt_a["name"] == mt_b["name"]:
-                raise ValueError(f"Both tasks are named {mt_a['name']!r}; give them different names.")
-            seeds = list(range(mt_settings["seeds"]))
+            experiments.distinct_names([mt_a["name"], mt_b["name"]], "tasks")
             tasks = {spec["name"]: _load(spec, 0, mt_settings["max_rows"]) for spec in (mt_a, mt_b)}
-            return compare_multitask(tasks, _config(mt_settings), seeds=seeds, schedule=schedule,
-                                     progress=progress)
+            return experiments.run_multitask(tasks, _config(mt_settings),
+                                             seeds=range(mt_settings["seeds"]), schedule=schedule,
+                                             progress=progress)
 
         _run("multitask", _multitask)
     _show("multitask", _multitask_table)
@@ -213,16 +190,14 @@ with continual_tab:
                                          key="cl-fisher"))
     if st.button("Run the continual-learning comparison", type="primary", key="cl-run"):
         def _continual(progress):
-            from fine_tune.continual import compare_continual
-
-            if cl_a["name"] == cl_b["name"]:
-                raise ValueError(f"Both data sets are named {cl_a['name']!r}; give them different names.")
+            experiments.distinct_names([cl_a["name"], cl_b["name"]], "data sets")
             a = _load(cl_a, 0, cl_settings["max_rows"])
             b = _load(cl_b, 0, cl_settings["max_rows"])
-            return compare_continual(a, b, _config(cl_settings),
-                                     seeds=list(range(cl_settings["seeds"])),
-                                     ewc_lambda=float(ewc_lambda), names=(cl_a["name"], cl_b["name"]),
-                                     fisher_samples=fisher_samples, progress=progress)
+            return experiments.run_continual(a, b, _config(cl_settings),
+                                             seeds=range(cl_settings["seeds"]),
+                                             ewc_lambda=float(ewc_lambda),
+                                             names=(cl_a["name"], cl_b["name"]),
+                                             fisher_samples=fisher_samples, progress=progress)
 
         _run("continual", _continual)
     _show("continual", _continual_table)

@@ -6,13 +6,11 @@ import logging
 
 import streamlit as st
 
+from actions import may, projects
+from actions.projects import (COLUMN_HELP, DEMO_NAME, FORMATS, available_projects, effective_limits,
+                              limit_variable, upload_limit_bytes)
 from app_pages._state import annotations, current_name, current_project, set_project, signed_in
 from app_pages._text import plain
-from curation.io import FORMATS, effective_limits, limit_variable
-from curation.store import Project
-from curation.workspace import (DEMO_NAME, available_projects, import_file, new_project_url,
-                                upload_limit_bytes)
-from curation._schema import COLUMN_HELP
 
 st.title("Project")
 
@@ -41,7 +39,7 @@ with st.expander("Open a project", expanded=False):
     new_name = col1.text_input("New project (a name: letters, digits, '_' or '-')", key="new_name")
     if col2.button("Create", width="stretch", disabled=not new_name.strip()):
         try:
-            Project(new_project_url(new_name), actor=signed_in()[0]).close()
+            projects.create_project(new_name, actor=signed_in()[0])
         except ValueError as err:
             st.error(plain(err))
         else:
@@ -58,7 +56,7 @@ except Exception as err:  # a bad URL must not take the app down
 frame = annotations()
 me, how = signed_in()
 with st.expander("Team", expanded=False):
-    members = project.members()
+    members = projects.members(project)
     if members.empty:
         st.caption("Local mode: anyone using this app decides under the name they type. Add a first "
                    "lead to start team mode: then only members can decide (under their signed-in "
@@ -75,20 +73,21 @@ with st.expander("Team", expanded=False):
         add = st.form_submit_button("Add or change member")
     if add:
         try:
-            project.set_member(member, role, by=me if not members.empty else (me or member))
+            projects.set_member(project, member, role, actor=me)
         except (ValueError, PermissionError) as err:
             st.error(plain(err))
         else:
             st.success(plain(f"{member.strip()} is now a {role}."))
 st.subheader("Current project")
-st.caption(plain(project.display_url))
+st.caption(plain(projects.display_url(project)))
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Items", frame["item_id"].nunique())
 c2.metric("Annotations", len(frame))
 c3.metric("Annotators", frame["annotator_id"].nunique())
-c4.metric("Labels", len(project.label_set()))
+labels = projects.label_set(project)
+c4.metric("Labels", len(labels))
 if len(frame):
-    st.text("Label set: " + ", ".join(project.label_set()))
+    st.text("Label set: " + ", ".join(labels))
     st.dataframe(frame.head(200), hide_index=True, width="stretch")
 else:
     st.info("This project is empty: import an annotation file below.")
@@ -123,13 +122,13 @@ with st.form("import"):
     cols = st.columns(5)
     mapping = {name: cols[i].text_input(name, value=name, help=COLUMN_HELP[name])
                for i, name in enumerate(COLUMN_HELP)}
-    labels = st.text_input("Declared label set (comma separated, optional)",
-                           value=", ".join(project.label_set()))
+    declared = st.text_input("Declared label set (comma separated, optional)",
+                             value=", ".join(labels))
     annotator_cols = st.text_input("Wide layout: annotator columns (comma separated, optional)")
     encoding = st.text_input("Encoding (optional)", placeholder="utf-8")
     on_conflict = st.radio("If an annotator's stored label differs", ["error", "keep", "replace"],
                            horizontal=True, help="replace keeps the old label in the audit log")
-    may_import = not project.team_mode or project.role(me) == "lead"
+    may_import = may(project, me, "import annotations")
     if not may_import:
         st.caption("Only a lead of this team project can import: an import can replace every "
                    "annotator's labels and add labels to the label set.")
@@ -138,12 +137,12 @@ with st.form("import"):
 if submitted and upload is not None:
     progress = st.progress(0.0, text="Validating...")
     try:
-        result = import_file(
+        result = projects.import_file(
             project, upload, name=upload.name, format=fmt, on_conflict=on_conflict,
             columns={v.strip(): k for k, v in mapping.items() if v.strip() and v.strip() != k},
-            label_set=_split(labels), annotator_columns=_split(annotator_cols),
+            label_set=_split(declared), annotator_columns=_split(annotator_cols),
             encoding=encoding.strip() or None, max_bytes=limit, actor=me,
-            progress=lambda f: progress.progress(f, text=f"Importing {plain(upload.name)}..."))
+            progress=lambda f, _msg: progress.progress(f, text=f"Importing {plain(upload.name)}..."))
     except PermissionError as err:  # the library's role check (AccessError)
         progress.empty()
         st.error(f"Nothing was imported. {plain(err)}")

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from actions import jobs, may, projects
+from actions.jobs import ClassWeights, Precision, size_notes
 from app_pages._attention import misclassified_section
 from app_pages._choices import model_choice
 from app_pages._fine_tune_extras import advice_panel, chosen_rules, rules_choice, rules_section
-from app_pages._state import cancel_button, current_project, signed_in
+from app_pages._state import cancel_button, current_project, current_url, signed_in
 from app_pages._text import plain
-from curation.workspace import curation_home
-from fine_tune.config import ClassWeights, Precision
-from fine_tune.data import project_compare_data
-from fine_tune.jobs import RUN_KIND, latest_job, resume_job, start_compare_job
-from fine_tune.settings import resolve_settings
-from fine_tune.verdict import size_notes
 
 st.title("Retrain and compare")
 project = current_project()
@@ -33,14 +27,13 @@ st.caption("Before = the raw majority-vote labels of every item. After = the cur
 @st.cache_data(show_spinner="Preparing the data sets...", max_entries=4)
 def _compare_data(url: str, version: tuple, n_aug: int) -> tuple[dict, pd.DataFrame, dict]:
     """The data sets' sizes, the after side's rows (for the advice) and the test labels, once."""
-    data = project_compare_data(current_project())
-    return data.info, data.after[["text", "label"]], data.test["label"].value_counts().to_dict()
+    return jobs.compare_data(current_project())
 
 
 @st.cache_data(show_spinner="Measuring the data set for its settings...", max_entries=4)
 def _resolved(url: str, version: tuple, n_aug: int, texts: tuple, labels: tuple) -> dict:
     """The settings the advice gives this curated data (rows, class balance, lengths)."""
-    return resolve_settings(pd.DataFrame({"text": texts, "label": labels})).to_dict()
+    return jobs.settings_for(pd.DataFrame({"text": texts, "label": labels}))
 
 
 def _settings_panel(resolved: dict) -> None:
@@ -94,9 +87,8 @@ def _settings_form(resolved: dict) -> None:
     given = {k: v for k, v in chosen["values"].items() if v != cfg.get(k) and not (
         k == "precision" and v == "auto")}
     try:
-        folder = curation_home() / "jobs" / f"{Path(project.url).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        start_compare_job(project, folder, config=given, seeds=tuple(range(chosen["seeds"])),
-                          actor=signed_in()[0], rules=chosen_rules(chosen["rules"]))
+        jobs.start_compare(project, config=given, seeds=tuple(range(chosen["seeds"])),
+                           actor=signed_in()[0], rules=chosen_rules(chosen["rules"]))
     except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
         st.error(f"Could not start: {plain(err)}")
     else:
@@ -105,7 +97,7 @@ def _settings_form(resolved: dict) -> None:
 
 @st.fragment(run_every=2.0)
 def _progress() -> None:
-    status = latest_job(project)
+    status = jobs.latest_compare(project)
     if status is None or status["state"] not in ("starting", "running"):
         st.rerun()  # finished: redraw the whole page with the report
         return
@@ -114,7 +106,7 @@ def _progress() -> None:
     st.progress(min(float(status.get("fraction") or 0.0), 1.0), text=plain(text))
     for note in status.get("size_notes") or []:
         st.warning(plain(note))
-    cancel_button(status["folder"], key="cancel-job")
+    cancel_button(status, key="cancel-job")
 
 
 def _side_table(report: dict) -> pd.DataFrame:
@@ -229,7 +221,7 @@ def _settings_used(report: dict) -> None:
                    "trained again): " + plain(", ".join(f"{r['side']} seed {r['seed']}" for r in reused)))
 
 
-def _show_report(report: dict, folder: str) -> None:
+def _show_report(report: dict, status: dict) -> None:
     _headline(report)
     _learning(report)
     for note in report.get("size_notes") or []:
@@ -256,18 +248,16 @@ def _show_report(report: dict, folder: str) -> None:
         for seed, diag in zip(report["seeds"], report[side].get("diagnosis") or []):
             st.markdown(f"**{side}, seed {seed}:** " + plain(" ".join(diag.get("messages") or [])))
     _settings_used(report)
-    for name, mime in (("report.md", "text/markdown"), ("report.html", "text/html")):
-        path = Path(folder) / name
-        if path.is_file():
-            st.download_button(f"Download {name}", path.read_bytes(), file_name=name, mime=mime,
-                               key=f"download-{name}")
+    for name, content, mime in jobs.report_files(status):
+        st.download_button(f"Download {name}", content, file_name=name, mime=mime,
+                           key=f"download-{name}")
 
 
 try:
-    version = project.data_version()
-    n_aug = len(project.augmentations())
-    info, after_rows, test_counts = _compare_data(project.url, version, n_aug)
-    resolved = _resolved(project.url, version, n_aug, tuple(after_rows["text"]),
+    version = projects.data_version(project)
+    n_aug = projects.n_augmented(project)
+    info, after_rows, test_counts = _compare_data(current_url(), version, n_aug)
+    resolved = _resolved(current_url(), version, n_aug, tuple(after_rows["text"]),
                          tuple(after_rows["label"]))
 except ValueError as err:
     st.warning(plain(err))
@@ -279,7 +269,7 @@ c[2].metric("Training rows after", info["after_rows"])
 c[3].metric("Relabelled / dropped", f"{info['relabelled']} / {info['dropped']}")
 c[4].metric("Augmented rows (train only)", info["augmented_rows"])
 
-status = latest_job(project)
+status = jobs.latest_compare(project)
 if status is not None and status["state"] in ("starting", "running"):
     st.subheader("Training")
     _progress()
@@ -288,11 +278,11 @@ else:
         st.warning(plain(note))
     _settings_panel(resolved)
     _settings_form(resolved)
-    advice_panel(project.url, version, after_rows)
+    advice_panel(current_url(), version, after_rows)
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
         if status["state"] == "done" and status.get("report"):
-            _show_report(status["report"], status["folder"])
+            _show_report(status["report"], status)
             rules_section(status["report"])
             misclassified_section(status)
         elif status["state"] == "cancelled":
@@ -301,23 +291,18 @@ else:
             st.error(f"The latest run {status['state']}: {plain(status.get('message', ''))}")
         if status["state"] in ("failed", "cancelled"):
             me = signed_in()[0]
-            lead = not project.team_mode or project.role(me) == "lead"
+            lead = may(project, me, "resume a training job")
             if st.button("Resume this run", disabled=not lead, key="resume-job",
                          help="Starts the job again on the same data and settings: the runs it "
                               "finished are reused, the rest are trained." if lead else
                               "Only a lead of this team project can resume a job."):
                 try:
-                    resume_job(project, status["folder"], actor=me)
+                    jobs.resume(project, status, actor=me)
                 except (ValueError, OSError) as err:  # AccessError is an OSError
                     st.error(f"Not resumed: {plain(err)}")
                 else:
                     st.rerun()
-    runs = project.runs()
-    runs = runs[runs["kind"] == RUN_KIND] if len(runs) else runs
+    runs = jobs.compare_runs(project)
     if len(runs) > 1:
         with st.expander("Earlier runs"):
-            st.dataframe(pd.DataFrame({
-                "run": runs["run_id"], "status": runs["status"], "started": runs["created_at"],
-                "verdict": [(r or {}).get("verdict", "") for r in runs["result"]],
-                "why": [(r or {}).get("verdict_reason", (r or {}).get("error", "")) for r in runs["result"]],
-            }).iloc[::-1], hide_index=True)
+            st.dataframe(runs.iloc[::-1], hide_index=True)

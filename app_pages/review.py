@@ -5,12 +5,11 @@ Keyboard: s set the chosen label, k keep, d drop, a ambiguous, u undo, j next, p
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
+from actions import projects, review
+from actions.review import REFIT_EVERY, SIGNALS, QueueFilters
 from app_pages._attention import attention_expander
 from app_pages._state import (
     annotations,
@@ -22,16 +21,6 @@ from app_pages._state import (
     who_is_working,
 )
 from app_pages._text import plain
-from curation.flags import REFIT_EVERY, learn_order
-from curation.workspace import (
-    curation_home,
-    evaluate_project_flags,
-    flag_project,
-    load_doubt,
-    load_queue,
-    project_guideline,
-)
-from fine_tune.jobs import OOF_KIND, latest_job, latest_model_probs, start_out_of_fold_job
 
 st.title("Review")
 project = current_project()
@@ -47,9 +36,8 @@ def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> b
     """Flag the project; False (and the error shown, not wiped by a rerun) when it cannot."""
     bar = st.progress(0.0, text="Finding items to review...")
     try:
-        report = flag_project(project, model_signal=signal, model_probs=probs,
-                              progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg),
-                              actor=signed_in()[0])
+        report = review.flag(project, signal=signal, probs=probs, actor=signed_in()[0],
+                             progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except (ValueError, PermissionError) as err:  # PermissionError: AccessError, a non-member
         bar.empty()
         st.error(plain(err))
@@ -70,12 +58,12 @@ def queue_check_panel() -> None:
                          "flagging pass: random, the share of minority votes, Dawid-Skene, cleanlab's "
                          "find_label_issues and CROWDLAB. An item is wrong when its majority label "
                          "differs from the truth; tied votes are counted apart."))
-        key = ("queue_check", project.data_version(), len(truth), signal)
+        key = ("queue_check", projects.data_version(project), len(truth), signal)
         if st.button("Measure", key="queue-check"):
             with st.spinner("Flagging again on the cached embeddings..."):
                 try:
-                    st.session_state[key] = evaluate_project_flags(
-                        project, model_signal=signal, model_probs=probs, actor=signed_in()[0])
+                    st.session_state[key] = review.measure_queue(
+                        project, signal=signal, probs=probs, actor=signed_in()[0])
                 except (ValueError, PermissionError) as err:
                     st.session_state[key] = str(err)
         result = st.session_state.get(key)
@@ -98,31 +86,26 @@ def queue_check_panel() -> None:
                              .reset_index().round(3), hide_index=True, width="stretch")
 
 
-SIGNALS = {"embedding": "Embeddings + logistic regression (seconds)",
-           "fine-tuned": "Fine-tuned classifier, 5 folds (minutes)",
-           "ensemble": "Both, averaged"}
-
-
 @st.fragment(run_every=2.0)
 def _fine_tune_progress() -> None:
-    status = latest_job(project, kind=OOF_KIND)
+    status = review.folds_job(project)
     if status is None or status["state"] not in ("starting", "running"):
         st.rerun()  # finished: redraw the page with the probabilities
         return
     left = status.get("seconds_left")
     st.progress(min(float(status.get("fraction") or 0.0), 1.0),
                 text=plain(status.get("message", "") + (f" - about {left:.0f} s left" if left else "")))
-    cancel_button(status["folder"], key="cancel-folds")
+    cancel_button(status, key="cancel-folds")
 
 
 def fine_tuned_signal() -> pd.DataFrame | None:
     """The fine-tuned folds' probabilities when there are any; their job's state and buttons."""
-    status = latest_job(project, kind=OOF_KIND)
+    status = review.folds_job(project)
     if status is not None and status["state"] in ("starting", "running"):
         _fine_tune_progress()
         return None
     try:
-        found = latest_model_probs(project)
+        found = review.fine_tuned_probs(project)
     except ValueError as err:  # a probs.csv damaged or edited by hand: say so, offer a new one
         st.error(plain(err))
         found = None
@@ -138,9 +121,8 @@ def fine_tuned_signal() -> pd.DataFrame | None:
     if st.button(label, key="start-folds", help="Trains the classifier 5 times, each time on 4/5 "
                  "of the items with their current labels, with the Retrain page's advised "
                  "settings; each item's probabilities come from the model that did not see it."):
-        folder = curation_home() / "jobs" / f"{Path(project.url).stem}-folds-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            start_out_of_fold_job(project, folder, actor=signed_in()[0])
+            review.start_folds(project, actor=signed_in()[0])
         except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
             st.error(f"Could not start: {plain(err)}")
         else:
@@ -164,10 +146,22 @@ go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="incl
                           help="After the flagged items, the ones no flagger raised, most "
                                "doubtful first: a label every annotator got wrong can still be "
                                "doubted by the model and CROWDLAB.")
-flags = project.latest_flags()
-params = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}) if len(flags) else {}
-queue = load_queue(project, flags=flags, params=params, include_rest=go_on)
-if queue.empty:
+learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="learn-order",
+                             help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
+                                  "left: a changed label counts as 'was wrong', a kept one as "
+                                  "'was right'. Off: the flaggers' own order.")
+cons = consensus()
+labels = projects.label_set(project)
+with st.sidebar:
+    kinds = st.multiselect("Flag kinds", review.flag_kinds(project))
+    by_label = st.multiselect("Consensus label", labels)
+    by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()))
+    show_decided = st.toggle("Show decided items", value=False)
+filters = QueueFilters(kinds=kinds, labels=by_label, annotators=by_annotator,
+                       show_decided=show_decided, include_rest=go_on, learn=learning,
+                       section=st.session_state.get("queue-section", "ranked"))
+qv = review.review_queue(project, frame, cons, filters)
+if qv.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")
     if st.button("Find items to review", type="primary") and run_flags(
@@ -175,61 +169,30 @@ if queue.empty:
         st.rerun()
     st.stop()
 
-used = params.get("model_signal", "embedding")
-if used != signal:
-    signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(used, used)}': "
+if qv.signal != signal:
+    signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(qv.signal, qv.signal)}': "
                         "press Re-run flags to use the one chosen above.")
-decisions = project.latest_decisions()
-latest = decisions.set_index("item_id")
-learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="learn-order",
-                             help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
-                                  "left: a changed label counts as 'was wrong', a kept one as "
-                                  "'was right'. Off: the flaggers' own order.")
-learned = learn_order(queue, flags, decisions, doubt=load_doubt(project, flags=flags))
-if learning:
-    queue = learned.queue
-cons = consensus()
-labels = project.label_set()
-guideline = project_guideline(project)
+learned, latest, tied, flags = qv.learned, qv.latest, qv.tied, qv.flags
+guideline = projects.guideline(project)
 
-# ----------------------------------------------------------------- filters and progress
-with st.sidebar:
-    kinds = st.multiselect("Flag kinds", sorted(flags["kind"].unique()))
-    by_label = st.multiselect("Consensus label", labels)
-    by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()))
-    show_decided = st.toggle("Show decided items", value=False)
-
+# ----------------------------------------------------------------- sections and progress
 # items whose vote ties have no majority to be wrong: a section of their own, not in the ranking
-tied = set(cons.index[cons["method"] != "majority"])
-n_tied = int(queue["item_id"].isin(tied).sum())
-section = "ranked"
-if n_tied:
-    section = st.radio("Section", ["ranked", "ties"], horizontal=True, key="queue-section",
-                       format_func=lambda s: ("Likely wrong labels, most likely first" if s == "ranked"
-                                              else f"No majority: decide ({n_tied})"))
-view = queue[queue["item_id"].isin(tied) == (section == "ties")]
-if kinds:
-    view = view[view["item_id"].isin(flags.loc[flags["kind"].isin(kinds), "item_id"])]
-if by_label:
-    view = view[view["item_id"].map(cons["label"]).isin(by_label)]
-if by_annotator:
-    view = view[view["item_id"].isin(frame.loc[frame["annotator_id"].isin(by_annotator), "item_id"])]
-decided = view["item_id"].isin(latest.index)
-n_done = int(queue["item_id"].isin(latest.index).sum())
-n_flagged = int((queue["kinds"] != "").sum())
-st.progress(n_done / len(queue), text=f"{n_done} of {len(queue)} flagged items decided" if not go_on
-            else f"{n_done} of {len(queue)} items decided ({n_flagged} flagged, "
-                 f"{len(queue) - n_flagged} more by doubt)")
+if qv.n_tied:
+    st.radio("Section", ["ranked", "ties"], horizontal=True, key="queue-section",
+             format_func=lambda s: ("Likely wrong labels, most likely first" if s == "ranked"
+                                    else f"No majority: decide ({qv.n_tied})"))
+n_queue = len(qv.queue)
+st.progress(qv.n_done / n_queue, text=f"{qv.n_done} of {n_queue} flagged items decided" if not go_on
+            else f"{qv.n_done} of {n_queue} items decided ({qv.n_flagged} flagged, "
+                 f"{n_queue - qv.n_flagged} more by doubt)")
 if learning:
     st.caption(plain(learned.describe()))
 queue_check_panel()
-if not show_decided:
-    view = view[~decided]
-if view.empty:
+if qv.items.empty:
     st.success("Nothing left to review with these filters.")
     st.stop()
 
-ids = view["item_id"].tolist()
+ids = qv.ids()
 refit = learning and st.session_state.get("learned_n_used", learned.n_used) != learned.n_used
 st.session_state["learned_n_used"] = learned.n_used
 if refit or st.session_state.get("review_item") not in ids:
@@ -248,7 +211,7 @@ nav[2].caption(f"Item {pos + 1} of {len(ids)} in this view")
 
 # ----------------------------------------------------------------- the item
 item = ids[pos]
-row = view.set_index("item_id").loc[item]
+row = qv.row(item)
 votes = frame[frame["item_id"] == item]
 st.subheader(f"{plain(item)}  ·  priority {row['priority']:.2f}")
 st.markdown(f"> {plain(votes['text'].iloc[0])}")
@@ -270,8 +233,7 @@ with left:
                       + f" by {done['reviewer']}"))
 with right:
     st.caption("Why it was flagged")
-    st.dataframe(flags.loc[flags["item_id"] == item, ["kind", "score", "reason"]].round(2),
-                 hide_index=True, width="stretch")
+    st.dataframe(qv.reasons(item).round(2), hide_index=True, width="stretch")
     if guideline is not None and isinstance(row["rule_id"], str):
         rule = guideline.rule(row["rule_id"])
         st.markdown(f"**Guideline {plain(rule.describe())}**  \n{plain(rule.text)}")
@@ -285,14 +247,8 @@ note = st.text_input("Note (optional)", key=f"note_{item}")
 
 
 def decide(action: str) -> None:
-    if not reviewer:
-        st.session_state["review_error"] = (
-            "Sign in first (see the sidebar): every decision is signed." if project.team_mode else
-            "Enter your name in the sidebar first: every decision is signed.")
-        return
     try:
-        project.record_decision(item, reviewer=reviewer, action=action, note=note,
-                                new_label=choice if action == "set_label" else None)
+        review.decide(project, item, actor=reviewer, action=action, note=note, new_label=choice)
     except (ValueError, PermissionError) as err:
         st.session_state["review_error"] = str(err)
         return
@@ -315,10 +271,8 @@ if "review_error" in st.session_state:
 if "review_toast" in st.session_state:
     st.toast(plain(st.session_state.pop("review_toast")))
 
-history = project.decisions()
-history = history[history["item_id"] == item]
+history = review.item_history(project, item)
 if len(history):
     st.caption("Decision log for this item")
-    st.dataframe(history[["decision_id", "created_at", "reviewer", "action", "old_label", "new_label",
-                          "note"]], hide_index=True, width="stretch")
+    st.dataframe(history, hide_index=True, width="stretch")
 st.caption("Keys: s set label · k keep · d drop · a ambiguous · u undo · j next · p previous")

@@ -65,11 +65,11 @@ def run_article(train: pd.DataFrame, test: pd.DataFrame, epochs: int) -> dict:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                               TrainingArguments)
 
-    from curation.embeddings import _default_model_path
+    from curation.models import default_model_path
 
     labels = sorted(train["label"].unique())
     index = {label: i for i, label in enumerate(labels)}
-    path = _default_model_path()
+    path = default_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
 

@@ -26,7 +26,7 @@ import time
 import pandas as pd
 from _truth_sets import run_on_truth_sets
 
-from curation.cli import format_flag_evaluation
+from commands.curation import format_flag_evaluation
 from curation.embeddings import Embedder, embed_texts
 from curation.flags import evaluate_flags, flag_items
 

@@ -18,16 +18,58 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from curation._schema import ANNOTATOR, ITEM, LABEL
+from curation.schema import ANNOTATOR, ITEM, LABEL
 from curation.agreement import CountTable, _with_consensus, count_table
 
-__all__ = ["DawidSkene", "MajorityVote", "METHODS", "break_ties", "consensus_frame", "consensus_labels",
+__all__ = ["Aggregator", "DawidSkene", "MajorityVote", "METHODS", "break_ties", "consensus_frame", "consensus_labels",
            "make_aggregator"]
 
 logger = logging.getLogger(__name__)
 
 
-class MajorityVote:
+class Aggregator:
+    """What every consensus method shares (crowd-kit's ``BaseClassificationAggregator`` shape).
+
+    A subclass's ``__init__`` stores settings only; :meth:`fit` takes the long frame and returns
+    ``self`` with the results ending in ``_`` (``labels_``, ``confidence_``, ``probas_``, ``ties_``,
+    ``annotator_accuracy_``); :meth:`fit_predict` and :meth:`fit_predict_proba` return one of them.
+
+    >>> frame = pd.DataFrame({"item_id": list("aab"), "annotator_id": list("xyx"),
+    ...                       "label": list("ppn")})
+    >>> MajorityVote().fit_predict(frame).tolist()
+    ['p', 'n']
+    >>> MajorityVote(labels=["n", "p"])
+    MajorityVote(labels=['n', 'p'])
+    """
+
+    labels_: pd.Series
+    confidence_: pd.Series
+    probas_: pd.DataFrame
+    ties_: pd.Series
+    annotator_accuracy_: pd.Series
+
+    def fit(self, frame: pd.DataFrame) -> Aggregator:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit_predict(self, frame: pd.DataFrame) -> pd.Series:
+        """``fit(frame).labels_``: item_id -> consensus label (``None`` for an unresolved tie)."""
+        return self.fit(frame).labels_
+
+    def fit_predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``fit(frame).probas_``: item_id x label probabilities."""
+        return self.fit(frame).probas_
+
+    def get_params(self) -> dict:
+        """The settings ``__init__`` stored (scikit-learn's name)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                         if v != type(self)().get_params().get(k))
+        return f"{type(self).__name__}({args})"
+
+
+class MajorityVote(Aggregator):
     """Plurality vote; ties are reported as ties, not broken silently.
 
     Parameters
@@ -52,8 +94,8 @@ class MajorityVote:
     def __init__(self, *, labels: Sequence[str] | None = None) -> None:
         self.labels = labels
 
-    def fit(self, df: pd.DataFrame | CountTable) -> MajorityVote:
-        table = count_table(df, labels=self.labels)
+    def fit(self, frame: pd.DataFrame | CountTable) -> MajorityVote:
+        table = count_table(frame, labels=self.labels)
         counts = table.counts.astype(np.float64)
         share = counts / counts.sum(axis=1, keepdims=True)
         top = share.max(axis=1)
@@ -78,7 +120,7 @@ class MajorityVote:
         return pd.Series(acc, index=table.annotators, name="accuracy")
 
 
-class DawidSkene:
+class DawidSkene(Aggregator):
     """Dawid-Skene EM consensus through crowd-kit, with per-annotator confusion.
 
     Parameters
@@ -103,16 +145,16 @@ class DawidSkene:
         self.tol = tol
         self.labels = labels
 
-    def fit(self, df: pd.DataFrame) -> DawidSkene:
+    def fit(self, frame: pd.DataFrame) -> DawidSkene:
         from crowdkit.aggregation import DawidSkene as _CrowdKitDS
 
-        labels = count_table(df, labels=self.labels).labels
-        crowd = pd.DataFrame({"task": df[ITEM].to_numpy(), "worker": df[ANNOTATOR].to_numpy(),
-                              "label": df[LABEL].to_numpy()})
+        labels = count_table(frame, labels=self.labels).labels
+        crowd = pd.DataFrame({"task": frame[ITEM].to_numpy(), "worker": frame[ANNOTATOR].to_numpy(),
+                              "label": frame[LABEL].to_numpy()})
         model = _CrowdKitDS(n_iter=self.n_iter, tol=self.tol).fit(crowd)
         probas = model.probas_.reindex(columns=labels, fill_value=0.0)
         probas.index = probas.index.rename(ITEM)
-        order = pd.Index(pd.unique(df[ITEM]), name=ITEM)
+        order = pd.Index(pd.unique(frame[ITEM]), name=ITEM)
         self.probas_ = probas.reindex(order)
         self.labels_ = self.probas_.idxmax(axis=1).astype(object).rename("label")
         self.confidence_ = self.probas_.max(axis=1).rename("confidence")
@@ -136,25 +178,25 @@ class DawidSkene:
 METHODS = {"majority": MajorityVote, "dawid-skene": DawidSkene}
 
 
-def make_aggregator(method: str, **kwargs) -> MajorityVote | DawidSkene:
+def make_aggregator(method: str, **kwargs) -> Aggregator:
     """Return an unfitted aggregator by name (``majority`` or ``dawid-skene``)."""
     if method not in METHODS:
         raise ValueError(f"unknown consensus method {method!r}; use one of {', '.join(METHODS)}.")
     return METHODS[method](**kwargs)
 
 
-def consensus_labels(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def consensus_labels(frame: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """The label each item has before review: majority vote, with Dawid-Skene breaking ties.
 
     Returns one row per item (index ``item_id``, first-appearance order) with
     ``label``, ``confidence`` (vote share, or the Dawid-Skene posterior for a
     broken tie) and ``method`` (``"majority"`` or ``"dawid-skene tie-break"``).
     """
-    mv = MajorityVote(labels=labels).fit(df)
+    mv = MajorityVote(labels=labels).fit(frame)
     tied = mv.labels_.isna()
     out = pd.DataFrame({"label": mv.labels_, "confidence": mv.confidence_, "method": "majority"})
     if tied.any():
-        broken = break_ties(mv, DawidSkene(labels=labels).fit(df).probas_)
+        broken = break_ties(mv, DawidSkene(labels=labels).fit(frame).probas_)
         out.loc[tied, "label"] = broken["label"]
         out.loc[tied, "confidence"] = broken["confidence"]
         out.loc[tied, "method"] = "dawid-skene tie-break"
@@ -182,7 +224,7 @@ def break_ties(majority: MajorityVote, probas: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item_id", "label", "confidence"]).set_index("item_id")
 
 
-def consensus_frame(model: MajorityVote | DawidSkene) -> pd.DataFrame:
+def consensus_frame(model: Aggregator) -> pd.DataFrame:
     """A fitted aggregator's result as ``item_id, label, confidence, tie`` rows."""
     out = pd.DataFrame({"label": model.labels_, "confidence": model.confidence_,
                         "tie": model.ties_.map(lambda t: "|".join(t))})

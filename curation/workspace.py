@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from curation.flags import (
 )
 from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, load_annotations
+from curation.progress import Progress, within
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
 
@@ -191,7 +191,7 @@ def open_project(url_or_path: str | os.PathLike | None = None) -> Project:
 
 
 def open_demo_project(path: str | os.PathLike | None = None,
-                      progress: Callable[[float], None] | None = None) -> Project:
+                      progress: Progress | None = None) -> Project:
     """Open the demo project, importing the bundled demo data the first time.
 
     Importing is idempotent, so calling this again never duplicates anything.
@@ -231,7 +231,7 @@ def upload_limit_bytes() -> int:
 
 
 def import_file(project: Project, source: Any, *, name: str | None = None,
-                on_conflict: str = "error", progress: Callable[[float], None] | None = None,
+                on_conflict: str = "error", progress: Progress | None = None,
                 actor: str | None = None, **load_options: Any) -> ImportResult:
     """Validate a file and import it into ``project`` in one transaction.
 
@@ -245,7 +245,7 @@ def import_file(project: Project, source: Any, *, name: str | None = None,
                          else "import annotations")
     frame = load_annotations(source, name=name, **load_options)
     if progress:
-        progress(0.0)
+        progress(0.0, "file read, importing")
     return project.import_annotations(frame, source=name or str(frame.attrs.get("source", "")),
                                       label_set=frame.attrs.get("label_set"),
                                       on_conflict=on_conflict, progress=progress, actor=actor)
@@ -272,7 +272,7 @@ def project_annotations(project: Project) -> pd.DataFrame:
 
 
 def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = None,
-                     progress: Callable[[float], None] | None = None,
+                     progress: Progress | None = None,
                      actor: str | None = None) -> np.ndarray:
     """One embedding per item of ``frame`` (first-appearance order), through the project's cache."""
     from curation.embeddings import embed_texts
@@ -284,7 +284,7 @@ def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = N
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
                  use_model: bool = True, seed: int = 0, force: bool = False,
                  model_probs: pd.DataFrame | None = None, model_signal: str = "embedding",
-                 progress: Callable[[float, str], None] | None = None,
+                 progress: Progress | None = None,
                  actor: str | None = None) -> FlagReport:
     """Embed the project's texts (cached in the project), run every flagger, store the flags.
 
@@ -312,12 +312,12 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     frame = project_annotations(project)
     start, embeddings = time.perf_counter(), None
     if use_model:
-        step = (lambda f: progress(0.6 * f, "embedding texts...")) if progress else None
-        embeddings = _item_embeddings(project, frame, embedder=embedder, progress=step, actor=actor)
+        embeddings = _item_embeddings(project, frame, embedder=embedder, actor=actor,
+                                      progress=within(progress, 0.0, 0.6, "embedding texts..."))
     embed_seconds = time.perf_counter() - start
     report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
                         model_probs=model_probs, model_signal=model_signal,
-                        progress=(lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None)
+                        progress=within(progress, 0.6, 1.0))
     report.timings = {"embed": embed_seconds, **report.timings}
     priority = report.queue.set_index("item_id")["priority"]
     rest = report.rest.set_index("item_id")["priority"].round(4)
@@ -442,7 +442,7 @@ def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
 # --------------------------------------------------------------------------- export
 
 
-def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
+def export_curated(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
                    decisions: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
                    embeddings: Any = None, include_ambiguous: bool = False, target: float = 0.90,
                    augmentations: pd.DataFrame | None = None, augmentation_embeddings: Any = None,
@@ -451,17 +451,17 @@ def export_curated(df: pd.DataFrame, out_dir: str | os.PathLike, *,
 
     ``split_options`` go to :func:`curation.export.export_dataset` (formats,
     test_size, val_size, seed, near_duplicate_threshold). ``embeddings`` (one row per
-    item of ``df``) let near-duplicate grouping use meaning, not only normalised text.
+    item of ``frame``) let near-duplicate grouping use meaning, not only normalised text.
     ``augmentations`` (``Project.augmentations()``) join the train split only, next
     to their source item (see :func:`augmented_rows` for which are left out).
     """
     from curation.export import export_dataset
 
-    everything = curate(df, decisions, include_dropped=True)
+    everything = curate(frame, decisions, include_dropped=True)
     if embeddings is not None:
-        position = {item: i for i, item in enumerate(pd.unique(df["item_id"]))}
+        position = {item: i for i, item in enumerate(pd.unique(frame["item_id"]))}
         embeddings = embeddings[[position[i] for i in everything["item_id"]]]
-    card = data_card_facts(df, everything, flags, target=target)
+    card = data_card_facts(frame, everything, flags, target=target)
     columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
     rows = everything[columns].assign(augmented_from=None, method=None)
     if augmentations is not None and len(augmentations):
@@ -503,14 +503,14 @@ def augmented_rows(augmentations: pd.DataFrame, curated: pd.DataFrame, *,
     return extra, keep, facts
 
 
-def data_card_facts(df: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
+def data_card_facts(frame: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
                     target: float) -> dict[str, Any]:
     """What the data card says beyond the split counts: agreement, consensus, review, flags."""
-    report = agreement_report(df, target=target, n_boot=1000, seed=0, top_k=0)
+    report = agreement_report(frame, target=target, n_boot=1000, seed=0, top_k=0)
     status = everything["status"].value_counts().to_dict()
     facts: dict[str, Any] = {
-        "source": {"items": int(everything.shape[0]), "annotations": int(len(df)),
-                   "annotators": int(df["annotator_id"].nunique())},
+        "source": {"items": int(everything.shape[0]), "annotations": int(len(frame)),
+                   "annotators": int(frame["annotator_id"].nunique())},
         "agreement": {"verdict": report.verdict(), "judged_by": report.judged_by,
                       "target": target, "meets_target": report.meets_target,
                       **{k: round(v, 4) for k, v in report.coefficients.items()}},

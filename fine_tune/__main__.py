@@ -1,8 +1,12 @@
-"""``python -m fine_tune``: see :mod:`fine_tune.cli`."""
+"""``python -m fine_tune`` runs the command line (:mod:`commands.fine_tune`).
+
+An entry point, run and never imported: the one place where this package names the layer above
+it (tests/test_layers.py allows it for ``__main__`` modules only).
+"""
 
 import sys
 
-from fine_tune.cli import main
+from commands.fine_tune import main
 
 __all__: list[str] = []
 

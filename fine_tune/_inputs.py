@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curation._messages import format_list, suggest
+from curation.messages import format_list, suggest
 
 __all__ = ["EncodedDataset", "balanced_weights", "check_frames", "encode", "label_order"]
 

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from curation.embeddings import DEFAULT_MODEL, _default_model_path, _load_named, pickle_only_hint
+from curation.models import DEFAULT_MODEL, default_model_path, load_named, pickle_only_hint
 from fine_tune.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def model_name(config: TrainConfig) -> str:
 
 
 def _resolve_path(config: TrainConfig) -> str:
-    return _default_model_path() if config.model is None else config.model
+    return default_model_path() if config.model is None else config.model
 
 
 def _offline_error(kind: str, config: TrainConfig, err: Exception) -> ValueError:
@@ -77,7 +77,7 @@ def load_model(config: TrainConfig, num_labels: int, *,
             use_safetensors=True, **kwargs)  # never unpickle a .bin checkpoint
 
     try:
-        return _load_named(loader, _resolve_path(config), None)
+        return load_named(loader, _resolve_path(config), None)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise _offline_error("model", config, err) from err
 
@@ -101,7 +101,7 @@ def load_encoder(config: TrainConfig) -> torch.nn.Module:
         return AutoModel.from_pretrained(path, use_safetensors=True, **kwargs)
 
     try:
-        return _load_named(loader, _resolve_path(config), None)
+        return load_named(loader, _resolve_path(config), None)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise _offline_error("encoder", config, err) from err
 
@@ -114,7 +114,7 @@ def load_tokenizer(config: TrainConfig) -> Any:
         return AutoTokenizer.from_pretrained(path, **kwargs)
 
     try:
-        return _load_named(loader, _resolve_path(config), None)
+        return load_named(loader, _resolve_path(config), None)
     except Exception as err:
         raise _offline_error("tokenizer", config, err) from err
 

@@ -176,7 +176,7 @@ def _check_folder(model_dir: str | os.PathLike) -> tuple[Path, float]:
                          "are kept in <job folder>/models/before and /after).")
     weights = sorted(folder.glob("*.safetensors"))
     if not (folder / "config.json").is_file() or not weights:
-        from curation.embeddings import pickle_only_hint
+        from curation.models import pickle_only_hint
 
         raise ValueError(f"{str(folder)!r} holds no saved model (it needs config.json and "
                          f"model.safetensors). {pickle_only_hint(str(folder))}Save one with "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation._messages import format_list, suggest
+from curation.messages import format_list, suggest
+from fine_tune.config import jsonable
 from fine_tune.stats import (
     accuracy_and_macro_f1,
     ensemble_predictions,
@@ -37,7 +37,8 @@ from fine_tune.stats import (
 )
 from fine_tune.verdict import DEFAULT_MIN_EFFECT, decide, learning_check, side_learning, size_notes
 
-__all__ = ["CompareReport", "SideSummary", "compare", "split_validation", "validate_frames"]
+__all__ = ["CompareReport", "SideSummary", "check_blank", "compare", "split_validation", "train_summary",
+           "validate_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class CompareReport:
             "settings": self.settings}
         rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         rest["before"], rest["after"] = dataclasses.asdict(self.before), dataclasses.asdict(self.after)
-        return _jsonable({**head, **{k: v for k, v in rest.items() if k not in head}})
+        return jsonable({**head, **{k: v for k, v in rest.items() if k not in head}})
 
     def _per_seed_pairs(self) -> list[dict[str, Any]]:
         rows = {s: {"seed": s} for s in self.seeds}
@@ -152,25 +153,6 @@ class CompareReport:
         return render_html(self)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain Python values: numpy scalars and arrays converted, NaN and infinities to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if hasattr(value, "value") and hasattr(type(value), "__members__"):  # an Enum
-        return _jsonable(value.value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
 # --- validation -----------------------------------------------------------------------------
 
 def _check_columns(frame: Any, name: str) -> pd.DataFrame:
@@ -186,7 +168,9 @@ def _check_columns(frame: Any, name: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _check_blank(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+def check_blank(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``text`` and ``label`` as str; ``ValueError`` naming the file (``name``) and the rows
+    where either is empty."""
     for col in ("text", "label"):
         values = frame[col]
         blank = values.isna() | values.astype(str).str.strip().eq("")
@@ -230,7 +214,7 @@ def validate_frames(before: pd.DataFrame, after: pd.DataFrame,
     Raises ``ValueError`` for a missing column, an empty text or label, a test label no
     training side has, or a test text that also appears in training data.
     """
-    frames = [_check_blank(_check_columns(f, n), n) for f, n in
+    frames = [check_blank(_check_columns(f, n), n) for f, n in
               ((before, "before"), (after, "after"), (test, "test"))]
     before, after, test = frames
     train_labels = set(before["label"]) | set(after["label"])
@@ -342,15 +326,15 @@ def _history_records(history: Any) -> list[dict[str, Any]]:
     if history is None:
         return []
     frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(history)
-    return _jsonable(frame.to_dict("records"))
+    return jsonable(frame.to_dict("records"))
 
 
 def _diagnosis_dict(diagnosis: Any) -> dict[str, Any]:
     if diagnosis is None:
         return {}
     if hasattr(diagnosis, "to_dict"):
-        return _jsonable(diagnosis.to_dict())
-    return _jsonable(dict(diagnosis))
+        return jsonable(diagnosis.to_dict())
+    return jsonable(dict(diagnosis))
 
 
 @dataclass
@@ -378,7 +362,7 @@ def _finish_run(result: Any, seed: int, test: pd.DataFrame, labels: list[str]) -
               "best_epoch": getattr(result, "best_epoch", None),
               "peak_memory_mb": getattr(result, "peak_memory_mb", None),
               "device": getattr(result, "device", None)}
-    return _Run(seed, codes, _to_proba(result, codes, labels), _jsonable(record),
+    return _Run(seed, codes, _to_proba(result, codes, labels), jsonable(record),
                 _diagnosis_dict(getattr(result, "diagnosis", None)),
                 _history_records(getattr(result, "history", None)))
 
@@ -536,8 +520,8 @@ def _report(plan: _Plan, n_boot: int, rules: Any = None) -> CompareReport:
 
 def _config_dict(config: Any) -> dict[str, Any]:
     if hasattr(config, "to_dict"):
-        return _jsonable(config.to_dict())
-    return _jsonable(dataclasses.asdict(config))
+        return jsonable(config.to_dict())
+    return jsonable(dataclasses.asdict(config))
 
 
 def _with_seed(config: Any, seed: int) -> Any:
@@ -746,3 +730,25 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame, *, co
     report = _report(plan, n_boot, rules)
     logger.info("retrain-and-compare: %s: %s", report.verdict, report.verdict_reason)
     return report
+
+
+def train_summary(result: Any, test: pd.DataFrame | None, labels: list[str]) -> dict[str, Any]:
+    """One training run's figures as plain data: labels, best epoch, speed, device, the loss
+    history and its diagnosis, and accuracy and macro-F1 on ``test`` when it was predicted."""
+    out: dict[str, Any] = {
+        "labels": list(result.labels), "best_epoch": result.best_epoch,
+        "best_metric": getattr(result, "best_metric", None),
+        "train_seconds": result.train_seconds,
+        "train_samples_per_second": result.train_samples_per_second,
+        "peak_memory_mb": getattr(result, "peak_memory_mb", None),
+        "device": getattr(result, "device", None), "output_dir": getattr(result, "output_dir", None),
+        "cancelled": bool(getattr(result, "cancelled", False)),
+        "diagnosis": result.diagnosis.to_dict() if result.diagnosis is not None else None,
+        "history": _history_records(result.history)}
+    if test is not None and result.test_pred is not None:
+        run = _finish_run(result, 0, test, labels)
+        out.update(accuracy=run.record["accuracy"], macro_f1=run.record["macro_f1"])
+    config = getattr(result, "config", None)
+    if config is not None:
+        out["config"] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+    return jsonable(out)

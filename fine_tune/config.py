@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["METRICS", "ClassWeights", "Precision", "TrainConfig"]
+__all__ = ["METRICS", "ClassWeights", "Precision", "TrainConfig", "jsonable"]
 
 #: Metrics that early stopping and best-checkpoint selection can watch, and whether higher is better.
 METRICS = {"eval_loss": False, "eval_accuracy": True, "eval_macro_f1": True}
@@ -369,15 +369,24 @@ class TrainConfig:
         ...     unfreeze_schedule=((1, 1),), freeze_layers=1, epochs=2)
         True
         """
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
+def jsonable(value: Any) -> Any:
+    """Plain Python values: numpy scalars and arrays converted, NaN and infinities to None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # a numpy array or scalar
+        return jsonable(value.tolist())
+    if hasattr(value, "value") and hasattr(type(value), "__members__"):  # an Enum
+        return jsonable(value.value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def _cuda_bf16_supported() -> bool:

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curation._messages import markdown_text
+from curation.messages import markdown_text
 from fine_tune._model import model_name
 from fine_tune.config import TrainConfig
 from fine_tune.multitask import (

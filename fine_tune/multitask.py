@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curation._messages import markdown_text
+from curation.messages import markdown_text
 from fine_tune._inputs import EncodedDataset, balanced_weights, check_frames, encode
 from fine_tune._model import freeze, load_encoder, load_tokenizer, model_name
 from fine_tune._runtime import Runtime

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation._schema import ITEM
+from curation.schema import ITEM
 
 __all__ = ["OutOfFold", "current_labels", "fine_tuned_probabilities", "held_out_folds"]
 
@@ -88,15 +88,15 @@ class OutOfFold:
         self.probs.round(6).rename_axis(ITEM).reset_index().to_csv(path, index=False)
 
 
-def current_labels(df: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def current_labels(frame: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
     """``item_id, text, label``: one row per item, with the label the flaggers judge.
 
-    The majority vote, Dawid-Skene breaking ties, from the long annotation frame ``df``
+    The majority vote, Dawid-Skene breaking ties, from the long annotation frame ``frame``
     (:attr:`curation.flags.FlagContext.given_labels`).
     """
     from curation.flags import FlagContext
 
-    context = FlagContext(df, labels=labels)
+    context = FlagContext(frame, labels=labels)
     return pd.DataFrame({ITEM: context.items.astype(str), "text": context.texts.to_numpy(),
                          "label": context.given_labels.to_numpy()})
 

@@ -42,10 +42,10 @@ class ResolvedSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"config": {...}, "chosen": [{setting, value, source, reason}], "traits": {...}}``."""
-        from fine_tune.compare import _jsonable
+        from fine_tune.config import jsonable
 
         config = self.config.to_dict() if hasattr(self.config, "to_dict") else dataclasses.asdict(self.config)
-        return _jsonable({"config": config, "chosen": self.chosen, "traits": self.traits})
+        return jsonable({"config": config, "chosen": self.chosen, "traits": self.traits})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ResolvedSettings:

@@ -18,6 +18,9 @@ setup() {
   # torch first, pinned: the CPU build these machines hold; an unpinned torch pulls a multi-GB CUDA build
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  # dev-only reference for Gwet's AC1 and alpha (tests/test_agreement.py); it pins pandas < 3 and
+  # scipy 1.12, which this project does not need, so its own dependencies are left out
+  "$VENV/bin/python" -m pip install -q --no-deps "irrCAC==0.4.4"
   touch "$stamp"
 }
 

@@ -44,7 +44,7 @@ def import_many(url: str, n_items: int) -> None:
     with Project(url) as project:
         print("ready", flush=True)
         project.import_annotations(seed_frame(n_items, prefix="big"), source="big.csv",
-                                   progress=lambda f: print(f"progress {f:.3f}", flush=True))
+                                   progress=lambda f, _m: print(f"progress {f:.3f}", flush=True))
         print("committed import", flush=True)
 
 

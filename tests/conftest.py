@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,71 @@ def _own_curation_home(tmp_path_factory, monkeypatch):
     """No test writes to the user's ~/.curation (projects, jobs, the compare run cache): each
     test gets a fresh CURATION_HOME unless it sets its own."""
     monkeypatch.setenv("CURATION_HOME", str(tmp_path_factory.mktemp("curation-home")))
+
+
+# --------------------------------------------------------------------------- markers, enforced
+#: What a test did that makes it slow: filled by the hooks below during each test.
+_HEAVY: list[str] = []
+#: ``CURATION_AUDIT_SLOW=FILE`` lists the offenders in FILE instead of failing them (to mark many).
+_AUDIT_ENV = "CURATION_AUDIT_SLOW"
+
+
+def _watch_heavy_work() -> None:
+    """Note every optimizer step and every subprocess started, whoever starts it."""
+    import subprocess
+
+    original = subprocess.Popen.__init__
+
+    def popen_init(self, args, *a, **kw):
+        _HEAVY.append(f"starts a subprocess ({str(args)[:80]})")
+        original(self, args, *a, **kw)
+
+    subprocess.Popen.__init__ = popen_init
+    try:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    register_optimizer_step_pre_hook(lambda *_: _HEAVY.append("trains a model (an optimizer step)"))
+
+
+def pytest_configure(config):
+    _watch_heavy_work()
+
+
+def pytest_collection_modifyitems(config, items):
+    """``postgres`` on every test that takes the PostgreSQL back end; ``slow`` on browser tests."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    _HEAVY.clear()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that trains or starts a subprocess without ``@pytest.mark.slow`` fails, so that
+    ``-m "not slow"`` stays a quick run."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not _HEAVY or item.get_closest_marker("slow") is not None:
+        return
+    what = sorted(set(_HEAVY))[0]
+    audit = os.environ.get(_AUDIT_ENV)
+    if audit:
+        with open(audit, "a", encoding="utf-8") as fh:
+            fh.write(f"{item.nodeid}\t{what}\n")
+        return
+    if report.passed:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} {what} but is not marked slow: add @pytest.mark.slow "
+                           "(or pytestmark = pytest.mark.slow for the module)")
 
 
 def _need(path: Path) -> Path:

@@ -65,13 +65,40 @@ def test_make_aggregator_rejects_unknown():
         make_aggregator("mode")
 
 
-def test_dawid_skene_on_amazon_beats_or_matches_majority(amazon):
+def test_dawid_skene_on_amazon_matches_majority_item_for_item(amazon):
+    """The Amazon votes sit in anonymous, shuffled slots, so no slot is a better annotator than
+    another and Dawid-Skene has nothing to learn beyond the vote: it must not do worse than the
+    majority, on any item. (The old test asked only that both exceed 0.94, so it passed when
+    Dawid-Skene was worse.) Measured: both 956 of 998 right, no item where they differ."""
     gold = amazon.drop_duplicates("item_id").set_index("item_id")["gold"]
     mv = MajorityVote().fit(amazon)
     ds = DawidSkene().fit(amazon)
-    mv_acc = (mv.labels_ == gold.reindex(mv.labels_.index)).mean()
-    ds_acc = (ds.labels_ == gold.reindex(ds.labels_.index)).mean()
-    assert mv_acc > 0.94 and ds_acc > 0.94
+    truth = gold.reindex(mv.labels_.index)
+    mv_right = mv.labels_ == truth
+    ds_right = ds.labels_.reindex(truth.index) == truth
+    assert int(mv_right.sum()) == 956 and len(truth) == 998
+    assert int(ds_right.sum()) >= int(mv_right.sum())
+    assert not (mv_right & ~ds_right).any(), list(truth.index[mv_right & ~ds_right][:5])
+
+
+def test_dawid_skene_beats_majority_where_annotators_differ_in_skill():
+    """The case Dawid-Skene is for: two careful annotators and three who guess. On 300 items
+    the majority is often carried by the guessers; Dawid-Skene learns whom to trust."""
+    rng = np.random.default_rng(1)
+    labels = ["a", "b", "c"]
+    rows, truth = [], {}
+    for i in range(300):
+        item = f"i{i}"
+        truth[item] = labels[i % 3]
+        rows += [(item, w, truth[item] if rng.random() < 0.95 else str(rng.choice(labels)))
+                 for w in ("good1", "good2")]
+        rows += [(item, w, truth[item] if rng.random() < 0.4 else str(rng.choice(labels)))
+                 for w in ("g1", "g2", "g3")]
+    df = long(rows)
+    truth = pd.Series(truth)
+    mv_acc = (MajorityVote().fit(df).labels_.reindex(truth.index) == truth).mean()
+    ds_acc = (DawidSkene().fit(df).labels_.reindex(truth.index) == truth).mean()
+    assert ds_acc > mv_acc + 0.05, (ds_acc, mv_acc)
 
 
 def test_a_tie_break_never_picks_a_label_outside_the_tie():

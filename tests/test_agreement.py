@@ -209,6 +209,39 @@ def test_dynasent_real_workers_match_references(dynasent):
         assert (np.isnan(row.kappa) and np.isnan(ref)) or row.kappa == pytest.approx(ref, abs=TOL)
 
 
+def _irrcac():
+    """irrCAC (Gwet's own package, ported from R) as a dev-only reference. It pins pandas < 3 and
+    scipy 1.12, so scripts/dev.sh installs it with ``--no-deps``; CI must have it."""
+    import os
+
+    try:
+        from irrCAC.raw import CAC
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("irrCAC is missing: scripts/dev.sh installs it (pip install --no-deps irrCAC)")
+        pytest.skip("irrCAC not installed (pip install --no-deps irrCAC==0.4.4)")
+    return CAC
+
+
+@pytest.mark.parametrize("name", ["hand", "amazon", "dynasent 300 items"])
+def test_ac1_and_alpha_equal_irrcac(name, hand, amazon, dynasent):
+    """Gwet's AC1 and Krippendorff's alpha against irrCAC on data with missing ratings: the hand
+    fixture (3, 3, 2 and 1 ratings), Amazon's anonymous slots (902 items with 5 votes, the rest
+    fewer) and 300 DynaSent sentences by 204 real workers. Fleiss' kappa is compared only where
+    every item has the same number of ratings: with unequal counts irrCAC uses Gwet's
+    generalisation and this package Fleiss' own (the statsmodels test above)."""
+    CAC = _irrcac()
+    frame = {"hand": hand, "amazon": amazon,
+             "dynasent 300 items": dynasent[dynasent.item_id.isin(dynasent.item_id.unique()[:300])]}[name]
+    wide = frame.pivot(index="item_id", columns="annotator_id", values="label")
+    ref = CAC(wide, categories=sorted(frame["label"].unique()), digits=12)
+    assert gwet_ac1(frame) == pytest.approx(ref.gwet()["est"]["coefficient_value"], abs=1e-10)
+    assert krippendorff_alpha(frame) == pytest.approx(
+        ref.krippendorff()["est"]["coefficient_value"], abs=1e-10)
+    if frame.groupby("item_id").size().nunique() == 1:
+        assert fleiss_kappa(frame) == pytest.approx(ref.fleiss()["est"]["coefficient_value"], abs=1e-10)
+
+
 def test_sparse_path_for_large_crowds_equals_dense(monkeypatch, dynasent):
     import curation.agreement as agreement
 
@@ -224,7 +257,7 @@ def test_library_never_imports_streamlit():
     import subprocess
     import sys
 
-    code = ("import sys, curation, curation.cli, curation.workspace; "
+    code = ("import sys, curation, commands.curation, curation.workspace; "
             "sys.exit(1 if 'streamlit' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -125,12 +125,12 @@ def test_review_flow_decide_undo_reload(home):
 
 def test_review_page_keeps_a_flagging_error_on_screen(home, monkeypatch):
     """A flagging run that cannot finish says why; the page does not rerun the message away."""
-    import curation.workspace
+    import actions.review
 
     def cannot(project, **kwargs):
         raise ValueError("the embedding model at /models/x is not a folder; pick another")
 
-    monkeypatch.setattr(curation.workspace, "flag_project", cannot)
+    monkeypatch.setattr(actions.review, "flag_project", cannot)
     at = _click(_review(home), "Find items to review")
     assert "is not a folder; pick another" in at.error[0].value.replace("\\", "")
     assert any(b.label == "Find items to review" for b in at.button)  # and the user can try again

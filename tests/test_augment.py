@@ -13,7 +13,7 @@ from curation.augment import (AUGMENTERS, AugmenterError, Candidate, CheckSettin
                               EmbeddingNeighbours, Glossary, GlossarySubstitution, LabelModel,
                               PolarityGuard, Protector, augment, check_candidates, class_targets,
                               load_glossary, make_augmenter, plan_requests, words)
-from curation.cli import main
+from commands.curation import main
 
 TEXTS = [
     "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn in the corresponding period in 2007 .",

@@ -193,7 +193,8 @@ def test_masked_lm_repeats_with_a_seed(bert_dir):
 
 def test_masked_lm_n_per_text_and_progress(bert_dir):
     seen: list[float] = []
-    out = _masked_lm(bert_dir).generate(IDS, TEXTS, n=[0, 2, 1, 0], progress=seen.append)
+    out = _masked_lm(bert_dir).generate(IDS, TEXTS, n=[0, 2, 1, 0],
+                                        progress=lambda f, m: seen.append(f))
     per_id = {i: sum(c.source_id == i for c in out) for i in IDS}
     assert per_id["a"] == 0 and per_id["d"] == 0 and per_id["b"] <= 2 and per_id["c"] <= 1
     assert seen and seen[-1] == 1.0
@@ -239,7 +240,7 @@ def test_back_translation_candidates(bart_dirs):
 def test_back_translation_counts_progress_and_beams(bart_dirs):
     seen: list[float] = []
     aug = _back(bart_dirs, batch_size=2)
-    out = aug.generate(IDS, TEXTS, n=[2, 0, 1, 2], progress=seen.append)
+    out = aug.generate(IDS, TEXTS, n=[2, 0, 1, 2], progress=lambda f, m: seen.append(f))
     per_id = {i: sum(c.source_id == i for c in out) for i in IDS}
     assert per_id["a"] <= 2 and per_id["b"] == 0 and per_id["c"] <= 1 and per_id["d"] <= 2
     assert seen == [2 / 3, 1.0]  # three texts asked for, in batches of two

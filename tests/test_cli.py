@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 
-from curation.cli import main
+from commands.curation import main
 
 CSV = ("item_id,text,annotator_id,label\n"
        "1,a,x,p\n1,a,y,p\n1,a,z,n\n2,b,x,n\n2,b,y,n\n2,b,z,n\n3,c,x,p\n3,c,y,n\n")

@@ -55,11 +55,11 @@ def test_order_is_kept_after_length_sorting(embedder, vectors):
 
 
 def test_progress_after_each_batch(embedder):
-    calls: list[float] = []
-    embedder.encode(TEXTS[:7], progress=calls.append)  # batches of 3, 3, 1
-    assert calls == [3 / 7, 6 / 7, 1.0]
+    calls: list[tuple[float, str]] = []
+    embedder.encode(TEXTS[:7], progress=lambda f, m: calls.append((f, m)))  # batches of 3, 3, 1
+    assert calls == [(3 / 7, "embedding texts"), (6 / 7, "embedding texts"), (1.0, "embedding texts")]
     empty: list[float] = []
-    out = embedder.encode([], progress=empty.append)
+    out = embedder.encode([], progress=lambda f, m: empty.append(f))
     assert out.shape == (0, 384) and out.dtype == np.float32 and empty == [1.0]
 
 
@@ -113,7 +113,7 @@ def test_cache_second_call_encodes_nothing(embedder, tmp_path, monkeypatch):
         assert calls == [5] and project.n_embeddings(embedder.model_key) == 5
         progress: list[float] = []
         second = embed_texts(TEXTS[:6], embedder=embedder, project=project,
-                             progress=progress.append)
+                             progress=lambda f, m: progress.append(f))
         assert calls == [5] and progress == [1.0]
         np.testing.assert_array_equal(first, second)
         assert second.dtype == np.float32

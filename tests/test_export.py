@@ -272,7 +272,7 @@ def test_card_quotes_user_text_as_text_and_csv_formulas_are_counted_or_neutralis
     """Labels, ids and the caller's card entries go into the Markdown escaped (no image, link,
     heading or HTML forms); formula-leading cells are counted in the card, kept exact by default
     and prefixed with ' under excel_safe (CSV only)."""
-    from curation._messages import markdown_text
+    from curation.messages import markdown_text
 
     hostile = "![x](http://evil.example/p.png)"
     df = pd.DataFrame({"item_id": [f"i{k}" for k in range(20)],
@@ -300,7 +300,7 @@ def test_card_quotes_user_text_as_text_and_csv_formulas_are_counted_or_neutralis
 
 
 def test_cli_export_excel_safe(tmp_path, capsys):
-    from curation.cli import main
+    from commands.curation import main
 
     data = tmp_path / "a.csv"
     pd.DataFrame({"item_id": [f"i{k}" for k in range(20)], "annotator_id": "x",

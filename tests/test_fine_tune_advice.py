@@ -79,7 +79,7 @@ def test_bad_frames_are_named():
 def test_advise_cli(tmp_path, capsys):
     import json
 
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     path = tmp_path / "t.csv"
     pd.DataFrame({"text": ["my card was stolen", "thank you so much"] * 20,

@@ -168,7 +168,7 @@ def test_chart_draws_the_chosen_head_and_the_cls_row(saved):
 # --- the command line -----------------------------------------------------------------------
 
 def test_cli_prints_top_tokens_and_writes_json(saved, tmp_path, capsys):
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     out = tmp_path / "att.json"
     assert main(["attention", "--model", saved, "--text", TEXT, "--layer", "1", "--head", "0",
@@ -187,7 +187,7 @@ def test_cli_prints_top_tokens_and_writes_json(saved, tmp_path, capsys):
 
 
 def test_cli_missing_model_exits_2_naming_it(tmp_path, capsys):
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     assert main(["attention", "--model", str(tmp_path / "gone"), "--text", TEXT]) == 2
     assert "gone" in capsys.readouterr().err

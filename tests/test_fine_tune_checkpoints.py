@@ -256,7 +256,7 @@ def test_last_complete_checkpoint_without_one(tmp_path):
 
 def test_cli_train_resume_continues_a_run_from_its_output_dir(tiny_model, tmp_path, monkeypatch, capsys):
     from fine_tune import compare as compare_module
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     runs: list[tuple[TrainConfig, Steps]] = []
 

@@ -16,7 +16,7 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score
 
 from fine_tune import compare as compare_module
-from fine_tune.cli import main
+from commands.fine_tune import main
 from fine_tune.compare import compare, split_validation
 from fine_tune.stats import (
     accuracy_and_macro_f1,
@@ -420,7 +420,7 @@ def cli_files(tmp_path, monkeypatch):
     trainer = FakeTrainer()
     monkeypatch.setattr(compare_module, "_default_trainer", lambda: trainer)
     if importlib.util.find_spec("fine_tune.config") is None:
-        monkeypatch.setattr("fine_tune.cli._config_class", lambda: FakeConfig)
+        monkeypatch.setattr("commands.fine_tune._config_class", lambda: FakeConfig)
     before, after, test = _frames()
     paths = {"before": tmp_path / "b.csv", "after": tmp_path / "a.jsonl", "test": tmp_path / "t.parquet"}
     before.to_csv(paths["before"], index=False)
@@ -523,7 +523,7 @@ def test_cli_lr_find(cli_files, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_training_options_reach_the_config():
-    from fine_tune.cli import build_config, build_parser
+    from commands.fine_tune import build_config, build_parser
     from fine_tune.config import ClassWeights, Precision
 
     args = build_parser().parse_args([
@@ -543,7 +543,7 @@ def test_cli_training_options_reach_the_config():
 
 
 def test_cli_bad_schedule_exits_2(capsys):
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     with pytest.raises(SystemExit) as info:
         main(["train", "--train", "t.csv", "--unfreeze", "first"])

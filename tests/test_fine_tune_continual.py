@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fine_tune.cli import main  # noqa: E402
+from commands.fine_tune import main  # noqa: E402
 from fine_tune.config import TrainConfig  # noqa: E402
 from fine_tune.continual import (  # noqa: E402
     DEFAULT_EWC_LAMBDA,

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 pytest.importorskip("transformers")
 
 from curation.flags import flag_items  # noqa: E402
-from fine_tune.cli import main as fine_tune_main  # noqa: E402
+from commands.fine_tune import main as fine_tune_main  # noqa: E402
 from fine_tune.config import TrainConfig  # noqa: E402
 from fine_tune.out_of_fold import current_labels, fine_tuned_probabilities  # noqa: E402
 from fine_tune.train import train_classifier  # noqa: E402
@@ -117,7 +117,7 @@ def test_current_labels_are_the_ones_the_flaggers_judge():
 
 
 def test_cli_writes_probabilities_that_curation_flag_reads(tiny_model, noisy, tmp_path, capsys):
-    from curation.cli import main as curation_main
+    from commands.curation import main as curation_main
 
     frame, _ = noisy
     annotations = tmp_path / "ann.csv"

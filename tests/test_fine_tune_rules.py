@@ -85,7 +85,7 @@ def test_rules_cli_scores_predictions_and_names_bad_files(tmp_path, capsys):
 
     import pandas as pd
 
-    from fine_tune.cli import main
+    from commands.fine_tune import main
 
     preds = tmp_path / "p.csv"
     pd.DataFrame({"text": ["Net sales rose by 5 %", "Operating profit fell", "The board met"],

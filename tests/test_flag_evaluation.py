@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curation.cli import main
+from commands.curation import main
 from curation.flags import evaluate_flags, read_truth, truth_from_frame
 from curation.flags._evaluate import _random_figures, ranking_figures
 from test_flags import clusters

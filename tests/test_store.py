@@ -245,7 +245,7 @@ def test_failure_midway_rolls_back_everything(loaded):
     before = _snapshot(loaded)
     calls = []
 
-    def explode(fraction):
+    def explode(fraction, message):
         calls.append(fraction)
         if len(calls) == 2:  # two batches already written
             raise RuntimeError("disk full")
@@ -258,11 +258,11 @@ def test_failure_midway_rolls_back_everything(loaded):
 
 def test_progress_reports_batches_then_one(project):
     calls = []
-    project.import_annotations(_big(2 * BATCH_SIZE + 10), progress=calls.append)
+    project.import_annotations(_big(2 * BATCH_SIZE + 10), progress=lambda f, m: calls.append(f))
     # items (2503 rows, 1 batch) + annotations (10010 rows, 3 batches) = 12513 rows written
     assert calls == pytest.approx([2503 / 12513, 7503 / 12513, 12503 / 12513, 1.0])
     again = []
-    project.import_annotations(_big(2 * BATCH_SIZE + 10), progress=again.append)
+    project.import_annotations(_big(2 * BATCH_SIZE + 10), progress=lambda f, m: again.append(f))
     assert again == [1.0]
 
 

@@ -163,7 +163,7 @@ def test_jobs_are_cancelled_by_a_lead_of_their_own_project(team, tmp_path):
 
 
 def test_import_cli_mirrors_the_project_page(tmp_path, capsys, monkeypatch):
-    from curation.cli import main
+    from commands.curation import main
 
     url = str(tmp_path / "new" / "t.sqlite")
     data, flipped = tmp_path / "a.csv", tmp_path / "b.csv"
@@ -206,7 +206,7 @@ def test_import_cli_mirrors_the_project_page(tmp_path, capsys, monkeypatch):
 
 
 def test_a_project_url_password_is_never_shown_or_stored(tmp_path, capsys):
-    from curation.cli import main
+    from commands.curation import main
     from curation.store import redact_url
 
     secret = "postgresql+psycopg://bob:s3cret@db.internal:5432/bank"
@@ -334,7 +334,7 @@ def test_only_a_lead_may_import_on_the_project_page(tmp_path, monkeypatch):
 
 
 def test_members_cli_and_export_as_a_lead(tmp_path, capsys):
-    from curation.cli import main
+    from commands.curation import main
 
     url = str(tmp_path / "t.sqlite")
     with Project(url) as project:

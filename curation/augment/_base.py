@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: method name -> augmenter class, filled by :func:`register_augmenter`.
 AUGMENTERS: dict[str, type[Augmenter]] = {}
 
-Progress = Callable[[float], None] | None
+Progress = Callable[[float, str], None] | None
 
 
 class AugmenterError(ValueError):
@@ -159,7 +159,7 @@ class SubstitutionAugmenter(Augmenter):
             n_alpha = sum(w.is_alpha for w in toks)
             out.extend(self._variants(str(ids[i]), texts[i], text_slots, n_alpha, counts[i], rng))
             if progress is not None:
-                progress((step + 1) / len(wanted))
+                progress((step + 1) / len(wanted), "generating candidates")
         return out
 
     def _positions(self, text: str, tokens: list[Word]) -> list[int]:

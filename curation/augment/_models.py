@@ -35,7 +35,7 @@ import numpy as np
 from curation.augment._base import (Augmenter, AugmenterError, Candidate, Progress,
                                     SubstitutionAugmenter, register_augmenter)
 from curation.augment._text import STOPWORDS, Protector, Word
-from curation.embeddings import ALLOW_DOWNLOAD_VAR, _load_named, pickle_only_hint
+from curation.models import ALLOW_DOWNLOAD_VAR, load_named, pickle_only_hint
 
 if TYPE_CHECKING:
     import torch
@@ -256,7 +256,7 @@ class BackTranslation(Augmenter):
             for i, outputs in self._round_trip(forward, backward, chunk, texts, counts):
                 out.extend(self._keep(str(ids[i]), texts[i], outputs, counts[i]))
             if progress is not None:
-                progress(min(start + self.batch_size, len(todo)) / len(todo))
+                progress(min(start + self.batch_size, len(todo)) / len(todo), "generating candidates")
         logger.info("back-translation: %d candidates for %d texts", len(out), len(todo))
         return out
 
@@ -336,10 +336,10 @@ def _build(name: str, device: str | None, kind: str) -> _Loaded:
 
 
 def _fetch(loader: Callable[..., Any], name: str, kind: str) -> Any:
-    """``loader(name)`` offline (see :func:`curation.embeddings._load_named`), or an
+    """``loader(name)`` offline (see :func:`curation.models.load_named`), or an
     :class:`AugmenterError` that says how to provide the model."""
     try:
-        return _load_named(lambda path, device, **kw: loader(path, **kw), name, None)
+        return load_named(lambda path, device, **kw: loader(path, **kw), name, None)
     except Exception as err:  # whatever the loader raised, answer with the fix
         raise AugmenterError(_load_message(name, kind, err)) from err
 

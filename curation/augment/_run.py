@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation._messages import format_list, suggest
+from curation.messages import format_list, suggest
+from curation.progress import within
 from curation.augment._base import AUGMENTERS, Augmenter, AugmenterError
 from curation.augment._checks import CheckSettings, LabelModel, check_candidates
 
@@ -20,7 +21,7 @@ __all__ = ["AugmentResult", "augment", "class_targets", "make_augmenter", "plan_
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, float], None] | None
+Progress = Callable[[float, str], None] | None
 
 
 def make_augmenter(method: str, **params: Any) -> Augmenter:
@@ -152,7 +153,7 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
     embedder, project
         Sentence embedder (default: the bundled MiniLM) and an optional
         :class:`curation.store.Project` whose embedding cache is used.
-    progress : callable(stage, fraction), optional
+    progress : callable(fraction, message), optional
 
     Returns
     -------
@@ -171,14 +172,14 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
     start = time.perf_counter()
     text_of = rows.set_index("item_id")["text"]
     ask = [math.ceil(n * oversample) for n in wanted]
-    report = (lambda stage: (lambda f: progress(stage, f))) if progress else (lambda stage: None)
     cands = augmenter.generate(wanted.index.tolist(), text_of[wanted.index].tolist(), n=ask,
-                               progress=report("generate"))
+                               progress=within(progress, 0.0, 0.6, "generating candidates"))
     generated = time.perf_counter()
     existing = embed_texts(rows["text"].tolist(), embedder=embedder, project=project,
-                           progress=report("embed existing"), actor=actor)
+                           progress=within(progress, 0.6, 0.8, "embedding the existing texts"),
+                           actor=actor)
     cand_emb = embed_texts([c.text for c in cands], embedder=embedder,
-                           progress=report("embed candidates"))
+                           progress=within(progress, 0.8, 1.0, "embedding the candidates"))
     model = (LabelModel().fit(existing, rows["label"].tolist())
              if checks.min_label_prob > 0 else None)
     checked = check_candidates(cands, labels=rows.set_index("item_id")["label"].to_dict(),

@@ -230,9 +230,9 @@ class EmbeddingNeighbours(SubstitutionAugmenter):
 
     def _model_path(self) -> str:
         if self.model is None:
-            from curation.embeddings import _default_model_path
+            from curation.models import default_model_path
 
-            return _default_model_path()
+            return default_model_path()
         if not Path(self.model).is_dir():
             raise AugmenterError(f"model {self.model!r} is not a local folder; the "
                                  "embedding-neighbour augmenter reads vocab.txt and "

@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from curation._schema import ANNOTATOR, ITEM, TEXT
+from curation.schema import ANNOTATOR, ITEM, TEXT
 from curation.aggregation import DawidSkene, MajorityVote, break_ties
 from curation.agreement import CountTable, count_table
 from curation._registry import register
@@ -89,14 +89,14 @@ class FlagContext:
         ones, or the mean of both (:data:`~curation.flags._model.MODEL_SIGNALS`).
     """
 
-    def __init__(self, df: pd.DataFrame, *, embeddings: np.ndarray | None = None,
+    def __init__(self, frame: pd.DataFrame, *, embeddings: np.ndarray | None = None,
                  guideline: Guideline | None = None, labels: Sequence[str] | None = None,
                  seed: int = 0, n_folds: int = 5, model_probs: pd.DataFrame | None = None,
                  model_signal: str = "embedding") -> None:
         from curation.flags._model import MODEL_SIGNALS, check_model_probs
 
-        self.df = df
-        self.table: CountTable = count_table(df, labels=labels or _guideline_labels(df, guideline))
+        self.frame = frame
+        self.table: CountTable = count_table(frame, labels=labels or _guideline_labels(frame, guideline))
         self.guideline = guideline
         self.seed = seed
         self.n_folds = n_folds
@@ -135,7 +135,7 @@ class FlagContext:
 
     @cached_property
     def texts(self) -> pd.Series:
-        return self.df.drop_duplicates(ITEM).set_index(ITEM)[TEXT].reindex(self.items)
+        return self.frame.drop_duplicates(ITEM).set_index(ITEM)[TEXT].reindex(self.items)
 
     @cached_property
     def majority(self) -> MajorityVote:
@@ -143,7 +143,7 @@ class FlagContext:
 
     @cached_property
     def dawid_skene(self) -> DawidSkene:
-        return DawidSkene(labels=self.labels).fit(self.df)
+        return DawidSkene(labels=self.labels).fit(self.frame)
 
     @cached_property
     def given_codes(self) -> np.ndarray:
@@ -187,7 +187,7 @@ class FlagContext:
     @cached_property
     def votes_by_item(self) -> pd.Series:
         """item_id -> list of (annotator, label), for reasons."""
-        return self.df.groupby(ITEM, sort=False).apply(
+        return self.frame.groupby(ITEM, sort=False).apply(
             lambda g: list(zip(g[ANNOTATOR], g["label"])), include_groups=False).reindex(self.items)
 
     @cached_property
@@ -243,11 +243,11 @@ class FlagContext:
         return rule.id if rule else None
 
 
-def _guideline_labels(df: pd.DataFrame, guideline: Guideline | None) -> list[str] | None:
+def _guideline_labels(frame: pd.DataFrame, guideline: Guideline | None) -> list[str] | None:
     if guideline is None:
         return None
     names = guideline.label_names
-    return names if set(df["label"]) <= set(names) else None
+    return names if set(frame["label"]) <= set(names) else None
 
 
 def _check_embeddings(embeddings: np.ndarray | None, n_items: int) -> np.ndarray | None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curation._messages import format_list
-from curation._schema import GOLD, ITEM, LABEL
+from curation.messages import format_list
+from curation.schema import GOLD, ITEM, LABEL
 from curation.io import DEFAULT_MAX_BYTES, read_table
 from curation.flags._base import label_issue_positions
 
@@ -288,7 +288,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def evaluate_flags(df: pd.DataFrame, truth: pd.Series, *, report=None, embeddings: np.ndarray | None = None,
+def evaluate_flags(frame: pd.DataFrame, truth: pd.Series, *, report=None, embeddings: np.ndarray | None = None,
                    guideline=None, seed: int = 0, truth_source: str = "",
                    model_probs: pd.DataFrame | None = None,
                    model_signal: str = "embedding") -> FlagEvaluation:
@@ -302,7 +302,7 @@ def evaluate_flags(df: pd.DataFrame, truth: pd.Series, *, report=None, embedding
     from curation.flags import flag_items
 
     if report is None or report.context is None:
-        report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=seed,
+        report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
                             model_probs=model_probs, model_signal=model_signal)
     context = report.context
     truth = truth.astype(str)

@@ -12,8 +12,8 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from curation._messages import format_list
-from curation._schema import ITEM
+from curation.messages import format_list
+from curation.schema import ITEM
 from curation.splits import stratified_folds
 
 __all__ = ["MODEL_SIGNALS", "check_model_probs", "mixed_probabilities", "out_of_fold_probabilities",

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from curation._messages import suggest
+from curation.messages import suggest
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
 from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
 from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, load_annotations,
                          parse_limit)
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
-from curation.store import NoProjectError, Project
+from actions import export as export_actions, projects, require
+from actions.projects import NoProjectError
 from curation.workspace import export_curated
 
 __all__ = ["build_parser", "flags_in_priority_order", "format_report", "main"]
@@ -162,7 +163,7 @@ def _add_flagging_options(p: argparse.ArgumentParser, *, no_model: str) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _flagging_inputs(args: argparse.Namespace, df: pd.DataFrame):
+def _flagging_inputs(args: argparse.Namespace, frame: pd.DataFrame):
     """``(guideline, embeddings, model options)`` for a flagging pass (:func:`_add_flagging_options`)."""
     guideline = load_guideline(args.guideline) if args.guideline else None
     signal = args.model_signal or ("ensemble" if args.model_probs else "embedding")
@@ -182,7 +183,7 @@ def _flagging_inputs(args: argparse.Namespace, df: pd.DataFrame):
     from curation.embeddings import Embedder, embed_texts
 
     embedder = Embedder(args.model) if args.model else Embedder()
-    return guideline, embed_texts(df.drop_duplicates("item_id")["text"].tolist(), embedder=embedder), model
+    return guideline, embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), embedder=embedder), model
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
@@ -362,10 +363,8 @@ def _run_export(args: argparse.Namespace) -> int:
     df = _load(args)
     decisions = None
     if args.project:
-        with Project(args.project, create=False) as project:
-            project.require_role(args.actor, "lead", to="export splits")
-            decisions = project.latest_decisions()
-            project.log(args.actor, "export", out_dir=str(args.out.resolve()))
+        with projects.open_existing(args.project) as project:
+            decisions = export_actions.decisions_for(project, actor=args.actor, out_dir=args.out)
     result = export_curated(df, args.out, decisions=decisions, test_size=args.test_size,
                             val_size=args.val_size, seed=args.seed, formats=_split(args.formats),
                             include_ambiguous=args.include_ambiguous, excel_safe=args.excel_safe)
@@ -377,16 +376,15 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_members(args: argparse.Namespace) -> int:
-    with Project(args.project, create=False) as project:
+    with projects.open_existing(args.project) as project:
         if args.add:
-            first = project.members().empty
-            project.set_member(args.add, args.role, by=args.actor or (args.add if first else ""))
+            projects.set_member(project, args.add, args.role, actor=args.actor)
             article = "an" if args.role == "annotator" else "a"
             print(f"{args.add} is now {article} {args.role} of {project.display_url}")
         if args.remove:
-            project.remove_member(args.remove, by=args.actor or "")
+            projects.remove_member(project, args.remove, actor=args.actor)
             print(f"removed {args.remove} from {project.display_url}")
-        members = project.members()
+        members = projects.members(project)
     if members.empty:
         print("no members: local (single-user) mode")
     for row in members.itertuples():
@@ -400,17 +398,17 @@ def _run_import(args: argparse.Namespace) -> int:
     project is created, so a bad file leaves nothing behind."""
     on_conflict = args.on_conflict or "error"
     try:
-        project = Project(args.project, create=False)
+        project = projects.open_existing(args.project)
     except NoProjectError:
         project = None
     if project is not None:
         with project:
-            project.require_role(args.actor, "lead", to="replace stored labels"
-                                 if on_conflict == "replace" else "import annotations")
+            require(project, args.actor, "replace stored labels"
+                    if on_conflict == "replace" else "import annotations")
             result = _import_into(project, args, on_conflict)
     else:
         frame = _load(args)
-        with Project(args.project, actor=args.actor) as project:
+        with projects.create_at(args.project, actor=args.actor) as project:
             result = _import_into(project, args, on_conflict, frame)
     print(f"imported {args.file.name} into {project.display_url}: {result.n_new_items} new items, "
           f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
@@ -418,12 +416,11 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_into(project: Project, args: argparse.Namespace, on_conflict: str,
+def _import_into(project, args: argparse.Namespace, on_conflict: str,
                  frame: pd.DataFrame | None = None):
     frame = _load(args) if frame is None else frame
-    return project.import_annotations(frame, source=args.file.name,
-                                      label_set=frame.attrs.get("label_set"),
-                                      on_conflict=on_conflict, actor=args.actor)
+    return projects.import_frame(project, frame, source=args.file.name, on_conflict=on_conflict,
+                                 actor=args.actor)
 
 
 def _check_model_folder(value: str | None, option: str) -> None:
@@ -481,10 +478,9 @@ def _run_augment(args: argparse.Namespace) -> int:
     df = _load(args)
     decisions = None
     if args.project:
-        with Project(args.project, create=False) as project:
-            project.require_role(args.actor, "lead", to="export the curated data for augmenting")
-            decisions = project.latest_decisions()
-            project.log(args.actor, "export", out_dir=str(args.out.resolve()), what="augment")
+        with projects.open_existing(args.project) as project:
+            decisions = export_actions.decisions_for(project, actor=args.actor, out_dir=args.out,
+                                                     what="augment")
     result = augment(curate(df, decisions), augmenter, targets=_targets(args.target),
                      items=_split(args.items), per_item=args.per_item,
                      max_per_item=args.max_per_item, oversample=args.oversample, checks=checks)

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from curation._messages import format_list, suggest
+from curation.messages import format_list, suggest
 
 __all__ = ["EXIT_BAD_INPUT", "build_config", "build_parser", "format_compare", "given_settings", "main",
            "read_frame"]
@@ -404,33 +404,11 @@ def _run_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_summary(result: Any, test: pd.DataFrame | None, labels: list[str]) -> dict[str, Any]:
-    from fine_tune.compare import _finish_run, _history_records, _jsonable
-
-    out: dict[str, Any] = {
-        "labels": list(result.labels), "best_epoch": result.best_epoch,
-        "best_metric": getattr(result, "best_metric", None),
-        "train_seconds": result.train_seconds,
-        "train_samples_per_second": result.train_samples_per_second,
-        "peak_memory_mb": getattr(result, "peak_memory_mb", None),
-        "device": getattr(result, "device", None), "output_dir": getattr(result, "output_dir", None),
-        "cancelled": bool(getattr(result, "cancelled", False)),
-        "diagnosis": result.diagnosis.to_dict() if result.diagnosis is not None else None,
-        "history": _history_records(result.history)}
-    if test is not None and result.test_pred is not None:
-        run = _finish_run(result, 0, test, labels)
-        out.update(accuracy=run.record["accuracy"], macro_f1=run.record["macro_f1"])
-    config = getattr(result, "config", None)
-    if config is not None:
-        out["config"] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
-    return _jsonable(out)
-
-
 def _checked(path: Path | None) -> pd.DataFrame | None:
     """``read_frame`` plus the compare checks for empty texts and labels (named by file)."""
-    from fine_tune.compare import _check_blank
+    from fine_tune.compare import check_blank
 
-    return None if path is None else _check_blank(read_frame(path).reset_index(drop=True), str(path))
+    return None if path is None else check_blank(read_frame(path).reset_index(drop=True), str(path))
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -446,7 +424,9 @@ def _run_train(args: argparse.Namespace) -> int:
                             progress=progress, should_stop=None)
     finally:
         bar.close()
-    d = _train_summary(result, test, labels)
+    from fine_tune.compare import train_summary
+
+    d = train_summary(result, test, labels)
     if "accuracy" in d:
         print(f"test accuracy {d['accuracy']:.3f}, macro-F1 {d['macro_f1']:.3f} "
               f"({len(test)} items)")
@@ -459,13 +439,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_lr_find(args: argparse.Namespace) -> int:
-    from fine_tune.compare import _jsonable
+    from fine_tune.config import jsonable
     from fine_tune.lr_finder import lr_range_test
 
     train = _checked(args.train)
     result = lr_range_test(train, config=build_config(args, seed=args.seed))
     print(f"suggested learning rate: {result.suggested_lr:.3g}")
-    _write(args.json, json.dumps(_jsonable({"suggested_lr": result.suggested_lr,
+    _write(args.json, json.dumps(jsonable({"suggested_lr": result.suggested_lr,
                                              "lrs": list(result.lrs),
                                              "smoothed": list(result.smoothed)}), indent=2))
     return 0
@@ -592,7 +572,7 @@ def _run_continual(args: argparse.Namespace) -> int:
 
 def _run_out_of_fold(args: argparse.Namespace) -> int:
     from curation.io import load_annotations
-    from fine_tune.compare import _jsonable
+    from fine_tune.config import jsonable
     from fine_tune.out_of_fold import current_labels, fine_tuned_probabilities
 
     labels = [v.strip() for v in args.labels.split(",") if v.strip()] if args.labels else None
@@ -612,7 +592,7 @@ def _run_out_of_fold(args: argparse.Namespace) -> int:
     result.to_csv(args.out)
     print(f"wrote {args.out}: use it with curation flag FILE --model-probs {args.out} "
           "--model-signal ensemble (or fine-tuned)")
-    _write(args.json, json.dumps(_jsonable({
+    _write(args.json, json.dumps(jsonable({
         "folds": result.folds, "fold_agreement": result.fold_agreement, "seconds": result.seconds,
         "device": result.device, "settings": result.settings}), indent=2))
     return 0

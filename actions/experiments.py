@@ -1,0 +1,77 @@
+"""Experiments on two labelled data sets: multi-task training and continual learning.
+
+They still train in the caller's process (the Experiments page shows a progress bar); moving
+them into jobs is part of issue 19's job queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from curation.messages import format_list, suggest
+
+__all__ = ["distinct_names", "read_labelled_csv", "run_continual", "run_multitask", "split_train_test", "train_config"]
+
+
+def read_labelled_csv(source: Any, name: str) -> pd.DataFrame:
+    """A checked ``text, label`` frame from a CSV (a path or an upload); ``ValueError`` names
+    the file and the fix."""
+    from fine_tune.compare import check_blank
+
+    try:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    except Exception as err:  # any parse failure is the file's fault: say so
+        raise ValueError(f"{name}: could not read it as CSV ({err}).") from None
+    for col in ("text", "label"):
+        if col not in frame.columns:
+            raise ValueError(f"{name}: no column {col!r} (columns: {format_list(frame.columns)}); "
+                             f"rename a column to {col!r}{suggest(col, list(frame.columns))}.")
+    if frame.empty:
+        raise ValueError(f"{name}: the file has no rows.")
+    return check_blank(frame[["text", "label"]].reset_index(drop=True), name)
+
+
+def split_train_test(frame: pd.DataFrame, test: float | int, *, seed: int, name: str):
+    """A stratified, seeded ``(train, test)`` split (``test``: a share or a row count)."""
+    from fine_tune.multitask import split_train_test as split
+
+    return split(frame, test, seed=seed, name=name)
+
+
+def train_config(*, model: str | None, epochs: int, learning_rate: float, batch_size: int,
+                 max_length: int):
+    """The training settings of an experiment (no early stopping, no checkpoints)."""
+    from fine_tune.config import TrainConfig
+
+    return TrainConfig(model=model, epochs=epochs, learning_rate=learning_rate,
+                       batch_size=batch_size, max_length=max_length, early_stopping_patience=0,
+                       save_checkpoints=False)
+
+
+def distinct_names(names: Sequence[str], what: str) -> None:
+    if len(set(names)) < len(names):
+        raise ValueError(f"Both {what} are named {names[0]!r}; give them different names.")
+
+
+def run_multitask(tasks: dict[str, tuple[pd.DataFrame, pd.DataFrame]], config, *,
+                  seeds: Sequence[int], schedule: str,
+                  progress: Callable[[float, str], None] | None = None):
+    """One shared encoder on both tasks against one model per task (same batches)."""
+    from fine_tune.multitask import compare_multitask
+
+    distinct_names(list(tasks), "tasks")
+    return compare_multitask(tasks, config, seeds=list(seeds), schedule=schedule, progress=progress)
+
+
+def run_continual(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame],
+                  config, *, names: tuple[str, str], seeds: Sequence[int], ewc_lambda: float,
+                  fisher_samples: int, progress: Callable[[float, str], None] | None = None):
+    """Train on A then on B: forgetting of A, plain fine-tuning against EWC."""
+    from fine_tune.continual import compare_continual
+
+    distinct_names(list(names), "data sets")
+    return compare_continual(a, b, config, seeds=list(seeds), ewc_lambda=float(ewc_lambda),
+                             names=names, fisher_samples=fisher_samples, progress=progress)

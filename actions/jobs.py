@@ -1,0 +1,159 @@
+"""Retrain and compare as a background job: the data it will use, its settings, starting,
+resuming, cancelling and reading a job, and what its kept models show.
+
+A job's folder is named here (``$CURATION_HOME/jobs/<project>-<kind>-<time>``) and read only
+here: pages get the status, the report as a dict, the kept models' predictions and the report
+files, never a path to build on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actions.access import require
+from curation.store import Project
+from curation.workspace import curation_home
+from fine_tune.config import ClassWeights, Precision
+from fine_tune.data import project_compare_data
+from fine_tune.jobs import (RUN_KIND, cancel_job, latest_job, latest_saved_models, resume_job,
+                            start_compare_job)
+from fine_tune.verdict import size_notes
+
+__all__ = ["ClassWeights", "Precision", "advice_for", "attention", "attention_chart",
+           "cancel", "check_rules", "compare_data", "compare_runs", "job_folder", "latest_compare",
+           "Misclassified", "misclassified", "report_files", "resume", "saved_models", "settings_for",
+           "size_notes", "start_compare"]
+
+
+def job_folder(project: Project, kind: str = "") -> Path:
+    """A new job folder for ``project`` under ``$CURATION_HOME/jobs`` (never a user's path)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return curation_home() / "jobs" / "-".join(p for p in (Path(project.url).stem, kind, stamp) if p)
+
+
+def compare_data(project: Project) -> tuple[dict[str, Any], pd.DataFrame, dict[str, int]]:
+    """What a compare would train and test on: the sizes (``info``), the after side's
+    ``text, label`` rows and the test set's label counts. ``ValueError`` for an empty project."""
+    data = project_compare_data(project)
+    return data.info, data.after[["text", "label"]], data.test["label"].value_counts().to_dict()
+
+
+def settings_for(rows: pd.DataFrame) -> dict[str, Any]:
+    """The settings the advice gives these ``text, label`` rows, each with where it came from."""
+    from fine_tune.settings import resolve_settings
+
+    return resolve_settings(rows).to_dict()
+
+
+def advice_for(rows: pd.DataFrame) -> dict[str, Any]:
+    """The whole advice for ``text, label`` rows: measured traits and recommendations."""
+    from fine_tune.advice import advise
+
+    return advise(rows).to_dict()
+
+
+def check_rules(content: Any, *, name: str) -> Any:
+    """Uploaded post-processing rules, checked (``ValueError`` naming the file and the fix)."""
+    from fine_tune.rules import load_rules
+
+    load_rules(content, name=name)
+    return content
+
+
+def start_compare(project: Project, *, actor: str | None, config: Mapping[str, Any] | None = None,
+                  seeds: tuple[int, ...] = (0, 1, 2), rules: Any = None) -> dict[str, Any]:
+    """Start retrain-and-compare in the background (a lead's act in team mode)."""
+    require(project, actor, "retrain and compare")
+    return start_compare_job(project, job_folder(project), config=dict(config or {}), seeds=seeds,
+                             actor=actor, rules=rules)
+
+
+def latest_compare(project: Project) -> dict[str, Any] | None:
+    """The status of the newest retrain-and-compare job (its report once done), or None."""
+    return latest_job(project)
+
+
+def resume(project: Project, status: Mapping[str, Any], *, actor: str | None) -> dict[str, Any]:
+    """Start a failed or cancelled job again on its folder and settings (a lead's act)."""
+    require(project, actor, "resume a training job")
+    return resume_job(project, status["folder"], actor=actor)
+
+
+def cancel(project: Project, status: Mapping[str, Any], *, actor: str | None) -> None:
+    """Ask a running job to stop after its current step (a lead's act)."""
+    require(project, actor, "cancel a training job")
+    cancel_job(project, status["folder"], actor=actor)
+
+
+def compare_runs(project: Project) -> pd.DataFrame:
+    """Every retrain-and-compare run, oldest first: run, status, started, verdict, why."""
+    runs = project.runs()
+    runs = runs[runs["kind"] == RUN_KIND] if len(runs) else runs
+    results = [r or {} for r in runs["result"]] if len(runs) else []
+    return pd.DataFrame({"run": runs["run_id"] if len(runs) else [],
+                         "status": runs["status"] if len(runs) else [],
+                         "started": runs["created_at"] if len(runs) else [],
+                         "verdict": [r.get("verdict", "") for r in results],
+                         "why": [r.get("verdict_reason", r.get("error", "")) for r in results]})
+
+
+def report_files(status: Mapping[str, Any]) -> list[tuple[str, bytes, str]]:
+    """The job's report as files to download: ``(name, content, mime type)``."""
+    out = []
+    for name, mime in (("report.md", "text/markdown"), ("report.html", "text/html")):
+        path = Path(status["folder"]) / name
+        if path.is_file():
+            out.append((name, path.read_bytes(), mime))
+    return out
+
+
+def saved_models(project: Project) -> dict[str, Any] | None:
+    """The newest finished job's kept models: ``{"run_id", "models": {side: folder}}`` or None."""
+    found = latest_saved_models(project)
+    return None if found is None else {"run_id": found["run_id"], "models": found["models"]}
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """The test items a job's kept after model got wrong (``item_id, text, label, predicted``);
+    ``wrong`` is None when there is nothing to read, and ``why_none`` says why."""
+
+    wrong: pd.DataFrame | None
+    n_test: int = 0
+    model: str | None = None         # the after model's folder, for :func:`attention`
+    why_none: str = ""
+
+
+def misclassified(status: Mapping[str, Any]) -> Misclassified:
+    """What the job's kept after model (seed 0) got wrong on the test set."""
+    after = (status.get("models") or {}).get("after")
+    if after is None:
+        return Misclassified(None, why_none="This run kept no after model (it is older than the "
+                             "attention view, or did not finish).")
+    path = Path(after) / "predictions.csv"
+    if not path.is_file():
+        return Misclassified(None, model=after, why_none=f"The after model has no test "
+                             f"predictions ({path.name} is missing).")
+    pred = pd.read_csv(path, keep_default_na=False, dtype={"item_id": str, "label": str,
+                                                           "predicted": str})
+    wrong = pred[pred["label"] != pred["predicted"]].reset_index(drop=True)
+    return Misclassified(wrong, len(pred), after)
+
+
+def attention(model: str, text: str, *, max_length: int = 128):
+    """What a kept model attends to for ``text`` (:class:`fine_tune.attention.Attention`)."""
+    from fine_tune.attention import attention_for
+
+    return attention_for(model, text, max_length=max_length)
+
+
+def attention_chart(att, layer: int | None = None, head: int | None = None):
+    from fine_tune.attention import attention_chart as chart
+
+    return chart(att, layer, head)

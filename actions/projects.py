@@ -1,0 +1,133 @@
+"""Projects: which ones the app offers, opening one, its contents, its members, importing a file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from actions.access import require
+from curation.aggregation import consensus_labels
+from curation.progress import Progress
+from curation.io import FORMATS, effective_limits, limit_variable
+from curation.schema import COLUMN_HELP
+from curation.store import ImportResult, NoProjectError, Project
+from curation.workspace import (BUNDLED_MODEL, DEMO_NAME, available_files, available_models,
+                                available_projects, curation_home, import_file as _import_file,
+                                new_project_url, open_demo_project, project_annotations,
+                                project_guideline, project_truth, upload_limit_bytes)
+
+__all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "NoProjectError", "Project", "annotations",
+           "available_files", "available_models", "available_projects", "consensus", "create_at",
+           "create_project", "data_version", "demo_url", "display_url", "effective_limits",
+           "guideline", "import_file", "import_frame", "known_truth", "label_set",
+           "limit_variable", "members", "n_augmented", "open_existing", "open_project",
+           "remove_member", "set_member", "upload_limit_bytes"]
+
+
+def demo_url() -> str:
+    """Where the bundled demo project lives: ``$CURATION_HOME/demo.sqlite``."""
+    return str(curation_home() / "demo.sqlite")
+
+
+def open_project(url: str) -> Project:
+    """Open an offered project by URL; the demo is created (and its data imported) on first use."""
+    if url == demo_url():
+        return open_demo_project(url)
+    return Project(url)
+
+
+def open_existing(url: str) -> Project:
+    """Open a project that must exist (:class:`curation.store.NoProjectError` otherwise): the
+    command lines' ``--project URL``."""
+    return Project(url, create=False)
+
+
+def create_at(url: str, *, actor: str | None) -> Project:
+    """Create (or open) the project at a URL the operator gave (the command line's
+    ``--project``; the app creates projects by name only, :func:`create_project`)."""
+    return Project(url, actor=actor)
+
+
+def create_project(name: str, *, actor: str | None) -> str:
+    """Create an empty project called ``name`` in ``$CURATION_HOME``; returns its URL.
+    ``ValueError`` for a name that is not 1-64 letters, digits, '_' or '-', or is taken."""
+    url = new_project_url(name)
+    Project(url, actor=actor).close()
+    return url
+
+
+def annotations(project: Project) -> pd.DataFrame:
+    """The project's long frame (``attrs["label_set"]`` holds its label set)."""
+    return project_annotations(project)
+
+
+def consensus(frame: pd.DataFrame) -> pd.DataFrame:
+    """Consensus label, confidence and method per item: majority vote, Dawid-Skene on ties."""
+    return consensus_labels(frame, labels=frame.attrs.get("label_set"))
+
+
+def known_truth(project: Project) -> tuple[pd.Series, str]:
+    """The items whose label is known (gold, else decisions) and where that comes from."""
+    return project_truth(project)
+
+
+def data_version(project: Project) -> tuple[int, ...]:
+    """Changes whenever the project's imports, decisions, items or annotations change
+    (a cache key)."""
+    return project.data_version()
+
+
+def display_url(project: Project) -> str:
+    """The project's URL with any password hidden: what may be shown."""
+    return project.display_url
+
+
+def n_augmented(project: Project) -> int:
+    """How many augmented rows are saved (removed ones left out)."""
+    return len(project.augmentations())
+
+
+def label_set(project: Project) -> list[str]:
+    return project.label_set()
+
+
+def guideline(project: Project):
+    """The project's annotation guideline (:class:`curation.guidelines.Guideline`) or None."""
+    return project_guideline(project)
+
+
+def members(project: Project) -> pd.DataFrame:
+    return project.members()
+
+
+def set_member(project: Project, name: str, role: str, *, actor: str | None) -> None:
+    """Add a member or change their role. The first member is a lead added by anyone (that
+    starts team mode), by ``actor`` or else themselves; after that only a lead manages members."""
+    first = project.members().empty
+    if not first:
+        require(project, actor, "manage members")
+    project.set_member(name, role, by=(actor or name) if first else (actor or ""))
+
+
+def remove_member(project: Project, name: str, *, actor: str | None) -> None:
+    """Remove a member (a lead's act; the last lead cannot be removed)."""
+    require(project, actor, "manage members")
+    project.remove_member(name, by=actor or "")
+
+
+def import_frame(project: Project, frame: pd.DataFrame, *, actor: str | None, source: str,
+                 on_conflict: str = "error") -> ImportResult:
+    """Import a frame already loaded and checked (:func:`curation.io.load_annotations`)."""
+    require(project, actor, "replace stored labels" if on_conflict == "replace" else "import annotations")
+    return project.import_annotations(frame, source=source, label_set=frame.attrs.get("label_set"),
+                                      on_conflict=on_conflict, actor=actor)
+
+
+def import_file(project: Project, source: Any, *, actor: str | None, on_conflict: str = "error",
+                progress: Progress | None = None, **load_options: Any) -> ImportResult:
+    """Validate a file and import it in one transaction (a lead's act in team mode; checked
+    before the file is read). ``load_options`` go to :func:`curation.io.load_annotations`."""
+    require(project, actor, "replace stored labels" if on_conflict == "replace" else "import annotations")
+    return _import_file(project, source, on_conflict=on_conflict, progress=progress, actor=actor,
+                        **load_options)
