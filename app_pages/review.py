@@ -172,7 +172,7 @@ if qv.empty:
 if qv.signal != signal:
     signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(qv.signal, qv.signal)}': "
                         "press Re-run flags to use the one chosen above.")
-learned, latest, tied, flags = qv.learned, qv.latest, qv.tied, qv.flags
+learned, latest, tied = qv.learned, qv.latest, qv.tied
 guideline = projects.guideline(project)
 
 # ----------------------------------------------------------------- sections and progress

@@ -253,11 +253,14 @@ def test_sparse_path_for_large_crowds_equals_dense(monkeypatch, dynasent):
     assert dense["n"].median() < 10
 
 
+@pytest.mark.slow
 def test_library_never_imports_streamlit():
+    """Nor does the application layer or a command line: only the pages do."""
     import subprocess
     import sys
 
-    code = ("import sys, curation, commands.curation, curation.workspace; "
+    code = ("import sys, curation, curation.workspace, fine_tune.jobs, actions, commands.curation, "
+            "commands.fine_tune; "
             "sys.exit(1 if 'streamlit' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

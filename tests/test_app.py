@@ -218,6 +218,7 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
     assert set(stored["method"]) == {"glossary"}
 
 
+@pytest.mark.slow
 def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     import time
 
@@ -397,6 +398,7 @@ def test_review_page_puts_ties_in_a_section_of_their_own(home):
     assert mv.labels_[tie_item] is None and mv.labels_[ranked_item] is not None
 
 
+@pytest.mark.slow
 def test_review_page_flags_with_the_fine_tuned_folds(home, tiny_model):
     """The model signal: without fine-tuned folds the page offers to train them; with them,
     re-running the flags reads their probabilities."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -49,6 +51,7 @@ def test_bad_input_exits_2_with_the_message(tmp_path, capsys):
     assert "bad.csv" in err and "did you mean 'annotator'" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_script_and_mapping(tmp_path):
     src = tmp_path / "w.csv"
     src.write_text(CSV.replace("annotator_id", "worker"))

@@ -48,6 +48,7 @@ def _check_chain(log) -> None:
             previous = row.new_label
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_keeps_every_committed_decision(store_url, record_property):
     _seeded(store_url)
     writer = _start("decide", store_url, "kim", "100000")
@@ -75,6 +76,7 @@ def test_sigkill_mid_stream_keeps_every_committed_decision(store_url, record_pro
     record_property("decisions_found", len(kim))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_import_leaves_nothing_partial(store_url):
     _seeded(store_url)
     with Project(store_url) as project:
@@ -92,6 +94,7 @@ def test_sigkill_mid_import_leaves_nothing_partial(store_url):
         assert result.n_new_items == 200
 
 
+@pytest.mark.slow
 def test_two_processes_deciding_the_same_items_lose_nothing(store_url, record_property):
     _seeded(store_url)
     n = 200

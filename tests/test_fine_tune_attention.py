@@ -69,6 +69,7 @@ def test_rollout_matches_a_hand_computation_on_two_layers():
 
 # --- one text through the saved model -------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_classifier_saves_a_loadable_model(saved):
     names = {p.name for p in Path(saved).iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
@@ -249,6 +250,7 @@ def demo(tmp_path, monkeypatch):
         yield project
 
 
+@pytest.mark.slow
 def test_job_keeps_the_seed_0_models(demo, tiny_model, tmp_path):
     from fine_tune.jobs import job_status, latest_job, latest_saved_models, start_compare_job
 

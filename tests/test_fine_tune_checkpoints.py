@@ -117,6 +117,7 @@ def names(folder: Path) -> list[str]:
 
 # --- a save killed mid-write ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_killed_save_leaves_only_a_staging_folder_and_the_previous_checkpoint(killed_run):
     out = killed_run("atomic")
     assert names(out) == [".tmp-checkpoint-16", "checkpoint-8"]   # no checkpoint-16 at all
@@ -127,6 +128,7 @@ def test_a_killed_save_leaves_only_a_staging_folder_and_the_previous_checkpoint(
     assert train_module.last_complete_checkpoint(out) == out / "checkpoint-8"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["atomic", "in_place"])
 def test_resume_takes_the_last_complete_checkpoint_and_finishes(killed_run, tiny_model, mode, caplog):
     out = killed_run(mode)
@@ -179,6 +181,7 @@ def test_resume_from_a_named_partial_checkpoint_is_refused(killed_run, tiny_mode
 
 # --- the staging folder keeps the best checkpoint's path right ---------------------------------
 
+@pytest.mark.slow
 def test_best_checkpoint_is_tracked_through_the_staging_folder(tiny_model, tmp_path, caplog):
     """A plateau (learning rate 0): epoch 1 is best, epoch 2 does not improve, training stops.
 
@@ -254,6 +257,7 @@ def test_last_complete_checkpoint_without_one(tmp_path):
 
 # --- the command line ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_train_resume_continues_a_run_from_its_output_dir(tiny_model, tmp_path, monkeypatch, capsys):
     from fine_tune import compare as compare_module
     from commands.fine_tune import main

@@ -116,6 +116,7 @@ def test_fisher_is_non_negative_with_the_encoder_parameter_shapes(tiny_model):
 
 # --- training -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_plain_run_scores_a_before_and_after_and_b(tiny_model, data):
     config = cfg(tiny_model)
     run = train_continual(data["a"], data["b"], config, seed=0, ewc_lambda=0.0)
@@ -129,6 +130,7 @@ def test_plain_run_scores_a_before_and_after_and_b(tiny_model, data):
     assert run.encoder_drift > 0
 
 
+@pytest.mark.slow
 def test_huge_lambda_keeps_the_encoder_and_a_where_plain_moves(tiny_model, data):
     report = compare_continual(data["a"], data["b"], cfg(tiny_model), seeds=(1,), ewc_lambda=1e9,
                                fisher_samples=32, n_boot=200)
@@ -144,6 +146,7 @@ def test_huge_lambda_keeps_the_encoder_and_a_where_plain_moves(tiny_model, data)
     assert report.forgetting_reduction == pytest.approx(plain.forgetting - ewc.forgetting)
 
 
+@pytest.mark.slow
 def test_compare_continual_report(tiny_model, data):
     calls = []
     report = compare_continual(data["a"], data["b"], cfg(tiny_model, epochs=2), seeds=(0, 1),
@@ -197,6 +200,7 @@ def _files(tmp_path, data) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_cli_continual_writes_the_report(tiny_model, data, tmp_path, capsys):
     files = _files(tmp_path, data)
     out = tmp_path / "c.json"

@@ -59,6 +59,7 @@ def test_demo_compare_data_holds_the_test_set_out(demo):
     assert set(data.after["label"]) <= set(demo.label_set())
 
 
+@pytest.mark.slow
 def test_job_runs_in_the_background_and_records_the_run(demo, tiny_model, tmp_path):
     folder = tmp_path / "job"
     first = start_compare_job(demo, folder, config=tiny(tiny_model), seeds=(0,))
@@ -81,6 +82,7 @@ def test_job_runs_in_the_background_and_records_the_run(demo, tiny_model, tmp_pa
     assert settings["config"]["model"] == tiny_model and settings["seeds"] == [0]
 
 
+@pytest.mark.slow
 def test_a_second_job_after_more_review_reuses_the_before_runs(demo, tiny_model, tmp_path):
     first = tmp_path / "job1"
     start_compare_job(demo, first, config=tiny(tiny_model), seeds=(0, 1))
@@ -112,6 +114,7 @@ def test_a_second_job_after_more_review_reuses_the_before_runs(demo, tiny_model,
     assert "Runs reused, not trained again" in (second / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):
     folder = tmp_path / "job"
     start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0, 1))
@@ -123,6 +126,7 @@ def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):
     assert demo.get_run(latest_job(demo)["run_id"])["status"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_killed_worker_reads_as_failed_and_the_project_stays_usable(demo, tiny_model, tmp_path):
     folder = tmp_path / "job"
     start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0,))
@@ -136,6 +140,7 @@ def test_killed_worker_reads_as_failed_and_the_project_stays_usable(demo, tiny_m
     assert len(demo.annotations()) > 0  # stored work intact
 
 
+@pytest.mark.slow
 def test_a_killed_compare_job_resumes_and_reuses_the_runs_it_finished(demo, tiny_model, tmp_path):
     from fine_tune.jobs import resume_job
 
@@ -182,6 +187,7 @@ def test_without_gold_or_adjudicated_items_no_job_starts(tmp_path, tiny_model):
         assert latest_job(project) is None and not (tmp_path / "job").exists()
 
 
+@pytest.mark.slow
 def test_fine_tuned_folds_run_in_the_background_and_feed_the_flags(demo, tiny_model, tmp_path):
     from curation.workspace import flag_project
     from fine_tune.jobs import OOF_KIND, latest_model_probs, start_out_of_fold_job

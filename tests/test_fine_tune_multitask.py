@@ -83,6 +83,7 @@ def test_schedules_interleave_as_documented():
         batch_plan({"a": 4}, batch_size=2, epochs=1, seed=0, schedule="random")
 
 
+@pytest.mark.slow
 def test_multitask_model_has_one_head_per_task_and_learns_both(tiny_model, tasks):
     run = train_multitask(tasks, cfg(tiny_model), seed=0)
     model = run.model
@@ -105,6 +106,7 @@ def test_multitask_model_has_one_head_per_task_and_learns_both(tiny_model, tasks
         model.head("nope")
 
 
+@pytest.mark.slow
 def test_single_task_budget_equals_the_multitask_budget(tiny_model, tasks):
     config = cfg(tiny_model, epochs=2)
     multi = train_multitask(tasks, config, seed=3, schedule="round_robin", keep_model=False)
@@ -131,6 +133,7 @@ def test_heads_start_from_the_same_weights_in_both_models(tiny_model):
     assert torch.count_nonzero(alone.head("y").bias) == 0
 
 
+@pytest.mark.slow
 def test_compare_multitask_reports_per_task_and_seed(tiny_model, tasks):
     calls = []
     report = compare_multitask(tasks, cfg(tiny_model, epochs=2), seeds=(0, 1), n_boot=300,
@@ -204,6 +207,7 @@ def _tiny_options(model: str) -> list[str]:
             "--max-length", "16", "--warmup-ratio", "0"]
 
 
+@pytest.mark.slow
 def test_cli_multitask_writes_the_report(tiny_model, tasks, tmp_path, capsys):
     files = _write_csvs(tmp_path, tasks)
     out = tmp_path / "out" / "mt.json"
@@ -278,6 +282,7 @@ def test_experiments_page_shows_the_file_problem_not_a_traceback(tasks):
         "bad.csv: no column 'label' (columns: text, category); rename a column to 'label'."]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mt", "cl"])
 def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind, tmp_path, monkeypatch):
     monkeypatch.setenv("CURATION_HOME", str(tmp_path))  # the operator offers the tiny model by name

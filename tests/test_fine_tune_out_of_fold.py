@@ -52,6 +52,7 @@ class Recording:
         return train_classifier(train, validation, test, **kwargs)
 
 
+@pytest.mark.slow
 def test_every_item_is_judged_by_a_model_that_never_saw_it(tiny_model, noisy):
     frame, truth = noisy
     trainer = Recording()
@@ -79,6 +80,7 @@ def test_every_item_is_judged_by_a_model_that_never_saw_it(tiny_model, noisy):
     assert (truth[FLIPPED] != given[FLIPPED]).all()
 
 
+@pytest.mark.slow
 def test_a_stop_keeps_nothing_half_done(tiny_model, noisy):
     frame, _ = noisy
     calls = []
@@ -116,6 +118,7 @@ def test_current_labels_are_the_ones_the_flaggers_judge():
         {"item_id": "a", "text": "x", "label": "p"}, {"item_id": "b", "text": "y", "label": "n"}]
 
 
+@pytest.mark.slow
 def test_cli_writes_probabilities_that_curation_flag_reads(tiny_model, noisy, tmp_path, capsys):
     from commands.curation import main as curation_main
 

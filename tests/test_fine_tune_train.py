@@ -70,6 +70,7 @@ class Snapshots(TrainerCallback):
 
 # --- training -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_trains_on_cpu_learns_and_reports(tiny_model, data):
     calls = []
     result = train_classifier(data["train"], data["validation"], data["test"],
@@ -95,6 +96,7 @@ def test_trains_on_cpu_learns_and_reports(tiny_model, data):
     assert set(result.diagnosis.codes) <= set(CODES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("save_checkpoints", [True, False])
 def test_early_stopping_stops_on_a_plateau(tiny_model, data, tmp_path, save_checkpoints):
     config = cfg(tiny_model, epochs=6, learning_rate=0.0, early_stopping_patience=1,
@@ -107,6 +109,7 @@ def test_early_stopping_stops_on_a_plateau(tiny_model, data, tmp_path, save_chec
     assert result.test_pred is None
 
 
+@pytest.mark.slow
 def test_class_weights_change_the_loss(tiny_model):
     train, val = toy(48, 3, pos_share=0.75), toy(32, 4, pos_share=0.75)
     losses = {}
@@ -117,6 +120,7 @@ def test_class_weights_change_the_loss(tiny_model):
     assert losses[ClassWeights.NONE] != pytest.approx(losses[ClassWeights.BALANCED], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_freezing_keeps_frozen_weights(tiny_model, data):
     snap = Snapshots()
     config = cfg(tiny_model, epochs=1, freeze_embeddings=True, freeze_layers=1)
@@ -128,6 +132,7 @@ def test_freezing_keeps_frozen_weights(tiny_model, data):
     assert 0 < result.trainable_params < result.total_params
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_starts_a_layer_after_its_epoch(tiny_model, data):
     snap = Snapshots()
     config = cfg(tiny_model, epochs=2, freeze_layers=2, unfreeze_schedule=((1, 1),))
@@ -138,6 +143,7 @@ def test_gradual_unfreezing_starts_a_layer_after_its_epoch(tiny_model, data):
     assert snap.changed("begin", "epoch1", "classifier")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 def test_lora_trains_only_adapters_and_the_head(tiny_model, data):
     snap = Snapshots()
@@ -154,6 +160,7 @@ def test_lora_trains_only_adapters_and_the_head(tiny_model, data):
     assert result.test_pred.shape == (40,)
 
 
+@pytest.mark.slow
 def test_should_stop_cancels(tiny_model, data):
     polls = []
 
@@ -168,6 +175,7 @@ def test_should_stop_cancels(tiny_model, data):
     assert result.history["eval_loss"].isna().all()  # the cancelled epoch is not evaluated
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint(tiny_model, data, tmp_path):
     first = cfg(tiny_model, epochs=2, save_checkpoints=True, output_dir=str(tmp_path))
     done = train_classifier(data["train"], data["validation"], config=first)
@@ -281,6 +289,7 @@ def test_resolved_precision(monkeypatch):
 
 # --- learning-rate range test ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_lr_range_test_suggests_a_rate_in_range(tiny_model, data):
     config = cfg(tiny_model)
     result = lr_range_test(data["train"], config=config, start_lr=1e-5, end_lr=1.0, num_steps=40)

@@ -674,6 +674,7 @@ PARQUET_BOMBS = {  # name: (rows, characters per value, columns, the refusal it 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bomb", sorted(PARQUET_BOMBS))
 def test_parquet_bombs_are_refused_with_bounded_memory(tmp_path, bomb):
     """Dictionary-encoded Parquet of a few KB that decodes to many GB: refused with a peak
@@ -688,6 +689,7 @@ def test_parquet_bombs_are_refused_with_bounded_memory(tmp_path, bomb):
     assert result["peak_mb"] < PEAK_MB, result
 
 
+@pytest.mark.slow
 def test_a_csv_with_a_million_columns_is_refused_with_bounded_memory(tmp_path):
     """48 MB of CSV, 1,000,000 columns x 20 rows: pandas spends kilobytes per column, so this was
     over 9 GB; refused from the header line, under 600 MB."""

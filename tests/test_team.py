@@ -219,6 +219,7 @@ def test_a_project_url_password_is_never_shown_or_stored(tmp_path, capsys):
     assert "s3cret" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_job_settings_and_runs_keep_the_password_hidden(store_url, tiny_model, tmp_path):
     """A project URL with a password: the runs table and settings.json hide it, the worker still
     reaches the project (it records the cancelled run) through its environment."""
