@@ -20,7 +20,8 @@ __all__ = ["AccessError", "NEEDS", "Identity", "identity", "may", "require"]
 NEEDS: dict[str, str] = {
     "import annotations": "lead",
     "replace stored labels": "lead",
-    "manage members": "lead",
+    "add members or change roles": "lead",
+    "remove members": "lead",
     "export splits": "lead",
     "export the curated data for augmenting": "lead",
     "retrain and compare": "lead",

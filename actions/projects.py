@@ -20,7 +20,7 @@ from curation.workspace import (BUNDLED_MODEL, DEMO_NAME, available_files, avail
 __all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "NoProjectError", "Project", "annotations",
            "available_files", "available_models", "available_projects", "consensus", "create_at",
            "create_project", "data_version", "demo_url", "display_url", "effective_limits",
-           "guideline", "import_file", "import_frame", "known_truth", "label_set",
+           "guideline", "import_action", "import_file", "import_frame", "known_truth", "label_set",
            "limit_variable", "members", "n_augmented", "open_existing", "open_project",
            "remove_member", "set_member", "upload_limit_bytes"]
 
@@ -106,20 +106,25 @@ def set_member(project: Project, name: str, role: str, *, actor: str | None) -> 
     starts team mode), by ``actor`` or else themselves; after that only a lead manages members."""
     first = project.members().empty
     if not first:
-        require(project, actor, "manage members")
+        require(project, actor, "add members or change roles")
     project.set_member(name, role, by=(actor or name) if first else (actor or ""))
+
+
+def import_action(on_conflict: str) -> str:
+    """The action an import is (for :func:`actions.require`): replacing stored labels is its own."""
+    return "replace stored labels" if on_conflict == "replace" else "import annotations"
 
 
 def remove_member(project: Project, name: str, *, actor: str | None) -> None:
     """Remove a member (a lead's act; the last lead cannot be removed)."""
-    require(project, actor, "manage members")
+    require(project, actor, "remove members")
     project.remove_member(name, by=actor or "")
 
 
 def import_frame(project: Project, frame: pd.DataFrame, *, actor: str | None, source: str,
                  on_conflict: str = "error") -> ImportResult:
     """Import a frame already loaded and checked (:func:`curation.io.load_annotations`)."""
-    require(project, actor, "replace stored labels" if on_conflict == "replace" else "import annotations")
+    require(project, actor, import_action(on_conflict))
     return project.import_annotations(frame, source=source, label_set=frame.attrs.get("label_set"),
                                       on_conflict=on_conflict, actor=actor)
 
@@ -128,6 +133,6 @@ def import_file(project: Project, source: Any, *, actor: str | None, on_conflict
                 progress: Progress | None = None, **load_options: Any) -> ImportResult:
     """Validate a file and import it in one transaction (a lead's act in team mode; checked
     before the file is read). ``load_options`` go to :func:`curation.io.load_annotations`."""
-    require(project, actor, "replace stored labels" if on_conflict == "replace" else "import annotations")
+    require(project, actor, import_action(on_conflict))
     return _import_file(project, source, on_conflict=on_conflict, progress=progress, actor=actor,
                         **load_options)

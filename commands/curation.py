@@ -403,8 +403,7 @@ def _run_import(args: argparse.Namespace) -> int:
         project = None
     if project is not None:
         with project:
-            require(project, args.actor, "replace stored labels"
-                    if on_conflict == "replace" else "import annotations")
+            require(project, args.actor, projects.import_action(on_conflict))
             result = _import_into(project, args, on_conflict)
     else:
         frame = _load(args)
