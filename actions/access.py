@@ -28,6 +28,7 @@ NEEDS: dict[str, str] = {
     "resume a training job": "lead",
     "cancel a training job": "lead",
     "fine-tune the review queue's model": "lead",
+    "take the schema back": "lead",
     "build the review queue": "annotator",
     "measure the review queue": "annotator",
     "decide": "annotator",

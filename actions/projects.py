@@ -6,12 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-from actions.access import require
+from actions.access import NEEDS, require
 from curation.aggregation import consensus_labels
 from curation.progress import Progress
 from curation.io import FORMATS, effective_limits, limit_variable
 from curation.schema import COLUMN_HELP
-from curation.store import ImportResult, NoProjectError, Project
+from curation.store import ImportResult, NoProjectError, Project, SchemaState
+from curation.store.project import downgrade_schema, schema_state
 from curation.workspace import (BUNDLED_MODEL, DEMO_NAME, available_files, available_models,
                                 available_projects, curation_home, import_file as _import_file,
                                 new_project_url, open_demo_project, project_annotations,
@@ -22,7 +23,8 @@ __all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "NoProjectErr
            "create_project", "data_version", "demo_url", "display_url", "effective_limits",
            "guideline", "import_action", "import_file", "import_frame", "known_truth", "label_set",
            "limit_variable", "members", "n_augmented", "open_existing", "open_project",
-           "remove_member", "set_member", "upload_limit_bytes"]
+           "remove_member", "schema", "schema_line", "set_member", "take_schema_back", "upgrade_schema",
+           "upload_limit_bytes"]
 
 
 def demo_url() -> str:
@@ -136,3 +138,29 @@ def import_file(project: Project, source: Any, *, actor: str | None, on_conflict
     require(project, actor, import_action(on_conflict))
     return _import_file(project, source, on_conflict=on_conflict, progress=progress, actor=actor,
                         **load_options)
+
+
+def schema(url: str) -> SchemaState:
+    """An existing project's schema state, read without upgrading it."""
+    return schema_state(url)
+
+
+def schema_line(project: Project) -> str:
+    """The open project's schema in words, for the Project page."""
+    state = project.schema()
+    return f"schema revision {state.current} (curation migrate shows and changes it)"
+
+
+def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
+    """Bring an existing project to this code's schema (what opening it does); returns the state
+    before and after. Anyone who may open the project may: an upgrade keeps every row."""
+    before = schema_state(url)
+    with open_existing(url) as project:
+        return before, project.schema()
+
+
+def take_schema_back(url: str, revision: str, *, actor: str | None) -> SchemaState:
+    """Downgrade an existing project's schema to ``revision`` so an older curation opens it
+    (a lead's act in team mode; a SQLite file is copied first); returns the state before."""
+    action = "take the schema back"
+    return downgrade_schema(url, revision, actor=actor, role=NEEDS[action], to=action)

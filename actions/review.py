@@ -103,7 +103,7 @@ def review_queue(project: Project, frame: pd.DataFrame, consensus: pd.DataFrame,
     and narrowed by ``filters``. Tied items (no majority) are their own section."""
     flags = project.latest_flags()
     params = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}) if len(flags) else {}
-    queue = load_queue(project, flags=flags, params=params, include_rest=filters.include_rest)
+    queue = load_queue(project, flags=flags, include_rest=filters.include_rest)
     decisions = project.latest_decisions()
     latest = decisions.set_index("item_id")
     signal = params.get("model_signal", "embedding")

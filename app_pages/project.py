@@ -79,7 +79,7 @@ with st.expander("Team", expanded=False):
         else:
             st.success(plain(f"{member.strip()} is now a {role}."))
 st.subheader("Current project")
-st.caption(plain(projects.display_url(project)))
+st.caption(plain(f"{projects.display_url(project)} · {projects.schema_line(project)}"))
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Items", frame["item_id"].nunique())
 c2.metric("Annotations", len(frame))

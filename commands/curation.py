@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     members.add_argument("--remove", metavar="NAME", help="remove a member")
     _add_actor(members, "who does it (a lead; default $CURATION_USER; the first lead may add "
                         "themselves)")
+    mig = sub.add_parser("migrate", help="show a project's schema revision and upgrade it (or take "
+                         "it back with --to, for an older curation)")
+    mig.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
+    mig.add_argument("--check", action="store_true",
+                     help="only show where the schema stands; exit 1 when an upgrade is pending")
+    mig.add_argument("--to", metavar="REVISION",
+                     help="take the schema back to this revision (0001: schema version 1); a "
+                          "SQLite file is copied first")
+    _add_actor(mig, "who takes the schema back (team projects: a lead; default $CURATION_USER)")
     imp = sub.add_parser("import", help="validate a file and import it into a project (created "
                          "when it does not exist yet), as the Project page does")
     _add_input_options(imp)
@@ -392,6 +401,28 @@ def _run_members(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_migrate(args: argparse.Namespace) -> int:
+    state = projects.schema(args.project)
+    shown = state.current or "none (schema version 1, before revisions)"
+    print(f"schema revision {shown}; this curation's newest is {state.head}")
+    if args.check:
+        if state.pending:
+            print(f"pending: {', '.join(state.pending)} (run: curation migrate {args.project})")
+            return 1
+        print("up to date")
+        return 0
+    if args.to:
+        projects.take_schema_back(args.project, args.to, actor=args.actor)
+        print(f"taken back to revision {args.to}; opening it with this curation upgrades it again")
+        return 0
+    if not state.pending:
+        print("up to date")
+        return 0
+    _before, after = projects.upgrade_schema(args.project)
+    print(f"upgraded to revision {after.current} ({', '.join(state.pending)} applied)")
+    return 0
+
+
 def _run_import(args: argparse.Namespace) -> int:
     """Import as the Project page does. An existing project: the role first (before the file is
     read), then the file, then one transaction. A new one: the file is validated before the
@@ -534,8 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
-              "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment, "members": _run_members,
-              "import": _run_import}[args.command]
+              "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment,
+              "members": _run_members, "migrate": _run_migrate, "import": _run_import}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

@@ -325,10 +325,13 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     # the doubt signs of the items a reviewer can reach: the learning order's features
     # (columns of one item list: a third of the size of one dict per sign)
     doubt = report.context.doubt().reindex(priority.index.append(rest.index)).round(4)
-    project.save_flags(report.flags, params={
+    order = pd.concat([pd.DataFrame({"item_id": priority.index, "priority": priority.to_numpy(),
+                                     "flagged": True}),
+                       pd.DataFrame({"item_id": rest.index, "priority": rest.to_numpy(),
+                                     "flagged": False})], ignore_index=True)
+    order = order.drop_duplicates("item_id")  # an item is in the queue or in the rest, not both
+    project.save_flags(report.flags, priorities=order, params={
         "fingerprint": fingerprint, "model_signal": model_signal, "skipped": report.skipped,
-        "priority": priority.to_dict(),
-        "rest_priority": rest.to_dict(),
         "doubt": {"items": doubt.index.astype(str).tolist(),
                   "signs": {name: [None if np.isnan(v) else float(v) for v in col.to_numpy(float)]
                             for name, col in doubt.items()}}}, actor=actor)
@@ -393,7 +396,7 @@ def _cached_flags(project: Project, fingerprint: str) -> FlagReport | None:
     if params.get("fingerprint") != fingerprint:
         return None
     start = time.perf_counter()
-    queue = load_queue(project, flags=flags, params=params)
+    queue = load_queue(project, flags=flags)
     return FlagReport(flags=flags.drop(columns=["run_id"]), queue=queue,
                       skipped=params.get("skipped") or {},
                       timings={"cached": time.perf_counter() - start})
@@ -413,7 +416,7 @@ def load_doubt(project: Project, *, flags: pd.DataFrame | None = None) -> pd.Dat
 
 
 def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
-               params: dict | None = None, include_rest: bool = False) -> pd.DataFrame:
+               include_rest: bool = False) -> pd.DataFrame:
     """The review queue of the project's latest flags run (empty if it was never flagged).
 
     ``include_rest``: append the items no flagger raised that still have some doubt, by it
@@ -422,14 +425,13 @@ def load_queue(project: Project, *, flags: pd.DataFrame | None = None,
     flags = project.latest_flags() if flags is None else flags
     if flags.empty:
         return review_queue(flags.drop(columns=["run_id"], errors="ignore"))
-    if params is None:
-        params = project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}
+    order = project.priorities(int(flags["run_id"].iloc[0]))
     queue = review_queue(flags.drop(columns=["run_id"]))
-    saved = pd.Series(params.get("priority") or {}, dtype=float)
+    saved = order[order["flagged"]].set_index("item_id")["priority"]
     if len(saved):
         queue["priority"] = queue["item_id"].map(saved).fillna(queue["priority"])
         queue = by_priority(queue)
-    rest = pd.Series(params.get("rest_priority") or {}, dtype=float)
+    rest = order[~order["flagged"]].set_index("item_id")["priority"]
     if include_rest and len(rest):
         rest = rest[~rest.index.isin(queue["item_id"])]
         tail = pd.DataFrame({"item_id": rest.index.astype(str), "priority": rest.to_numpy(),

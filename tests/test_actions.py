@@ -26,11 +26,12 @@ def project(store_url):
 
 
 def _flag(p: Project, priorities: dict[str, float], kinds: dict[str, str]) -> None:
-    """A flags run as flag_project stores one, without a model: the queue's order in params."""
+    """A flags run as flag_project stores one, without a model: the queue's order as priorities."""
     flags = pd.DataFrame({"item_id": list(kinds), "kind": list(kinds.values()),
                           "score": [0.5] * len(kinds), "reason": ["r"] * len(kinds),
                           "suggested_label": [None] * len(kinds), "rule_id": [None] * len(kinds)})
-    p.save_flags(flags, params={"priority": priorities, "model_signal": "embedding"})
+    order = pd.DataFrame({"item_id": list(priorities), "priority": list(priorities.values())})
+    p.save_flags(flags, priorities=order, params={"model_signal": "embedding"})
 
 
 @pytest.mark.parametrize("action", sorted(NEEDS))

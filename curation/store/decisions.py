@@ -1,0 +1,182 @@
+"""Review decisions (``decisions``): an append-only log, undo by appending, and the effective
+latest decision per item. Nothing here updates or deletes a row."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from curation.schema import ITEM
+from curation.store.database import Database, _check_storable, _none_for_na
+from curation.store.imports import _stored_labels
+from curation.store.tables import _DECISION_COLUMNS, _decisions, _items, _utcnow
+from curation.store.team import _require_member
+
+logger = logging.getLogger(__name__)
+
+#: Review actions accepted by :meth:`Project.record_decision`.
+ACTIONS = ("set_label", "keep", "drop", "ambiguous", "note", "undo")
+
+
+_REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
+
+
+_UNDO_NOTE = re.compile(r"^undo of #(\d+)")
+
+
+def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: Any,
+                         note: Any) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; allowed actions are {list(ACTIONS)}.")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValueError(f"item_id must be a non-empty string, got {item_id!r}.")
+    if not isinstance(note, str):
+        raise ValueError(f"note must be a string, got {type(note).__name__}.")
+    if action == "undo" and new_label is not None:
+        raise ValueError("action='undo' takes no new_label; it restores the label from before "
+                         "the undone decision.")
+    if new_label is not None and not isinstance(new_label, str):
+        raise ValueError(f"new_label must be a string, got {new_label!r}.")
+    _check_storable(reviewer.strip(), "the reviewer name")
+    _check_storable(note, "the note", key=False)
+    return reviewer.strip()
+
+
+def _require_item(conn: Connection, item_id: str) -> None:
+    found = conn.execute(sa.select(_items.c[ITEM]).where(_items.c[ITEM] == item_id)).first()
+    if found is None:
+        raise ValueError(f"unknown item id {item_id!r}; import it first "
+                         "(Project.import_annotations) before recording decisions on it.")
+
+
+def _require_label(conn: Connection, label: str | None, action: str) -> None:
+    labels = _stored_labels(conn)
+    if label is None:
+        raise ValueError(f"action={action!r} needs new_label, one of the label set {labels}.")
+    if label not in labels:
+        raise ValueError(f"label {label!r} is not in the label set {labels}; pick one of them "
+                         "or add it with Project.set_label_set.")
+
+
+def _item_decisions(conn: Connection, item_id: str) -> list[Any]:
+    query = (sa.select(*(_decisions.c[c] for c in _DECISION_COLUMNS))
+             .where(_decisions.c[ITEM] == item_id).order_by(_decisions.c.decision_id))
+    return conn.execute(query).all()
+
+
+def _undone_id(note: str) -> int | None:
+    match = _UNDO_NOTE.match(note or "")
+    return int(match.group(1)) if match else None
+
+
+def _live_decisions(rows: Iterable[Any]) -> list[Any]:
+    """Review decisions (oldest first) that are not undone; undo and reimport rows excluded."""
+    rows = list(rows)
+    undone = {_undone_id(r.note) for r in rows if r.action == "undo"}
+    return [r for r in rows if r.action in _REVIEW_ACTIONS and r.decision_id not in undone]
+
+
+def _curated_label(live: Sequence[Any]) -> str | None:
+    return next((r.new_label for r in reversed(live) if r.action == "set_label"), None)
+
+
+def _undo_fields(item_id: str, live: list[Any], note: str) -> tuple[str | None, str]:
+    if not live:
+        raise ValueError(f"item {item_id!r} has no decision left to undo.")
+    target = live[-1]
+    text = f"undo of #{target.decision_id}" + (f": {note}" if note else "")
+    return _curated_label(live[:-1]), text
+
+
+class Decisions(Database):
+    """The review decisions of a project: record one, read the log, the effective latest ones."""
+
+    def record_decision(
+        self,
+        item_id: str,
+        *,
+        reviewer: str,
+        action: str,
+        new_label: str | None = None,
+        note: str = "",
+    ) -> int:
+        """Append a review decision to the audit log.
+
+        Parameters
+        ----------
+        item_id : str
+            A stored item.
+        reviewer : str
+            Who decided (required, non-empty).
+        action : {"set_label", "keep", "drop", "ambiguous", "note", "undo"}
+            ``"undo"`` cancels the item's most recent decision that is not
+            undone yet; its note reads ``"undo of #<decision_id>"``.
+        new_label : str, optional
+            Required for ``"set_label"``; must be in the label set. Not
+            accepted with ``"undo"``.
+        note : str
+            Free text.
+
+        Returns
+        -------
+        int
+            The new ``decision_id``.
+
+        Notes
+        -----
+        ``old_label`` is the item's curated label before the decision: the
+        ``new_label`` of its latest effective ``set_label`` decision, else
+        ``None``. For an undo, ``new_label`` is the curated label after it.
+        """
+        reviewer = _check_decision_args(item_id, reviewer, action, new_label, note)
+        with self._write() as conn:
+            _require_member(conn, reviewer)
+            _require_item(conn, item_id)
+            if action == "set_label" or new_label is not None:
+                _require_label(conn, new_label, action)
+            live = _live_decisions(_item_decisions(conn, item_id))
+            old_label = _curated_label(live)
+            if action == "undo":
+                new_label, note = _undo_fields(item_id, live, note)
+            row = {ITEM: item_id, "reviewer": reviewer, "action": action,
+                   "old_label": old_label, "new_label": new_label, "note": note,
+                   "created_at": _utcnow()}
+            decision_id = conn.execute(_decisions.insert().values(**row)).inserted_primary_key[0]
+        logger.info("decision #%d: %s %s on %r by %r", decision_id, action, new_label or "",
+                    item_id, reviewer)
+        return int(decision_id)
+
+    def decisions(self) -> pd.DataFrame:
+        """The whole audit log, in the order it was written (``decision_id``)."""
+        return self._table_frame(_decisions, _decisions.c.decision_id)
+
+    def latest_decisions(self) -> pd.DataFrame:
+        """The effective latest decision per item, after undos are applied.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per item that has an effective review decision, ordered by
+            ``item_id``: the ``decisions`` columns plus ``curated_label`` (the
+            ``new_label`` of the item's latest effective ``set_label``, or
+            ``None``). Re-import log rows and undone decisions are ignored.
+        """
+        log = self.decisions()
+        rows = []
+        for _item, group in log.groupby(ITEM, sort=True):
+            live = _live_decisions(group.itertuples(index=False))
+            if live:
+                rows.append({**live[-1]._asdict(), "curated_label": _curated_label(live)})
+        frame = pd.DataFrame(rows, columns=[*_DECISION_COLUMNS, "curated_label"])
+        for col in ("old_label", "new_label", "curated_label"):
+            frame[col] = _none_for_na(frame[col])
+        return frame
+

@@ -1,0 +1,1 @@
+"""Alembic revisions of the project database (run by :mod:`curation.store.migrate`)."""
