@@ -76,6 +76,7 @@ def test_train_classifier_saves_a_loadable_model(saved):
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_shapes_rows_and_tokens(saved):
     from transformers import AutoTokenizer
 
@@ -98,6 +99,7 @@ def test_shapes_rows_and_tokens(saved):
     assert [w for _, _, w in top] == sorted((w for _, _, w in top), reverse=True)
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_prediction_is_the_trained_models(trained):
     """The saved weights are the final ones: the same probabilities the trainer predicted."""
     folder, test, result = trained
@@ -109,6 +111,7 @@ def test_prediction_is_the_trained_models(trained):
         assert att.predicted == result.labels[int(result.test_pred[i])]
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_models_are_cached_per_folder(saved):
     attention_module.clear_cache()
     attention_for(saved, TEXT)
@@ -117,6 +120,7 @@ def test_models_are_cached_per_folder(saved):
     assert len(first) == 1 and attention_module._MODELS == first
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_bad_inputs_raise_value_errors_naming_the_fix(saved, tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(ValueError, match="no-such-model") as err:
@@ -141,6 +145,7 @@ def _chart_data(spec: dict) -> list[list[dict]]:
     return [spec["datasets"][part["data"]["name"]] for part in spec["vconcat"]]
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_chart_draws_the_chosen_head_and_the_cls_row(saved):
     att = attention_for(saved, TEXT)
     seq = len(att.tokens)
@@ -168,6 +173,7 @@ def test_chart_draws_the_chosen_head_and_the_cls_row(saved):
 
 # --- the command line -----------------------------------------------------------------------
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_cli_prints_top_tokens_and_writes_json(saved, tmp_path, capsys):
     from commands.fine_tune import main
 
@@ -311,6 +317,7 @@ def _expander(at):
     return found[0]
 
 
+@pytest.mark.slow  # the module's model is trained by the first test that asks for it
 def test_review_page_shows_what_the_model_looks_at(home, saved):
     from curation.store import Project
     from curation.workspace import flag_project

@@ -156,6 +156,7 @@ def test_resume_takes_the_last_complete_checkpoint_and_finishes(killed_run, tiny
                    for r in caplog.records)
 
 
+@pytest.mark.slow  # killed_run starts (and kills) a training process
 def test_resume_with_only_a_partial_checkpoint_names_the_folder_and_the_fix(killed_run, tiny_model):
     out = killed_run("in_place")
     shutil.rmtree(out / "checkpoint-8")
@@ -170,6 +171,7 @@ def test_resume_with_only_a_partial_checkpoint_names_the_folder_and_the_fix(kill
     assert "resume_from_checkpoint=False to start afresh" in message
 
 
+@pytest.mark.slow  # killed_run starts (and kills) a training process
 def test_resume_from_a_named_partial_checkpoint_is_refused(killed_run, tiny_model):
     out = killed_run("in_place")
     config = TrainConfig(model=tiny_model, output_dir=str(out),
