@@ -71,26 +71,23 @@ import torch
 from curation.messages import markdown_text
 from fine_tune._model import model_name
 from fine_tune.config import TrainConfig
-from fine_tune.multitask import (
-    POOLINGS,
-    MultiHeadModel,
-    _check_config,
-    _check_option,
-    _check_seeds,
-    _check_tasks,
-    _collate,
-    _fit,
-    _predict,
-    _prepare_all,
-    _release,
-    _setup,
-    _Setup,
-    _Task,
-    _Ticker,
-    _to_device,
-    batch_plan,
-    build_model,
+from fine_tune.engine import (
+    Setup,
+    Task,
+    Ticker,
+    check_config,
+    check_option,
+    check_seeds,
+    check_tasks,
+    collate,
+    fit_planned,
+    predict,
+    prepare_tasks,
+    release,
+    setup_for,
+    to_device,
 )
+from fine_tune.multitask import POOLINGS, MultiHeadModel, batch_plan, build_model
 from fine_tune.stats import accuracy_and_macro_f1, mean_and_spread, paired_bootstrap_delta
 
 __all__ = ["DEFAULT_EWC_LAMBDA", "DEFAULT_FISHER_SAMPLES", "ContinualComparison", "ContinualRun",
@@ -166,14 +163,14 @@ def _check_lambda(value: Any) -> float:
     return float(value)
 
 
-def _fisher(model: MultiHeadModel, task: _Task, setup: _Setup, rows: np.ndarray,
-            ticker: _Ticker | None = None) -> dict[str, torch.Tensor]:
+def _fisher(model: MultiHeadModel, task: Task, setup: Setup, rows: np.ndarray,
+            ticker: Ticker | None = None) -> dict[str, torch.Tensor]:
     named = _trainable(model.encoder)
     params = [p for _, p in named]
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in named}
     model.to(setup.device).eval()  # dropout off: the Fisher of the deterministic model
     for k, i in enumerate(rows):
-        batch = _to_device(_collate(task, np.array([i]), setup), setup.device)
+        batch = to_device(collate(task, np.array([i]), setup), setup.device)
         batch.pop("labels")
         logp = torch.log_softmax(model(task.name, **batch).float(), dim=-1)[0]
         probs = logp.detach().exp()
@@ -240,8 +237,8 @@ def fisher_diagonal(model: MultiHeadModel, task: str, frame: pd.DataFrame, *,
     """
     from fine_tune._inputs import check_frames, encode
 
-    config = _check_config(config)
-    setup = _setup(config)
+    config = check_config(config)
+    setup = setup_for(config)
     try:
         order = check_frames(frame, None, None, labels)
     except ValueError as err:
@@ -251,7 +248,7 @@ def fisher_diagonal(model: MultiHeadModel, task: str, frame: pd.DataFrame, *,
         raise ValueError(f"the head of {task!r} has {n_out} classes but the labels are {order!r}; "
                          "pass labels=[...] in the head's class order.")
     train, _ = encode(frame, setup.tokenizer, order, setup.max_length)
-    prepared = _Task(task, order, train, None, None, None, None)
+    prepared = Task(task, order, train, None, None, None, None)
     rows = _fisher_rows(len(train), _check_samples(max_samples), seed)
     return _fisher(model, prepared, setup, rows)
 
@@ -334,7 +331,7 @@ class ContinualRun:
                 "examples_seen": dict(self.examples_seen), "seconds": dict(self.seconds)}
 
 
-def _score(task: _Task, pred: np.ndarray) -> tuple[float, float]:
+def _score(task: Task, pred: np.ndarray) -> tuple[float, float]:
     return accuracy_and_macro_f1(task.test_truth, pred, labels=range(len(task.labels)))
 
 
@@ -350,8 +347,8 @@ def _distances(model: MultiHeadModel, anchor: Mapping[str, torch.Tensor],
     return math.sqrt(sq), (weighted if fisher is not None else None)
 
 
-def _seed_runs(a: _Task, b: _Task, setup: _Setup, seed: int, lambdas: Sequence[float],
-               fisher_samples: int | None, pooling: str, ticker: _Ticker, *,
+def _seed_runs(a: Task, b: Task, setup: Setup, seed: int, lambdas: Sequence[float],
+               fisher_samples: int | None, pooling: str, ticker: Ticker, *,
                keep_model: bool) -> list[ContinualRun]:
     """Phase 1 once, then phase 2 once per ``lambdas`` entry from the same weights."""
     config = dataclasses.replace(setup.config, seed=seed)
@@ -359,13 +356,13 @@ def _seed_runs(a: _Task, b: _Task, setup: _Setup, seed: int, lambdas: Sequence[f
                         pooling=pooling)
     encoder = _trainable(model.encoder)
 
-    def plan(task: _Task) -> list:
+    def plan(task: Task) -> list:
         return batch_plan({task.name: len(task.train)}, batch_size=config.batch_size,
                           epochs=config.epochs, seed=seed)
 
-    fit_a = _fit(model, {a.name: a}, plan(a), setup, seed, ticker, label=f"seed {seed}, phase 1 ({a.name})",
+    fit_a = fit_planned(model, {a.name: a}, plan(a), setup, seed, ticker, label=f"seed {seed}, phase 1 ({a.name})",
                  trainable=encoder + _trainable(model.head(a.name)))
-    pred_a1, _ = _predict(model, a, setup)
+    pred_a1, _ = predict(model, a, setup)
     acc_a1, f1_a1 = _score(a, pred_a1)
     snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
     anchor = {n: p.detach().clone().float() for n, p in encoder}
@@ -379,11 +376,11 @@ def _seed_runs(a: _Task, b: _Task, setup: _Setup, seed: int, lambdas: Sequence[f
         model.load_state_dict(snapshot)
         penalty = (lambda lam=lam: ewc_penalty(model.encoder, fisher, anchor, lam)) if lam > 0 else None
         label = f"seed {seed}, phase 2 ({b.name}, " + (f"EWC λ={lam:g})" if lam > 0 else "plain)")
-        fit_b = _fit(model, {b.name: b}, plan(b), setup, seed, ticker, label=label,
+        fit_b = fit_planned(model, {b.name: b}, plan(b), setup, seed, ticker, label=label,
                      trainable=_trainable(model.encoder) + _trainable(model.head(b.name)),
                      penalty=penalty)
-        pred_a2, _ = _predict(model, a, setup)
-        pred_b, _ = _predict(model, b, setup)
+        pred_a2, _ = predict(model, a, setup)
+        pred_b, _ = predict(model, b, setup)
         (acc_a2, f1_a2), (acc_b, f1_b) = _score(a, pred_a2), _score(b, pred_b)
         drift, weighted = _distances(model, anchor, fisher)
         keep = keep_model and lam == lambdas[-1]
@@ -401,7 +398,7 @@ def _seed_runs(a: _Task, b: _Task, setup: _Setup, seed: int, lambdas: Sequence[f
             fisher=fisher if keep else None, anchor=anchor if keep else None))
     if not keep_model:
         del model, snapshot
-        _release(setup)
+        release(setup)
     return runs
 
 
@@ -413,16 +410,16 @@ def _check_names(names: Any) -> tuple[str, str]:
     return str(names[0]), str(names[1])
 
 
-def _prepare_pair(a: Any, b: Any, names: Any, setup_config: TrainConfig) -> tuple[_Setup, _Task, _Task]:
+def _prepare_pair(a: Any, b: Any, names: Any, setup_config: TrainConfig) -> tuple[Setup, Task, Task]:
     names = _check_names(names)
-    checked = _check_tasks({names[0]: a, names[1]: b}, need_test=True, minimum=2)
-    setup = _setup(setup_config)
-    prepared = _prepare_all(checked, setup)
+    checked = check_tasks({names[0]: a, names[1]: b}, need_test=True, minimum=2)
+    setup = setup_for(setup_config)
+    prepared = prepare_tasks(checked, setup)
     return setup, prepared[names[0]], prepared[names[1]]
 
 
-def _ticks(a: _Task, b: _Task, config: TrainConfig, n_phase_b: int, fisher_rows: int) -> int:
-    def n(task: _Task) -> int:
+def _ticks(a: Task, b: Task, config: TrainConfig, n_phase_b: int, fisher_rows: int) -> int:
+    def n(task: Task) -> int:
         return len(batch_plan({task.name: len(task.train)}, batch_size=config.batch_size,
                               epochs=config.epochs, seed=0))
 
@@ -465,14 +462,14 @@ def train_continual(a: Pair, b: Pair, config: TrainConfig | None = None, seed: i
     ValueError
         Bad frames (named by data set, column and row), settings, ``ewc_lambda`` or names.
     """
-    config = _check_config(config)
+    config = check_config(config)
     lam = _check_lambda(ewc_lambda)
     fisher_samples = _check_samples(fisher_samples)
-    _check_option("pooling", pooling, POOLINGS)
-    seed = config.seed if seed is None else _check_seeds([seed])[0]
+    check_option("pooling", pooling, POOLINGS)
+    seed = config.seed if seed is None else check_seeds([seed])[0]
     setup, task_a, task_b = _prepare_pair(a, b, names, config)
     n_fisher = len(_fisher_rows(len(task_a.train), fisher_samples, seed)) if lam > 0 else 0
-    ticker = _Ticker(progress, _ticks(task_a, task_b, config, 1, n_fisher))
+    ticker = Ticker(progress, _ticks(task_a, task_b, config, 1, n_fisher))
     return _seed_runs(task_a, task_b, setup, seed, [lam], fisher_samples, pooling, ticker,
                       keep_model=keep_model)[0]
 
@@ -613,18 +610,18 @@ def compare_continual(a: Pair, b: Pair, config: TrainConfig | None = None,
     ValueError
         Bad frames, seeds, settings, or ``ewc_lambda <= 0``.
     """
-    config = _check_config(config)
+    config = check_config(config)
     lam = _check_lambda(ewc_lambda)
     if lam == 0:
         raise ValueError("ewc_lambda must be > 0 to compare EWC with plain fine-tuning (0 is plain "
                          f"fine-tuning); the default is {DEFAULT_EWC_LAMBDA:g}.")
     fisher_samples = _check_samples(fisher_samples)
-    _check_option("pooling", pooling, POOLINGS)
-    seeds = _check_seeds(seeds)
+    check_option("pooling", pooling, POOLINGS)
+    seeds = check_seeds(seeds)
     setup, task_a, task_b = _prepare_pair(a, b, names, config)
     ticks = sum(_ticks(task_a, task_b, config, 2, len(_fisher_rows(len(task_a.train), fisher_samples, s)))
                 for s in seeds)
-    ticker = _Ticker(progress, ticks)
+    ticker = Ticker(progress, ticks)
     runs: dict[str, list[ContinualRun]] = {"plain": [], "ewc": []}
     for seed in seeds:
         plain, ewc = _seed_runs(task_a, task_b, setup, seed, [0.0, lam], fisher_samples, pooling,

@@ -7,13 +7,16 @@ a bias-corrected exponential moving average and stops once the smoothed loss exc
 ``diverge_factor`` times its best. The suggestion is the learning rate where the smoothed
 loss falls fastest (steepest negative slope against log learning rate) before its minimum.
 
-This is a hand-written loop on purpose: the test changes the learning rate every step and
-stops on divergence, which is not what the ``Trainer`` is for.
+It runs on the Hugging Face ``Trainer``, as every training of this package
+(:mod:`fine_tune.engine`): the same model, data collator, shuffling, device and mixed precision
+as :func:`fine_tune.train.train_classifier`, with the learning rate set by a ``LambdaLR``
+schedule (``start_lr * ratio**step``) and :class:`fine_tune.engine.LRRangeCallback` recording
+each step's loss and stopping on divergence. One mini-batch per step (no gradient accumulation)
+and no gradient clipping, so each recorded loss belongs to one learning rate.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fine_tune.config import ClassWeights, Precision, TrainConfig
+from fine_tune.config import ClassWeights, TrainConfig
 
 __all__ = ["LRFinderResult", "lr_range_test", "smooth_losses", "suggest_lr"]
 
@@ -174,73 +177,52 @@ def lr_range_test(train: pd.DataFrame, *, config: TrainConfig, start_lr: float =
                           min_loss_lr, stopped_early=len(lrs) < num_steps)
 
 
-def _batches(train: pd.DataFrame, tokenizer: Any, order: list[str], config: TrainConfig):
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    from fine_tune._inputs import encode
-
-    max_length = min(config.max_length, int(getattr(tokenizer, "model_max_length", 10**6)))
-    dataset, _ = encode(train, tokenizer, order, max_length)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
-                                         generator=generator,
-                                         collate_fn=DataCollatorWithPadding(tokenizer))
-    codes = np.array([f["labels"] for f in dataset.features])
-    return itertools.chain.from_iterable(itertools.repeat(loader)), codes
-
-
-def _loss_fn(config: TrainConfig, codes: np.ndarray, n_labels: int, device: Any):
-    import torch
-
-    from fine_tune._inputs import balanced_weights
-
-    weight = None
-    if config.class_weights is ClassWeights.BALANCED:
-        weight = torch.tensor(balanced_weights(codes, n_labels), dtype=torch.float32, device=device)
-    return lambda logits, y: torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
-
-
 def _run(train, config, order, start_lr, end_lr, num_steps, smooth, diverge_factor):
-    import torch
-    from transformers import set_seed
+    import tempfile
 
+    import torch
+    from transformers import DataCollatorWithPadding, set_seed
+
+    from fine_tune._inputs import balanced_weights, encode
     from fine_tune._model import load_tokenizer, prepare_model
     from fine_tune._runtime import Runtime
+    from fine_tune.engine import LRRangeCallback, arguments
+    from fine_tune.train import _Trainer
 
     run = Runtime.plan(config)
     set_seed(config.seed)
     tokenizer = load_tokenizer(config)
     model, _ = prepare_model(config, order)
-    model.to(run.device).train()
-    batches, codes = _batches(train, tokenizer, order, config)
-    loss_fn = _loss_fn(config, codes, len(order), run.device)
+    max_length = min(config.max_length, int(getattr(tokenizer, "model_max_length", 10**6)))
+    dataset, _ = encode(train, tokenizer, order, max_length)
+    weights = None
+    if config.class_weights is ClassWeights.BALANCED:
+        codes = np.array([f["labels"] for f in dataset.features])
+        weights = torch.tensor(balanced_weights(codes, len(order)), dtype=torch.float32)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=start_lr, weight_decay=config.weight_decay)
-    dtype = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}.get(run.precision)
-    scaler = torch.amp.GradScaler(run.kind, enabled=run.precision is Precision.FP16)
     ratio = (end_lr / start_lr) ** (1 / (num_steps - 1))
-    lrs, losses, avg, best = [], [], 0.0, np.inf
-    for step, batch in zip(range(num_steps), batches):
-        lr = start_lr * ratio**step
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = {k: v.to(run.device) for k, v in batch.items()}
-        y = batch.pop("labels")
-        with torch.autocast(run.kind, dtype=dtype, enabled=dtype is not None):
-            loss = loss_fn(model(**batch).logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        lrs.append(lr)
-        losses.append(float(loss.detach()))
-        avg = smooth * avg + (1 - smooth) * losses[-1]
-        smoothed = avg / (1 - smooth ** (step + 1))
-        best = min(best, smoothed)
-        if not np.isfinite(smoothed) or (step > 0 and smoothed > diverge_factor * best):
-            break
-    del model, optimizer
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: ratio ** step)
+    recorder = LRRangeCallback(start_lr, ratio, smooth, diverge_factor)
+
+    class RangeTrainer(_Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch)
+            if model.training:
+                recorder.add_loss(float((out[0] if return_outputs else out).detach()))
+            return out
+
+    with tempfile.TemporaryDirectory(prefix="lr-range-") as folder:
+        args = arguments(config, run, folder, config.seed, accumulation=1, max_steps=num_steps,
+                         per_device_train_batch_size=config.batch_size, max_grad_norm=0.0,
+                         learning_rate=start_lr)
+        trainer = RangeTrainer(model=model, args=args, train_dataset=dataset,
+                               data_collator=DataCollatorWithPadding(tokenizer),
+                               class_weights=weights, optimizers=(optimizer, schedule),
+                               callbacks=[recorder])
+        trainer.train()
+    del model, optimizer, trainer
     if run.kind == "cuda":
         torch.cuda.empty_cache()
-    return lrs, losses
+    return recorder.lrs, recorder.losses

@@ -7,12 +7,14 @@ on one task with the same budget; :func:`compare_multitask` does both over a few
 reports, per task, accuracy and macro-F1 of each side and a paired bootstrap interval of the
 difference.
 
-The training loop is plain PyTorch (no ``Trainer``), because every batch must go to its task's
-head: AdamW (no weight decay on biases and LayerNorm weights), a linear warm-up over
-``warmup_ratio`` of the updates then linear decay to 0, gradient-norm clipping at 1.0 (as the
-``Trainer``, but the encoder and the heads are clipped apart), texts truncated to ``max_length`` and padded per batch, autocast in bf16/fp16 on a
-GPU when :meth:`~fine_tune.config.TrainConfig.resolved_precision` says so. There is no validation
-set, so the early-stopping and checkpoint settings of the config are not used.
+Training runs on the Hugging Face ``Trainer`` (:func:`fine_tune.engine.fit_planned`), fed the
+planned batches in order, each to its task's head: AdamW (no weight decay on biases and LayerNorm
+weights), a linear warm-up over ``warmup_ratio`` of the updates then linear decay to 0,
+gradient-norm clipping at 1.0 (the encoder and the heads clipped apart), texts truncated to
+``max_length`` and padded per batch, bf16/fp16 on a GPU when
+:meth:`~fine_tune.config.TrainConfig.resolved_precision` says so, ``gradient_accumulation``
+batches per update. There is no validation set, so the early-stopping and checkpoint settings
+of the config are not used.
 
 Batches and the budget
 ----------------------
@@ -41,10 +43,8 @@ be checked.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,10 +55,22 @@ import pandas as pd
 import torch
 
 from curation.messages import markdown_text
-from fine_tune._inputs import EncodedDataset, balanced_weights, check_frames, encode
-from fine_tune._model import freeze, load_encoder, load_tokenizer, model_name
-from fine_tune._runtime import Runtime
-from fine_tune.config import ClassWeights, Precision, TrainConfig
+from fine_tune._model import freeze, load_encoder, model_name
+from fine_tune.engine import (
+    Setup,
+    Task,
+    Ticker,
+    check_config,
+    check_option,
+    check_seeds,
+    check_tasks,
+    fit_planned,
+    predict,
+    prepare_tasks,
+    release,
+    setup_for,
+)
+from fine_tune.config import TrainConfig
 from fine_tune.stats import accuracy_and_macro_f1, mean_and_spread, paired_bootstrap_delta
 
 __all__ = ["POOLINGS", "SCHEDULES", "MultiHeadModel", "MultiTaskComparison", "MultiTaskRun",
@@ -69,8 +81,6 @@ __all__ = ["POOLINGS", "SCHEDULES", "MultiHeadModel", "MultiTaskComparison", "Mu
 SCHEDULES = ("proportional", "round_robin")
 #: How a text's token vectors become one vector for the heads.
 POOLINGS = ("mean", "cls")
-#: Gradient-norm clipping, as the Hugging Face Trainer's default ``max_grad_norm``.
-MAX_GRAD_NORM = 1.0
 
 Progress = Callable[[float, str], None]
 #: ``{task name: (train frame, test frame)}``.
@@ -192,7 +202,7 @@ def build_model(config: TrainConfig, heads: Mapping[str, int], *, seed: int | No
     ValueError
         When the backbone cannot be loaded offline, or the settings do not fit it.
     """
-    _check_config(config)
+    check_config(config)
     model = MultiHeadModel(load_encoder(config), heads, pooling=pooling,
                            seed=config.seed if seed is None else seed)
     freeze(model.encoder, config)
@@ -200,56 +210,6 @@ def build_model(config: TrainConfig, heads: Mapping[str, int], *, seed: int | No
 
 
 # --- checks -----------------------------------------------------------------------------------
-
-def _check_config(config: Any) -> TrainConfig:
-    config = config if config is not None else TrainConfig()
-    if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}.")
-    if config.lora:
-        raise ValueError("TrainConfig.lora=True is not supported by multi-task and continual "
-                         "training (they train the whole shared encoder); set lora=False.")
-    if config.unfreeze_schedule:
-        raise ValueError("TrainConfig.unfreeze_schedule is not supported by multi-task and "
-                         "continual training; set unfreeze_schedule=() (freeze_layers works).")
-    if config.resume_from_checkpoint:
-        raise ValueError("TrainConfig.resume_from_checkpoint: multi-task and continual training "
-                         "write no checkpoints to resume from; set resume_from_checkpoint=False.")
-    return config
-
-
-def _check_seeds(seeds: Any) -> list[int]:
-    try:
-        out = [int(s) for s in seeds]
-    except (TypeError, ValueError):
-        raise ValueError(f"seeds must be a list of integers such as (0, 1, 2); got {seeds!r}.") from None
-    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
-        raise ValueError(f"seeds must be distinct integers >= 0, at least one; got {seeds!r}.")
-    return out
-
-
-def _check_option(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
-
-
-def _check_tasks(tasks: Any, *, need_test: bool, minimum: int = 1) -> dict[str, tuple[Any, Any]]:
-    if not isinstance(tasks, Mapping) or len(tasks) < minimum:
-        raise ValueError(f"tasks must be a dict {{name: (train_frame, test_frame)}} with at least "
-                         f"{minimum} task(s); got {type(tasks).__name__} of "
-                         f"{len(tasks) if hasattr(tasks, '__len__') else '?'}.")
-    out: dict[str, tuple[Any, Any]] = {}
-    for name, pair in tasks.items():
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"task names must be non-empty strings; got {name!r}.")
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise ValueError(f"task {name!r} must be a (train_frame, test_frame) pair; got "
-                             f"{type(pair).__name__}.")
-        train, test = pair
-        if need_test and (test is None or (isinstance(test, pd.DataFrame) and test.empty)):
-            raise ValueError(f"task {name!r} has no test rows; pass a test frame with columns "
-                             "text and label (or split one off with split_train_test).")
-        out[name] = (train, test)
-    return out
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -303,66 +263,6 @@ def split_train_test(frame: pd.DataFrame, test_size: float | int = 0.2, *, seed:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-@dataclass
-class _Task:
-    """One task's encoded data."""
-
-    name: str
-    labels: list[str]
-    train: EncodedDataset
-    test: EncodedDataset | None
-    test_perm: np.ndarray | None
-    test_truth: np.ndarray | None  # class indices, test frame order
-    weights: torch.Tensor | None
-
-
-@dataclass
-class _Setup:
-    """Where and how the runs train; the tokenizer and the collator."""
-
-    config: TrainConfig
-    run: Runtime
-    tokenizer: Any
-    collator: Any
-    max_length: int
-
-    @property
-    def device(self) -> torch.device:
-        return self.run.device
-
-
-def _setup(config: TrainConfig) -> _Setup:
-    from transformers import DataCollatorWithPadding
-
-    run = Runtime.plan(config)
-    tokenizer = load_tokenizer(config)
-    max_length = min(config.max_length, int(getattr(tokenizer, "model_max_length", 10**6) or 10**6))
-    amp = run.precision in (Precision.BF16, Precision.FP16) and run.kind == "cuda"
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if amp else None)
-    return _Setup(config, run, tokenizer, collator, max_length)
-
-
-def _prepare(name: str, train: Any, test: Any, setup: _Setup) -> _Task:
-    try:
-        order = check_frames(train, None, test, None)
-    except ValueError as err:
-        raise ValueError(f"task {name!r}: {err}") from None
-    train_ds, _ = encode(train, setup.tokenizer, order, setup.max_length)
-    test_ds = perm = truth = None
-    if test is not None and not test.empty:
-        test_ds, perm = encode(test, setup.tokenizer, order, setup.max_length, sort_by_length=True)
-        truth = test["label"].astype(str).map({c: i for i, c in enumerate(order)}).to_numpy()
-    weights = None
-    if setup.config.class_weights is ClassWeights.BALANCED:
-        codes = np.array([f["labels"] for f in train_ds.features])
-        weights = torch.tensor(balanced_weights(codes, len(order)), dtype=torch.float32)
-    return _Task(name, order, train_ds, test_ds, perm, truth, weights)
-
-
-def _prepare_all(tasks: Mapping[str, tuple[Any, Any]], setup: _Setup) -> dict[str, _Task]:
-    return {name: _prepare(name, train, test, setup) for name, (train, test) in tasks.items()}
-
-
 # --- the batch plan -------------------------------------------------------------------------
 
 def _task_epochs(n_rows: int, batch_size: int, epochs: float, seed: int,
@@ -411,7 +311,7 @@ def batch_plan(rows: Mapping[str, int], *, batch_size: int, epochs: float, seed:
     >>> sorted(np.concatenate([i for name, i in plan if name == "a"]).tolist())
     [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     """
-    _check_option("schedule", schedule, SCHEDULES)
+    check_option("schedule", schedule, SCHEDULES)
     names = list(rows)
     per_task = {name: _task_epochs(int(rows[name]), batch_size, epochs, seed, name) for name in names}
     plan: list[tuple[str, np.ndarray]] = []
@@ -432,135 +332,6 @@ def batch_plan(rows: Mapping[str, int], *, batch_size: int, epochs: float, seed:
 
 
 # --- the training loop ----------------------------------------------------------------------
-
-class _Ticker:
-    """Turns steps of several runs into ``progress(fraction, message)`` calls."""
-
-    def __init__(self, progress: Progress | None, total: int) -> None:
-        self.progress, self.total, self.done = progress, max(int(total), 1), 0
-
-    def step(self, message: str) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(min(self.done / self.total, 1.0), message)
-
-    def say(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress(min(self.done / self.total, 1.0), message)
-
-
-def _optimizer(named: Sequence[tuple[str, torch.nn.Parameter]], config: TrainConfig) -> torch.optim.Optimizer:
-    decay = [p for _, p in named if p.ndim >= 2]
-    no_decay = [p for _, p in named if p.ndim < 2]  # biases and LayerNorm weights
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate)
-
-
-def _autocast(setup: _Setup) -> contextlib.AbstractContextManager:
-    precision = setup.run.precision
-    if precision is Precision.BF16:
-        return torch.autocast(device_type=setup.run.kind, dtype=torch.bfloat16)
-    if precision is Precision.FP16:
-        return torch.autocast(device_type=setup.run.kind, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-def _collate(task: _Task, rows: np.ndarray, setup: _Setup, dataset: EncodedDataset | None = None) -> dict:
-    data = dataset if dataset is not None else task.train
-    return setup.collator([data.features[int(i)] for i in rows])
-
-
-def _fit(model: MultiHeadModel, tasks: Mapping[str, _Task], plan: list[tuple[str, np.ndarray]],
-         setup: _Setup, seed: int, ticker: _Ticker, *, label: str,
-         trainable: Sequence[tuple[str, torch.nn.Parameter]] | None = None,
-         penalty: Callable[[], torch.Tensor] | None = None) -> dict[str, Any]:
-    """Train ``model`` on ``plan``; returns the counts of what was seen and the time taken.
-
-    ``trainable`` limits the parameters the optimizer updates (default: all that need
-    gradients); ``penalty()`` is added to each update's loss (EWC).
-    """
-    from transformers import get_linear_schedule_with_warmup
-
-    config = setup.config
-    torch.manual_seed(seed)  # dropout
-    model.to(setup.device).train()
-    named = [(n, p) for n, p in (trainable if trainable is not None else model.named_parameters())
-             if p.requires_grad]
-    in_encoder = {id(p) for p in model.encoder.parameters()}
-    clip_groups = [g for g in ([p for _, p in named if id(p) in in_encoder],
-                               [p for _, p in named if id(p) not in in_encoder]) if g]
-    accumulation = config.gradient_accumulation
-    updates = math.ceil(len(plan) / accumulation)
-    optimizer = _optimizer(named, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * updates), updates)
-    scaler = torch.amp.GradScaler("cuda") if setup.run.precision is Precision.FP16 else None
-    seen = {name: np.zeros(len(task.train), dtype=np.int64) for name, task in tasks.items()}
-    batches = dict.fromkeys(tasks, 0)
-    steps, loss_sum, start = 0, 0.0, time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    for k, (name, rows) in enumerate(plan):
-        task = tasks[name]
-        batch = _to_device(_collate(task, rows, setup), setup.device)
-        labels = batch.pop("labels")
-        with _autocast(setup):
-            logits = model(name, **batch)
-        weight = task.weights.to(setup.device) if task.weights is not None else None
-        loss = torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
-        if penalty is not None:
-            loss = loss + penalty()
-        loss_sum += float(loss.detach())
-        (scaler.scale(loss / accumulation) if scaler else loss / accumulation).backward()
-        np.add.at(seen[name], rows, 1)
-        batches[name] += 1
-        if (k + 1) % accumulation == 0 or k + 1 == len(plan):
-            if scaler:
-                scaler.unscale_(optimizer)
-            for group in clip_groups:  # apart, so a large EWC penalty cannot starve a head
-                torch.nn.utils.clip_grad_norm_(group, MAX_GRAD_NORM)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
-        ticker.step(f"{label}: batch {k + 1}/{len(plan)} ({name}), loss {loss_sum / (k + 1):.4f}")
-    return {"seen": seen, "batches": batches, "optimizer_steps": steps,
-            "train_seconds": time.perf_counter() - start,
-            "mean_loss": loss_sum / max(len(plan), 1)}
-
-
-@torch.no_grad()
-def _predict(model: MultiHeadModel, task: _Task, setup: _Setup) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class indices and probabilities of ``task``'s test rows, in test-frame order."""
-    model.to(setup.device).eval()
-    n = len(task.test)
-    proba = np.empty((n, len(task.labels)))
-    size = setup.config.eval_batch_size
-    for start in range(0, n, size):
-        rows = np.arange(start, min(start + size, n))
-        batch = _to_device(_collate(task, rows, setup, task.test), setup.device)
-        batch.pop("labels")
-        with _autocast(setup):
-            logits = model(task.name, **batch)
-        proba[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    out = np.empty_like(proba)
-    out[task.test_perm] = proba
-    return out.argmax(axis=1), out
-
-
-def _release(setup: _Setup) -> None:
-    import gc
-
-    gc.collect()
-    if setup.run.kind == "cuda":
-        torch.cuda.empty_cache()
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -627,18 +398,18 @@ class MultiTaskRun:
         return out
 
 
-def _run(prepared: Mapping[str, _Task], setup: _Setup, seed: int, schedule: str, pooling: str,
-         ticker: _Ticker, *, label: str, keep_model: bool) -> MultiTaskRun:
+def _run(prepared: Mapping[str, Task], setup: Setup, seed: int, schedule: str, pooling: str,
+         ticker: Ticker, *, label: str, keep_model: bool) -> MultiTaskRun:
     config = dataclasses.replace(setup.config, seed=seed)
     model = build_model(config, {n: len(t.labels) for n, t in prepared.items()}, seed=seed,
                         pooling=pooling)
     plan = batch_plan({n: len(t.train) for n, t in prepared.items()},
                       batch_size=config.batch_size, epochs=config.epochs, seed=seed,
                       schedule=schedule)
-    fit = _fit(model, prepared, plan, setup, seed, ticker, label=label)
+    fit = fit_planned(model, prepared, plan, setup, seed, ticker, label=label)
     pred, proba = {}, {}
     for name, task in prepared.items():
-        pred[name], proba[name] = _predict(model, task, setup) if task.test is not None else (None, None)
+        pred[name], proba[name] = predict(model, task, setup) if task.test is not None else (None, None)
     run = MultiTaskRun(
         tasks=list(prepared), labels={n: list(t.labels) for n, t in prepared.items()},
         test_pred=pred, test_proba=proba, test_truth={n: t.test_truth for n, t in prepared.items()},
@@ -647,11 +418,11 @@ def _run(prepared: Mapping[str, _Task], setup: _Setup, seed: int, schedule: str,
         schedule=schedule, config=config, model=model if keep_model else None)
     if not keep_model:
         del model
-        _release(setup)
+        release(setup)
     return run
 
 
-def _plan_length(prepared: Mapping[str, _Task], config: TrainConfig) -> int:
+def _plan_length(prepared: Mapping[str, Task], config: TrainConfig) -> int:
     return len(batch_plan({n: len(t.train) for n, t in prepared.items()},
                           batch_size=config.batch_size, epochs=config.epochs, seed=0,
                           schedule="round_robin"))
@@ -693,14 +464,14 @@ def train_multitask(tasks: Tasks, config: TrainConfig | None = None, seed: int |
         Bad frames (named by task, column and row), unsupported settings, or a model that
         cannot be loaded offline.
     """
-    config = _check_config(config)
-    _check_option("schedule", schedule, SCHEDULES)
-    _check_option("pooling", pooling, POOLINGS)
-    checked = _check_tasks(tasks, need_test=False)
-    seed = config.seed if seed is None else _check_seeds([seed])[0]
-    setup = _setup(config)
-    prepared = _prepare_all(checked, setup)
-    ticker = _Ticker(progress, _plan_length(prepared, config))
+    config = check_config(config)
+    check_option("schedule", schedule, SCHEDULES)
+    check_option("pooling", pooling, POOLINGS)
+    checked = check_tasks(tasks, need_test=False)
+    seed = config.seed if seed is None else check_seeds([seed])[0]
+    setup = setup_for(config)
+    prepared = prepare_tasks(checked, setup)
+    ticker = Ticker(progress, _plan_length(prepared, config))
     return _run(prepared, setup, seed, schedule, pooling, ticker, label="multi-task",
                 keep_model=keep_model)
 
@@ -879,14 +650,14 @@ def compare_multitask(tasks: Tasks, config: TrainConfig | None = None,
     ValueError
         Fewer than two tasks, a task without test rows, bad frames, seeds or settings.
     """
-    config = _check_config(config)
-    _check_option("schedule", schedule, SCHEDULES)
-    _check_option("pooling", pooling, POOLINGS)
-    checked = _check_tasks(tasks, need_test=True, minimum=2)
-    seeds = _check_seeds(seeds)
-    setup = _setup(config)
-    prepared = _prepare_all(checked, setup)
-    ticker = _Ticker(progress, 2 * len(seeds) * _plan_length(prepared, config))
+    config = check_config(config)
+    check_option("schedule", schedule, SCHEDULES)
+    check_option("pooling", pooling, POOLINGS)
+    checked = check_tasks(tasks, need_test=True, minimum=2)
+    seeds = check_seeds(seeds)
+    setup = setup_for(config)
+    prepared = prepare_tasks(checked, setup)
+    ticker = Ticker(progress, 2 * len(seeds) * _plan_length(prepared, config))
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in prepared}
     preds: dict[str, dict[str, list[np.ndarray]]] = {n: {"multi": [], "single": []} for n in prepared}
     seconds: dict[str, list[float]] = {"multi": [], "single": []}

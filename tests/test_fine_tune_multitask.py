@@ -309,3 +309,18 @@ def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind, tmp_path, m
     result = at.session_state["experiments_multitask" if kind == "mt" else "experiments_continual"]
     assert result["dict"]["kind"] == ("multitask" if kind == "mt" else "continual")
     assert [b.proto.label for b in at.get("download_button")] == ["Download the JSON"]
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_comes_from_the_trainer(tiny_model, tasks):
+    """Planned runs take the Trainer's gradient accumulation: half the updates with 2 batches
+    per update, the same batches seen."""
+    train, test = tasks["sentiment"]
+    one = train_single_task("sentiment", train, test, cfg(tiny_model, epochs=1), seed=0,
+                            keep_model=False)
+    two = train_single_task("sentiment", train, test,
+                            cfg(tiny_model, epochs=1, gradient_accumulation=2), seed=0,
+                            keep_model=False)
+    batches = int(np.ceil(len(train) / 8))
+    assert one.optimizer_steps == batches and two.optimizer_steps == int(np.ceil(batches / 2))
+    np.testing.assert_array_equal(one.seen["sentiment"], two.seen["sentiment"])

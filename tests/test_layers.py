@@ -108,3 +108,20 @@ def test_every_access_rule_names_a_role():
 
     assert set(NEEDS.values()) <= {"lead", "annotator"}
     assert NEEDS["decide"] == "annotator" and NEEDS["export splits"] == "lead"
+
+
+def test_only_the_trainer_trains():
+    """One training engine (fine_tune/engine.py): no module of the project calls ``backward()``
+    or steps an optimizer or a gradient scaler itself; the Hugging Face Trainer does, for the
+    classifier, the multi-task and continual runs and the learning-rate range test."""
+    wrong = []
+    for package in PACKAGES:
+        for path in _files(package):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                owner = ast.unparse(node.func.value)
+                if node.func.attr == "backward" or (
+                        node.func.attr == "step" and re.search(r"optim|scaler", owner, re.I)):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}()")
+    assert not wrong, "\n".join(wrong)
