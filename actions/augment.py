@@ -63,7 +63,7 @@ def save_augmented(project: Project, rows: pd.DataFrame, *, actor: str | None) -
         raise ValueError("Sign in or enter your name in the sidebar first: every saved row records "
                          "who accepted it.")
     require(project, actor, "save augmented rows")
-    return project.save_augmentations(rows, reviewer=actor)
+    return project.save_augmentations(rows, actor=actor)
 
 
 def augmented(project: Project) -> pd.DataFrame:
@@ -76,4 +76,4 @@ def remove_augmented(project: Project, ids: Sequence[str], *, actor: str | None)
     if not (actor or "").strip():
         raise ValueError("Sign in or enter your name in the sidebar first.")
     require(project, actor, "remove augmented rows")
-    return project.remove_augmentations(list(ids), reviewer=actor)
+    return project.remove_augmentations(list(ids), actor=actor)

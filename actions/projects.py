@@ -109,7 +109,7 @@ def set_member(project: Project, name: str, role: str, *, actor: str | None) -> 
     first = project.members().empty
     if not first:
         require(project, actor, "add members or change roles")
-    project.set_member(name, role, by=(actor or name) if first else (actor or ""))
+    project.set_member(name, role, actor=(actor or name) if first else (actor or ""))
 
 
 def import_action(on_conflict: str) -> str:
@@ -120,7 +120,7 @@ def import_action(on_conflict: str) -> str:
 def remove_member(project: Project, name: str, *, actor: str | None) -> None:
     """Remove a member (a lead's act; the last lead cannot be removed)."""
     require(project, actor, "remove members")
-    project.remove_member(name, by=actor or "")
+    project.remove_member(name, actor=actor or "")
 
 
 def import_frame(project: Project, frame: pd.DataFrame, *, actor: str | None, source: str,

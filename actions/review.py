@@ -142,7 +142,7 @@ def decide(project: Project, item: str, *, actor: str | None, action: str, note:
                          if project.team_mode else
                          "Enter your name in the sidebar first: every decision is signed.")
     require(project, actor, "decide")
-    project.record_decision(item, reviewer=actor, action=action, note=note,
+    project.record_decision(item, actor=actor, action=action, note=note,
                             new_label=new_label if action == "set_label" else None)
 
 

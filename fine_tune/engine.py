@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from curation.progress import Progress
 from fine_tune._inputs import EncodedDataset, balanced_weights, check_frames, encode
@@ -317,6 +318,7 @@ def fit_planned(model: torch.nn.Module, tasks: Mapping[str, Task],
                                   batches=_PlannedBatches(tasks, plan, setup), penalty=penalty,
                                   ticker=ticker, label=label, optimizers=(optimizer, scheduler))
         trainer.add_callback(_ClipApart(trainer, groups))
+        trainer.remove_callback(PrinterCallback)  # progress goes through the ticker
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start

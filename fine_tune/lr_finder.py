@@ -182,6 +182,7 @@ def _run(train, config, order, start_lr, end_lr, num_steps, smooth, diverge_fact
 
     import torch
     from transformers import DataCollatorWithPadding, set_seed
+    from transformers.trainer_callback import PrinterCallback
 
     from fine_tune._inputs import balanced_weights, encode
     from fine_tune._model import load_tokenizer, prepare_model
@@ -221,6 +222,7 @@ def _run(train, config, order, start_lr, end_lr, num_steps, smooth, diverge_fact
                                data_collator=DataCollatorWithPadding(tokenizer),
                                class_weights=weights, optimizers=(optimizer, schedule),
                                callbacks=[recorder])
+        trainer.remove_callback(PrinterCallback)  # the result holds what there is to say
         trainer.train()
     del model, optimizer, trainer
     if run.kind == "cuda":

@@ -34,7 +34,7 @@ def decide(url: str, reviewer: str, n: int) -> None:
         print("ready", flush=True)
         sys.stdin.readline()  # "go": the parent starts every writer at the same moment
         for i in range(n):
-            decision_id = project.record_decision(ITEMS[i % len(ITEMS)], reviewer=reviewer,
+            decision_id = project.record_decision(ITEMS[i % len(ITEMS)], actor=reviewer,
                                                   action="set_label", new_label=LABELS[i % 3],
                                                   note=f"{reviewer}:{i}")
             print(f"committed {decision_id} {i}", flush=True)

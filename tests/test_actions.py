@@ -99,7 +99,7 @@ def test_an_unsigned_decision_is_refused_before_the_store(project):
 
 
 def test_export_for_a_file_hands_out_decisions_to_a_lead_only_and_logs_it(project, tmp_path):
-    project.record_decision("b", reviewer="rita", action="drop")
+    project.record_decision("b", actor="rita", action="drop")
     projects.set_member(project, "lena", "lead", actor=None)
     projects.set_member(project, "ann", "annotator", actor="lena")
     with pytest.raises(AccessError, match="export the curated data for augmenting"):

@@ -156,9 +156,9 @@ def test_curated_page_shows_changes_and_exports(home):
 
     at = start()
     with Project(home / "demo.sqlite") as project:
-        project.record_decision("msg-0001", reviewer="lead", action="set_label", new_label="complaint",
+        project.record_decision("msg-0001", actor="lead", action="set_label", new_label="complaint",
                                 note="R1: disputes a charge")
-        project.record_decision("msg-0002", reviewer="lead", action="drop")
+        project.record_decision("msg-0002", actor="lead", action="drop")
     at.switch_page("app_pages/curated.py").run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -347,7 +347,7 @@ def test_review_page_learns_the_order_after_twenty_decisions(home):
         from curation.workspace import load_queue
 
         for item in load_queue(project)["item_id"][:20]:
-            project.record_decision(item, reviewer="alice", action="keep")
+            project.record_decision(item, actor="alice", action="keep")
     at.run()
     assert not at.exception, at.exception
     said = " ".join(c.value for c in at.caption).replace("\\", "")

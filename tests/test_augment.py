@@ -269,15 +269,15 @@ def test_saved_rows_join_train_only_and_follow_review(tmp_path):
     frame = project.annotations()
     labels = curate(frame).set_index("item_id")["label"]
     rows["label"] = [labels[i] for i in items]
-    ids = project.save_augmentations(rows, reviewer="dana")
-    assert project.save_augmentations(rows, reviewer="dana") == ids  # idempotent
+    ids = project.save_augmentations(rows, actor="dana")
+    assert project.save_augmentations(rows, actor="dana") == ids  # idempotent
     with pytest.raises(ValueError, match="reviewer name is required"):
-        project.save_augmentations(rows, reviewer=" ")
+        project.save_augmentations(rows, actor=" ")
     with pytest.raises(ValueError, match="augmentation source id.*'nope'"):
-        project.save_augmentations(rows.assign(source_id="nope"), reviewer="dana")
-    project.remove_augmentations([ids[2]], reviewer="lead")
+        project.save_augmentations(rows.assign(source_id="nope"), actor="dana")
+    project.remove_augmentations([ids[2]], actor="lead")
     other = next(l for l in project.label_set() if l != labels[items[1]])
-    project.record_decision(items[1], reviewer="lead", action="set_label", new_label=other)
+    project.record_decision(items[1], actor="lead", action="set_label", new_label=other)
     result = export_project(project, tmp_path / "out", use_model=False)
     splits = result.splits
     augmented = splits[splits["status"] == "augmented"]
@@ -336,8 +336,8 @@ def test_cli_augment_with_a_project_checks_the_role_and_never_creates_one(tmp_pa
     assert "there is no project at" in capsys.readouterr().err and not url.exists()
     with Project(url) as project:
         project.import_annotations(small_curated.head(20).assign(annotator_id="a1"))
-        project.set_member("lena", "lead", by="lena")
-        project.set_member("ann", "annotator", by="lena")
+        project.set_member("lena", "lead", actor="lena")
+        project.set_member("ann", "annotator", actor="lena")
     assert main([*args, "--project", str(url), "--as", "ann"]) == 2
     assert "only a lead can export the curated data for augmenting" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()

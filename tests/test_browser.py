@@ -349,8 +349,8 @@ def test_d_team_annotator_identified_by_a_proxy_header(tmp_path_factory, browser
 
     home = tmp_path_factory.mktemp("team-home")
     with open_demo_project(str(home / "demo.sqlite")) as project:
-        project.set_member("lena", "lead", by="lena")
-        project.set_member("ann", "annotator", by="lena")
+        project.set_member("lena", "lead", actor="lena")
+        project.set_member("ann", "annotator", actor="lena")
         flag_project(project, use_model=False, actor="lena")  # team mode: a member
     shots = SHOTS / "test_d_team_annotator_identified_by_a_proxy_header"
     shots.mkdir(parents=True, exist_ok=True)

@@ -33,11 +33,11 @@ def test_without_decisions_is_consensus():
 
 
 def test_decisions_applied(project):
-    project.record_decision("1", reviewer="ann", action="set_label", new_label="n", note="R1")
-    project.record_decision("2", reviewer="ann", action="drop")
-    project.record_decision("3", reviewer="bo", action="ambiguous")
-    project.record_decision("4", reviewer="bo", action="set_label", new_label="p")
-    project.record_decision("4", reviewer="bo", action="undo")
+    project.record_decision("1", actor="ann", action="set_label", new_label="n", note="R1")
+    project.record_decision("2", actor="ann", action="drop")
+    project.record_decision("3", actor="bo", action="ambiguous")
+    project.record_decision("4", actor="bo", action="set_label", new_label="p")
+    project.record_decision("4", actor="bo", action="undo")
     out = curate(frame(), project.latest_decisions()).set_index("item_id")
     assert "2" not in out.index
     assert out.loc["1", ["label", "status", "reviewer", "note"]].tolist() == ["n", "relabelled", "ann", "R1"]
@@ -51,9 +51,9 @@ def test_decisions_applied(project):
 
 
 def test_keep_and_relabel_to_same_label_confirm(project):
-    project.record_decision("1", reviewer="ann", action="set_label", new_label="p")
-    project.record_decision("2", reviewer="ann", action="keep")
-    project.record_decision("3", reviewer="ann", action="note", note="ask lead")
+    project.record_decision("1", actor="ann", action="set_label", new_label="p")
+    project.record_decision("2", actor="ann", action="keep")
+    project.record_decision("3", actor="ann", action="note", note="ask lead")
     out = curate(frame(), project.latest_decisions()).set_index("item_id")
     assert out.loc[["1", "2", "3"], "status"].tolist() == ["confirmed", "confirmed", "consensus"]
     assert out.loc["3", "note"] == "ask lead"

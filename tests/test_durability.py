@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,7 +63,7 @@ def test_sigkill_mid_stream_keeps_every_committed_decision(store_url, record_pro
     with Project(store_url) as project:
         log = project.decisions()
         # the project is usable afterwards: a new decision goes in
-        project.record_decision("i0", reviewer="lee", action="keep", note="after the kill")
+        project.record_decision("i0", actor="lee", action="keep", note="after the kill")
     kim = log[log["reviewer"] == "kim"]
     assert set(acknowledged) <= set(kim["decision_id"])          # every acknowledged one is there
     assert len(kim) - len(acknowledged) in (0, 1)                 # at most one committed, unacknowledged

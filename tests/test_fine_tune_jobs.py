@@ -95,7 +95,7 @@ def test_a_second_job_after_more_review_reuses_the_before_runs(demo, tiny_model,
     data = project_compare_data(demo)
     item = data.after["item_id"].iloc[0]
     other = next(lab for lab in demo.label_set() if lab != data.after["label"].iloc[0])
-    demo.record_decision(item, reviewer="ann", action="set_label", new_label=other)
+    demo.record_decision(item, actor="ann", action="set_label", new_label=other)
     second = tmp_path / "job2"
     start_compare_job(demo, second, config=tiny(tiny_model), seeds=(0, 1))
     two = wait(second, ("done", "failed", "cancelled"))

@@ -504,7 +504,7 @@ def _snapshot(project: Project) -> tuple:
 def project(tmp_path_factory):
     with Project(tmp_path_factory.mktemp("fuzz") / "p.sqlite") as proj:
         proj.import_annotations(BASE, source="base.csv", label_set=LABELS)
-        proj.record_decision("b", reviewer="x", action="set_label", new_label="neu")
+        proj.record_decision("b", actor="x", action="set_label", new_label="neu")
         yield proj
 
 
@@ -536,7 +536,7 @@ def test_nul_huge_ids_and_surrogates_change_nothing_on_each_back_end(store_url, 
     invalid UTF-8), on a SQLite and a PostgreSQL project."""
     with Project(store_url) as proj:
         proj.import_annotations(BASE, source="base.csv", label_set=LABELS)
-        proj.record_decision("b", reviewer="x", action="set_label", new_label="neu")
+        proj.record_decision("b", actor="x", action="set_label", new_label="neu")
         assert sum(_try_kind(proj, kind, 10).values()) >= 10
 
 

@@ -222,8 +222,8 @@ def test_the_migrate_command_checks_upgrades_and_takes_back(store_url, capsys):
     assert main(["migrate", store_url, "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
     with Project(store_url) as project:  # team mode: taking the schema back is a lead's act
-        project.set_member("lena", "lead", by="lena")
-        project.set_member("ann", "annotator", by="lena")
+        project.set_member("lena", "lead", actor="lena")
+        project.set_member("ann", "annotator", actor="lena")
     assert main(["migrate", store_url, "--to", "0001", "--as", "ann"]) == 2
     assert "only a lead can take the schema back" in capsys.readouterr().err
     assert main(["migrate", store_url, "--to", "0001", "--as", "lena"]) == 0

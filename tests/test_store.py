@@ -319,29 +319,29 @@ def test_malformed_frames_are_refused(project):
 
 def test_decision_validation_errors(loaded):
     with pytest.raises(ValueError, match=r"unknown item id 'nope'; import it first"):
-        loaded.record_decision("nope", reviewer="rita", action="keep")
+        loaded.record_decision("nope", actor="rita", action="keep")
     for reviewer in ("", "   "):
         with pytest.raises(ValueError, match="a reviewer name is required"):
-            loaded.record_decision("i1", reviewer=reviewer, action="keep")
+            loaded.record_decision("i1", actor=reviewer, action="keep")
     with pytest.raises(ValueError) as err:
-        loaded.record_decision("i1", reviewer="rita", action="approve")
+        loaded.record_decision("i1", actor="rita", action="approve")
     assert "'approve'" in str(err.value) and "'set_label', 'keep', 'drop'" in str(err.value)
     labels = r"\['pos', 'neg', 'neu'\]"
     with pytest.raises(ValueError, match=r"needs new_label, one of the label set " + labels):
-        loaded.record_decision("i1", reviewer="rita", action="set_label")
+        loaded.record_decision("i1", actor="rita", action="set_label")
     with pytest.raises(ValueError, match=r"'meh' is not in the label set " + labels):
-        loaded.record_decision("i1", reviewer="rita", action="set_label", new_label="meh")
+        loaded.record_decision("i1", actor="rita", action="set_label", new_label="meh")
     with pytest.raises(ValueError, match="no decision left to undo"):
-        loaded.record_decision("i1", reviewer="rita", action="undo")
+        loaded.record_decision("i1", actor="rita", action="undo")
     assert loaded.decisions().empty
 
 
 def test_decisions_and_undo(loaded):
-    first = loaded.record_decision("i2", reviewer="rita", action="set_label", new_label="neg")
-    second = loaded.record_decision("i2", reviewer="sam", action="set_label", new_label="pos",
+    first = loaded.record_decision("i2", actor="rita", action="set_label", new_label="neg")
+    second = loaded.record_decision("i2", actor="sam", action="set_label", new_label="pos",
                                     note="sarcasm")
-    loaded.record_decision("i1", reviewer="rita", action="keep")
-    undo = loaded.record_decision("i2", reviewer="rita", action="undo", note="misclick")
+    loaded.record_decision("i1", actor="rita", action="keep")
+    undo = loaded.record_decision("i2", actor="rita", action="undo", note="misclick")
     assert (first, second, undo) == (1, 2, 4)
     log = loaded.decisions()
     cols = ["decision_id", "item_id", "reviewer", "action", "old_label", "new_label", "note"]
@@ -357,14 +357,14 @@ def test_decisions_and_undo(loaded):
     assert latest[["item_id", "decision_id", "action", "curated_label"]].values.tolist() == [
         ["i1", 3, "keep", None], ["i2", 1, "set_label", "neg"]]
     # the next decision sees the label restored by the undo; a second undo peels further back
-    loaded.record_decision("i2", reviewer="rita", action="drop")
+    loaded.record_decision("i2", actor="rita", action="drop")
     assert loaded.decisions()["old_label"].tolist()[-1] == "neg"
-    loaded.record_decision("i2", reviewer="rita", action="undo")
-    loaded.record_decision("i2", reviewer="rita", action="undo")
+    loaded.record_decision("i2", actor="rita", action="undo")
+    loaded.record_decision("i2", actor="rita", action="undo")
     assert loaded.decisions()["note"].tolist()[-2:] == ["undo of #5", "undo of #1"]
     assert loaded.latest_decisions()["item_id"].tolist() == ["i1"]
     with pytest.raises(ValueError, match="no decision left to undo"):
-        loaded.record_decision("i2", reviewer="rita", action="undo")
+        loaded.record_decision("i2", actor="rita", action="undo")
     assert not hasattr(loaded, "delete_decision") and not hasattr(loaded, "update_decision")
 
 
@@ -424,7 +424,7 @@ def test_two_projects_write_decisions_concurrently(store_url):
     def work(proj: Project, reviewer: str) -> None:
         try:
             for i in range(50):
-                proj.record_decision(f"i{i % 3 + 1}", reviewer=reviewer, action="set_label",
+                proj.record_decision(f"i{i % 3 + 1}", actor=reviewer, action="set_label",
                                      new_label=("pos", "neg", "neu")[i % 3], note=str(i))
         except BaseException as err:  # reported below
             errors.append(err)
@@ -451,7 +451,7 @@ def test_reopen_finds_everything(store_url):
     with Project(path, name="movies") as proj:
         proj.import_annotations(BASE, source="base.csv", label_set=["pos", "neg", "neu"])
         proj.set_label_set(["mixed"])
-        proj.record_decision("i2", reviewer="rita", action="set_label", new_label="mixed")
+        proj.record_decision("i2", actor="rita", action="set_label", new_label="mixed")
         run_id = proj.start_run("consensus", {"k": 1})
         proj.finish_run(run_id, status="done", result={"ok": True})
         before = _snapshot(proj)
@@ -744,14 +744,14 @@ def test_labels_names_and_notes_no_database_keeps_are_refused(store_url):
         before = (_snapshot(project), project.members().to_dict("list"))
         for call, what in [(lambda: project.set_label_set(["pos", "neg", "neu", "b\x00d"]), "labels: the label"),
                            (lambda: project.set_label_set(["l" * 2_001]), "has 2,001 bytes"),
-                           (lambda: project.set_member("kim\ud800", "lead", by="kim"), "the member name"),
-                           (lambda: project.record_decision("i1", reviewer="ann\x00", action="keep"),
+                           (lambda: project.set_member("kim\ud800", "lead", actor="kim"), "the member name"),
+                           (lambda: project.record_decision("i1", actor="ann\x00", action="keep"),
                             "the reviewer name"),
-                           (lambda: project.record_decision("i1", reviewer="ann", action="note",
+                           (lambda: project.record_decision("i1", actor="ann", action="note",
                                                             note="see \x00"), "the note"),
                            (lambda: project.save_augmentations(pd.DataFrame(
                                {"source_id": ["i1"], "text": ["good\ud83d film"], "label": ["pos"],
-                                "method": ["rules"]}, dtype=object), reviewer="ann"),
+                                "method": ["rules"]}, dtype=object), actor="ann"),
                             "augmented row 0: the text")]:
             with pytest.raises(ValueError, match="NUL byte or a lone UTF-16 surrogate|bytes, over") as caught:
                 call()

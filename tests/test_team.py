@@ -22,31 +22,31 @@ def team(store_url):
 
 def test_local_mode_until_a_first_lead(team):
     assert not team.team_mode and team.members().empty
-    team.record_decision("a", reviewer="anyone", action="keep")      # local: any name
+    team.record_decision("a", actor="anyone", action="keep")      # local: any name
     team.require_role(None, "lead", to="export")                      # local: allowed
     with pytest.raises(ValueError, match="first member must be a lead"):
-        team.set_member("ann", "annotator", by="ann")
-    team.set_member("lena", "lead", by="lena")
+        team.set_member("ann", "annotator", actor="ann")
+    team.set_member("lena", "lead", actor="lena")
     assert team.team_mode and team.role("lena") == "lead"
 
 
 def test_only_members_decide_and_only_leads_manage(team):
-    team.set_member("lena", "lead", by="lena")
-    team.set_member("ann", "annotator", by="lena")
+    team.set_member("lena", "lead", actor="lena")
+    team.set_member("ann", "annotator", actor="lena")
     with pytest.raises(AccessError, match="only a lead can add members or change roles; 'ann' is an annotator"):
-        team.set_member("eve", "lead", by="ann")
+        team.set_member("eve", "lead", actor="ann")
     with pytest.raises(AccessError, match="'eve' is not a member of this team project"):
-        team.record_decision("a", reviewer="eve", action="keep")
-    decision = team.record_decision("a", reviewer="ann", action="set_label", new_label="neg")
+        team.record_decision("a", actor="eve", action="keep")
+    decision = team.record_decision("a", actor="ann", action="set_label", new_label="neg")
     assert team.decisions().set_index("decision_id").at[decision, "reviewer"] == "ann"
     with pytest.raises(AccessError, match="not a member"):
         team.save_augmentations(pd.DataFrame({"source_id": ["a"], "text": ["fine"], "label": ["pos"],
-                                              "method": ["glossary"]}), reviewer="eve")
+                                              "method": ["glossary"]}), actor="eve")
     with pytest.raises(ValueError, match="only lead"):
-        team.set_member("lena", "annotator", by="lena")
+        team.set_member("lena", "annotator", actor="lena")
     with pytest.raises(ValueError, match="unknown role 'admin'"):
-        team.set_member("bob", "admin", by="lena")
-    team.remove_member("ann", by="lena")
+        team.set_member("bob", "admin", actor="lena")
+    team.remove_member("ann", actor="lena")
     assert team.members()["name"].tolist() == ["lena"]
 
 
@@ -54,8 +54,8 @@ def test_export_and_retrain_need_a_lead(team, tmp_path):
     from curation.workspace import export_project
     from fine_tune.jobs import start_compare_job, start_out_of_fold_job
 
-    team.set_member("lena", "lead", by="lena")
-    team.set_member("ann", "annotator", by="lena")
+    team.set_member("lena", "lead", actor="lena")
+    team.set_member("ann", "annotator", actor="lena")
     for actor, who in (("ann", "'ann' is an annotator"), (None, "no one is signed in"),
                        ("eve", "'eve' is not a member")):
         with pytest.raises(AccessError, match=f"only a lead can export splits.*{who}"):
@@ -86,8 +86,8 @@ def test_runs_and_the_embedding_cache_are_written_by_members_only(team):
     from curation.embeddings import embed_texts
     from curation.workspace import flag_project
 
-    team.set_member("lena", "lead", by="lena")
-    team.set_member("ann", "annotator", by="lena")
+    team.set_member("lena", "lead", actor="lena")
+    team.set_member("ann", "annotator", actor="lena")
     before = (len(team.runs()), team.n_embeddings(), len(team.audit()))
     for actor, who in (("eve", "'eve' is not a member"), (None, "no one is signed in")):
         with pytest.raises(AccessError, match=f"only a member can build the review queue.*{who}"):
@@ -108,8 +108,8 @@ def test_runs_and_the_embedding_cache_are_written_by_members_only(team):
 
 
 def test_imports_and_the_label_set_need_a_lead_and_a_refusal_changes_nothing(team):
-    team.set_member("lena", "lead", by="lena")
-    team.set_member("ann", "annotator", by="lena")
+    team.set_member("lena", "lead", actor="lena")
+    team.set_member("ann", "annotator", actor="lena")
     before = (team.data_version(), team.label_set(), team.annotations(), len(team.audit()))
     flipped = BASE.assign(label=["neg", "neg", "pos"])
     for actor, who in (("ann", "'ann' is an annotator"), (None, "no one is signed in"),
@@ -127,7 +127,7 @@ def test_imports_and_the_label_set_need_a_lead_and_a_refusal_changes_nothing(tea
     assert team.import_annotations(flipped, source="fix.csv", on_conflict="replace",
                                    actor="lena").n_replaced == 3
     team.set_label_set(["pos", "neg", "mixed"], actor="lena")
-    team.remove_member("ann", by="lena")
+    team.remove_member("ann", actor="lena")
     audit = team.audit()
     assert [(r.actor, r.action) for r in audit.itertuples()] == [
         (None, "create"), (None, "import"), ("lena", "member"), ("lena", "member"),
@@ -144,8 +144,8 @@ def test_jobs_are_cancelled_by_a_lead_of_their_own_project(team, tmp_path):
     of the project's jobs is refused."""
     from fine_tune.jobs import cancel_job
 
-    team.set_member("lena", "lead", by="lena")
-    team.set_member("ann", "annotator", by="lena")
+    team.set_member("lena", "lead", actor="lena")
+    team.set_member("ann", "annotator", actor="lena")
     folder = tmp_path / "job"
     folder.mkdir()
     run_id = team.start_run("retrain_compare", {"folder": str(folder.resolve())}, actor="lena")
@@ -273,8 +273,8 @@ def _app(tmp_path, monkeypatch, user: str | None):
         monkeypatch.delenv("CURATION_USER", raising=False)
     with open_demo_project(str(tmp_path / "demo.sqlite")) as project:
         if project.members().empty:
-            project.set_member("lena", "lead", by="lena")
-            project.set_member("ann", "annotator", by="lena")
+            project.set_member("lena", "lead", actor="lena")
+            project.set_member("ann", "annotator", actor="lena")
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, at.exception

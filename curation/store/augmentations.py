@@ -64,7 +64,7 @@ def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
 class Augmentations(Database):
     """Accepted augmented rows: save (idempotent by source and text), list, remove."""
 
-    def save_augmentations(self, frame: pd.DataFrame, *, reviewer: str) -> list[str]:
+    def save_augmentations(self, frame: pd.DataFrame, *, actor: str) -> list[str]:
         """Store accepted augmented rows (with their provenance) in one transaction.
 
         ``frame`` has ``source_id`` (or ``item_id``: the source item), ``text``,
@@ -73,11 +73,12 @@ class Augmentations(Database):
         id is ``aug-`` + a hash of its source and text, so saving the same row
         again changes nothing (a removed one is accepted again). Returns the ids.
         """
-        if not isinstance(reviewer, str) or not reviewer.strip():
-            raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
-        rows = _augmentation_rows(frame, reviewer.strip())
+        if not isinstance(actor, str) or not actor.strip():
+            raise ValueError("a reviewer name is required; pass actor='<your name>'.")
+        reviewer = actor.strip()
+        rows = _augmentation_rows(frame, reviewer)
         with self._write() as conn:
-            _require_member(conn, reviewer.strip())
+            _require_member(conn, reviewer)
             _require_items(conn, sorted({r[ITEM] for r in rows}), what="augmentation source")
             labels = set(_stored_labels(conn))
             bad = [r for r in rows if labels and r[LABEL] not in labels]
@@ -104,13 +105,14 @@ class Augmentations(Database):
         frame["params"] = frame["params"].map(_from_json)
         return frame
 
-    def remove_augmentations(self, aug_ids: Sequence[str], *, reviewer: str) -> int:
+    def remove_augmentations(self, aug_ids: Sequence[str], *, actor: str) -> int:
         """Mark augmented rows removed (kept in the table with who removed them and when)."""
-        if not isinstance(reviewer, str) or not reviewer.strip():
-            raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+        if not isinstance(actor, str) or not actor.strip():
+            raise ValueError("a reviewer name is required; pass actor='<your name>'.")
+        reviewer = actor.strip()
         ids = [str(i) for i in aug_ids]
         with self._write() as conn:
-            _require_member(conn, reviewer.strip())
+            _require_member(conn, reviewer)
             known = set(conn.execute(sa.select(_augmentations.c.aug_id)
                                      .where(_augmentations.c.aug_id.in_(ids))).scalars())
             unknown = [i for i in ids if i not in known]
@@ -120,7 +122,7 @@ class Augmentations(Database):
             result = conn.execute(_augmentations.update()
                                   .where(_augmentations.c.aug_id.in_(ids),
                                          _augmentations.c.status == "accepted")
-                                  .values(status="removed", removed_by=reviewer.strip(),
+                                  .values(status="removed", removed_by=reviewer,
                                           removed_at=_utcnow()))
         return int(result.rowcount)
 

@@ -30,10 +30,10 @@ _REVIEW_ACTIONS = tuple(a for a in ACTIONS if a != "undo")
 _UNDO_NOTE = re.compile(r"^undo of #(\d+)")
 
 
-def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: Any,
+def _check_decision_args(item_id: Any, actor: Any, action: Any, new_label: Any,
                          note: Any) -> str:
-    if not isinstance(reviewer, str) or not reviewer.strip():
-        raise ValueError("a reviewer name is required; pass reviewer='<your name>'.")
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValueError("a reviewer name is required; pass actor='<your name>'.")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; allowed actions are {list(ACTIONS)}.")
     if not isinstance(item_id, str) or not item_id:
@@ -45,9 +45,9 @@ def _check_decision_args(item_id: Any, reviewer: Any, action: Any, new_label: An
                          "the undone decision.")
     if new_label is not None and not isinstance(new_label, str):
         raise ValueError(f"new_label must be a string, got {new_label!r}.")
-    _check_storable(reviewer.strip(), "the reviewer name")
+    _check_storable(actor.strip(), "the reviewer name")
     _check_storable(note, "the note", key=False)
-    return reviewer.strip()
+    return actor.strip()
 
 
 def _require_item(conn: Connection, item_id: str) -> None:
@@ -103,7 +103,7 @@ class Decisions(Database):
         self,
         item_id: str,
         *,
-        reviewer: str,
+        actor: str,
         action: str,
         new_label: str | None = None,
         note: str = "",
@@ -114,7 +114,7 @@ class Decisions(Database):
         ----------
         item_id : str
             A stored item.
-        reviewer : str
+        actor : str
             Who decided (required, non-empty).
         action : {"set_label", "keep", "drop", "ambiguous", "note", "undo"}
             ``"undo"`` cancels the item's most recent decision that is not
@@ -136,7 +136,7 @@ class Decisions(Database):
         ``new_label`` of its latest effective ``set_label`` decision, else
         ``None``. For an undo, ``new_label`` is the curated label after it.
         """
-        reviewer = _check_decision_args(item_id, reviewer, action, new_label, note)
+        reviewer = _check_decision_args(item_id, actor, action, new_label, note)
         with self._write() as conn:
             _require_member(conn, reviewer)
             _require_item(conn, item_id)

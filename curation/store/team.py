@@ -89,11 +89,11 @@ class Team(Database):
         with self._read() as conn:
             return conn.execute(sa.select(_members.c.role).where(_members.c.name == name)).scalar()
 
-    def set_member(self, name: str, role: str, *, by: str) -> None:
+    def set_member(self, name: str, role: str, *, actor: str | None) -> None:
         """Add a member or change their role.
 
         The first member must be a ``lead`` (added by anyone: that starts team mode); after
-        that only a lead (``by``) may add members or change roles, and the last lead cannot
+        that only a lead (``actor``) may add members or change roles, and the last lead cannot
         be demoted.
 
         Raises
@@ -101,7 +101,7 @@ class Team(Database):
         ValueError
             On a blank name or an unknown role.
         AccessError
-            When ``by`` is not a lead of a project that has members.
+            When ``actor`` is not a lead of a project that has members.
         """
         if not isinstance(name, str) or not name.strip():
             raise ValueError("a member needs a non-empty name (the name they sign in with).")
@@ -114,33 +114,33 @@ class Team(Database):
             if not roles and role != "lead":
                 raise ValueError(f"the first member must be a lead (who can then add annotators); "
                                  f"add {name!r} with role='lead', or add a lead first.")
-            if roles and roles.get(by) != "lead":
-                raise AccessError(f"only a lead can add members or change roles; {by!r} is "
-                                  f"{_role_phrase(roles.get(by))}.")
+            if roles and roles.get(actor) != "lead":
+                raise AccessError(f"only a lead can add members or change roles; {actor!r} is "
+                                  f"{_role_phrase(roles.get(actor))}.")
             if roles.get(name) == "lead" and role != "lead" and list(roles.values()).count("lead") == 1:
                 raise ValueError(f"{name!r} is the project's only lead; make someone else a lead first.")
             if name in roles:
                 conn.execute(_members.update().where(_members.c.name == name).values(role=role))
             else:
-                conn.execute(_members.insert().values(name=name, role=role, added_by=by or name,
+                conn.execute(_members.insert().values(name=name, role=role, added_by=actor or name,
                                                       created_at=_utcnow()))
-            _log(conn, by or name, "member", name=name, role=role, before=roles.get(name))
-        logger.info("member %r is now %s (by %r)", name, role, by)
+            _log(conn, actor or name, "member", name=name, role=role, before=roles.get(name))
+        logger.info("member %r is now %s (by %r)", name, role, actor)
 
-    def remove_member(self, name: str, *, by: str) -> None:
+    def remove_member(self, name: str, *, actor: str | None) -> None:
         """Remove a member (a lead's act); the last lead can only go when no one else is left."""
         with self._write() as conn:
             roles = dict(conn.execute(sa.select(_members.c.name, _members.c.role)).all())
-            if roles.get(by) != "lead":
-                raise AccessError(f"only a lead can remove members; {by!r} is "
-                                  f"{_role_phrase(roles.get(by))}.")
+            if roles.get(actor) != "lead":
+                raise AccessError(f"only a lead can remove members; {actor!r} is "
+                                  f"{_role_phrase(roles.get(actor))}.")
             if name not in roles:
                 raise ValueError(f"{name!r} is not a member; members are {format_list(sorted(roles))}.")
             if roles[name] == "lead" and list(roles.values()).count("lead") == 1 and len(roles) > 1:
                 raise ValueError(f"{name!r} is the only lead; make someone else a lead first.")
             conn.execute(_members.delete().where(_members.c.name == name))
-            _log(conn, by, "member_removed", name=name, role=roles[name])
-        logger.info("member %r removed (by %r)", name, by)
+            _log(conn, actor, "member_removed", name=name, role=roles[name])
+        logger.info("member %r removed (by %r)", name, actor)
 
     def require_role(self, name: str | None, role: str, *, to: str) -> None:
         """In team mode, refuse (:class:`AccessError`) unless ``name`` has ``role`` (a lead has both).
