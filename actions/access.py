@@ -1,61 +1,36 @@
-"""Who may do what: the app's one table of role rules, and the checks every action makes.
+"""Who may do what: the checks every action makes, on the app's one table of role rules.
 
-In local mode (a project without members) anyone may do anything under the name they give. In
-team mode each action below needs a role; a lead has every role. Pages ask :func:`may` to grey
-out a button; every action of this package calls :func:`require` before it acts. The store keeps
-its own check inside the write's transaction for the acts that change shared data (imports, the
-label set, runs, the embedding cache), so that a member removed between the check and the write
-is still refused.
+The table is :data:`curation.store.NEEDS` (each user action -> the role it needs in team mode; a
+lead has every role), kept in the store because the store enforces it too, inside the write's
+transaction, for the acts that change shared data (imports, the label set, decisions, runs, the
+embedding cache, members), so that a member removed between a check and the write is still
+refused; the workspace and job functions check it before they compute. In local mode (a project
+without members) anyone may do anything under the name they give. Pages ask :func:`may` to grey
+out a button; every action of this package calls :func:`require` before it acts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curation.store import AccessError, Project
+from curation.store import NEEDS, AccessError, Project
+from curation.store.team import needed
 
 __all__ = ["AccessError", "NEEDS", "Identity", "identity", "may", "require"]
-
-#: Each user action and the role it needs in team mode ("annotator": any member).
-NEEDS: dict[str, str] = {
-    "import annotations": "lead",
-    "replace stored labels": "lead",
-    "add members or change roles": "lead",
-    "remove members": "lead",
-    "export splits": "lead",
-    "export the curated data for augmenting": "lead",
-    "retrain and compare": "lead",
-    "resume a training job": "lead",
-    "cancel a training job": "lead",
-    "fine-tune the review queue's model": "lead",
-    "take the schema back": "lead",
-    "build the review queue": "annotator",
-    "measure the review queue": "annotator",
-    "decide": "annotator",
-    "augment": "annotator",
-    "save augmented rows": "annotator",
-    "remove augmented rows": "annotator",
-}
-
-
-def _needed(action: str) -> str:
-    if action not in NEEDS:
-        raise ValueError(f"unknown action {action!r}; the actions are {', '.join(NEEDS)}.")
-    return NEEDS[action]
 
 
 def may(project: Project, name: str | None, action: str) -> bool:
     """Whether ``name`` may do ``action`` on ``project`` now (always, in local mode)."""
-    needed = _needed(action)
+    needed_role = needed(action)
     if not project.team_mode:
         return True
     role = project.role(name)
-    return role == "lead" or (role is not None and needed == "annotator")
+    return role == "lead" or (role is not None and needed_role == "annotator")
 
 
 def require(project: Project, name: str | None, action: str) -> None:
     """:class:`AccessError` (a ``PermissionError``) naming who, what and how, unless :func:`may`."""
-    project.require_role(name, _needed(action), to=action)
+    project.require(name, action)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,17 @@ from typing import Any
 import pandas as pd
 
 from actions.access import require
-from curation.augment import (AUGMENTERS, CATEGORIES, AugmenterError, AugmentResult, CheckSettings,
-                              Protector, glossary_from_yaml, load_glossary, make_augmenter)
+from curation.augment import (
+    AUGMENTERS,
+    CATEGORIES,
+    AugmenterError,
+    AugmentResult,
+    CheckSettings,
+    Protector,
+    glossary_from_yaml,
+    load_glossary,
+    make_augmenter,
+)
 from curation.store import Project
 from curation.workspace import augment_project
 

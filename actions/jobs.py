@@ -21,8 +21,14 @@ from curation.store import Project
 from curation.workspace import curation_home
 from fine_tune.config import ClassWeights, Precision
 from fine_tune.data import project_compare_data
-from fine_tune.jobs import (RUN_KIND, cancel_job, latest_job, latest_saved_models, resume_job,
-                            start_compare_job)
+from fine_tune.jobs import (
+    RUN_KIND,
+    cancel_job,
+    latest_job,
+    latest_saved_models,
+    resume_job,
+    start_compare_job,
+)
 from fine_tune.verdict import size_notes
 
 __all__ = ["ClassWeights", "Precision", "advice_for", "attention", "attention_chart",

@@ -8,15 +8,26 @@ import pandas as pd
 
 from actions.access import NEEDS, require
 from curation.aggregation import consensus_labels
-from curation.progress import Progress
 from curation.io import FORMATS, effective_limits, limit_variable
+from curation.progress import Progress
 from curation.schema import COLUMN_HELP
 from curation.store import ImportResult, NoProjectError, Project, SchemaState
 from curation.store.project import downgrade_schema, schema_state
-from curation.workspace import (BUNDLED_MODEL, DEMO_NAME, available_files, available_models,
-                                available_projects, curation_home, import_file as _import_file,
-                                new_project_url, open_demo_project, project_annotations,
-                                project_guideline, project_truth, upload_limit_bytes)
+from curation.workspace import (
+    BUNDLED_MODEL,
+    DEMO_NAME,
+    available_files,
+    available_models,
+    available_projects,
+    curation_home,
+    new_project_url,
+    open_demo_project,
+    project_annotations,
+    project_guideline,
+    project_truth,
+    upload_limit_bytes,
+)
+from curation.workspace import import_file as _import_file
 
 __all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "NoProjectError", "Project", "annotations",
            "available_files", "available_models", "available_projects", "consensus", "create_at",

@@ -15,10 +15,26 @@ import pandas as pd
 
 from actions.access import require
 from actions.jobs import job_folder
-from curation.flags import REFIT_EVERY, FlagEvaluation, FlagReport, LearnedOrder, learn_order
+from curation.flags import (
+    REFIT_EVERY,
+    FlagEvaluation,
+    FlagReport,
+    LearnedOrder,
+    learn_order,
+)
 from curation.store import Project
-from curation.workspace import evaluate_project_flags, flag_project, load_doubt, load_queue
-from fine_tune.jobs import OOF_KIND, latest_job, latest_model_probs, start_out_of_fold_job
+from curation.workspace import (
+    evaluate_project_flags,
+    flag_project,
+    load_doubt,
+    load_queue,
+)
+from fine_tune.jobs import (
+    OOF_KIND,
+    latest_job,
+    latest_model_probs,
+    start_out_of_fold_job,
+)
 
 __all__ = ["REFIT_EVERY", "SIGNALS", "QueueFilters", "QueueView", "decide", "fine_tuned_probs",
            "flag", "flag_kinds", "folds_job", "item_history", "measure_queue", "review_queue", "start_folds"]

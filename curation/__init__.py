@@ -1,6 +1,11 @@
 """Annotation quality and data curation: agreement, consensus, flags, augmentation, splits."""
 
-from curation.aggregation import DawidSkene, MajorityVote, consensus_frame, make_aggregator
+from curation.aggregation import (
+    DawidSkene,
+    MajorityVote,
+    consensus_frame,
+    make_aggregator,
+)
 from curation.agreement import (
     agreement_coefficients,
     annotator_agreement,
@@ -14,13 +19,13 @@ from curation.agreement import (
     per_class_agreement,
     percent_agreement,
 )
-from curation.io import AnnotationFileError, load_annotations, validate_long_frame
-from curation.report import AgreementReport, agreement_report, choose_coefficient
 from curation.curate import changes, curate
 from curation.embeddings import Embedder, embed_texts
 from curation.export import ExportResult, export_dataset
 from curation.flags import FlagReport, flag_items, register_flagger, review_queue
 from curation.guidelines import Guideline, load_guideline
+from curation.io import AnnotationFileError, load_annotations, validate_long_frame
+from curation.report import AgreementReport, agreement_report, choose_coefficient
 from curation.splits import near_duplicate_groups, stratified_group_split
 from curation.store import ImportResult, Project, text_sha1
 from curation.workspace import (

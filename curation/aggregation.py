@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from curation.schema import ANNOTATOR, ITEM, LABEL
 from curation.agreement import CountTable, _with_consensus, count_table
+from curation.schema import ANNOTATOR, ITEM, LABEL
 
 __all__ = ["Aggregator", "DawidSkene", "MajorityVote", "METHODS", "break_ties", "consensus_frame", "consensus_labels",
            "make_aggregator"]

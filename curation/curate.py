@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from curation.schema import GOLD, ITEM, TEXT
 from curation.aggregation import consensus_labels
+from curation.schema import GOLD, ITEM, TEXT
 
 __all__ = ["CURATED_COLUMNS", "STATUSES", "changes", "curate"]
 

@@ -26,8 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from curation.messages import format_list
+from curation.models import (
+    DEFAULT_MODEL,
+    default_model_path,
+    load_named,
+    model_id,
+    pickle_only_hint,
+)
 from curation.progress import Progress
-from curation.models import DEFAULT_MODEL, default_model_path, load_named, model_id, pickle_only_hint
 from curation.store import text_sha1
 
 if TYPE_CHECKING:

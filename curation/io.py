@@ -51,7 +51,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.messages import MAX_LISTED, format_list, suggest
-from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, LONG_COLUMNS, REQUIRED_COLUMNS, TEXT
+from curation.schema import (
+    ANNOTATOR,
+    GOLD,
+    ITEM,
+    LABEL,
+    LONG_COLUMNS,
+    REQUIRED_COLUMNS,
+    TEXT,
+)
 
 __all__ = [
     "AnnotationFileError",

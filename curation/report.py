@@ -13,19 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation.schema import TEXT
 from curation.aggregation import make_aggregator
 from curation.agreement import (
     COEFFICIENTS,
+    CountTable,
     agreement_coefficients,
     annotator_agreement,
     bootstrap_ci,
     cohen_kappa_pairwise,
-    CountTable,
     count_table,
     item_agreement,
     per_class_agreement,
 )
+from curation.schema import TEXT
 
 __all__ = ["AgreementReport", "JUDGES", "SKEW_THRESHOLD", "agreement_report", "choose_coefficient"]
 

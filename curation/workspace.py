@@ -241,8 +241,8 @@ def import_file(project: Project, source: Any, *, name: str | None = None,
     project is left exactly as it was. In team mode only a lead (``actor``) may import
     (``AccessError``, checked before the file is read, and again in the write).
     """
-    project.require_role(actor, "lead", to="replace stored labels" if on_conflict == "replace"
-                         else "import annotations")
+    project.require(actor, "replace stored labels" if on_conflict == "replace"
+                    else "import annotations")
     frame = load_annotations(source, name=name, **load_options)
     if progress:
         progress(0.0, "file read, importing")
@@ -299,7 +299,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
     """
     from curation.embeddings import Embedder
 
-    project.require_role(actor, "annotator", to="build the review queue")
+    project.require(actor, "build the review queue")
 
     embedder = embedder or Embedder()
     guideline = guideline or project_guideline(project)
@@ -536,7 +536,7 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
     Its decisions and latest flags are summarised in the data card. In team mode only a lead
     (``actor``) may export (:class:`curation.store.AccessError` otherwise).
     """
-    project.require_role(actor, "lead", to="export splits")
+    project.require(actor, "export splits")
     frame = project_annotations(project)
     augmentations = project.augmentations()
     embeddings = aug_embeddings = None
@@ -568,5 +568,5 @@ def augment_project(project: Project, augmenter: Any, *, actor: str | None = Non
     """
     from curation.augment import augment
 
-    project.require_role(actor, "annotator", to="generate augmented rows")
+    project.require(actor, "augment")
     return augment(project_curated(project), augmenter, project=project, actor=actor, **options)

@@ -10,7 +10,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from curation.models import DEFAULT_MODEL, default_model_path, load_named, pickle_only_hint
+from curation.models import (
+    DEFAULT_MODEL,
+    default_model_path,
+    load_named,
+    pickle_only_hint,
+)
 from fine_tune.config import TrainConfig
 
 if TYPE_CHECKING:

@@ -35,7 +35,13 @@ from fine_tune.stats import (
     per_class_f1,
     seed_item_change,
 )
-from fine_tune.verdict import DEFAULT_MIN_EFFECT, decide, learning_check, side_learning, size_notes
+from fine_tune.verdict import (
+    DEFAULT_MIN_EFFECT,
+    decide,
+    learning_check,
+    side_learning,
+    size_notes,
+)
 
 __all__ = ["CompareReport", "SideSummary", "check_blank", "compare", "split_validation", "train_summary",
            "validate_frames"]
@@ -262,8 +268,9 @@ def split_validation(frame: pd.DataFrame, *, validation_size: float = 0.1,
     >>> len(train), len(val), {"1", "1a"} & set(val["item_id"])
     (5, 2, set())
     """
-    from curation.splits import normalise_text
     from sklearn.model_selection import train_test_split
+
+    from curation.splits import normalise_text
 
     if not 0 <= validation_size < 1:
         raise ValueError(f"validation_size must be in [0, 1), e.g. 0.1; got {validation_size!r}.")

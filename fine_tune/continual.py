@@ -88,7 +88,11 @@ from fine_tune.engine import (
     to_device,
 )
 from fine_tune.multitask import POOLINGS, MultiHeadModel, batch_plan, build_model
-from fine_tune.stats import accuracy_and_macro_f1, mean_and_spread, paired_bootstrap_delta
+from fine_tune.stats import (
+    accuracy_and_macro_f1,
+    mean_and_spread,
+    paired_bootstrap_delta,
+)
 
 __all__ = ["DEFAULT_EWC_LAMBDA", "DEFAULT_FISHER_SAMPLES", "ContinualComparison", "ContinualRun",
            "compare_continual", "ewc_penalty", "fisher_diagonal", "train_continual"]

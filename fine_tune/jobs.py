@@ -89,7 +89,7 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     runs whose data, test set and settings are unchanged since an earlier job are reused
     (``$CURATION_HOME/compare-cache``).
     """
-    project.require_role(actor, "lead", to="retrain and compare")
+    project.require(actor, "retrain and compare")
     given_rules = rules
     if rules is not None:
         from fine_tune.rules import load_rules
@@ -131,7 +131,7 @@ def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5,
     writes ``probs.csv`` (what :func:`latest_model_probs` reads for ``flag_project``). In team
     mode only a lead (``actor``) may start it: it is a training job, like a retrain.
     """
-    project.require_role(actor, "lead", to="fine-tune the review queue's model")
+    project.require(actor, "fine-tune the review queue's model")
     from curation.workspace import project_annotations
     from fine_tune.out_of_fold import current_labels, held_out_folds
 
@@ -258,7 +258,7 @@ def resume_job(project, folder: str | os.PathLike, *, actor: str | None = None) 
     """
     folder = Path(folder)
     old_run = _own_run(project, folder)
-    project.require_role(actor, "lead", to="resume a training job")
+    project.require(actor, "resume a training job")
     status = job_status(folder)
     state = status["state"]
     if state not in ("failed", "cancelled"):
@@ -286,7 +286,7 @@ def cancel_job(project, folder: str | os.PathLike, *, actor: str | None = None,
     """
     folder = Path(folder)
     run_id = _own_run(project, folder)
-    project.require_role(actor, "lead", to="cancel a training job")
+    project.require(actor, "cancel a training job")
     (folder / "cancel").write_text(str(time.time()), encoding="utf-8")
     project.log(actor, "cancel", run_id=run_id, folder=str(folder))
     pid_file = folder / "pid"

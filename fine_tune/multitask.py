@@ -56,6 +56,7 @@ import torch
 
 from curation.messages import markdown_text
 from fine_tune._model import freeze, load_encoder, model_name
+from fine_tune.config import TrainConfig
 from fine_tune.engine import (
     Setup,
     Task,
@@ -70,8 +71,11 @@ from fine_tune.engine import (
     release,
     setup_for,
 )
-from fine_tune.config import TrainConfig
-from fine_tune.stats import accuracy_and_macro_f1, mean_and_spread, paired_bootstrap_delta
+from fine_tune.stats import (
+    accuracy_and_macro_f1,
+    mean_and_spread,
+    paired_bootstrap_delta,
+)
 
 __all__ = ["POOLINGS", "SCHEDULES", "MultiHeadModel", "MultiTaskComparison", "MultiTaskRun",
            "TaskComparison", "batch_plan", "build_model", "compare_multitask",

@@ -65,7 +65,12 @@ from fine_tune._callbacks import (
     ProgressAndCancel,
 )
 from fine_tune._inputs import balanced_weights, check_frames, encode
-from fine_tune._model import load_model, load_tokenizer, prepare_model, trainable_parameter_count
+from fine_tune._model import (
+    load_model,
+    load_tokenizer,
+    prepare_model,
+    trainable_parameter_count,
+)
 from fine_tune._runtime import Runtime
 from fine_tune.config import ClassWeights, Precision, TrainConfig
 from fine_tune.diagnose import Diagnosis, diagnose

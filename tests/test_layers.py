@@ -125,3 +125,29 @@ def test_only_the_trainer_trains():
                         node.func.attr == "step" and re.search(r"optim|scaler", owner, re.I)):
                     wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}()")
     assert not wrong, "\n".join(wrong)
+
+
+def test_role_rules_live_in_one_table():
+    """Every role check names an action of curation.store.NEEDS (``require(actor, action)``,
+    ``needed(action)``), never a role by hand: no ``require_role``/``_check_role`` call with a
+    literal role outside the store's team module."""
+    wrong = []
+    for package in ("curation", "fine_tune", "actions", "commands", "app_pages"):
+        for path in _files(package):
+            if path.relative_to(ROOT).as_posix() == "curation/store/team.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("require_role", "_check_role") and any(
+                        isinstance(a, ast.Constant) and a.value in ("lead", "annotator")
+                        for a in node.args):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)[:80]}")
+    assert not wrong, "\n".join(wrong)
+    from curation.store import NEEDS
+    from curation.store.team import needed
+
+    with pytest.raises(ValueError, match="unknown action 'fly'"):
+        needed("fly")
+    assert {"start a run", "cache embeddings", "change the label set", "decide"} <= set(NEEDS)

@@ -11,15 +11,38 @@ Hugging Face model the user has: ``masked-lm`` and ``back-translation``.
 """
 
 from curation.augment import _models, _substitute  # noqa: F401  (registers the augmenters)
-from curation.augment._base import (AUGMENTERS, Augmenter, AugmenterError, Candidate, Slot,
-                                    SubstitutionAugmenter, register_augmenter)
-from curation.augment._checks import CANDIDATE_COLUMNS, CheckSettings, LabelModel, check_candidates
+from curation.augment._base import (
+                                    AUGMENTERS,
+                                    Augmenter,
+                                    AugmenterError,
+                                    Candidate,
+                                    Slot,
+                                    SubstitutionAugmenter,
+                                    register_augmenter,
+)
+from curation.augment._checks import (
+                                    CANDIDATE_COLUMNS,
+                                    CheckSettings,
+                                    LabelModel,
+                                    check_candidates,
+)
 from curation.augment._models import BackTranslation, MaskedLMSubstitution
 from curation.augment._polarity import PolarityGuard
-from curation.augment._run import (AugmentResult, augment, class_targets, make_augmenter,
-                                   plan_requests)
-from curation.augment._substitute import (GUIDELINES, EmbeddingNeighbours, Glossary,
-                                          GlossarySubstitution, glossary_from_yaml, load_glossary)
+from curation.augment._run import (
+                                    AugmentResult,
+                                    augment,
+                                    class_targets,
+                                    make_augmenter,
+                                    plan_requests,
+)
+from curation.augment._substitute import (
+                                    GUIDELINES,
+                                    EmbeddingNeighbours,
+                                    Glossary,
+                                    GlossarySubstitution,
+                                    glossary_from_yaml,
+                                    load_glossary,
+)
 from curation.augment._text import CATEGORIES, Protector, words
 
 __all__ = ["AUGMENTERS", "GUIDELINES", "AugmentResult", "Augmenter", "AugmenterError", "BackTranslation",

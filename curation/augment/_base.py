@@ -16,7 +16,13 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from curation._registry import register
-from curation.augment._text import Protector, Word, apply_substitutions, match_case, words
+from curation.augment._text import (
+    Protector,
+    Word,
+    apply_substitutions,
+    match_case,
+    words,
+)
 
 __all__ = ["AUGMENTERS", "Augmenter", "AugmenterError", "Candidate", "Slot",
            "SubstitutionAugmenter", "register_augmenter"]

@@ -25,15 +25,21 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from curation.augment._base import (Augmenter, AugmenterError, Candidate, Progress,
-                                    SubstitutionAugmenter, register_augmenter)
+from curation.augment._base import (
+    Augmenter,
+    AugmenterError,
+    Candidate,
+    Progress,
+    SubstitutionAugmenter,
+    register_augmenter,
+)
 from curation.augment._text import STOPWORDS, Protector, Word
 from curation.models import ALLOW_DOWNLOAD_VAR, load_named, pickle_only_hint
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation.messages import format_list, suggest
-from curation.progress import within
 from curation.augment._base import AUGMENTERS, Augmenter, AugmenterError
 from curation.augment._checks import CheckSettings, LabelModel, check_candidates
+from curation.messages import format_list, suggest
+from curation.progress import within
 
 __all__ = ["AugmentResult", "augment", "class_targets", "make_augmenter", "plan_requests"]
 

@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from curation.augment._base import (AugmenterError, Slot, SubstitutionAugmenter,
-                                    register_augmenter)
+from curation.augment._base import (
+    AugmenterError,
+    Slot,
+    SubstitutionAugmenter,
+    register_augmenter,
+)
 from curation.augment._text import NUMBER_WORDS, STOPWORDS, Protector, Word
 
 __all__ = ["EmbeddingNeighbours", "Glossary", "GlossarySubstitution", "load_glossary"]

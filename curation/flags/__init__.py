@@ -15,7 +15,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from curation.flags._base import FLAG_COLUMNS, FLAGGERS, FlagContext, Flagger, empty_flags, register_flagger
+from curation.flags._base import (
+    FLAG_COLUMNS,
+    FLAGGERS,
+    FlagContext,
+    Flagger,
+    empty_flags,
+    register_flagger,
+)
+from curation.flags._evaluate import (
+    FlagEvaluation,
+    evaluate_flags,
+    read_truth,
+    truth_from_frame,
+)
 from curation.flags._flaggers import (
     BoundaryFlagger,
     CrowdlabFlagger,
@@ -24,7 +37,6 @@ from curation.flags._flaggers import (
     LowConfidenceFlagger,
     NearDuplicateFlagger,
 )
-from curation.flags._evaluate import FlagEvaluation, evaluate_flags, read_truth, truth_from_frame
 from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order
 from curation.flags._model import MODEL_SIGNALS, read_model_probs
 from curation.flags._queue import (

@@ -15,11 +15,11 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from curation.schema import ANNOTATOR, ITEM, TEXT
+from curation._registry import register
 from curation.aggregation import DawidSkene, MajorityVote, break_ties
 from curation.agreement import CountTable, count_table
-from curation._registry import register
 from curation.guidelines import Guideline
+from curation.schema import ANNOTATOR, ITEM, TEXT
 
 __all__ = ["FLAG_COLUMNS", "FLAGGERS", "FlagContext", "Flagger", "empty_flags", "register_flagger"]
 

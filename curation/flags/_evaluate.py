@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curation.flags._base import label_issue_positions
+from curation.io import DEFAULT_MAX_BYTES, read_table
 from curation.messages import format_list
 from curation.schema import GOLD, ITEM, LABEL
-from curation.io import DEFAULT_MAX_BYTES, read_table
-from curation.flags._base import label_issue_positions
 
 __all__ = ["FlagEvaluation", "TRUTH_COLUMNS", "baseline_scores", "calibration_figures",
            "consensus_posteriors", "evaluate_flags", "ranking_figures", "read_truth", "truth_from_frame"]

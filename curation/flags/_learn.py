@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from curation.schema import ITEM
 from curation.flags._queue import POOL_EPS, by_priority
+from curation.schema import ITEM
 
 __all__ = ["LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes", "learn_order"]
 

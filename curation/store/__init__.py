@@ -48,7 +48,7 @@ from curation.store.migrate import SCHEMA_VERSION, SchemaState
 from curation.store.project import Project
 from curation.store.runs import RUN_STATUSES, Runs
 from curation.store.tables import AUGMENTATION_COLUMNS
-from curation.store.team import AUDIT_ACTIONS, ROLES, Team
+from curation.store.team import AUDIT_ACTIONS, NEEDS, ROLES, Team
 
 __all__ = [
     "AUGMENTATION_COLUMNS",
@@ -56,6 +56,7 @@ __all__ = [
     "AUDIT_ACTIONS",
     "BATCH_SIZE",
     "MAX_KEY_BYTES",
+    "NEEDS",
     "ON_CONFLICT",
     "ROLES",
     "RUN_STATUSES",

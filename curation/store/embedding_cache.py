@@ -20,7 +20,7 @@ from curation.store.database import (
     _short,
 )
 from curation.store.tables import _embeddings, _utcnow
-from curation.store.team import _check_role
+from curation.store.team import _check_role, needed
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class EmbeddingCache(Database):
         rows = [{"model": model, "text_sha1": key, "dim": matrix.shape[1],
                  "vector": row.tobytes(), "created_at": now} for key, row in zip(keys, matrix)]
         with self._write() as conn:
-            _check_role(conn, actor, "annotator", to="cache embeddings")
+            _check_role(conn, actor, needed("cache embeddings"), to="cache embeddings")
             _check_stored_dim(conn, model, matrix.shape[1])
             before = _count_embeddings(conn, model)
             for start in range(0, len(rows), BATCH_SIZE):

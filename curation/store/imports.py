@@ -38,7 +38,7 @@ from curation.store.tables import (
     _labels,
     _utcnow,
 )
-from curation.store.team import _check_role, _log
+from curation.store.team import _check_role, _log, needed
 
 logger = logging.getLogger(__name__)
 
@@ -434,8 +434,8 @@ class Annotations(Database):
                              "pick one of them.")
         digest = _frame_sha256(clean)
         with self._write() as conn:
-            _check_role(conn, actor, "lead", to=("replace stored labels" if on_conflict == "replace"
-                                                 else "import annotations"))
+            action = "replace stored labels" if on_conflict == "replace" else "import annotations"
+            _check_role(conn, actor, needed(action), to=action)
             plan = _plan_import(conn, clean, on_conflict, labels)
             earlier = _find_import(conn, digest)
             if earlier is not None and not plan.changes_anything:
@@ -505,7 +505,7 @@ class Annotations(Database):
         """
         checked = _check_labels(labels, "labels")
         with self._write() as conn:
-            _check_role(conn, actor, "lead", to="change the label set")
+            _check_role(conn, actor, needed("change the label set"), to="change the label set")
             before = _stored_labels(conn)
             _add_labels(conn, checked)
             after = _stored_labels(conn)

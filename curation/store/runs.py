@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from curation.store.database import Database, _from_json, _to_json
 from curation.store.tables import _runs, _utcnow
-from curation.store.team import _check_role, _log
+from curation.store.team import _check_role, _log, needed
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class Runs(Database):
             raise ValueError(f"run kind {kind!r} is empty; name what runs, e.g. 'consensus'.")
         payload = _to_json(dict(params or {}), "run params")
         with self._write() as conn:
-            _check_role(conn, actor, "annotator", to=f"start a {kind.strip()} run")
+            _check_role(conn, actor, needed("start a run"), to=f"start a {kind.strip()} run")
             row = {"kind": kind.strip(), "status": "running", "params": payload,
                    "created_at": _utcnow()}
             run_id = conn.execute(_runs.insert().values(**row)).inserted_primary_key[0]

@@ -33,6 +33,41 @@ AUDIT_ACTIONS = ("create", "import", "label_set", "member", "member_removed", "r
                  "cancel", "schema")
 
 
+#: Each user action and the role it needs in team mode ("annotator": any member; a lead has every
+#: role). The one table of role rules: the store checks it inside its writes, the workspace and
+#: job functions before they compute (:meth:`Team.require`), and the pages and command lines ask
+#: it through :mod:`actions.access` (``may``, ``require``). In local mode anyone may do anything.
+NEEDS: dict[str, str] = {
+    "import annotations": "lead",
+    "replace stored labels": "lead",
+    "change the label set": "lead",
+    "add members or change roles": "lead",
+    "remove members": "lead",
+    "take the schema back": "lead",
+    "export splits": "lead",
+    "export the curated data for augmenting": "lead",
+    "retrain and compare": "lead",
+    "resume a training job": "lead",
+    "cancel a training job": "lead",
+    "fine-tune the review queue's model": "lead",
+    "build the review queue": "annotator",
+    "measure the review queue": "annotator",
+    "start a run": "annotator",
+    "cache embeddings": "annotator",
+    "decide": "annotator",
+    "augment": "annotator",
+    "save augmented rows": "annotator",
+    "remove augmented rows": "annotator",
+}
+
+
+def needed(action: str) -> str:
+    """The role ``action`` needs in team mode (ValueError naming the actions for an unknown one)."""
+    if action not in NEEDS:
+        raise ValueError(f"unknown action {action!r}; the actions are {', '.join(NEEDS)}.")
+    return NEEDS[action]
+
+
 def _role_phrase(role: str | None) -> str:
     return f"an {role}" if role == "annotator" else (f"a {role}" if role else "not a member")
 
@@ -141,6 +176,11 @@ class Team(Database):
             conn.execute(_members.delete().where(_members.c.name == name))
             _log(conn, actor, "member_removed", name=name, role=roles[name])
         logger.info("member %r removed (by %r)", name, actor)
+
+    def require(self, actor: str | None, action: str) -> None:
+        """In team mode, refuse (:class:`AccessError`) unless ``actor`` may do ``action``
+        (:data:`NEEDS`); in local mode this allows everything."""
+        self.require_role(actor, needed(action), to=action)
 
     def require_role(self, name: str | None, role: str, *, to: str) -> None:
         """In team mode, refuse (:class:`AccessError`) unless ``name`` has ``role`` (a lead has both).
