@@ -10,9 +10,10 @@ from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreemen
 __all__ = ["COEFFICIENT_NAMES", "CONSENSUS_METHODS", "JUDGES", "AgreementReport", "agreement"]
 
 
-def agreement(frame: pd.DataFrame, *, target: float, judge_by: str = "auto",
-              consensus: str = "majority", top_k: int = 25) -> AgreementReport:
+def agreement(frame: pd.DataFrame, *, labels: list[str] | None, target: float,
+              judge_by: str = "auto", consensus: str = "majority",
+              top_k: int = 25) -> AgreementReport:
     """Coefficients with bootstrap intervals, the verdict against ``target``, pairs, classes,
     annotators and the most disputed items (``ValueError`` for a frame it cannot judge)."""
-    return agreement_report(frame, target=target, judge_by=judge_by, consensus=consensus,
-                            top_k=top_k)
+    return agreement_report(frame, labels=labels, target=target, judge_by=judge_by,
+                            consensus=consensus, top_k=top_k)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from curation.messages import format_list, suggest
 
 __all__ = ["distinct_names", "read_labelled_csv", "run_continual", "run_multitask", "split_train_test", "train_config"]
 
@@ -19,19 +18,14 @@ __all__ = ["distinct_names", "read_labelled_csv", "run_continual", "run_multitas
 def read_labelled_csv(source: Any, name: str) -> pd.DataFrame:
     """A checked ``text, label`` frame from a CSV (a path or an upload); ``ValueError`` names
     the file and the fix."""
-    from fine_tune.compare import check_blank
+    from fine_tune.compare import check_labelled
 
     try:
         frame = pd.read_csv(source, dtype=str, keep_default_na=False)
     except Exception as err:  # any parse failure is the file's fault: say so
         raise ValueError(f"{name}: could not read it as CSV ({err}).") from None
-    for col in ("text", "label"):
-        if col not in frame.columns:
-            raise ValueError(f"{name}: no column {col!r} (columns: {format_list(frame.columns)}); "
-                             f"rename a column to {col!r}{suggest(col, list(frame.columns))}.")
-    if frame.empty:
-        raise ValueError(f"{name}: the file has no rows.")
-    return check_blank(frame[["text", "label"]].reset_index(drop=True), name)
+    checked = check_labelled(frame, name)
+    return checked[["text", "label"]]
 
 
 def split_train_test(frame: pd.DataFrame, test: float | int, *, seed: int, name: str):

@@ -20,7 +20,8 @@ __all__ = ["STATUSES", "change_log", "curated", "data_card", "decisions_for", "e
 
 def curated(project: Project, frame: pd.DataFrame) -> pd.DataFrame:
     """Every item with its consensus, the decision applied and its ``status`` (dropped included)."""
-    return curate(frame, project.latest_decisions(), include_dropped=True)
+    return curate(frame, project.latest_decisions(), labels=project.label_set(),
+                  include_dropped=True)
 
 
 def change_log(project: Project, everything: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from actions.access import NEEDS, require
 from curation.aggregation import consensus_labels
-from curation.io import FORMATS, effective_limits, limit_variable
+from curation.io import FORMATS, declared_labels, effective_limits, limit_variable
 from curation.progress import Progress
 from curation.schema import COLUMN_HELP
 from curation.store import ImportResult, NoProjectError, Project, SchemaState
@@ -75,9 +75,9 @@ def annotations(project: Project) -> pd.DataFrame:
     return project_annotations(project)
 
 
-def consensus(frame: pd.DataFrame) -> pd.DataFrame:
+def consensus(frame: pd.DataFrame, labels: list[str] | None) -> pd.DataFrame:
     """Consensus label, confidence and method per item: majority vote, Dawid-Skene on ties."""
-    return consensus_labels(frame, labels=frame.attrs.get("label_set"))
+    return consensus_labels(frame, labels=labels)
 
 
 def known_truth(project: Project) -> tuple[pd.Series, str]:
@@ -138,7 +138,7 @@ def import_frame(project: Project, frame: pd.DataFrame, *, actor: str | None, so
                  on_conflict: str = "error") -> ImportResult:
     """Import a frame already loaded and checked (:func:`curation.io.load_annotations`)."""
     require(project, actor, import_action(on_conflict))
-    return project.import_annotations(frame, source=source, label_set=frame.attrs.get("label_set"),
+    return project.import_annotations(frame, source=source, label_set=declared_labels(frame),
                                       on_conflict=on_conflict, actor=actor)
 
 

@@ -9,9 +9,18 @@ import pandas as pd
 import streamlit as st
 
 from actions import identity, jobs, may
-from actions.projects import (DEMO_NAME, Project, annotations as project_annotations,
-                              available_projects, consensus as consensus_of, data_version,
-                              demo_url, known_truth as project_truth, open_project)
+from actions.projects import (
+    DEMO_NAME,
+    Project,
+    available_projects,
+    data_version,
+    demo_url,
+    label_set,
+    open_project,
+)
+from actions.projects import annotations as project_annotations
+from actions.projects import consensus as consensus_of
+from actions.projects import known_truth as project_truth
 from app_pages._text import plain
 
 __all__ = ["annotations", "cancel_button", "consensus", "current_name", "current_project", "current_url",
@@ -86,7 +95,8 @@ def annotations() -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _consensus(url: str, version: tuple[int, ...]) -> pd.DataFrame:
-    return consensus_of(project_annotations(_open(url)))
+    project = _open(url)
+    return consensus_of(project_annotations(project), label_set(project))
 
 
 def consensus() -> pd.DataFrame:

@@ -5,18 +5,26 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from actions.agreement import COEFFICIENT_NAMES, CONSENSUS_METHODS, JUDGES, AgreementReport, agreement
+from actions.agreement import (
+    COEFFICIENT_NAMES,
+    CONSENSUS_METHODS,
+    JUDGES,
+    AgreementReport,
+    agreement,
+)
+from actions.projects import label_set
 from app_pages._charts import coefficient_chart, gauge, kappa_heatmap
-from app_pages._state import annotations, current_url
+from app_pages._state import annotations, current_project, current_url
 from app_pages._text import plain
 
 st.title("Agreement")
 
 
 @st.cache_data(show_spinner="Computing agreement...", max_entries=16)
-def _report(url: str, version: int, frame: pd.DataFrame, target: float, judge_by: str,
-            consensus: str) -> AgreementReport:
-    return agreement(frame, target=target, judge_by=judge_by, consensus=consensus, top_k=25)
+def _report(url: str, version: int, frame: pd.DataFrame, labels: list[str], target: float,
+            judge_by: str, consensus: str) -> AgreementReport:
+    return agreement(frame, labels=labels or None, target=target, judge_by=judge_by,
+                     consensus=consensus, top_k=25)
 
 
 frame = annotations()
@@ -30,7 +38,8 @@ with st.sidebar:
     consensus = st.selectbox("Consensus for per-annotator agreement", list(CONSENSUS_METHODS))
 
 try:
-    report = _report(current_url(), len(frame), frame, target, judge_by, consensus)
+    report = _report(current_url(), len(frame), frame, label_set(current_project()), target,
+                     judge_by, consensus)
 except ValueError as err:
     st.error(plain(err))
     st.stop()

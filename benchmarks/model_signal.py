@@ -33,6 +33,7 @@ import pandas as pd
 from _truth_sets import run_on_truth_sets
 
 from curation.embeddings import Embedder, embed_texts
+from curation.io import declared_labels
 from curation.flags import MODEL_SIGNALS, evaluate_flags, flag_items, read_model_probs
 from fine_tune.out_of_fold import current_labels, fine_tuned_probabilities
 
@@ -46,14 +47,14 @@ def _figures(row: dict, k: int) -> list[float]:
 
 
 def _fine_tuned(name: str, df: pd.DataFrame, cache: Path | None, folds: int) -> tuple[pd.DataFrame, float]:
-    frame = current_labels(df, labels=df.attrs.get("label_set"))
+    frame = current_labels(df, labels=declared_labels(df))
     key = hashlib.sha1(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
                        + str(folds).encode()).hexdigest()[:12]
     path = cache / f"{name.split()[0]}-{key}.csv" if cache else None
     if path is not None and path.is_file():
         seconds = float(path.with_suffix(".seconds").read_text())
         return read_model_probs(path), seconds
-    out = fine_tuned_probabilities(frame, labels=df.attrs.get("label_set"), folds=folds, seed=0,
+    out = fine_tuned_probabilities(frame, labels=declared_labels(df), folds=folds, seed=0,
                                    progress=_every_fold)
     print(f"  fine-tuned: {out.summary()}")
     if path is not None:

@@ -23,8 +23,8 @@ from curation.messages import suggest
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
 from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
-from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, load_annotations,
-                         parse_limit)
+from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, declared_labels,
+                         load_annotations, parse_limit)
 from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
 from actions import export as export_actions, projects, require
 from actions.projects import NoProjectError
@@ -247,8 +247,8 @@ def _split(value: str | None) -> list[str] | None:
 
 def _run_agreement(args: argparse.Namespace) -> int:
     df = _load(args)
-    report = agreement_report(df, target=args.target, judge_by=args.judge_by,
-                              consensus=args.consensus, n_boot=args.n_boot, seed=args.seed,
+    report = agreement_report(df, labels=declared_labels(df), target=args.target,
+                              judge_by=args.judge_by, consensus=args.consensus, n_boot=args.n_boot, seed=args.seed,
                               top_k=args.top)
     print(format_report(report))
     if args.json:
@@ -260,7 +260,7 @@ def _run_agreement(args: argparse.Namespace) -> int:
 
 def _run_consensus(args: argparse.Namespace) -> int:
     df = _load(args)
-    model = make_aggregator(args.method).fit(df)
+    model = make_aggregator(args.method, labels=declared_labels(df)).fit(df)
     out = consensus_frame(model)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
@@ -273,7 +273,8 @@ def _run_consensus(args: argparse.Namespace) -> int:
 def _run_flag(args: argparse.Namespace) -> int:
     df = _load(args)
     guideline, embeddings, model = _flagging_inputs(args, df)
-    report = flag_items(df, embeddings=embeddings, guideline=guideline, seed=args.seed, **model)
+    report = flag_items(df, labels=declared_labels(df), embeddings=embeddings, guideline=guideline,
+                        seed=args.seed, **model)
     ordered = flags_in_priority_order(report)
     print(f"{len(report.queue)} items flagged ({len(report.flags)} flags: "
           f"{', '.join(f'{k} {v}' for k, v in report.counts().items()) or 'none'})")
@@ -292,7 +293,7 @@ def _run_evaluate_flags(args: argparse.Namespace) -> int:
     from curation.flags import evaluate_flags, read_truth, truth_from_frame
 
     df = _load(args)
-    labels = df.attrs.get("label_set") or sorted(set(df["label"]))
+    labels = declared_labels(df) or sorted(set(df["label"]))
     if args.truth:
         truth = read_truth(args.truth, labels=labels, encoding=args.encoding,
                            max_bytes=int(args.max_mb * 2**20))
@@ -304,7 +305,7 @@ def _run_evaluate_flags(args: argparse.Namespace) -> int:
                              "--truth TRUTH.csv (columns item_id and label).")
     guideline, embeddings, model = _flagging_inputs(args, df)
     result = evaluate_flags(df, truth, embeddings=embeddings, guideline=guideline, seed=args.seed,
-                            truth_source=source, **model)
+                            truth_source=source, labels=labels, **model)
     print(format_flag_evaluation(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -374,7 +375,8 @@ def _run_export(args: argparse.Namespace) -> int:
     if args.project:
         with projects.open_existing(args.project) as project:
             decisions = export_actions.decisions_for(project, actor=args.actor, out_dir=args.out)
-    result = export_curated(df, args.out, decisions=decisions, test_size=args.test_size,
+    result = export_curated(df, args.out, decisions=decisions, labels=declared_labels(df),
+                            test_size=args.test_size,
                             val_size=args.val_size, seed=args.seed, formats=_split(args.formats),
                             include_ambiguous=args.include_ambiguous, excel_safe=args.excel_safe)
     counts = result.splits["split"].value_counts()
@@ -511,7 +513,7 @@ def _run_augment(args: argparse.Namespace) -> int:
         with projects.open_existing(args.project) as project:
             decisions = export_actions.decisions_for(project, actor=args.actor, out_dir=args.out,
                                                      what="augment")
-    result = augment(curate(df, decisions), augmenter, targets=_targets(args.target),
+    result = augment(curate(df, decisions, labels=declared_labels(df)), augmenter, targets=_targets(args.target),
                      items=_split(args.items), per_item=args.per_item,
                      max_per_item=args.max_per_item, oversample=args.oversample, checks=checks)
     columns = ["source_id", "text", "label", "method", "changes", "similarity", "label_prob",

@@ -571,16 +571,17 @@ def _run_continual(args: argparse.Namespace) -> int:
 
 
 def _run_out_of_fold(args: argparse.Namespace) -> int:
-    from curation.io import load_annotations
+    from curation.io import declared_labels, load_annotations
     from fine_tune.config import jsonable
     from fine_tune.out_of_fold import current_labels, fine_tuned_probabilities
 
     labels = [v.strip() for v in args.labels.split(",") if v.strip()] if args.labels else None
     df = load_annotations(args.annotations, label_set=labels)
-    frame = current_labels(df, labels=df.attrs.get("label_set") or labels)
+    labels = declared_labels(df) or labels
+    frame = current_labels(df, labels=labels)
     progress, bar = _progress_bar()
     try:
-        result = fine_tuned_probabilities(frame, labels=df.attrs.get("label_set") or labels,
+        result = fine_tuned_probabilities(frame, labels=labels,
                                           folds=args.folds, seed=args.seed,
                                           config=given_settings(args) or None, progress=progress)
     finally:

@@ -126,9 +126,6 @@ def _relabel(table: CountTable, labels: Sequence[str]) -> CountTable:
 def _resolve_labels(frame: pd.DataFrame, labels: Sequence[str] | None, observed) -> list[str]:
     if labels is not None:
         return [str(x) for x in labels]
-    declared = frame.attrs.get("label_set")
-    if declared and set(observed) <= set(declared):
-        return list(declared)
     return sorted(str(x) for x in observed)
 
 

@@ -8,6 +8,8 @@ asked), ``set_label`` relabels, ``keep`` confirms the consensus.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from curation.aggregation import consensus_labels
@@ -28,7 +30,7 @@ STATUSES = {
 
 
 def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
-           include_dropped: bool = False) -> pd.DataFrame:
+           labels: Sequence[str] | None = None, include_dropped: bool = False) -> pd.DataFrame:
     """Consensus label per item with the latest review decisions applied.
 
     Parameters
@@ -38,6 +40,9 @@ def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
     decisions : DataFrame, optional
         ``Project.latest_decisions()``: one row per reviewed item with
         ``action``, ``curated_label``, ``reviewer``, ``note``, ``created_at``.
+    labels : sequence of str, optional
+        The label set, in order (a project's ``Project.label_set()``, a file's
+        :func:`curation.io.declared_labels`); default: the labels seen, sorted.
     include_dropped : bool
         Keep dropped items (status ``dropped``) instead of removing them.
 
@@ -45,7 +50,7 @@ def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
     -------
     DataFrame with :data:`CURATED_COLUMNS`, one row per item.
     """
-    consensus = consensus_labels(frame, labels=frame.attrs.get("label_set"))
+    consensus = consensus_labels(frame, labels=labels)
     first = frame.drop_duplicates(ITEM).set_index(ITEM)
     out = pd.DataFrame({
         "item_id": consensus.index, "text": first[TEXT].reindex(consensus.index).to_numpy(),

@@ -63,6 +63,8 @@ from curation.schema import (
 
 __all__ = [
     "AnnotationFileError",
+    "declared_labels",
+    "loaded_from",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_CELLS",
@@ -354,7 +356,7 @@ def validate_long_frame(
     _check_one_label_per_annotator(frame, name)
     labels = _check_label_set(frame, name, label_set)
     out = frame.loc[:, list(LONG_COLUMNS)].reset_index(drop=True)
-    out.attrs.update(source=name, label_set=labels)
+    out.attrs.update(source=name, label_set=labels)  # read with declared_labels(frame)
     return out
 
 
@@ -1196,3 +1198,21 @@ def _check_label_set(frame: pd.DataFrame, name: str, label_set: Sequence[str] | 
                 f"{sorted(set(values[bad]))} at {format_list(frame.loc[bad, _WHERE].tolist())}"
                 f"{suggest(first, allowed)} Correct them, or add them to the label set.")
     return allowed
+
+
+def loaded_from(frame: pd.DataFrame) -> str:
+    """The name :func:`load_annotations` gave the file a frame came from ("" when unknown)."""
+    return str(frame.attrs.get("source", "")) if isinstance(frame, pd.DataFrame) else ""
+
+
+def declared_labels(frame: pd.DataFrame) -> list[str] | None:
+    """The label set a file declared (or the labels it holds, sorted), as
+    :func:`load_annotations` found it; None for a frame that did not come from the loader.
+
+    The one place the loader's ``attrs`` are read: pandas drops ``attrs`` on many operations, so
+    read it right after loading and pass it on as an explicit ``labels=`` argument (every
+    function that needs the label set takes one); a project's label set is
+    :meth:`curation.store.Project.label_set`.
+    """
+    labels = frame.attrs.get("label_set") if isinstance(frame, pd.DataFrame) else None
+    return [str(x) for x in labels] if labels else None

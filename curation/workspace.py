@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from curation.flags import (
     review_queue,
 )
 from curation.guidelines import Guideline, load_guideline
-from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, load_annotations
+from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, declared_labels, load_annotations, loaded_from
 from curation.progress import Progress, within
 from curation.report import agreement_report
 from curation.store import ImportResult, Project
@@ -246,8 +247,8 @@ def import_file(project: Project, source: Any, *, name: str | None = None,
     frame = load_annotations(source, name=name, **load_options)
     if progress:
         progress(0.0, "file read, importing")
-    return project.import_annotations(frame, source=name or str(frame.attrs.get("source", "")),
-                                      label_set=frame.attrs.get("label_set"),
+    return project.import_annotations(frame, source=name or loaded_from(frame),
+                                      label_set=declared_labels(frame),
                                       on_conflict=on_conflict, progress=progress, actor=actor)
 
 
@@ -265,10 +266,9 @@ def project_guideline(project: Project) -> Guideline | None:
 
 
 def project_annotations(project: Project) -> pd.DataFrame:
-    """The project's long annotation frame, with its label set in ``attrs["label_set"]``."""
-    frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
-    return frame
+    """The project's long annotation frame (its label set is :meth:`Project.label_set`, passed to
+    whatever needs it as ``labels=``)."""
+    return project.annotations()
 
 
 def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = None,
@@ -315,9 +315,9 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
         embeddings = _item_embeddings(project, frame, embedder=embedder, actor=actor,
                                       progress=within(progress, 0.0, 0.6, "embedding texts..."))
     embed_seconds = time.perf_counter() - start
-    report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
-                        model_probs=model_probs, model_signal=model_signal,
-                        progress=within(progress, 0.6, 1.0))
+    report = flag_items(frame, labels=project.label_set(), embeddings=embeddings,
+                        guideline=guideline, seed=seed, model_probs=model_probs,
+                        model_signal=model_signal, progress=within(progress, 0.6, 1.0))
     report.timings = {"embed": embed_seconds, **report.timings}
     priority = report.queue.set_index("item_id")["priority"]
     rest = report.rest.set_index("item_id")["priority"].round(4)
@@ -373,7 +373,7 @@ def evaluate_project_flags(project: Project, *, embedder: Any = None, seed: int 
     embeddings = _item_embeddings(project, frame, embedder=embedder, actor=actor)
     return evaluate_flags(frame, truth, embeddings=embeddings, guideline=project_guideline(project),
                           seed=seed, truth_source=source, model_probs=model_probs,
-                          model_signal=model_signal)
+                          model_signal=model_signal, labels=project.label_set())
 
 
 def _flags_fingerprint(project: Project, embedder: Any, guideline: Guideline | None,
@@ -448,22 +448,23 @@ def export_curated(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
                    decisions: pd.DataFrame | None = None, flags: pd.DataFrame | None = None,
                    embeddings: Any = None, include_ambiguous: bool = False, target: float = 0.90,
                    augmentations: pd.DataFrame | None = None, augmentation_embeddings: Any = None,
-                   **split_options: Any):
+                   labels: Sequence[str] | None = None, **split_options: Any):
     """Curate (decisions over consensus), then write leak-free stratified splits and a data card.
 
     ``split_options`` go to :func:`curation.export.export_dataset` (formats,
     test_size, val_size, seed, near_duplicate_threshold). ``embeddings`` (one row per
     item of ``frame``) let near-duplicate grouping use meaning, not only normalised text.
     ``augmentations`` (``Project.augmentations()``) join the train split only, next
-    to their source item (see :func:`augmented_rows` for which are left out).
+    to their source item (see :func:`augmented_rows` for which are left out). ``labels``: the
+    label set in order (default: the labels seen, sorted).
     """
     from curation.export import export_dataset
 
-    everything = curate(frame, decisions, include_dropped=True)
+    everything = curate(frame, decisions, labels=labels, include_dropped=True)
     if embeddings is not None:
         position = {item: i for i, item in enumerate(pd.unique(frame["item_id"]))}
         embeddings = embeddings[[position[i] for i in everything["item_id"]]]
-    card = data_card_facts(frame, everything, flags, target=target)
+    card = data_card_facts(frame, everything, flags, target=target, labels=labels)
     columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
     rows = everything[columns].assign(augmented_from=None, method=None)
     if augmentations is not None and len(augmentations):
@@ -506,9 +507,9 @@ def augmented_rows(augmentations: pd.DataFrame, curated: pd.DataFrame, *,
 
 
 def data_card_facts(frame: pd.DataFrame, everything: pd.DataFrame, flags: pd.DataFrame | None, *,
-                    target: float) -> dict[str, Any]:
+                    target: float, labels: Sequence[str] | None = None) -> dict[str, Any]:
     """What the data card says beyond the split counts: agreement, consensus, review, flags."""
-    report = agreement_report(frame, target=target, n_boot=1000, seed=0, top_k=0)
+    report = agreement_report(frame, labels=labels, target=target, n_boot=1000, seed=0, top_k=0)
     status = everything["status"].value_counts().to_dict()
     facts: dict[str, Any] = {
         "source": {"items": int(everything.shape[0]), "annotations": int(len(frame)),
@@ -549,14 +550,15 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
     result = export_curated(frame, out_dir, decisions=project.latest_decisions(),
                             flags=flags if len(flags) else None, embeddings=embeddings,
                             augmentations=augmentations, augmentation_embeddings=aug_embeddings,
-                            **options)
+                            labels=project.label_set(), **options)
     project.log(actor, "export", out_dir=str(Path(out_dir).resolve()))
     return result
 
 
 def project_curated(project: Project) -> pd.DataFrame:
     """The project's curated dataset (consensus with review decisions applied)."""
-    return curate(project_annotations(project), project.latest_decisions())
+    return curate(project_annotations(project), project.latest_decisions(),
+                  labels=project.label_set())
 
 
 def augment_project(project: Project, augmenter: Any, *, actor: str | None = None, **options: Any):

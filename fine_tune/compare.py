@@ -43,7 +43,7 @@ from fine_tune.verdict import (
     size_notes,
 )
 
-__all__ = ["CompareReport", "SideSummary", "check_blank", "compare", "split_validation", "train_summary",
+__all__ = ["CompareReport", "SideSummary", "check_blank", "check_labelled", "compare", "split_validation", "train_summary",
            "validate_frames"]
 
 logger = logging.getLogger(__name__)
@@ -161,17 +161,21 @@ class CompareReport:
 
 # --- validation -----------------------------------------------------------------------------
 
-def _check_columns(frame: Any, name: str) -> pd.DataFrame:
+def check_labelled(frame: Any, name: str) -> pd.DataFrame:
+    """A ``text, label`` frame checked for its columns, rows and blanks (:func:`check_blank`),
+    ``ValueError`` naming ``name`` (the file) and the fix: the one check of a labelled data
+    set, for compare's frames and the Experiments' files alike."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{name} must be a pandas DataFrame with columns text, label; "
                          f"got {type(frame).__name__}.")
     for col in ("text", "label"):
         if col not in frame.columns:
-            raise ValueError(f"{name} has no column {col!r} (columns: {format_list(frame.columns)}); "
-                             f"rename a column to {col!r}{suggest(col, list(frame.columns))}")
+            hint = suggest(col, list(frame.columns))
+            raise ValueError(f"{name}: no column {col!r} (columns: {format_list(frame.columns)}); "
+                             f"rename a column to {col!r}{hint}" + ("" if hint else "."))
     if frame.empty:
-        raise ValueError(f"{name} has no rows; pass at least one labelled text.")
-    return frame.reset_index(drop=True)
+        raise ValueError(f"{name}: no rows; pass at least one labelled text.")
+    return check_blank(frame.reset_index(drop=True), name)
 
 
 def check_blank(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -220,7 +224,7 @@ def validate_frames(before: pd.DataFrame, after: pd.DataFrame,
     Raises ``ValueError`` for a missing column, an empty text or label, a test label no
     training side has, or a test text that also appears in training data.
     """
-    frames = [check_blank(_check_columns(f, n), n) for f, n in
+    frames = [check_labelled(f, n) for f, n in
               ((before, "before"), (after, "after"), (test, "test"))]
     before, after, test = frames
     train_labels = set(before["label"]) | set(after["label"])

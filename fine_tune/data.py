@@ -15,6 +15,7 @@ normalised, and augmented rows made from them are removed from both training set
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,8 @@ def _test_items(everything: pd.DataFrame, decisions: pd.DataFrame | None, *,
     return test[["item_id", "text", "label"]], "adjudicated"
 
 
-def compare_data(frame: pd.DataFrame, *, decisions: pd.DataFrame | None = None,
+def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
+                 decisions: pd.DataFrame | None = None,
                  augmentations: pd.DataFrame | None = None, test_share: float = 0.5,
                  seed: int = 0) -> CompareData:
     """Before / after / test frames (columns ``item_id, text, label``; after also
@@ -77,8 +79,8 @@ def compare_data(frame: pd.DataFrame, *, decisions: pd.DataFrame | None = None,
     """
     if not 0 < test_share < 1:
         raise ValueError(f"test_share must be in (0, 1); got {test_share!r}.")
-    label_set = frame.attrs.get("label_set")
-    everything = curate(frame, decisions, include_dropped=True)
+    label_set = list(labels) if labels is not None else None
+    everything = curate(frame, decisions, labels=label_set, include_dropped=True)
     test, source = _test_items(everything, decisions, test_share=test_share, seed=seed)
     test_keys = {normalise_text(t) for t in test["text"]}
     held_out = set(test["item_id"])
@@ -118,8 +120,7 @@ def compare_data(frame: pd.DataFrame, *, decisions: pd.DataFrame | None = None,
 def project_compare_data(project, *, test_share: float = 0.5, seed: int = 0) -> CompareData:
     """:func:`compare_data` for a :class:`curation.store.Project`."""
     frame = project.annotations()
-    frame.attrs["label_set"] = project.label_set()
     if frame.empty:
         raise ValueError("the project has no annotations; import a file first.")
-    return compare_data(frame, decisions=project.latest_decisions(),
+    return compare_data(frame, labels=project.label_set(), decisions=project.latest_decisions(),
                         augmentations=project.augmentations(), test_share=test_share, seed=seed)

@@ -136,7 +136,7 @@ def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5,
     from fine_tune.out_of_fold import current_labels, held_out_folds
 
     frame = project_annotations(project)
-    labels = list(frame.attrs.get("label_set") or sorted(frame["label"].unique()))
+    labels = project.label_set() or sorted(frame["label"].unique())
     items = current_labels(frame, labels=labels)
     held_out_folds(items["label"], folds, seed)  # refuse too few items or a single label before starting
     folder = Path(folder)

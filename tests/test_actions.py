@@ -59,7 +59,7 @@ def test_roles_in_team_mode_follow_the_table(project):
 
 def test_the_queue_view_orders_sections_and_filters(project):
     frame = projects.annotations(project)
-    cons = projects.consensus(frame)
+    cons = projects.consensus(frame, projects.label_set(project))
     assert set(cons.index[cons["method"] != "majority"]) == {"c", "f"}
     _flag(project, {"a": 0.9, "c": 0.8, "e": 0.7, "f": 0.1},
           {"a": "disagreement", "c": "disagreement", "e": "near_duplicate", "f": "disagreement"})
@@ -83,7 +83,7 @@ def test_the_queue_view_orders_sections_and_filters(project):
 def test_the_queue_has_no_ties_section_without_ties_in_it(project):
     frame = projects.annotations(project)
     _flag(project, {"a": 0.9, "e": 0.7}, {"a": "disagreement", "e": "disagreement"})
-    view = review.review_queue(project, frame, projects.consensus(frame), QueueFilters(section="ties"))
+    view = review.review_queue(project, frame, projects.consensus(frame, projects.label_set(project)), QueueFilters(section="ties"))
     assert view.n_tied == 0 and view.ids() == ["a", "e"]  # a stale "ties" choice shows the ranking
 
 

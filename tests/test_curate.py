@@ -15,7 +15,6 @@ def frame():
             ("3", "c", "x", "p"), ("3", "c", "y", "n"),
             ("4", "d", "x", "n")]
     df = pd.DataFrame(rows, columns=["item_id", "text", "annotator_id", "label"]).assign(gold=None)
-    df.attrs["label_set"] = ["n", "p"]
     return df
 
 
@@ -64,3 +63,24 @@ def test_decisions_for_unknown_items_are_refused():
                         "reviewer": ["a"], "note": [""], "created_at": [None]})
     with pytest.raises(ValueError, match="zz"):
         curate(frame(), bad)
+
+
+def test_the_label_set_is_an_argument_never_a_frame_attribute(tmp_path):
+    """A project's label set (declared order, an unused label included) reaches the agreement
+    report, the data card and the consensus only as ``labels=``: the frame the store hands out
+    carries nothing, and a frame without the argument falls back to the labels seen, sorted."""
+    from curation.report import agreement_report
+    from curation.workspace import data_card_facts, project_annotations
+
+    with Project(tmp_path / "p.sqlite") as p:
+        p.import_annotations(frame(), label_set=["p", "n", "z"])
+        labels, annotations = p.label_set(), project_annotations(p)
+    assert labels == ["p", "n", "z"] and annotations.attrs == {}
+    report = agreement_report(annotations, labels=labels, n_boot=20)
+    assert list(report.per_class.index) == ["p", "n", "z"]
+    assert list(agreement_report(annotations, n_boot=20).per_class.index) == ["n", "p"]
+    everything = curate(annotations, labels=labels, include_dropped=True)
+    facts = data_card_facts(annotations, everything, None, target=0.9, labels=labels)
+    assert facts["agreement"]["target"] == 0.9
+    # the tie of item 3 (one p, one n) goes to a label of the set either way
+    assert everything.loc[everything["item_id"] == "3", "label"].item() in ("p", "n")

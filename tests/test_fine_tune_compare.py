@@ -303,7 +303,7 @@ def test_leakage_error_names_the_test_row(frames):
 
 @pytest.mark.parametrize("change, match", [
     (lambda b, a, t: (b.rename(columns={"label": "labels"}), a, t),
-     "before has no column 'label'.*did you mean 'labels'"),
+     "before: no column 'label'.*did you mean 'labels'"),
     (lambda b, a, t: (b, a.assign(text=a["text"].where(a.index != 2, "  ")), t),
      "after has an empty text in rows 2"),
     (lambda b, a, t: (b, a, t.assign(label=t["label"].where(t.index != 5, "neutral"))),

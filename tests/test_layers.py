@@ -151,3 +151,18 @@ def test_role_rules_live_in_one_table():
     with pytest.raises(ValueError, match="unknown action 'fly'"):
         needed("fly")
     assert {"start a run", "cache embeddings", "change the label set", "decide"} <= set(NEEDS)
+
+
+def test_the_label_set_has_one_carrier():
+    """No module reads or writes a frame's ``attrs`` but the loader (curation/io.py, which reports
+    the file's declared labels and name there, read by ``declared_labels`` and ``loaded_from``):
+    everything else takes the label set as an explicit ``labels=`` argument."""
+    wrong = []
+    for package in PACKAGES:
+        for path in _files(package):
+            if path.relative_to(ROOT).as_posix() == "curation/io.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr == "attrs":
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
+    assert not wrong, "\n".join(wrong)

@@ -78,8 +78,9 @@ class FlagReport:
 
 
 def flag_items(
-    df: pd.DataFrame,
+    frame: pd.DataFrame,
     *,
+    labels: Sequence[str] | None = None,
     embeddings: np.ndarray | None = None,
     guideline: Guideline | None = None,
     flaggers: Sequence[Flagger | str] | None = None,
@@ -93,8 +94,12 @@ def flag_items(
 
     Parameters
     ----------
-    df : DataFrame
+    frame : DataFrame
         The long annotation frame.
+    labels : sequence of str, optional
+        The label set, in order (a project's ``Project.label_set()``, a file's
+        :func:`curation.io.declared_labels`). The guideline's labels come first when they cover
+        the frame's; without either, the labels seen, sorted.
     embeddings : ndarray, optional
         One L2-normalised row per item (first-appearance order); enables the model-based
         flaggers and embedding near-duplicates.
@@ -109,8 +114,9 @@ def flag_items(
     progress : callable(fraction, message), optional
         Called before each flagger runs.
     """
-    context = FlagContext(df, embeddings=embeddings, guideline=guideline, seed=seed, n_folds=n_folds,
-                          model_probs=model_probs, model_signal=model_signal)
+    context = FlagContext(frame, labels=labels, embeddings=embeddings, guideline=guideline,
+                          seed=seed, n_folds=n_folds, model_probs=model_probs,
+                          model_signal=model_signal)
     chosen = [_instantiate(f) for f in (flaggers if flaggers is not None else list(FLAGGERS))]
     frames, skipped, timings = [], {}, {}
     for step, flagger in enumerate(chosen):

@@ -96,7 +96,8 @@ class FlagContext:
         from curation.flags._model import MODEL_SIGNALS, check_model_probs
 
         self.frame = frame
-        self.table: CountTable = count_table(frame, labels=labels or _guideline_labels(frame, guideline))
+        # the guideline's label order when it covers the frame's labels, else the given set
+        self.table: CountTable = count_table(frame, labels=_guideline_labels(frame, guideline) or labels)
         self.guideline = guideline
         self.seed = seed
         self.n_folds = n_folds

@@ -291,7 +291,8 @@ def _fmt(value: float | None) -> str:
 def evaluate_flags(frame: pd.DataFrame, truth: pd.Series, *, report=None, embeddings: np.ndarray | None = None,
                    guideline=None, seed: int = 0, truth_source: str = "",
                    model_probs: pd.DataFrame | None = None,
-                   model_signal: str = "embedding") -> FlagEvaluation:
+                   model_signal: str = "embedding",
+                   labels: Sequence[str] | None = None) -> FlagEvaluation:
     """Score the review queue and every baseline against ``truth`` (``item_id -> label``).
 
     ``report`` is a :class:`~curation.flags.FlagReport` with its context (from
@@ -302,8 +303,8 @@ def evaluate_flags(frame: pd.DataFrame, truth: pd.Series, *, report=None, embedd
     from curation.flags import flag_items
 
     if report is None or report.context is None:
-        report = flag_items(frame, embeddings=embeddings, guideline=guideline, seed=seed,
-                            model_probs=model_probs, model_signal=model_signal)
+        report = flag_items(frame, labels=labels, embeddings=embeddings, guideline=guideline,
+                            seed=seed, model_probs=model_probs, model_signal=model_signal)
     context = report.context
     truth = truth.astype(str)
     truth.index = truth.index.astype(str)
