@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from curation.augment import (Candidate, CheckSettings, LabelModel,  # noqa: E402
                               augment, check_candidates, make_augmenter, plan_requests)
-from curation.augment._substitute import _token_vectors  # noqa: E402
+from curation.augment import token_vectors  # noqa: E402
 from curation.embeddings import embed_texts
 from curation.models import default_model_path  # noqa: E402
 
@@ -78,7 +78,7 @@ def peer_candidates(half_a: pd.DataFrame, wanted: pd.Series, oversample: float, 
     """nlpaug WordEmbsAug over the MiniLM token vectors, the same number of tries per source."""
     import nlpaug.augmenter.word as naw
 
-    vocab, unit, ids = _token_vectors(default_model_path())
+    vocab, unit, ids = token_vectors(default_model_path())
     glove = folder / "minilm_tokens.txt"
     with glove.open("w", encoding="utf-8") as f:
         for k, i in enumerate(ids):

@@ -51,7 +51,7 @@ def test_each_layer_imports_only_downwards(package):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", [*PACKAGES, "benchmarks"])
 def test_no_private_name_crosses_a_package(package):
     """``from other_package._private import x`` or ``from other_package.mod import _x``: what
     another package keeps private stays there (its public modules are the contract)."""

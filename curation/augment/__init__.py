@@ -42,6 +42,7 @@ from curation.augment._substitute import (
                                     GlossarySubstitution,
                                     glossary_from_yaml,
                                     load_glossary,
+                                    token_vectors,
 )
 from curation.augment._text import CATEGORIES, Protector, words
 
@@ -50,4 +51,4 @@ __all__ = ["AUGMENTERS", "GUIDELINES", "AugmentResult", "Augmenter", "AugmenterE
            "Glossary", "GlossarySubstitution", "LabelModel", "MaskedLMSubstitution",
            "PolarityGuard", "Protector", "Slot", "SubstitutionAugmenter", "augment",
            "check_candidates", "class_targets", "glossary_from_yaml", "load_glossary", "make_augmenter",
-           "plan_requests", "register_augmenter", "words"]
+           "plan_requests", "register_augmenter", "token_vectors", "words"]

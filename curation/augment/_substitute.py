@@ -180,7 +180,7 @@ def _same_family(a: str, b: str) -> bool:
     return _edit_distance(a, b) <= (2 if min(len(a), len(b)) <= 6 else 1)
 
 
-def _token_vectors(model_path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def token_vectors(model_path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The model's WordPiece vocabulary, the unit input-embedding rows of whole words, and their ids."""
     with _VOCAB_LOCK:
         if model_path not in _VOCABS:
@@ -248,7 +248,7 @@ class EmbeddingNeighbours(SubstitutionAugmenter):
                 "min_word_similarity": self.min_word_similarity}
 
     def options(self, texts, tokens, positions) -> list[dict[int, list[str]]]:
-        vocab, unit, ids = _token_vectors(self._model_path())
+        vocab, unit, ids = token_vectors(self._model_path())
         row = {vocab[i]: k for k, i in enumerate(ids)}
         wanted = sorted({tokens[t][p].lower for t in range(len(texts)) for p in positions[t]
                          if tokens[t][p].lower in row})
