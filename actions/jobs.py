@@ -19,6 +19,7 @@ import pandas as pd
 from actions.access import require
 from curation.store import Project
 from curation.workspace import curation_home
+from fine_tune.compare import CompareReport
 from fine_tune.config import ClassWeights, Precision
 from fine_tune.data import project_compare_data
 from fine_tune.jobs import (
@@ -31,9 +32,10 @@ from fine_tune.jobs import (
 )
 from fine_tune.verdict import size_notes
 
-__all__ = ["ClassWeights", "Precision", "advice_for", "attention", "attention_chart",
+__all__ = ["ClassWeights", "CompareReport", "Precision", "advice_for", "attention", "attention_chart",
            "cancel", "check_rules", "compare_data", "compare_runs", "job_folder", "latest_compare",
-           "Misclassified", "misclassified", "report_files", "resume", "saved_models", "settings_for",
+           "Misclassified", "misclassified", "report_of", "report_files", "resume", "saved_models",
+           "settings_for",
            "size_notes", "start_compare"]
 
 
@@ -83,6 +85,14 @@ def start_compare(project: Project, *, actor: str | None, config: Mapping[str, A
 def latest_compare(project: Project) -> dict[str, Any] | None:
     """The status of the newest retrain-and-compare job (its report once done), or None."""
     return latest_job(project)
+
+
+def report_of(status: Mapping[str, Any] | None) -> CompareReport | None:
+    """The finished job's report as the typed :class:`fine_tune.compare.CompareReport` (what
+    ``compare`` returns in-process), or None before it is done; ``ValueError`` for a damaged
+    ``report.json``."""
+    data = (status or {}).get("report")
+    return CompareReport.from_dict(data) if data else None
 
 
 def resume(project: Project, status: Mapping[str, Any], *, actor: str | None) -> dict[str, Any]:

@@ -102,6 +102,7 @@ def misclassified_section(status: dict) -> None:
 
     i = st.selectbox("Look at", list(range(len(wrong))), format_func=describe,
                      key="attn-retrain-item")
-    config = (status.get("report") or {}).get("config") or {}
+    report = jobs.report_of(status)
+    config = (report.config if report is not None else None) or {}
     attention_view(after, str(wrong.at[i, "text"]), key="attn-retrain",
                    max_length=int(config.get("max_length") or 128))

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from actions import jobs
+from actions.jobs import CompareReport
 from app_pages._choices import UPLOADED, chosen_file, file_choice, uploaded_yaml
 from app_pages._text import plain
 
@@ -55,9 +56,9 @@ def chosen_rules(choice: dict) -> str | dict | list | None:
     return jobs.check_rules(uploaded_yaml(choice["upload"]), name=choice["upload"].name)
 
 
-def rules_section(report: dict) -> None:
+def rules_section(report: CompareReport) -> None:
     """Accuracy with and without the rules, each rule's tally and every override."""
-    rules = report.get("rules")
+    rules = report.rules
     if not rules:
         return
     st.subheader(plain(f"Post-processing rules ({Path(rules.get('source') or 'rules').name})"))

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from actions import jobs, may, projects
-from actions.jobs import ClassWeights, Precision, size_notes
+from actions.jobs import ClassWeights, CompareReport, Precision, size_notes
 from app_pages._attention import misclassified_section
 from app_pages._choices import model_choice
 from app_pages._fine_tune_extras import advice_panel, chosen_rules, rules_choice, rules_section
@@ -109,13 +109,13 @@ def _progress() -> None:
     cancel_button(status, key="cancel-job")
 
 
-def _side_table(report: dict) -> pd.DataFrame:
+def _side_table(report: CompareReport) -> pd.DataFrame:
     rows = []
     for side in ("before", "after"):
-        s = report[side]
-        rows.append({"side": side, "training rows": s["n_train"],
-                     "accuracy (mean)": s["accuracy"]["mean"], "accuracy (std)": s["accuracy"]["std"],
-                     "macro-F1 (mean)": s["macro_f1"]["mean"], "macro-F1 (std)": s["macro_f1"]["std"]})
+        s = getattr(report, side)
+        rows.append({"side": side, "training rows": s.n_train,
+                     "accuracy (mean)": s.accuracy["mean"], "accuracy (std)": s.accuracy["std"],
+                     "macro-F1 (mean)": s.macro_f1["mean"], "macro-F1 (std)": s.macro_f1["std"]})
     return pd.DataFrame(rows).set_index("side")
 
 
@@ -127,10 +127,10 @@ def _confusion_chart(matrix: list[list[int]], labels: list[str], title: str) -> 
             + base.mark_text().encode(text="n:Q")).properties(width=260, height=220)
 
 
-def _history_chart(report: dict) -> alt.Chart | None:
+def _history_chart(report: CompareReport) -> alt.Chart | None:
     frames = []
     for side in ("before", "after"):
-        for seed, records in zip(report["seeds"], report[side].get("histories") or []):
+        for seed, records in zip(report.seeds, getattr(report, side).histories):
             h = pd.DataFrame(records)
             if h.empty:
                 continue
@@ -149,23 +149,23 @@ _VERDICT_BOX = {"better": st.success, "worse": st.error, "no_real_change": st.in
                 "inconclusive": st.warning}
 
 
-def _headline(report: dict) -> None:
+def _headline(report: CompareReport) -> None:
     """The verdict and its reason, and the figures it rests on."""
-    code, reason = report["verdict"], report.get("verdict_reason")
+    code, reason = report.verdict, report.verdict_reason
     if reason is None:  # a report from before verdicts had codes: the sentence only
         st.info(plain(code))
     else:
         _VERDICT_BOX.get(code, st.info)(f"**Verdict: {plain(code.replace('_', ' '))}.** {plain(reason)}")
-    delta = report.get("delta")
+    delta = report.delta
     c1, c2, c3, c4 = st.columns([2, 2, 3, 2])  # the interval needs the room
-    c1.metric("Accuracy before", _num(report["accuracy_before"]))
-    c2.metric("Accuracy after", _num(report["accuracy_after"]),
+    c1.metric("Accuracy before", _num(report.accuracy_before))
+    c2.metric("Accuracy after", _num(report.accuracy_after),
               None if delta is None else f"{delta:+.3f}")
-    ci = report.get("delta_ci") if report.get("verdict_reason") else None
+    ci = report.delta_ci if report.verdict_reason else None
     c3.metric("95% interval of the change", "–" if ci is None else f"{ci[0]:+.3f} … {ci[1]:+.3f}",
               help="over seeds and test items (training randomness and which items were drawn); "
                    "the verdict rests on it")
-    p = report.get("p_value")
+    p = report.p_value
     c4.metric("p (seeds and items)", "–" if p is None else f"{p:.2g}")
 
 
@@ -173,19 +173,19 @@ def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _learning(report: dict) -> None:
+def _learning(report: CompareReport) -> None:
     for side in ("before", "after"):
-        lrn = (report.get("learning") or {}).get(side)
+        lrn = (report.learning or {}).get(side)
         if lrn and not lrn.get("learned"):
             st.error(plain(f"The {side} model did not learn: {'; '.join(lrn['reasons'])}."))
             for fix in lrn.get("fixes") or []:
                 st.markdown(f"- {plain(fix)}")
 
 
-def _spread_chart(report: dict) -> alt.Chart | None:
+def _spread_chart(report: CompareReport) -> alt.Chart | None:
     """Each seed's accuracy per side: the spread the verdict has to see past."""
     rows = [{"side": side, "seed": str(r["seed"]), "accuracy": r["accuracy"]}
-            for side in ("before", "after") for r in report[side]["per_seed"]]
+            for side in ("before", "after") for r in getattr(report, side).per_seed]
     if not rows:
         return None
     return alt.Chart(pd.DataFrame(rows)).mark_circle(size=90).encode(
@@ -193,8 +193,8 @@ def _spread_chart(report: dict) -> alt.Chart | None:
         color="seed:N", tooltip=["side", "seed", "accuracy"]).properties(height=120)
 
 
-def _supporting(report: dict) -> None:
-    boot, m = report.get("item_bootstrap"), report.get("mcnemar")
+def _supporting(report: CompareReport) -> None:
+    boot, m = report.item_bootstrap, report.mcnemar
     if not boot or not m:
         return
     with st.expander("Supporting figures (over test items only)"):
@@ -207,45 +207,45 @@ def _supporting(report: dict) -> None:
              "value": f"b = {m['b']}, c = {m['c']}, p = {m['p_value']:.3g}"}]), hide_index=True)
 
 
-def _settings_used(report: dict) -> None:
-    chosen = (report.get("settings") or {}).get("chosen")
+def _settings_used(report: CompareReport) -> None:
+    chosen = (report.settings or {}).get("chosen")
     if not chosen:
         return
     st.subheader("Settings used")
     st.dataframe(pd.DataFrame([{"setting": c["setting"], "value": str(c["value"]), "from": c["source"],
                                 "why": c["reason"]} for c in chosen]), hide_index=True,
                  use_container_width=True)
-    reused = report.get("reused") or []
+    reused = report.reused or []
     if reused:
         st.caption("Reused from an earlier run with the same data, test set and settings (not "
                    "trained again): " + plain(", ".join(f"{r['side']} seed {r['seed']}" for r in reused)))
 
 
-def _show_report(report: dict, status: dict) -> None:
+def _show_report(report: CompareReport, status: dict) -> None:
     _headline(report)
     _learning(report)
-    for note in report.get("size_notes") or []:
+    for note in report.size_notes or []:
         st.warning(plain(note))
     st.dataframe(_side_table(report).round(4))
     st.subheader("Per seed")
     chart = _spread_chart(report)
     if chart is not None:
         st.altair_chart(chart, use_container_width=True)
-    st.dataframe(pd.DataFrame(report["per_seed"]).round(4), hide_index=True)
+    st.dataframe(pd.DataFrame(report.per_seed).round(4), hide_index=True)
     _supporting(report)
     st.subheader("Per class (F1, seeds' mean probabilities)")
-    per_class = pd.DataFrame({"before": report["before"]["per_class_f1"],
-                              "after": report["after"]["per_class_f1"]})
+    per_class = pd.DataFrame({"before": report.before.per_class_f1,
+                              "after": report.after.per_class_f1})
     st.dataframe(per_class.round(3))
     c1, c2 = st.columns(2)
-    c1.altair_chart(_confusion_chart(report["before"]["confusion"], report["labels"], "Before"))
-    c2.altair_chart(_confusion_chart(report["after"]["confusion"], report["labels"], "After"))
+    c1.altair_chart(_confusion_chart(report.before.confusion, report.labels, "Before"))
+    c2.altair_chart(_confusion_chart(report.after.confusion, report.labels, "After"))
     st.subheader("Loss curves, read for you")
     chart = _history_chart(report)
     if chart is not None:
         st.altair_chart(chart, use_container_width=True)
     for side in ("before", "after"):
-        for seed, diag in zip(report["seeds"], report[side].get("diagnosis") or []):
+        for seed, diag in zip(report.seeds, getattr(report, side).diagnosis):
             st.markdown(f"**{side}, seed {seed}:** " + plain(" ".join(diag.get("messages") or [])))
     _settings_used(report)
     for name, content, mime in jobs.report_files(status):
@@ -281,9 +281,10 @@ else:
     advice_panel(current_url(), version, after_rows)
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
-        if status["state"] == "done" and status.get("report"):
-            _show_report(status["report"], status)
-            rules_section(status["report"])
+        report = jobs.report_of(status) if status["state"] == "done" else None
+        if report is not None:
+            _show_report(report, status)
+            rules_section(report)
             misclassified_section(status)
         elif status["state"] == "cancelled":
             st.warning("The latest run was cancelled: " + plain(status.get("message", "")))

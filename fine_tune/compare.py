@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +135,42 @@ class CompareReport:
         rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         rest["before"], rest["after"] = dataclasses.asdict(self.before), dataclasses.asdict(self.after)
         return jsonable({**head, **{k: v for k, v in rest.items() if k not in head}})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompareReport:
+        """The report again from :meth:`to_dict` (a job's ``report.json``), so pages read the
+        same typed object the library returns. Fields a report from an older version lacks
+        take their defaults (``verdict_reason`` None: such a report had only its sentence)."""
+        if not isinstance(data, Mapping) or "before" not in data or "after" not in data:
+            raise ValueError("not a retrain-and-compare report (no before and after sides); "
+                             "read report.json of a finished job.")
+        sides = {f.name for f in dataclasses.fields(SideSummary)}
+
+        def side(values: Mapping[str, Any]) -> SideSummary:
+            return SideSummary(**{k: v for k, v in values.items() if k in sides})
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in data.items() if k in known}
+        fields.update(before=side(data["before"]), after=side(data["after"]))
+        for name, default in (("labels", []), ("test_size", 0), ("seeds", []), ("config", {}),
+                              ("verdict", ""), ("verdict_reason", None)):
+            fields.setdefault(name, default)
+        if fields.get("delta_ci") is not None:
+            fields["delta_ci"] = tuple(fields["delta_ci"])
+        return cls(**fields)
+
+    @property
+    def accuracy_before(self) -> float | None:
+        return self.before.accuracy.get("mean")
+
+    @property
+    def accuracy_after(self) -> float | None:
+        return self.after.accuracy.get("mean")
+
+    @property
+    def per_seed(self) -> list[dict[str, Any]]:
+        """One row per seed: accuracy and macro-F1 of each side."""
+        return self._per_seed_pairs()
 
     def _per_seed_pairs(self) -> list[dict[str, Any]]:
         rows = {s: {"seed": s} for s in self.seeds}

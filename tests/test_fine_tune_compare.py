@@ -636,3 +636,35 @@ def test_on_start_gets_the_settings_and_the_size_notes_before_any_training(frame
 def test_min_effect_is_checked(frames):
     with pytest.raises(ValueError, match="min_effect"):
         _run(frames, min_effect=0)
+
+
+def test_a_report_read_back_from_its_json_is_the_same_typed_report():
+    """Pages read a job's report.json as the CompareReport compare returns (not a nested dict):
+    from_dict(to_dict(r)) gives r's dict again, and an older report without the newer fields
+    still reads (their defaults), while something that is no report is refused."""
+    import json
+
+    from fine_tune.compare import CompareReport, SideSummary
+
+    side = SideSummary(n_train=10, class_counts={"a": 5, "b": 5},
+                       accuracy={"mean": 0.8, "std": 0.01}, macro_f1={"mean": 0.79, "std": 0.02},
+                       per_seed=[{"seed": 0, "accuracy": 0.8, "macro_f1": 0.79}],
+                       per_class_f1={"a": 0.8, "b": 0.78}, confusion=[[4, 1], [1, 4]])
+    after = SideSummary(**{**side.__dict__, "accuracy": {"mean": 0.9, "std": 0.01},
+                           "per_seed": [{"seed": 0, "accuracy": 0.9, "macro_f1": 0.88}]})
+    report = CompareReport(labels=["a", "b"], test_size=10, seeds=[0], config={"max_length": 64},
+                           before=side, after=after, verdict="inconclusive",
+                           verdict_reason="one seed", delta=0.1, delta_ci=(-0.05, 0.25),
+                           rules={"source": "r.yaml"})
+    again = CompareReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.to_dict() == report.to_dict()
+    assert again.delta_ci == (-0.05, 0.25) and again.after.n_train == 10
+    assert again.accuracy_before == 0.8 and again.accuracy_after == 0.9
+    assert again.per_seed == [{"seed": 0, "accuracy_before": 0.8, "accuracy_after": 0.9,
+                               "macro_f1_before": 0.79, "macro_f1_after": 0.88}]
+    old = {k: v for k, v in report.to_dict().items()
+           if k not in ("verdict_reason", "rules", "learning", "reused", "size_notes")}
+    older = CompareReport.from_dict(old)
+    assert older.verdict_reason is None and older.rules is None and older.reused == []
+    with pytest.raises(ValueError, match="not a retrain-and-compare report"):
+        CompareReport.from_dict({"verdict": "better"})
