@@ -147,20 +147,24 @@ def downgrade(conn: Connection, revision: str) -> SchemaState:
 
 
 def backup_sqlite(path: str | Path, revision: str | None) -> Path:
-    """Copy a SQLite project (WAL included, consistent while others write: SQLite's backup API)
-    to ``<file>.schema-<revision>.bak``, or with a time stamp when that name is taken."""
-    source = Path(path)
+    """Copy a SQLite project (SQLite's backup API: a consistent copy, WAL included) to
+    ``<file>.schema-<revision>.bak`` next to it, or with a time stamp when that name is taken.
+
+    Called while the caller holds the file's write lock (a reserved lock: readers still read),
+    through a connection of its own: the backup API cannot read through the connection that
+    holds the lock, and the lock makes the copy the only one (other openers wait for it)."""
+    path = Path(path)
     tag = revision or "1"
-    target = source.with_name(f"{source.name}.schema-{tag}.bak")
+    target = path.with_name(f"{path.name}.schema-{tag}.bak")
     if target.exists():
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        target = source.with_name(f"{source.name}.schema-{tag}.{stamp}.bak")
-    src = sqlite3.connect(source)
-    dst = sqlite3.connect(target)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        target = path.with_name(f"{path.name}.schema-{tag}.{stamp}.bak")
+    source = sqlite3.connect(path, timeout=30)
+    copy = sqlite3.connect(target)
     try:
-        src.backup(dst)
+        source.backup(copy)
     finally:
-        dst.close()
-        src.close()
-    logger.warning("saved a copy of %s from before the schema upgrade: %s", source, target)
+        copy.close()
+        source.close()
+    logger.warning("saved a copy of %s from before the schema upgrade: %s", path, target)
     return target

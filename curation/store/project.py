@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from curation.store import migrate
 from curation.store.augmentations import Augmentations
@@ -74,11 +75,11 @@ class Project(Annotations, Decisions, Team, Flags, EmbeddingCache, Augmentations
             raise
 
     def _initialise(self, name: str | None, *, create: bool, actor: str | None) -> None:
-        _backup_before(self, "head")
         with self._write() as conn:
             if not create and not sa.inspect(conn).has_table(_meta.name):
                 raise NoProjectError(f"there is no project at {self!r}; create it first, e.g. "
                                      "curation import FILE --project PROJECT.")
+            _backup_before(self, conn, "head")
             before = migrate.upgrade(conn)
             if before.empty:
                 _log(conn, actor, "create", url=self.display_url)
@@ -110,10 +111,12 @@ class Project(Annotations, Decisions, Team, Flags, EmbeddingCache, Augmentations
             return conn.execute(sa.select(_meta.c.value).where(_meta.c.key == "name")).scalar_one()
 
 
-def _backup_before(db: Database, target: str) -> None:
-    """Copy a SQLite project file before its schema changes (nothing for other databases)."""
-    with db._read() as conn:
-        before = migrate.state(conn)
+def _backup_before(db: Database, conn: Connection, target: str) -> None:
+    """Copy a SQLite project file before its schema changes (nothing for other databases).
+
+    Inside the write transaction that changes it (``conn``): other openers wait for the write
+    lock, so exactly one of them copies the file as it was, and the rest find it upgraded."""
+    before = migrate.state(conn)
     database = db.engine.url.database
     changes = before.pending if target == "head" else before.current != target
     if (changes and not before.empty and db.engine.url.get_backend_name() == "sqlite"
@@ -147,9 +150,9 @@ def downgrade_schema(url_or_path: str | os.PathLike, revision: str, *, actor: st
     state = schema_state(url_or_path)
     db = Database(url_or_path)
     try:
-        _backup_before(db, revision)
         with db._write() as conn:
             _check_role(conn, actor, role, to=to)
+            _backup_before(db, conn, revision)
             _log(conn, actor, "schema", before=state.current or "1 (before revisions)",
                  after=revision)
             return migrate.downgrade(conn, revision)
