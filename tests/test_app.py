@@ -37,6 +37,9 @@ def test_project_page_opens_the_demo(home):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Items"] == "553" and metrics["Annotators"] == "5" and metrics["Labels"] == "4"
     assert (home / "demo.sqlite").exists()
+    from curation.store import migrate
+
+    assert any(f"schema revision {migrate.head()}" in shown(c.value) for c in at.caption)
 
 
 def test_agreement_page_shows_the_verdict(home):
