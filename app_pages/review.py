@@ -263,7 +263,9 @@ buttons[0].button("Set label", on_click=decide, args=("set_label",), type="prima
 buttons[1].button("Keep", on_click=decide, args=("keep",), shortcut="k", width="stretch")
 buttons[2].button("Drop", on_click=decide, args=("drop",), shortcut="d", width="stretch")
 buttons[3].button("Ambiguous", on_click=decide, args=("ambiguous",), shortcut="a", width="stretch")
-buttons[4].button("Note only", on_click=decide, args=("note",), width="stretch")
+buttons[4].button("Note only", on_click=decide, args=("note",), width="stretch",
+                  disabled=not note.strip(), help="Write the note first: an empty note decides "
+                  "nothing." if not note.strip() else None)
 buttons[5].button("Undo", on_click=decide, args=("undo",), shortcut="u", width="stretch",
                   disabled=item not in latest.index)
 if "review_error" in st.session_state:

@@ -479,3 +479,20 @@ def test_augment_page_reads_an_uploaded_glossary_as_data(home):
     _click(at, "Generate candidates")
     assert not at.exception, at.exception
     assert int({m.label: m.value for m in at.metric}["Picked"]) > 0
+
+
+def test_review_page_note_only_waits_for_the_note(home):
+    at = _review(home)
+    _click(at, "Find items to review")
+    at.sidebar.text_input(key="reviewer").set_value("alice").run()
+    note_only = next(b for b in at.button if b.label == "Note only")
+    assert note_only.disabled
+    item = at.session_state["review_item"]
+    at.text_input(key=f"note_{item}").set_value("ask the lead").run()
+    assert not next(b for b in at.button if b.label == "Note only").disabled
+    _click(at, "Note only")
+    assert not at.exception, at.exception
+    from curation.store import Project
+
+    with Project(home / "demo.sqlite") as project:
+        assert project.latest_decisions().set_index("item_id").at[item, "note"] == "ask the lead"

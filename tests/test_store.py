@@ -764,3 +764,16 @@ def test_a_long_non_ascii_id_under_the_byte_limit_is_kept(store_url):
     with Project(store_url) as project:
         project.import_annotations(_object_frame(item_id="\u00e9" * 1_000))  # 2,000 bytes
         assert project.items()["item_id"].tolist() == ["\u00e9" * 1_000]
+
+
+def test_a_note_decision_needs_its_text(store_url):
+    """'Note only' with an empty note would count the item as decided (issue 17): refused,
+    nothing written; a note with text is recorded and decides nothing else."""
+    with Project(store_url) as project:
+        project.import_annotations(BASE, label_set=["pos", "neg", "neu"])
+        for note in ("", "   "):
+            with pytest.raises(ValueError, match="a note needs its text"):
+                project.record_decision("i1", actor="ann", action="note", note=note)
+        assert project.decisions().empty
+        project.record_decision("i1", actor="ann", action="note", note="ask the lead")
+        assert project.latest_decisions()["note"].tolist() == ["ask the lead"]

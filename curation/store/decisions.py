@@ -40,6 +40,9 @@ def _check_decision_args(item_id: Any, actor: Any, action: Any, new_label: Any,
         raise ValueError(f"item_id must be a non-empty string, got {item_id!r}.")
     if not isinstance(note, str):
         raise ValueError(f"note must be a string, got {type(note).__name__}.")
+    if action == "note" and not note.strip():
+        raise ValueError("a note needs its text: write it in the note box, or pick another "
+                         "action (an empty note would count the item as decided).")
     if action == "undo" and new_label is not None:
         raise ValueError("action='undo' takes no new_label; it restores the label from before "
                          "the undone decision.")
