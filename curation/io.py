@@ -831,6 +831,8 @@ def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping
     if format == "auto":
         has_long = ANNOTATOR in frame.columns or LABEL in frame.columns
         format = "long" if has_long or not {ITEM, TEXT} <= set(frame.columns) else "wide"
+        if format == "wide" and not annotator_columns:
+            _check_wide_guess(frame, name)
         logger.info("%s: read as %s format", name, format)
     if format == "label-studio":
         raise AnnotationFileError(
@@ -841,6 +843,22 @@ def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping
     _require_columns(frame, REQUIRED_COLUMNS, name=name,
                      hint=" (long format; for one column per annotator use format='wide')")
     return frame
+
+
+def _check_wide_guess(frame: pd.DataFrame, name: str) -> None:
+    """Auto-detection never guesses silently: a file without annotator_id and label columns is
+    read as one column per annotator only when those columns hold labels. When every value in
+    them is a number (vote counts, scores, features), refuse and say how to choose."""
+    columns = [c for c in frame.columns if c not in {ITEM, TEXT, GOLD, _WHERE}]
+    values = pd.concat([frame[c] for c in columns], ignore_index=True) if columns else pd.Series([])
+    values = values[~values.map(_is_blank)]
+    if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+        raise AnnotationFileError(
+            f"{name}: has no annotator_id and label columns, so it would be read as one column "
+            f"per annotator ({format_list(columns)}), but every value in those columns is a "
+            "number: they look like counts or scores, not labels. If each of those columns "
+            "is an annotator's labels, pass format='wide' (--format wide); if the file is long, "
+            "map its columns (--map COLUMN=annotator_id --map COLUMN=label).")
 
 
 def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name: str) -> pd.DataFrame:

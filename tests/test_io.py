@@ -618,3 +618,22 @@ def test_a_lone_surrogate_escape_is_named_not_a_unicode_error(name, raw, where):
 def test_an_escaped_surrogate_pair_is_one_character():
     raw = b'{"item_id": "1", "text": "smile \\ud83d\\ude00", "annotator_id": "a", "label": "p"}\n'
     assert load_annotations(raw, name="f.jsonl")["text"].tolist() == ["smile \U0001F600"]
+
+
+def test_auto_detection_never_reads_counts_as_annotators(tmp_path):
+    """A file with item_id, text and only numeric columns (vote counts, scores) is not silently
+    read as one column per annotator (issue 17: kappa -0.068 on Amazon's vote counts, exit 0);
+    format='wide' still reads numeric ratings when the user says so."""
+    path = tmp_path / "votes.csv"
+    path.write_text("item_id,text,is_book_in,is_book_out,Y\n1,good,0,5,0\n2,bad,3,2,1\n",
+                    encoding="utf-8")
+    with pytest.raises(AnnotationFileError, match=r"votes.csv: has no annotator_id and label "
+                       r"columns.*every value in those columns is a number.*format='wide'"):
+        load_annotations(path)
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("item_id,text,ann1,ann2\n1,good,4,5\n2,bad,1,2\n", encoding="utf-8")
+    frame = load_annotations(ratings, format="wide")
+    assert sorted(frame["annotator_id"].unique()) == ["ann1", "ann2"] and len(frame) == 4
+    words = tmp_path / "words.csv"
+    words.write_text("item_id,text,ann1,ann2\n1,good,pos,pos\n2,bad,neg,pos\n", encoding="utf-8")
+    assert len(load_annotations(words)) == 4  # labels that are words: wide, as before
