@@ -36,8 +36,8 @@ from sqlalchemy.engine import Connection
 
 from curation.store.tables import _meta, metadata
 
-__all__ = ["SCHEMA_VERSION", "SchemaState", "backup_sqlite", "downgrade", "head", "state",
-           "upgrade"]
+__all__ = ["SCHEMA_VERSION", "SchemaState", "backup_sqlite", "check_downgrade", "downgrade", "head",
+           "state", "upgrade"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ class SchemaState:
     @property
     def up_to_date(self) -> bool:
         return not self.pending and not self.empty
+
+    @property
+    def shown(self) -> str:
+        """The current revision in words, for messages and the audit log."""
+        return self.current or "1 (before revisions)"
 
 
 def _config(conn: Connection | None = None) -> Config:
@@ -110,38 +115,40 @@ def state(conn: Connection) -> SchemaState:
     return SchemaState(current, head(), tuple(reversed(pending)))
 
 
-def upgrade(conn: Connection, *, on_create: bool = True) -> SchemaState:
-    """Bring the database to the newest revision inside the caller's transaction; returns the
-    state it was in before. ``on_create=False``: an empty database is left as it is."""
-    before = state(conn)
+def upgrade(conn: Connection, before: SchemaState) -> None:
+    """Bring the database from ``before`` (its :func:`state`, read in the caller's transaction)
+    to the newest revision, inside that transaction; an empty database gets the tables."""
     if before.empty:
-        if on_create:
-            metadata.create_all(conn)
-            conn.execute(_meta.insert(), [{"key": "schema_version", "value": SCHEMA_VERSION}])
-            MigrationContext.configure(conn).stamp(_script(), "head")
-        return before
+        metadata.create_all(conn)
+        conn.execute(_meta.insert(), [{"key": "schema_version", "value": SCHEMA_VERSION}])
+        MigrationContext.configure(conn).stamp(_script(), "head")
+        return
     if before.pending:
         logger.warning("upgrading the project database from schema revision %s to %s: %s",
-                       before.current or "1 (before revisions)", before.head,
-                       ", ".join(before.pending))
+                       before.shown, before.head, ", ".join(before.pending))
         command.upgrade(_config(conn), "head")
     # a table lost by hand (restored from a partial dump, dropped by mistake) comes back empty
     # rather than failing at the first read; the revisions themselves are checked against the
     # tables by tests/test_migrations.py
     metadata.create_all(conn)
-    return before
 
 
-def downgrade(conn: Connection, revision: str) -> SchemaState:
-    """Take the database back to ``revision`` (e.g. ``"0001"``: schema version 1, which older
-    curation versions open), inside the caller's transaction; returns the state before."""
-    before = state(conn)
+def check_downgrade(before: SchemaState, revision: str) -> None:
+    """ValueError unless a database in state ``before`` can be taken back to ``revision``."""
     if not _known(revision):
         raise ValueError(f"unknown schema revision {revision!r}; known revisions are "
                          f"{[s.revision for s in reversed(list(_script().walk_revisions()))]}.")
     if before.current is None:
         raise ValueError("this project has no revision record to go back from; it is schema "
                          "version 1 already.")
+
+
+def downgrade(conn: Connection, revision: str, before: SchemaState | None = None) -> SchemaState:
+    """Take the database back to ``revision`` (e.g. ``"0001"``: schema version 1, which older
+    curation versions open), inside the caller's transaction; returns the state before
+    (``before``, when the caller read it already in this transaction)."""
+    before = state(conn) if before is None else before
+    check_downgrade(before, revision)
     command.downgrade(_config(conn), revision)
     return before
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from curation.store import migrate
 from curation.store.augmentations import Augmentations
@@ -76,16 +75,16 @@ class Project(Annotations, Decisions, Team, Flags, EmbeddingCache, Augmentations
 
     def _initialise(self, name: str | None, *, create: bool, actor: str | None) -> None:
         with self._write() as conn:
-            if not create and not sa.inspect(conn).has_table(_meta.name):
-                raise NoProjectError(f"there is no project at {self!r}; create it first, e.g. "
-                                     "curation import FILE --project PROJECT.")
-            _backup_before(self, conn, "head")
-            before = migrate.upgrade(conn)
+            before = migrate.state(conn)
+            if before.empty and not create:
+                raise _no_project(self)
+            if before.pending:
+                _backup(self, before)
+            migrate.upgrade(conn, before)
             if before.empty:
                 _log(conn, actor, "create", url=self.display_url)
             elif before.pending:
-                _log(conn, actor, "schema", before=before.current or "1 (before revisions)",
-                     after=before.head)
+                _log(conn, actor, "schema", before=before.shown, after=before.head)
             stored = dict(conn.execute(sa.select(_meta.c.key, _meta.c.value)).all())
             if stored.get("schema_version") != migrate.SCHEMA_VERSION:
                 raise ValueError(
@@ -111,16 +110,18 @@ class Project(Annotations, Decisions, Team, Flags, EmbeddingCache, Augmentations
             return conn.execute(sa.select(_meta.c.value).where(_meta.c.key == "name")).scalar_one()
 
 
-def _backup_before(db: Database, conn: Connection, target: str) -> None:
+def _no_project(db: Database) -> NoProjectError:
+    return NoProjectError(f"there is no project at {db!r}; create it first, e.g. "
+                          "curation import FILE --project PROJECT.")
+
+
+def _backup(db: Database, before: migrate.SchemaState) -> None:
     """Copy a SQLite project file before its schema changes (nothing for other databases).
 
-    Inside the write transaction that changes it (``conn``): other openers wait for the write
+    Called inside the write transaction that changes it: other openers wait for the write
     lock, so exactly one of them copies the file as it was, and the rest find it upgraded."""
-    before = migrate.state(conn)
     database = db.engine.url.database
-    changes = before.pending if target == "head" else before.current != target
-    if (changes and not before.empty and db.engine.url.get_backend_name() == "sqlite"
-            and database and database != ":memory:"):
+    if db.engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
         migrate.backup_sqlite(database, before.current)
 
 
@@ -137,8 +138,7 @@ def schema_state(url_or_path: str | os.PathLike) -> migrate.SchemaState:
     finally:
         db.close()
     if state.empty:
-        raise NoProjectError(f"there is no project at {db!r}; create it first, e.g. "
-                             "curation import FILE --project PROJECT.")
+        raise _no_project(db)
     return state
 
 
@@ -147,14 +147,20 @@ def downgrade_schema(url_or_path: str | os.PathLike, revision: str, *, actor: st
     """Take an existing project's schema back to ``revision`` (so an older curation opens it);
     in team mode only ``role`` may (checked in the transaction), and the audit log names them.
     A SQLite file is copied first. Returns the state before."""
-    state = schema_state(url_or_path)
+    _require_existing(url_or_path)
     db = Database(url_or_path)
     try:
         with db._write() as conn:
+            before = migrate.state(conn)
+            if before.empty:
+                raise _no_project(db)
             _check_role(conn, actor, role, to=to)
-            _backup_before(db, conn, revision)
-            _log(conn, actor, "schema", before=state.current or "1 (before revisions)",
-                 after=revision)
-            return migrate.downgrade(conn, revision)
+            migrate.check_downgrade(before, revision)
+            if before.current != revision:
+                _backup(db, before)
+            _log(conn, actor, "schema", before=before.shown, after=revision)
+            return migrate.downgrade(conn, revision, before)
+    except sa.exc.DatabaseError as err:
+        raise ValueError(f"cannot change the project database {db!r}: {err.orig}.") from None
     finally:
         db.close()
