@@ -367,15 +367,16 @@ def release(setup: Setup) -> None:
 
 class LRRangeCallback(TrainerCallback):
     """Records each update's learning rate and loss (the mean over its accumulated batches) and
-    stops when the smoothed loss is not finite or exceeds ``diverge_factor`` times its lowest
-    value. The learning rate of update ``k`` (from 0) is ``start_lr * ratio**k``."""
+    stops training once ``stop(losses)`` says so (the range test's divergence rule,
+    :func:`fine_tune.lr_finder.lr_range_test`). The learning rate of update ``k`` (from 0) is
+    ``start_lr * ratio**k``."""
 
-    def __init__(self, start_lr: float, ratio: float, smooth: float, diverge_factor: float) -> None:
-        self.start_lr, self.ratio = start_lr, ratio
-        self.smooth, self.diverge_factor = smooth, diverge_factor
+    def __init__(self, start_lr: float, ratio: float,
+                 stop: Callable[[list[float]], bool]) -> None:
+        self.start_lr, self.ratio, self.stop = start_lr, ratio, stop
         self.lrs: list[float] = []
         self.losses: list[float] = []
-        self._avg, self._best, self._pending = 0.0, math.inf, []
+        self._pending: list[float] = []
 
     def add_loss(self, value: float) -> None:
         """One batch's loss (the trainer calls it from ``compute_loss``)."""
@@ -384,14 +385,9 @@ class LRRangeCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if not self._pending:
             return control
-        step = len(self.lrs)
-        loss = float(np.mean(self._pending))
+        self.lrs.append(self.start_lr * self.ratio ** len(self.lrs))
+        self.losses.append(float(np.mean(self._pending)))
         self._pending = []
-        self.lrs.append(self.start_lr * self.ratio ** step)
-        self.losses.append(loss)
-        self._avg = self.smooth * self._avg + (1 - self.smooth) * loss
-        smoothed = self._avg / (1 - self.smooth ** (step + 1))
-        self._best = min(self._best, smoothed)
-        if not np.isfinite(smoothed) or (step > 0 and smoothed > self.diverge_factor * self._best):
+        if self.stop(self.losses):
             control.should_training_stop = True
         return control

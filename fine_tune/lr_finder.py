@@ -96,6 +96,14 @@ def smooth_losses(losses: Sequence[float], smooth: float = 0.98) -> np.ndarray:
     return out
 
 
+def _diverged(losses: Sequence[float], smooth: float, diverge_factor: float) -> bool:
+    """Whether the test stops after ``losses``: the smoothed loss is not finite, or exceeds
+    ``diverge_factor`` times its lowest value so far."""
+    smoothed = smooth_losses(losses, smooth)
+    return not np.isfinite(smoothed[-1]) or (
+        len(smoothed) > 1 and smoothed[-1] > diverge_factor * smoothed.min())
+
+
 def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float | None, float]:
     """``(steepest_lr, min_loss_lr)`` from a smoothed loss curve.
 
@@ -204,7 +212,8 @@ def _run(train, config, order, start_lr, end_lr, num_steps, smooth, diverge_fact
                                   lr=start_lr, weight_decay=config.weight_decay)
     ratio = (end_lr / start_lr) ** (1 / (num_steps - 1))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: ratio ** step)
-    recorder = LRRangeCallback(start_lr, ratio, smooth, diverge_factor)
+    recorder = LRRangeCallback(start_lr, ratio,
+                               stop=lambda losses: _diverged(losses, smooth, diverge_factor))
 
     class RangeTrainer(_Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -436,3 +436,22 @@ def test_trains_on_a_gpu_in_mixed_precision(tiny_model, data):
     truth = data["test"]["label"].map({"neg": 0, "pos": 1}).to_numpy()
     assert (result.test_pred == truth).mean() >= 0.9
     assert result.peak_memory_mb is not None and result.peak_memory_mb > 0
+
+
+def test_the_range_test_records_each_update_and_stops_when_the_smoothed_loss_diverges():
+    from transformers import TrainerControl
+
+    from fine_tune.engine import LRRangeCallback
+    from fine_tune.lr_finder import _diverged
+
+    callback = LRRangeCallback(1e-5, 10.0, stop=lambda losses: _diverged(losses, 0.5, 4.0))
+    stopped = []
+    for batch_losses in ([1.0, 3.0], [1.0], [1.0], [100.0]):
+        for loss in batch_losses:
+            callback.add_loss(loss)
+        control = callback.on_step_end(None, None, TrainerControl())
+        stopped.append(control.should_training_stop)
+    assert callback.losses == [2.0, 1.0, 1.0, 100.0]  # the mean over an update's batches
+    assert callback.lrs == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
+    assert stopped == [False, False, False, True]
+    assert _diverged([1.0, float("nan")], 0.98, 4.0)
