@@ -43,8 +43,8 @@ from fine_tune.verdict import (
     size_notes,
 )
 
-__all__ = ["CompareReport", "SideSummary", "check_blank", "check_labelled", "compare", "split_validation", "train_summary",
-           "validate_frames"]
+__all__ = ["CompareReport", "SideSummary", "check_blank", "check_labelled", "compare",
+           "split_validation", "train_summary", "validate_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +123,14 @@ class CompareReport:
         head = {
             "verdict": self.verdict, "verdict_reason": self.verdict_reason,
             "cancelled": self.cancelled,
-            "accuracy_before": self.before.accuracy["mean"],
-            "accuracy_after": self.after.accuracy["mean"],
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
             "delta": self.delta, "delta_ci": list(self.delta_ci) if self.delta_ci else None,
             "p_value": self.p_value,
             "mcnemar_p": self.mcnemar["p_value"] if self.mcnemar else None,
             "macro_f1_before": self.before.macro_f1["mean"],
             "macro_f1_after": self.after.macro_f1["mean"],
-            "macro_f1_delta": self.macro_f1_delta, "per_seed": self._per_seed_pairs(),
+            "macro_f1_delta": self.macro_f1_delta, "per_seed": self.per_seed,
             "settings": self.settings}
         rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         rest["before"], rest["after"] = dataclasses.asdict(self.before), dataclasses.asdict(self.after)
@@ -170,9 +170,6 @@ class CompareReport:
     @property
     def per_seed(self) -> list[dict[str, Any]]:
         """One row per seed: accuracy and macro-F1 of each side."""
-        return self._per_seed_pairs()
-
-    def _per_seed_pairs(self) -> list[dict[str, Any]]:
         rows = {s: {"seed": s} for s in self.seeds}
         for side in SIDES:
             for run in getattr(self, side).per_seed:
