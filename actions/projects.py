@@ -11,7 +11,7 @@ from curation.aggregation import consensus_labels
 from curation.io import FORMATS, declared_labels, effective_limits, limit_variable
 from curation.progress import Progress
 from curation.schema import COLUMN_HELP
-from curation.store import ImportResult, NoProjectError, Project, SchemaState
+from curation.store import ImportResult, NoProjectError, Project, SchemaState, import_action
 from curation.store.project import downgrade_schema, schema_state
 from curation.workspace import (
     BUNDLED_MODEL,
@@ -121,11 +121,6 @@ def set_member(project: Project, name: str, role: str, *, actor: str | None) -> 
     if not first:
         require(project, actor, "add members or change roles")
     project.set_member(name, role, actor=(actor or name) if first else (actor or ""))
-
-
-def import_action(on_conflict: str) -> str:
-    """The action an import is (for :func:`actions.require`): replacing stored labels is its own."""
-    return "replace stored labels" if on_conflict == "replace" else "import annotations"
 
 
 def remove_member(project: Project, name: str, *, actor: str | None) -> None:

@@ -35,7 +35,7 @@ from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, declared_labels, load_annotations, loaded_from
 from curation.progress import Progress, within
 from curation.report import agreement_report
-from curation.store import ImportResult, Project
+from curation.store import ImportResult, Project, import_action
 
 __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
            "data_card_facts", "demo_label_set", "evaluate_project_flags", "export_curated",
@@ -242,8 +242,7 @@ def import_file(project: Project, source: Any, *, name: str | None = None,
     project is left exactly as it was. In team mode only a lead (``actor``) may import
     (``AccessError``, checked before the file is read, and again in the write).
     """
-    project.require(actor, "replace stored labels" if on_conflict == "replace"
-                    else "import annotations")
+    project.require(actor, import_action(on_conflict))
     frame = load_annotations(source, name=name, **load_options)
     if progress:
         progress(0.0, "file read, importing")

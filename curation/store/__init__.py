@@ -43,7 +43,7 @@ from curation.store.database import (
 from curation.store.decisions import ACTIONS, Decisions
 from curation.store.embedding_cache import EmbeddingCache
 from curation.store.flags import Flags
-from curation.store.imports import ON_CONFLICT, Annotations, ImportResult, text_sha1
+from curation.store.imports import ON_CONFLICT, Annotations, ImportResult, import_action, text_sha1
 from curation.store.migrate import SCHEMA_VERSION, SchemaState
 from curation.store.project import Project
 from curation.store.runs import RUN_STATUSES, Runs
@@ -73,6 +73,7 @@ __all__ = [
     "Runs",
     "SchemaState",
     "Team",
+    "import_action",
     "redact_url",
     "text_sha1",
 ]

@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 ON_CONFLICT = ("error", "replace", "keep")
 
 
+def import_action(on_conflict: str) -> str:
+    """The action an import is, in :data:`curation.store.NEEDS`: replacing stored labels is its
+    own (``on_conflict="replace"``)."""
+    return "replace stored labels" if on_conflict == "replace" else "import annotations"
+
+
 _REIMPORT = "reimport"
 
 
@@ -434,7 +440,7 @@ class Annotations(Database):
                              "pick one of them.")
         digest = _frame_sha256(clean)
         with self._write() as conn:
-            action = "replace stored labels" if on_conflict == "replace" else "import annotations"
+            action = import_action(on_conflict)
             _check_role(conn, actor, needed(action), to=action)
             plan = _plan_import(conn, clean, on_conflict, labels)
             earlier = _find_import(conn, digest)
