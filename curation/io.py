@@ -831,34 +831,20 @@ def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping
     if format == "auto":
         has_long = ANNOTATOR in frame.columns or LABEL in frame.columns
         format = "long" if has_long or not {ITEM, TEXT} <= set(frame.columns) else "wide"
-        if format == "wide" and not annotator_columns:
-            _check_wide_guess(frame, name)
+        guessed = format == "wide" and not annotator_columns
         logger.info("%s: read as %s format", name, format)
+    else:
+        guessed = False
     if format == "label-studio":
         raise AnnotationFileError(
             f"{name}: format='label-studio' needs a Label Studio JSON export (a list of tasks "
             "with 'data' and 'annotations').")
     if format == "wide":
-        return _from_wide(frame, name=name, annotator_columns=annotator_columns, limits=limits)
+        return _from_wide(frame, name=name, annotator_columns=annotator_columns, limits=limits,
+                          guessed=guessed)
     _require_columns(frame, REQUIRED_COLUMNS, name=name,
                      hint=" (long format; for one column per annotator use format='wide')")
     return frame
-
-
-def _check_wide_guess(frame: pd.DataFrame, name: str) -> None:
-    """Auto-detection never guesses silently: a file without annotator_id and label columns is
-    read as one column per annotator only when those columns hold labels. When every value in
-    them is a number (vote counts, scores, features), refuse and say how to choose."""
-    columns = [c for c in frame.columns if c not in {ITEM, TEXT, GOLD, _WHERE}]
-    values = pd.concat([frame[c] for c in columns], ignore_index=True) if columns else pd.Series([])
-    values = values[~values.map(_is_blank)]
-    if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
-        raise AnnotationFileError(
-            f"{name}: has no annotator_id and label columns, so it would be read as one column "
-            f"per annotator ({format_list(columns)}), but every value in those columns is a "
-            "number: they look like counts or scores, not labels. If each of those columns "
-            "is an annotator's labels, pass format='wide' (--format wide); if the file is long, "
-            "map its columns (--map COLUMN=annotator_id --map COLUMN=label).")
 
 
 def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name: str) -> pd.DataFrame:
@@ -878,7 +864,10 @@ def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name:
 
 
 def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[str] | None,
-               limits: _Limits) -> pd.DataFrame:
+               limits: _Limits, guessed: bool = False) -> pd.DataFrame:
+    """The wide layout unfolded. ``guessed``: auto-detection chose it (no annotator_id and label
+    columns, none named), and it never guesses silently: when every value in the would-be
+    annotator columns is a number (vote counts, scores, features), refuse and say how to choose."""
     _require_columns(frame, (ITEM, TEXT), name=name, hint=" (wide format)")
     fixed = {ITEM, TEXT, GOLD, _WHERE}
     annotators = list(annotator_columns) if annotator_columns else [
@@ -898,6 +887,14 @@ def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[st
     keep = [c for c in (ITEM, TEXT, GOLD, _WHERE) if c in frame.columns]
     long = frame.melt(id_vars=keep, value_vars=annotators, var_name=ANNOTATOR, value_name=LABEL)
     blank = long[LABEL].map(_is_blank)
+    given = long.loc[~blank, LABEL]
+    if guessed and len(given) and pd.to_numeric(given, errors="coerce").notna().all():
+        raise AnnotationFileError(
+            f"{name}: has no annotator_id and label columns, so it would be read as one column "
+            f"per annotator ({format_list(annotators)}), but every value in those columns is a "
+            "number: they look like counts or scores, not labels. If each of those columns "
+            "is an annotator's labels, pass format='wide' (--format wide); if the file is long, "
+            "map its columns (--map COLUMN=annotator_id --map COLUMN=label).")
     _check_items_have_labels(long, blank, name)
     long = long.loc[~blank].copy()
     long[_WHERE] = long[_WHERE] + ", column '" + long[ANNOTATOR].astype(str) + "'"
