@@ -157,12 +157,11 @@ def schema_line(project: Project) -> str:
     return f"schema revision {state.current} (curation migrate shows and changes it)"
 
 
-def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
+def upgrade_schema(url: str) -> SchemaState:
     """Bring an existing project to this code's schema (what opening it does); returns the state
-    before and after. Anyone who may open the project may: an upgrade keeps every row."""
-    before = schema_state(url)
+    after. Anyone who may open the project may: an upgrade keeps every row."""
     with open_existing(url) as project:
-        return before, project.schema()
+        return project.schema()
 
 
 def take_schema_back(url: str, revision: str, *, actor: str | None) -> SchemaState:

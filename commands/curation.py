@@ -420,7 +420,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
     if not state.pending:
         print("up to date")
         return 0
-    _before, after = projects.upgrade_schema(args.project)
+    after = projects.upgrade_schema(args.project)
     print(f"upgraded to revision {after.current} ({', '.join(state.pending)} applied)")
     return 0
 
