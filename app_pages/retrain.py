@@ -281,7 +281,11 @@ else:
     advice_panel(current_url(), version, after_rows)
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
-        report = jobs.report_of(status) if status["state"] == "done" else None
+        try:
+            report = jobs.report_of(status) if status["state"] == "done" else None
+        except ValueError as err:  # a damaged report.json: say so, keep the page
+            st.error(plain(f"The latest run's report cannot be read: {err}"))
+            report = None
         if report is not None:
             _show_report(report, status)
             rules_section(report)
