@@ -36,8 +36,9 @@ from fine_tune.jobs import (
     start_out_of_fold_job,
 )
 
-__all__ = ["REFIT_EVERY", "SIGNALS", "QueueFilters", "QueueView", "decide", "fine_tuned_probs",
-           "flag", "flag_kinds", "folds_job", "item_history", "measure_queue", "review_queue", "start_folds"]
+__all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueFilters", "QueueView", "decide", "decide_label",
+           "fine_tuned_probs", "flag", "flag_kinds", "folds_job", "item_history", "measure_queue",
+           "recent_decisions", "review_queue", "start_folds", "undo", "undo_last", "where_is"]
 
 #: The model signals the model-based flaggers can read, and what each costs.
 SIGNALS = {"embedding": "Embeddings + logistic regression (seconds)",
@@ -61,10 +62,22 @@ def measure_queue(project: Project, *, actor: str | None, signal: str = "embeddi
     return evaluate_project_flags(project, model_signal=signal, model_probs=probs, actor=actor)
 
 
+#: The orders a reviewer can sort the queue by.
+SORTS = {"queue": "Queue order (most likely wrong first)",
+         "confidence": "Least confident consensus first",
+         "item_id": "Item id"}
+
+
 @dataclass(frozen=True)
 class QueueFilters:
-    """What a reviewer narrows the queue to. Empty sequences filter nothing."""
+    """What a reviewer narrows the queue to. Empty sequences and an empty search filter nothing.
 
+    ``search`` keeps the items whose text or item id contains it (case-insensitive, taken
+    literally: no pattern syntax). ``sort`` is one of :data:`SORTS`.
+    """
+
+    search: str = ""
+    sort: str = "queue"
     kinds: Sequence[str] = ()
     labels: Sequence[str] = ()
     annotators: Sequence[str] = ()
@@ -140,7 +153,46 @@ def review_queue(project: Project, frame: pd.DataFrame, consensus: pd.DataFrame,
         items = items[items["item_id"].isin(by)]
     if not filters.show_decided:
         items = items[~items["item_id"].isin(latest.index)]
-    return QueueView(queue, items, flags, latest, learned, tied, signal)
+    if filters.search.strip():
+        items = items[_matches(items["item_id"], frame, filters.search.strip())]
+    return QueueView(queue, _sorted(items, consensus, filters.sort), flags, latest, learned, tied,
+                     signal)
+
+
+def _matches(ids: pd.Series, frame: pd.DataFrame, needle: str) -> pd.Series:
+    """Which of ``ids`` have ``needle`` in their id or text (case-insensitive, literal)."""
+    texts = frame.drop_duplicates("item_id").set_index("item_id")["text"]
+    needle = needle.casefold()
+    in_text = ids.map(texts).fillna("").astype(str).str.casefold().str.contains(needle, regex=False)
+    return in_text | ids.astype(str).str.casefold().str.contains(needle, regex=False)
+
+
+def _sorted(items: pd.DataFrame, consensus: pd.DataFrame, sort: str) -> pd.DataFrame:
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; pick one of {list(SORTS)}.")
+    if sort == "item_id":
+        return items.sort_values("item_id", kind="stable")
+    if sort == "confidence":
+        confidence = items["item_id"].map(consensus["confidence"])
+        return items.iloc[confidence.argsort(kind="stable")]
+    return items
+
+
+def where_is(view: QueueView, item: str, frame: pd.DataFrame) -> str | None:
+    """None when ``item`` is in the view; otherwise why it is not, and what shows it."""
+    if item in set(view.items["item_id"]):
+        return None
+    if item not in set(frame["item_id"]):
+        return f"there is no item {item!r} in this project."
+    if item not in set(view.queue["item_id"]):
+        return (f"item {item!r} is not in the review queue: no flagger raised it. Turn on "
+                "'Go on past the flagged items' to reach the rest.")
+    if item in view.latest.index:
+        return (f"item {item!r} is decided; turn on 'Show decided items' to see it (or undo its "
+                "decision in 'My recent decisions').")
+    if item in view.tied:
+        return f"item {item!r} has no majority: it is in the section 'No majority: decide'."
+    return f"item {item!r} is in the queue but hidden by the filters or the search: clear them."
 
 
 def flag_kinds(project: Project) -> list[str]:
@@ -160,6 +212,43 @@ def decide(project: Project, item: str, *, actor: str | None, action: str, note:
     require(project, actor, "decide")
     project.record_decision(item, actor=actor, action=action, note=note,
                             new_label=new_label if action == "set_label" else None)
+
+
+def decide_label(project: Project, item: str, label: str, *, actor: str | None,
+                 current: str | None, note: str = "") -> str:
+    """One key or click names the item's label: ``keep`` when it is the label the item carries
+    now (``current``), else ``set_label``. Returns the action recorded."""
+    action = "keep" if label == current else "set_label"
+    decide(project, item, actor=actor, action=action, note=note, new_label=label)
+    return action
+
+
+def recent_decisions(project: Project, actor: str | None, limit: int = 10) -> pd.DataFrame:
+    """``actor``'s decisions still in force, newest first (each can be undone by them)."""
+    if not actor:
+        return project.recent_decisions("", 0)
+    return project.recent_decisions(actor, limit)
+
+
+def undo(project: Project, item: str, decision_id: int, *, actor: str | None) -> None:
+    """Undo decision ``decision_id`` on ``item``, only while it is still the item's latest
+    (``ValueError`` otherwise: someone decided after it, and their decision stays)."""
+    if not actor:
+        raise ValueError("Enter your name in the sidebar first: every undo is signed.")
+    require(project, actor, "decide")
+    project.record_decision(item, actor=actor, action="undo", undo_of=int(decision_id))
+
+
+def undo_last(project: Project, *, actor: str | None) -> str:
+    """Undo ``actor``'s newest decision still in force, wherever its item is; returns the item
+    (``ValueError`` when they have none)."""
+    last = recent_decisions(project, actor, 1)
+    if last.empty:
+        raise ValueError("You have no decision left to undo." if actor else
+                         "Enter your name in the sidebar first: every undo is signed.")
+    item = str(last["item_id"].iloc[0])
+    undo(project, item, int(last["decision_id"].iloc[0]), actor=actor)
+    return item
 
 
 def item_history(project: Project, item: str) -> pd.DataFrame:

@@ -210,4 +210,31 @@ def who_is_working(purpose: str, *, key: str) -> str | None:
     if name:
         st.sidebar.info(f"Working as **{plain(name)}** (via {plain(how)}).")
         return name
-    return st.sidebar.text_input(f"Your name (required to {purpose})", key=key).strip() or None
+    if key not in st.session_state:  # kept for the browser session: other pages, and reloads
+        st.session_state[key] = st.session_state.get(_NAME_KEY) or _name_from_url()
+    typed = st.sidebar.text_input(f"Your name (required to {purpose})", key=key,
+                                  max_chars=NAME_MAX).strip()
+    st.session_state[_NAME_KEY] = typed
+    if typed:
+        st.query_params[NAME_PARAM] = typed
+    elif NAME_PARAM in st.query_params:
+        del st.query_params[NAME_PARAM]
+    return typed or None
+
+
+#: Local mode keeps the typed name in the page address (``?name=...``), so a reload keeps it.
+NAME_PARAM = "name"
+NAME_MAX = 100
+_NAME_KEY = "_local_name"
+
+
+def _name_from_url() -> str:
+    """The name a reload carried in the address, when it is a plausible name; else "".
+
+    Only in local mode, where anyone may type any name anyway; a team project never reads it.
+    """
+    value = st.query_params.get(NAME_PARAM, "")
+    value = value.strip() if isinstance(value, str) else ""
+    if len(value) > NAME_MAX or any(not ch.isprintable() for ch in value):
+        return ""
+    return value

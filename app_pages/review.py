@@ -1,6 +1,8 @@
 """Review queue: flagged items in priority order; decide, undo, and every decision is logged at once.
 
-Keyboard: s set the chosen label, k keep, d drop, a ambiguous, u undo, j next, p previous.
+Keyboard: 1-9 name the item's label, k keep, d drop, a ambiguous, u or Backspace undo your last
+decision (wherever it was), j next, p previous. The desk is a fragment: a decision reruns the
+desk, not the page.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from actions import projects, review
-from actions.review import REFIT_EVERY, SIGNALS, QueueFilters
+from actions.review import REFIT_EVERY, SIGNALS, SORTS, QueueFilters
 from app_pages._attention import attention_expander
 from app_pages._state import (
     annotations,
@@ -153,11 +155,16 @@ learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="
 cons = consensus()
 labels = projects.label_set(project)
 with st.sidebar:
+    search = st.text_input("Search text or item id", key="queue-search",
+                           help="Keeps the items whose text or id contains this (any case, "
+                                "taken literally).")
+    sort = st.selectbox("Sort", list(SORTS), format_func=SORTS.get, key="queue-sort")
     kinds = st.multiselect("Flag kinds", review.flag_kinds(project))
     by_label = st.multiselect("Consensus label", labels)
-    by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()))
-    show_decided = st.toggle("Show decided items", value=False)
-filters = QueueFilters(kinds=kinds, labels=by_label, annotators=by_annotator,
+    by_annotator = st.multiselect("Annotated by", sorted(frame["annotator_id"].unique()),
+                                  key="queue-annotators")
+    show_decided = st.toggle("Show decided items", value=False, key="review-show-decided")
+filters = QueueFilters(search=search, sort=sort, kinds=kinds, labels=by_label, annotators=by_annotator,
                        show_decided=show_decided, include_rest=go_on, learn=learning,
                        section=st.session_state.get("queue-section", "ranked"))
 qv = review.review_queue(project, frame, cons, filters)
@@ -172,8 +179,6 @@ if qv.empty:
 if qv.signal != signal:
     signal_note.caption(f"The queue shown comes from the signal '{SIGNALS.get(qv.signal, qv.signal)}': "
                         "press Re-run flags to use the one chosen above.")
-learned, latest, tied = qv.learned, qv.latest, qv.tied
-guideline = projects.guideline(project)
 
 # ----------------------------------------------------------------- sections and progress
 # items whose vote ties have no majority to be wrong: a section of their own, not in the ranking
@@ -181,100 +186,224 @@ if qv.n_tied:
     st.radio("Section", ["ranked", "ties"], horizontal=True, key="queue-section",
              format_func=lambda s: ("Likely wrong labels, most likely first" if s == "ranked"
                                     else f"No majority: decide ({qv.n_tied})"))
-n_queue = len(qv.queue)
-st.progress(qv.n_done / n_queue, text=f"{qv.n_done} of {n_queue} flagged items decided" if not go_on
-            else f"{qv.n_done} of {n_queue} items decided ({qv.n_flagged} flagged, "
-                 f"{n_queue - qv.n_flagged} more by doubt)")
-if learning:
-    st.caption(plain(learned.describe()))
 queue_check_panel()
-if qv.items.empty:
-    st.success("Nothing left to review with these filters.")
-    st.stop()
-
-ids = qv.ids()
-refit = learning and st.session_state.get("learned_n_used", learned.n_used) != learned.n_used
-st.session_state["learned_n_used"] = learned.n_used
-if refit or st.session_state.get("review_item") not in ids:
-    st.session_state["review_item"] = ids[0]  # after a re-ranking: the new top
-pos = ids.index(st.session_state["review_item"])
+guideline = projects.guideline(project)
+# the item text at reading size (our own constant style; no user data in it)
+st.html("<style>.st-key-review-text p {font-size: 1.25rem; line-height: 1.6; color: inherit;}"
+        "</style>")
 
 
-def go(step: int) -> None:
-    st.session_state["review_item"] = ids[(pos + step) % len(ids)]
+def _say(kind: str, message: str) -> None:
+    """Keep a message for the desk's next run (a callback runs before the desk redraws)."""
+    st.session_state[f"review_{kind}"] = message
 
 
-nav = st.columns([1, 1, 6])
-nav[0].button("Previous", on_click=go, args=(-1,), shortcut="p", width="stretch")
-nav[1].button("Next", on_click=go, args=(1,), shortcut="j", width="stretch")
-nav[2].caption(f"Item {pos + 1} of {len(ids)} in this view")
-
-# ----------------------------------------------------------------- the item
-item = ids[pos]
-row = qv.row(item)
-votes = frame[frame["item_id"] == item]
-st.subheader(f"{plain(item)}  ·  priority {row['priority']:.2f}")
-st.markdown(f"> {plain(votes['text'].iloc[0])}")
-left, right = st.columns([1, 2])
-with left:
-    st.caption("Annotations")
-    st.dataframe(votes[["annotator_id", "label"]], hide_index=True, width="stretch")
-    st.markdown(f"Consensus: **{plain(cons.at[item, 'label'])}** ({cons.at[item, 'confidence']:.0%}, "
-                f"{plain(cons.at[item, 'method'])})")
-    if isinstance(row["suggested_label"], str):
-        st.markdown(f"Suggested: **{plain(row['suggested_label'])}**")
-    if item in tied:
-        st.warning("No majority: the annotators split evenly. The label shown is Dawid-Skene's "
-                   "pick among the tied labels; decide which one is right.")
-    if item in latest.index:
-        done = latest.loc[item]
-        st.info(plain(f"Decided: {done['action']}"
-                      + (f" -> {done['curated_label']}" if done["curated_label"] else "")
-                      + f" by {done['reviewer']}"))
-with right:
-    st.caption("Why it was flagged")
-    st.dataframe(qv.reasons(item).round(2), hide_index=True, width="stretch")
-    if guideline is not None and isinstance(row["rule_id"], str):
-        rule = guideline.rule(row["rule_id"])
-        st.markdown(f"**Guideline {plain(rule.describe())}**  \n{plain(rule.text)}")
-attention_expander(project, votes["text"].iloc[0], key="attn-review")
-
-# ----------------------------------------------------------------- actions
-default = row["suggested_label"] if row["suggested_label"] in labels else cons.at[item, "label"]
-choice = st.segmented_control("Label", labels, default=default, key=f"label_{item}",
-                              format_func=plain)  # options render Markdown: a label stays text
-note = st.text_input("Note (optional)", key=f"note_{item}")
-
-
-def decide(action: str) -> None:
-    try:
-        review.decide(project, item, actor=reviewer, action=action, note=note, new_label=choice)
-    except (ValueError, PermissionError) as err:
-        st.session_state["review_error"] = str(err)
+@st.fragment
+def desk(first_view: review.QueueView) -> None:
+    """Progress, the item, its actions and my recent decisions: a decision reruns only this."""
+    if st.session_state.pop("review-whole-page", False):
+        st.rerun(scope="app")
+    view = (first_view if st.session_state.pop("desk-fresh", False)
+            else review.review_queue(project, frame, cons, filters))
+    learned, latest, tied = view.learned, view.latest, view.tied
+    n_queue = len(view.queue)
+    st.progress(view.n_done / n_queue,
+                text=f"{view.n_done} of {n_queue} flagged items decided" if not go_on
+                else f"{view.n_done} of {n_queue} items decided ({view.n_flagged} flagged, "
+                     f"{n_queue - view.n_flagged} more by doubt)")
+    if learning:
+        st.caption(plain(learned.describe()))
+    undo_row()
+    if view.items.empty:
+        st.success("Nothing left to review with these filters.")
+        recent_panel()
         return
-    st.session_state["review_toast"] = f"{item}: {action} recorded"
-    if action != "undo" and not show_decided and len(ids) > 1:
-        st.session_state["review_item"] = ids[(pos + 1) % len(ids)]
+    ids = view.ids()
+    refit = learning and st.session_state.get("learned_n_used", learned.n_used) != learned.n_used
+    st.session_state["learned_n_used"] = learned.n_used
+    if refit or st.session_state.get("review_item") not in ids:
+        st.session_state["review_item"] = ids[0]  # after a re-ranking: the new top
+    pos = ids.index(st.session_state["review_item"])
+
+    def go(step: int) -> None:
+        st.session_state["review_item"] = ids[(pos + step) % len(ids)]
+
+    def jump() -> None:
+        wanted = st.session_state.get("jump-to", "").strip()
+        st.session_state["jump-to"] = ""
+        if not wanted:
+            return
+        why = review.where_is(view, wanted, frame)
+        if why is None:
+            st.session_state["review_item"] = wanted
+        else:
+            _say("error", f"Cannot go to it: {why}")
+
+    nav = st.columns([1, 1, 2, 4], vertical_alignment="bottom")
+    nav[0].button("Previous", on_click=go, args=(-1,), shortcut="p", width="stretch",
+                  disabled=pos == 0)
+    nav[1].button("Next", on_click=go, args=(1,), shortcut="j", width="stretch",
+                  disabled=pos == len(ids) - 1)
+    nav[2].text_input("Go to item id", key="jump-to", on_change=jump,
+                      placeholder="item id, then Enter")
+    nav[3].caption(f"Item {pos + 1} of {len(ids)} in this view")
+
+    item = ids[pos]
+    row = view.row(item)
+    votes = frame[frame["item_id"] == item]
+    st.subheader(f"{plain(item)}  ·  priority {row['priority']:.2f}")
+    with st.container(border=True, key="review-text"):
+        st.markdown(plain(votes["text"].iloc[0]))
+    left, right = st.columns([1, 2])
+    with left:
+        st.caption("Annotations")
+        st.dataframe(votes[["annotator_id", "label"]], hide_index=True, width="stretch")
+        st.markdown(f"Consensus: **{plain(cons.at[item, 'label'])}** "
+                    f"({cons.at[item, 'confidence']:.0%}, {plain(cons.at[item, 'method'])})")
+        if isinstance(row["suggested_label"], str):
+            st.markdown(f"Suggested: **{plain(row['suggested_label'])}**")
+        if item in tied:
+            st.warning("No majority: the annotators split evenly. The label shown is "
+                       "Dawid-Skene's pick among the tied labels; decide which one is right.")
+        if item in latest.index:
+            done = latest.loc[item]
+            st.info(plain(f"Decided: {done['action']}"
+                          + (f" -> {done['curated_label']}" if done["curated_label"] else "")
+                          + f" by {done['reviewer']}"))
+    with right:
+        st.caption("Why it was flagged")
+        # a list, not a table: a reason is a sentence, and a table cell would cut it off
+        st.markdown("\n".join(f"- **{plain(r.kind)}** ({r.score:.2f}): {plain(r.reason)}"
+                              for r in view.reasons(item).itertuples()) or "(not flagged: "
+                    "in the queue by doubt)")
+        if guideline is not None and isinstance(row["rule_id"], str):
+            rule = guideline.rule(row["rule_id"])
+            st.markdown(f"**Guideline {plain(rule.describe())}**  \n{plain(rule.text)}")
+    attention_expander(project, votes["text"].iloc[0], key="attn-review")
+    actions_row(item, row, ids, pos, show_decided)
+    history = review.item_history(project, item)
+    if len(history):
+        st.caption("Decision log for this item")
+        st.dataframe(history, hide_index=True, width="stretch")
+    recent_panel()
+    st.caption("Keys: 1-9 name the label · k keep · d drop · a ambiguous · u or Backspace undo "
+               "your last decision · j next · p previous")
 
 
-buttons = st.columns(6)
-buttons[0].button("Set label", on_click=decide, args=("set_label",), type="primary", shortcut="s",
-                  width="stretch", disabled=choice is None)
-buttons[1].button("Keep", on_click=decide, args=("keep",), shortcut="k", width="stretch")
-buttons[2].button("Drop", on_click=decide, args=("drop",), shortcut="d", width="stretch")
-buttons[3].button("Ambiguous", on_click=decide, args=("ambiguous",), shortcut="a", width="stretch")
-buttons[4].button("Note only", on_click=decide, args=("note",), width="stretch",
-                  disabled=not note.strip(), help="Write the note first: an empty note decides "
-                  "nothing." if not note.strip() else None)
-buttons[5].button("Undo", on_click=decide, args=("undo",), shortcut="u", width="stretch",
-                  disabled=item not in latest.index)
-if "review_error" in st.session_state:
-    st.error(plain(st.session_state.pop("review_error")))
-if "review_toast" in st.session_state:
-    st.toast(plain(st.session_state.pop("review_toast")))
+def actions_row(item: str, row: pd.Series, ids: list[str], pos: int, show_decided: bool) -> None:
+    """The label buttons (1-9: one press decides), keep/drop/ambiguous and a note."""
+    current = cons.at[item, "label"]
+    suggested = row["suggested_label"] if row["suggested_label"] in labels else None
+    note = st.text_input("Note (optional)", key=f"note_{item}")
 
-history = review.item_history(project, item)
-if len(history):
-    st.caption("Decision log for this item")
-    st.dataframe(history, hide_index=True, width="stretch")
-st.caption("Keys: s set label · k keep · d drop · a ambiguous · u undo · j next · p previous")
+    def moved_on() -> None:
+        if not show_decided and len(ids) > 1:
+            st.session_state["review_item"] = ids[(pos + 1) % len(ids)]
+
+    def pick(label: str) -> None:
+        try:
+            done = review.decide_label(project, item, label, actor=reviewer, current=current,
+                                       note=note)
+        except (ValueError, PermissionError) as err:
+            _say("error", str(err))
+            return
+        _say("toast", f"{item}: {'kept' if done == 'keep' else 'label set to'} {label}")
+        moved_on()
+
+    def act(action: str) -> None:
+        try:
+            review.decide(project, item, actor=reviewer, action=action, note=note)
+        except (ValueError, PermissionError) as err:
+            _say("error", str(err))
+            return
+        _say("toast", f"{item}: {action} recorded")
+        moved_on()
+
+    st.caption(f"Label (now {plain(current)}" + (f", suggested {plain(suggested)}" if suggested
+                                                  else "") + "): one press decides")
+    per_row = min(max(len(labels), 1), 6)
+    for start in range(0, len(labels), per_row):
+        cells = st.columns(per_row)
+        for cell, (n, label) in zip(cells, enumerate(labels[start:start + per_row], start + 1)):
+            cell.button(plain(label), key=f"pick-{n}", on_click=pick, args=(label,),
+                        shortcut=str(n) if n <= 9 else None, width="stretch",
+                        type="primary" if label == (suggested or current) else "secondary",
+                        help="the label it has now: records Keep" if label == current else None)
+    buttons = st.columns(4)
+    buttons[0].button("Keep", on_click=act, args=("keep",), shortcut="k", width="stretch")
+    buttons[1].button("Drop", on_click=act, args=("drop",), shortcut="d", width="stretch")
+    buttons[2].button("Ambiguous", on_click=act, args=("ambiguous",), shortcut="a",
+                      width="stretch")
+    buttons[3].button("Note only", on_click=act, args=("note",), width="stretch",
+                      disabled=not note.strip(), help="Write the note first: an empty note "
+                      "decides nothing." if not note.strip() else None)
+
+
+def _undo_last() -> None:
+    try:
+        item = review.undo_last(project, actor=reviewer)
+    except (ValueError, PermissionError) as err:
+        _say("error", str(err))
+        return
+    _say("toast", f"{item}: your decision undone")
+    st.session_state["review_item"] = item  # back to it, as Prodigy's Backspace does
+
+
+def undo_row() -> None:
+    """Undo of my last decision from anywhere (u, and Backspace through a twin button), and the
+    messages the callbacks left."""
+    cells = st.columns([2, 6], vertical_alignment="center")
+    mine = review.recent_decisions(project, reviewer, 1)
+    cells[0].button("Undo my last decision", on_click=_undo_last, shortcut="u", width="stretch",
+                    disabled=mine.empty, key="undo-last")
+    with st.container(key="undo-backspace"):  # hidden by the style below; same action
+        st.button("Undo (Backspace)", on_click=_undo_last, shortcut="Backspace",
+                  disabled=mine.empty, key="undo-last-backspace")
+    st.html("<style>.st-key-undo-backspace {display: none;}</style>")
+    if not mine.empty:
+        last = mine.iloc[0]
+        cells[1].caption(plain(f"Your last: {last['action']}"
+                               + (f" -> {last['new_label']}" if last["new_label"] else "")
+                               + f" on {last['item_id']}"))
+    if "review_error" in st.session_state:
+        st.error(plain(st.session_state.pop("review_error")))
+    if "review_toast" in st.session_state:
+        st.toast(plain(st.session_state.pop("review_toast")))
+
+
+def recent_panel() -> None:
+    """My recent decisions, each with its own undo (only while no one decided the item after)."""
+    mine = review.recent_decisions(project, reviewer, 10)
+    with st.expander(f"My recent decisions ({len(mine)})", expanded=False):
+        if mine.empty:
+            st.caption("None yet." if reviewer else "Enter your name in the sidebar first.")
+        for r in mine.itertuples():
+            cells = st.columns([5, 1, 1], vertical_alignment="center")
+            cells[0].markdown(plain(f"#{r.decision_id} {r.item_id}: {r.action}"
+                                    + (f" -> {r.new_label}" if r.new_label else "")))
+            cells[1].button("Show", key=f"show-{r.decision_id}", on_click=_show, args=(r.item_id,))
+            cells[2].button("Undo", key=f"undo-{r.decision_id}", on_click=_undo_one,
+                            args=(r.item_id, r.decision_id))
+
+
+def _show(item: str) -> None:
+    """Go to a decided item: decided items are shown from now on (the filters live outside the
+    desk, so the whole page reruns)."""
+    st.session_state["review_item"] = item
+    if not st.session_state.get("review-show-decided"):
+        st.session_state["review-show-decided"] = True
+        st.session_state["review-whole-page"] = True
+
+
+def _undo_one(item: str, decision_id: int) -> None:
+    try:
+        review.undo(project, item, decision_id, actor=reviewer)
+    except (ValueError, PermissionError) as err:
+        _say("error", str(err))
+        return
+    _say("toast", f"{item}: decision #{decision_id} undone")
+    st.session_state["review_item"] = item
+
+
+st.session_state["desk-fresh"] = True
+desk(qv)

@@ -90,6 +90,15 @@ def _click(at: AppTest, label: str) -> AppTest:
     return at
 
 
+def _pick(at: AppTest, label: str) -> AppTest:
+    """Press the label button for ``label`` (its key is pick-<n>, n its place in the label set)."""
+    next(b for b in at.button if b.key and b.key.startswith("pick-")
+         and b.label.replace("\\", "") == label
+         ).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_review_flow_decide_undo_reload(home):
     at = _review(home)
     assert at.title[0].value == "Review"
@@ -102,28 +111,106 @@ def test_review_flow_decide_undo_reload(home):
     _click(at, "Drop")
     assert at.session_state["review_item"] != first
     second = at.session_state["review_item"]
-    labels = next(s for s in at.get("segmented_control")).options
-    _click(at, "Set label")
-    # reload the app from scratch: both decisions are stored and signed
-    again = AppTest.from_file(APP, default_timeout=120)
-    again.run()
     from curation.store import Project
 
     with Project(home / "demo.sqlite") as project:
+        labels = project.label_set()
+    shown_label = next(m.value for m in at.markdown if m.value.startswith("Consensus: **"))
+    current = next(lab for lab in labels if f"**{lab}**" in shown_label.replace("\\", ""))
+    other = next(lab for lab in labels if lab != current)
+    _pick(at, other)  # one press names a new label: set_label
+    third = at.session_state["review_item"]
+    assert third not in (first, second)
+    shown_label = next(m.value for m in at.markdown if m.value.startswith("Consensus: **"))
+    third_label = next(lab for lab in labels if f"**{lab}**" in shown_label.replace("\\", ""))
+    _pick(at, third_label)  # the label it already has: recorded as keep
+    # reload the app from scratch: the decisions are stored and signed
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.run()
+    with Project(home / "demo.sqlite") as project:
         log = project.decisions()
         assert log[["item_id", "reviewer", "action"]].values.tolist() == [
-            [first, "alice", "drop"], [second, "alice", "set_label"]]
-        assert log["new_label"].iloc[1] in labels
-    # undo the drop on the first item
-    next(t for t in at.sidebar.toggle if t.label == "Show decided items").set_value(True).run()
-    at.session_state["review_item"] = first
-    at.run()
-    _click(at, "Undo")
+            [first, "alice", "drop"], [second, "alice", "set_label"], [third, "alice", "keep"]]
+        assert log["new_label"].iloc[1] == other
+    # undo from anywhere: the last decision (on the third item) while the desk shows a fourth
+    fourth = at.session_state["review_item"]
+    assert fourth != third
+    _click(at, "Undo my last decision")
+    assert at.session_state["review_item"] == third  # back to the undone item
     with Project(home / "demo.sqlite") as project:
-        assert first not in set(project.latest_decisions()["item_id"])
-        assert project.decisions()["action"].tolist() == ["drop", "set_label", "undo"]
+        assert third not in set(project.latest_decisions()["item_id"])
+    # and again: the second item's set_label is now the newest in force
+    _click(at, "Undo my last decision")
+    assert at.session_state["review_item"] == second
+    # the first item's drop, from "My recent decisions"
+    recent = [b for b in at.button if b.key and b.key.startswith("undo-") and b.key[5:].isdigit()]
+    assert len(recent) == 1
+    recent[0].click().run()
+    assert not at.exception, at.exception
+    with Project(home / "demo.sqlite") as project:
+        assert project.latest_decisions().empty
+        assert project.decisions()["action"].tolist() == ["drop", "set_label", "keep", "undo",
+                                                          "undo", "undo"]
+    assert next(b for b in at.button if b.label == "Undo my last decision").disabled
     progress = at.get("progress")[0]
-    assert progress.proto.text.startswith("1 of ") and "flagged items decided" in progress.proto.text
+    assert progress.proto.text.startswith("0 of ") and "flagged items decided" in progress.proto.text
+
+
+def test_review_page_searches_jumps_and_sorts(home):
+    at = _review(home)
+    _click(at, "Find items to review")
+    queue = [at.session_state["review_item"]]
+    with __import__("curation.store", fromlist=["Project"]).Project(home / "demo.sqlite") as project:
+        texts = project.annotations().drop_duplicates("item_id").set_index("item_id")["text"]
+    # jump to an item of the queue that is not first
+    at.session_state["review_item"] = queue[0]
+    _click(at, "Next")
+    target = at.session_state["review_item"]
+    _click(at, "Previous")
+    at.text_input(key="jump-to").set_value(target).run()
+    assert not at.exception, at.exception
+    assert at.session_state["review_item"] == target
+    # an id that is not in the queue: the reason, and the desk stays where it was
+    at.text_input(key="jump-to").set_value("no-such-item").run()
+    assert "there is no item 'no-such-item'" in at.error[0].value.replace("\\", "")
+    assert at.session_state["review_item"] == target
+    # search by a word of the target's text (in another case): the target is in the view
+    word = max(texts[target].split(), key=len)
+    at.sidebar.text_input(key="queue-search").set_value(word.upper()).run()
+    assert not at.exception, at.exception
+    view = [c for c in at.caption if c.value.startswith("Item ")][0].value
+    n_view = int(view.split(" of ")[1].split()[0])
+    matching = texts[texts.str.casefold().str.contains(word.casefold(), regex=False)]
+    assert 1 <= n_view <= len(matching)
+    # text that is no pattern: a bracket is searched for literally, no error
+    at.sidebar.text_input(key="queue-search").set_value("([").run()
+    assert not at.exception, at.exception
+    assert any("Nothing left to review" in s.value for s in at.success)
+    at.sidebar.text_input(key="queue-search").set_value("").run()
+    # sort by item id: the desk opens on the smallest id of the queue
+    at.sidebar.selectbox(key="queue-sort").set_value("item_id").run()
+    assert not at.exception, at.exception
+    first_by_id = at.session_state["review_item"]
+    _click(at, "Next")
+    assert at.session_state["review_item"] > first_by_id
+
+
+def test_review_page_keeps_the_name_for_the_browser_session(home):
+    at = _review(home)
+    at.sidebar.text_input(key="reviewer").set_value("alice").run()
+    assert at.query_params["name"] in ("alice", ["alice"])
+    at.switch_page("app_pages/augment.py").run()  # another page asks the same person
+    assert at.sidebar.text_input(key="augment-reviewer").value == "alice"
+    # a reload: a new session with the address it had
+    again = start()
+    again.query_params["name"] = "alice"
+    again.switch_page("app_pages/review.py").run()
+    assert again.sidebar.text_input(key="reviewer").value == "alice"
+    # an address with a name no one would type is ignored
+    odd = start()
+    odd.query_params["name"] = "a\u202eb"
+    odd.switch_page("app_pages/review.py").run()
+    assert odd.sidebar.text_input(key="reviewer").value == ""
 
 
 def test_review_page_keeps_a_flagging_error_on_screen(home, monkeypatch):

@@ -164,44 +164,103 @@ def _project(server):
     return Project(server["home"] / "demo.sqlite")
 
 
-def test_a_annotator_decides_five_items_and_finds_them_after_a_reload(server, page):
+def _item(page) -> str:
+    """The id of the item the review desk shows."""
+    return page.locator("h3").filter(has_text="priority").first.inner_text().split()[0]
+
+
+def test_a_annotator_decides_by_keys_undoes_from_anywhere_and_finds_it_after_a_reload(server, page):
     page.goto(f"{server['url']}/review")
     page.get_by_role("heading", name="Review").wait_for()
     _idle(page)  # a click during the page's first run can be lost when the button is redrawn
+    # users get no Deploy button and no developer menu (.streamlit/config.toml)
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    assert page.get_by_test_id("stMainMenu").count() == 0
     page.get_by_role("button", name="Find items to review").click()
     progress = page.get_by_text("flagged items decided")
     progress.wait_for(timeout=600_000)  # embeds 553 texts with MiniLM on the CPU (slow when busy)
     _idle(page)
     page.shot("1-queue")
     total = int(progress.inner_text().split(" of ")[1].split()[0])
-    assert total > 5 and progress.inner_text().startswith("0 of ")
+    assert total > 7 and progress.inner_text().startswith("0 of ")
     name = page.get_by_label("Your name (required to decide)")
     name.fill("ann")
     name.press("Enter")
     _idle(page)
+    with _project(server) as project:
+        labels = project.label_set()
     decided = []
-    for n, action in enumerate(["Keep", "Set label", "Drop", "Ambiguous", "Keep"], start=1):
-        item = page.locator("h3").filter(has_text="priority").first.inner_text().split()[0]
-        # a button with a keyboard shortcut is named "Keep Shortcut K"
-        page.get_by_role("button", name=re.compile(rf"^{action}( Shortcut [A-Z])?$")).click()
+    # a click, then keys only: 1 and 2 name the first and second label, d drops, a ambiguous
+    steps = [("click", "Keep"), ("key", "1"), ("key", "d"), ("key", "a"), ("key", "2")]
+    for n, (how, what) in enumerate(steps, start=1):
+        item = _item(page)
+        if how == "click":
+            # a button with a keyboard shortcut is named "Keep Shortcut K"
+            page.get_by_role("button", name=re.compile(rf"^{what}( Shortcut [A-Z])?$")).click()
+        else:
+            page.locator("h1").click()  # the keys go to the page, not to a text box
+            page.keyboard.press(what)
         page.get_by_text(f"{n} of {total} flagged items decided").wait_for()
         _idle(page)
         _no_exception(page)
-        decided.append((item, action))
+        assert _item(page) != item  # the desk moved on
+        decided.append((item, what))
         page.shot(f"2-decided-{n}")
+    # undo from anywhere: Backspace undoes the last decision and goes back to its item
+    page.locator("h1").click()
+    page.keyboard.press("Backspace")
+    page.get_by_text(f"4 of {total} flagged items decided").wait_for()
+    _idle(page)
+    assert _item(page) == decided[-1][0]
+    page.shot("3-undone-by-backspace")
+    page.keyboard.press("u")  # and u the one before
+    page.get_by_text(f"3 of {total} flagged items decided").wait_for()
+    _idle(page)
+    assert _item(page) == decided[-2][0]
+    _no_exception(page)
     page.reload()
     page.get_by_role("heading", name="Review").wait_for()
-    page.get_by_text(f"5 of {total} flagged items decided").wait_for()
+    page.get_by_text(f"3 of {total} flagged items decided").wait_for()
     _idle(page)
-    page.shot("3-after-reload")
-    page.get_by_text("Show decided items").click()
+    # the reviewer's name survived the reload
+    assert page.get_by_label("Your name (required to decide)").input_value() == "ann"
+    page.shot("4-after-reload")
+    # jump to an item id: a decided one is explained, an open one is shown
+    jump = page.get_by_label("Go to item id")
+    jump.fill(decided[0][0])
+    jump.press("Enter")
+    page.get_by_text("is decided; turn on 'Show decided items'").wait_for()
     _idle(page)
-    page.shot("4-decided-items-shown")
+    jump = page.get_by_label("Go to item id")
+    jump.fill(decided[3][0])
+    jump.press("Enter")
+    _idle(page)
+    assert _item(page) == decided[3][0]
+    # search by a word of that item's text: it is in the narrowed view
+    with _project(server) as project:
+        texts = project.annotations().drop_duplicates("item_id").set_index("item_id")["text"]
+    word = max(texts[decided[3][0]].split(), key=len)
+    search = page.get_by_role("textbox", name="Search text or item id")
+    search.fill(word)
+    search.press("Enter")
+    _idle(page)
+    n_view = int(page.get_by_text(re.compile(r"^Item \d+ of \d+ in this view")).inner_text()
+                 .split(" of ")[1].split()[0])
+    assert n_view <= int(texts.str.contains(word, regex=False).sum())
+    page.shot("5-searched")
+    _no_exception(page)
     with _project(server) as project:
         log = project.decisions()
-    actions = {"Keep": "keep", "Set label": "set_label", "Drop": "drop", "Ambiguous": "ambiguous"}
-    assert log[["item_id", "reviewer", "action"]].values.tolist() == [
-        [item, "ann", actions[a]] for item, a in decided]
+    assert log["reviewer"].eq("ann").all()
+    assert log["item_id"].tolist() == [i for i, _ in decided] + [decided[4][0], decided[3][0]]
+    actions = log["action"].tolist()
+    assert actions[0] == "keep" and actions[2] == "drop" and actions[3] == "ambiguous"
+    assert actions[5:] == ["undo", "undo"]
+    for row, (_item_id, key) in zip(log.itertuples(), decided):
+        if key in "12":  # a label key: set_label to that label, or keep when it had it already
+            assert row.action in ("set_label", "keep")
+            if row.action == "set_label":
+                assert row.new_label == labels[int(key) - 1]
 
 
 def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_path):

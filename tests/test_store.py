@@ -368,6 +368,34 @@ def test_decisions_and_undo(loaded):
     assert not hasattr(loaded, "delete_decision") and not hasattr(loaded, "update_decision")
 
 
+def test_recent_decisions_are_the_ones_still_in_force_and_undo_of_guards_them(loaded):
+    a = loaded.record_decision("i1", actor="rita", action="keep")
+    b = loaded.record_decision("i2", actor="rita", action="set_label", new_label="neg")
+    c = loaded.record_decision("i2", actor="sam", action="drop")  # decided after rita
+    d = loaded.record_decision("i3", actor="rita", action="ambiguous")
+    recent = loaded.recent_decisions("rita", 10)
+    # newest first; i2 is no longer rita's (sam decided after her)
+    assert recent[["decision_id", "item_id"]].values.tolist() == [[d, "i3"], [a, "i1"]]
+    assert loaded.recent_decisions("rita", 1)["decision_id"].tolist() == [d]
+    assert loaded.recent_decisions("sam", 10)["decision_id"].tolist() == [c]
+    assert loaded.recent_decisions("nobody", 10).empty
+    # undoing rita's #b is refused while sam's #c stands: nothing written, sam's decision kept
+    n = len(loaded.decisions())
+    with pytest.raises(ValueError, match=rf"#{b} on item 'i2' is no longer its latest"):
+        loaded.record_decision("i2", actor="rita", action="undo", undo_of=b)
+    assert len(loaded.decisions()) == n
+    loaded.record_decision("i3", actor="rita", action="undo", undo_of=d)
+    loaded.record_decision("i3", actor="rita", action="keep")
+    with pytest.raises(ValueError, match="no longer its latest"):  # undone already: the keep stays
+        loaded.record_decision("i3", actor="rita", action="undo", undo_of=d)
+    assert loaded.latest_decisions().set_index("item_id").at["i3", "action"] == "keep"
+    with pytest.raises(ValueError, match="undo_of goes with action='undo'"):
+        loaded.record_decision("i1", actor="rita", action="keep", undo_of=a)
+    # once sam's drop is undone, rita's set_label on i2 is in force again, and hers to undo
+    loaded.record_decision("i2", actor="sam", action="undo", undo_of=c)
+    assert [b, a] == [x for x in loaded.recent_decisions("rita", 10)["decision_id"] if x in (a, b)]
+
+
 # --------------------------------------------------------------------------- runs
 
 

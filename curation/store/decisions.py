@@ -91,10 +91,15 @@ def _curated_label(live: Sequence[Any]) -> str | None:
     return next((r.new_label for r in reversed(live) if r.action == "set_label"), None)
 
 
-def _undo_fields(item_id: str, live: list[Any], note: str) -> tuple[str | None, str]:
+def _undo_fields(item_id: str, live: list[Any], note: str,
+                 expect: int | None = None) -> tuple[str | None, str]:
     if not live:
         raise ValueError(f"item {item_id!r} has no decision left to undo.")
     target = live[-1]
+    if expect is not None and target.decision_id != expect:
+        raise ValueError(f"decision #{expect} on item {item_id!r} is no longer its latest "
+                         f"(#{target.decision_id} by {target.reviewer!r} came after it, or it was "
+                         "undone already): nothing was undone; reload to see the item as it is.")
     text = f"undo of #{target.decision_id}" + (f": {note}" if note else "")
     return _curated_label(live[:-1]), text
 
@@ -110,6 +115,7 @@ class Decisions(Database):
         action: str,
         new_label: str | None = None,
         note: str = "",
+        undo_of: int | None = None,
     ) -> int:
         """Append a review decision to the audit log.
 
@@ -127,6 +133,11 @@ class Decisions(Database):
             accepted with ``"undo"``.
         note : str
             Free text.
+        undo_of : int, optional
+            With ``"undo"``: the decision the caller means to undo. When it is
+            no longer the item's latest live decision (someone decided after
+            it, or it was undone), nothing is written and ``ValueError`` says
+            so, instead of undoing another decision.
 
         Returns
         -------
@@ -148,7 +159,9 @@ class Decisions(Database):
             live = _live_decisions(_item_decisions(conn, item_id))
             old_label = _curated_label(live)
             if action == "undo":
-                new_label, note = _undo_fields(item_id, live, note)
+                new_label, note = _undo_fields(item_id, live, note, undo_of)
+            elif undo_of is not None:
+                raise ValueError("undo_of goes with action='undo' only.")
             row = {ITEM: item_id, "reviewer": reviewer, "action": action,
                    "old_label": old_label, "new_label": new_label, "note": note,
                    "created_at": _utcnow()}
@@ -160,6 +173,30 @@ class Decisions(Database):
     def decisions(self) -> pd.DataFrame:
         """The whole audit log, in the order it was written (``decision_id``)."""
         return self._table_frame(_decisions, _decisions.c.decision_id)
+
+    def recent_decisions(self, actor: str, limit: int = 10) -> pd.DataFrame:
+        """``actor``'s decisions that are still in force, newest first, at most ``limit``.
+
+        A decision is in force when it is its item's latest live decision: not undone, and no
+        one decided the item after it (so undoing it undoes that reviewer's own work and
+        nothing else). Columns: the ``decisions`` columns plus ``curated_label``.
+        """
+        mine = sa.select(_decisions.c[ITEM]).where(_decisions.c.reviewer == actor)
+        query = (sa.select(*(_decisions.c[c] for c in _DECISION_COLUMNS))
+                 .where(_decisions.c[ITEM].in_(mine)).order_by(_decisions.c.decision_id))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        by_item: dict[str, list[Any]] = {}
+        for row in rows:
+            by_item.setdefault(getattr(row, ITEM), []).append(row)
+        found = []
+        for group in by_item.values():
+            live = _live_decisions(group)
+            if live and live[-1].reviewer == actor:
+                found.append({**live[-1]._asdict(), "curated_label": _curated_label(live)})
+        found.sort(key=lambda r: -r["decision_id"])
+        return pd.DataFrame(found[:max(int(limit), 0)],
+                            columns=[*_DECISION_COLUMNS, "curated_label"])
 
     def latest_decisions(self) -> pd.DataFrame:
         """The effective latest decision per item, after undos are applied.
