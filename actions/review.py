@@ -36,9 +36,10 @@ from fine_tune.jobs import (
     start_out_of_fold_job,
 )
 
-__all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueFilters", "QueueView", "decide", "decide_label",
-           "fine_tuned_probs", "flag", "flag_kinds", "folds_job", "item_history", "measure_queue",
-           "recent_decisions", "review_queue", "start_folds", "undo", "undo_last", "where_is"]
+__all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueBase", "QueueFilters", "QueueView", "decide",
+           "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "folds_job", "item_history",
+           "measure_queue", "queue_base", "queue_key", "recent_decisions", "review_queue",
+           "start_folds", "undo", "undo_last", "where_is"]
 
 #: The model signals the model-based flaggers can read, and what each costs.
 SIGNALS = {"embedding": "Embeddings + logistic regression (seconds)",
@@ -126,19 +127,44 @@ class QueueView:
         return self.flags.loc[self.flags["item_id"] == item, ["kind", "score", "reason"]]
 
 
-def review_queue(project: Project, frame: pd.DataFrame, consensus: pd.DataFrame,
-                 filters: QueueFilters = QueueFilters()) -> QueueView:
-    """The latest flags run's queue, ordered (learned from decisions when ``filters.learn``)
-    and narrowed by ``filters``. Tied items (no majority) are their own section."""
+@dataclass(frozen=True)
+class QueueBase:
+    """What one flags run gives the queue, read once: the same until the next flags run
+    (a page caches it by :func:`queue_key`)."""
+
+    flags: pd.DataFrame
+    queue: pd.DataFrame
+    doubt: pd.DataFrame | None
+    signal: str
+
+
+def queue_key(project: Project) -> int | None:
+    """Changes when a new flags run finishes (a cache key for :func:`queue_base`)."""
+    return project.latest_flags_run_id()
+
+
+def queue_base(project: Project, include_rest: bool = False) -> QueueBase:
+    """The latest flags run's flags, queue (with the unflagged rest when ``include_rest``),
+    doubt signs and model signal."""
     flags = project.latest_flags()
     params = (project.get_run(int(flags["run_id"].iloc[0]))["params"] or {}) if len(flags) else {}
-    queue = load_queue(project, flags=flags, include_rest=filters.include_rest)
+    return QueueBase(flags, load_queue(project, flags=flags, include_rest=include_rest),
+                     load_doubt(project, flags=flags), params.get("model_signal", "embedding"))
+
+
+def review_queue(project: Project, frame: pd.DataFrame, consensus: pd.DataFrame,
+                 filters: QueueFilters = QueueFilters(), *,
+                 base: QueueBase | None = None) -> QueueView:
+    """The latest flags run's queue, ordered (learned from decisions when ``filters.learn``)
+    and narrowed by ``filters``. Tied items (no majority) are their own section. ``base``:
+    :func:`queue_base` already read (with the same ``include_rest``)."""
+    base = base or queue_base(project, filters.include_rest)
+    flags, queue, signal = base.flags, base.queue, base.signal
     decisions = project.latest_decisions()
     latest = decisions.set_index("item_id")
-    signal = params.get("model_signal", "embedding")
     if queue.empty:
         return QueueView(queue, queue, flags, latest, None, signal=signal)
-    learned = learn_order(queue, flags, decisions, doubt=load_doubt(project, flags=flags))
+    learned = learn_order(queue, flags, decisions, doubt=base.doubt)
     if filters.learn:
         queue = learned.queue
     tied = set(consensus.index[consensus["method"] != "majority"])
@@ -195,23 +221,25 @@ def where_is(view: QueueView, item: str, frame: pd.DataFrame) -> str | None:
     return f"item {item!r} is in the queue but hidden by the filters or the search: clear them."
 
 
-def flag_kinds(project: Project) -> list[str]:
+def flag_kinds(project: Project, base: QueueBase | None = None) -> list[str]:
     """The flag kinds of the latest flags run, sorted (for a filter)."""
-    flags = project.latest_flags()
+    flags = (base or queue_base(project)).flags
     return sorted(flags["kind"].unique()) if len(flags) else []
 
 
 def decide(project: Project, item: str, *, actor: str | None, action: str, note: str = "",
-           new_label: str | None = None) -> None:
+           new_label: str | None = None, current: str | None = None) -> None:
     """Record one decision (``set_label``, ``keep``, ``drop``, ``ambiguous``, ``note``, ``undo``)
-    under the acting reviewer's name, at once and in the audit log (a member's act in team mode)."""
+    under the acting reviewer's name, at once and in the audit log (a member's act in team mode).
+    ``current``: the label the reviewer saw (the consensus), logged as ``old_label``."""
     if not actor:
         raise ValueError("Sign in first (see the sidebar): every decision is signed."
                          if project.team_mode else
                          "Enter your name in the sidebar first: every decision is signed.")
     require(project, actor, "decide")
     project.record_decision(item, actor=actor, action=action, note=note,
-                            new_label=new_label if action == "set_label" else None)
+                            new_label=new_label if action == "set_label" else None,
+                            current_label=current)
 
 
 def decide_label(project: Project, item: str, label: str, *, actor: str | None,
@@ -219,7 +247,7 @@ def decide_label(project: Project, item: str, label: str, *, actor: str | None,
     """One key or click names the item's label: ``keep`` when it is the label the item carries
     now (``current``), else ``set_label``. Returns the action recorded."""
     action = "keep" if label == current else "set_label"
-    decide(project, item, actor=actor, action=action, note=note, new_label=label)
+    decide(project, item, actor=actor, action=action, note=note, new_label=label, current=current)
     return action
 
 

@@ -87,10 +87,16 @@ def _annotations(url: str, version: tuple[int, ...]) -> pd.DataFrame:
     return project_annotations(_open(url))
 
 
+def _contents(project: Project) -> tuple[int, int, int]:
+    """What the annotations depend on: imports, items, annotations (not decisions, so that a
+    review decision does not re-read every annotation)."""
+    imports, _decisions, n_items, n_annotations = data_version(project)
+    return imports, n_items, n_annotations
+
+
 def annotations() -> pd.DataFrame:
     """The current project's long frame, re-read only when its contents change."""
-    project = current_project()
-    return _annotations(current_url(), data_version(project))
+    return _annotations(current_url(), _contents(current_project()))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -101,9 +107,7 @@ def _consensus(url: str, version: tuple[int, ...]) -> pd.DataFrame:
 
 def consensus() -> pd.DataFrame:
     """Consensus label and confidence per item (majority vote, Dawid-Skene on ties)."""
-    project = current_project()
-    imports, _decisions, n_items, n_annotations = data_version(project)
-    return _consensus(current_url(), (imports, n_items, n_annotations))
+    return _consensus(current_url(), _contents(current_project()))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -340,8 +340,7 @@ def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline
 def project_truth(project: Project) -> tuple[pd.Series, str]:
     """``(item_id -> true label, where it comes from)``: the gold labels when the project has
     any, else what reviewers decided (a label set or kept); empty when neither exists."""
-    items = project.items()
-    gold = items.dropna(subset=["gold"]).set_index("item_id")["gold"].astype(str)
+    gold = project.gold_labels()
     if len(gold):
         return gold, f"the gold labels of {len(gold):,} items"
     latest = project.latest_decisions()

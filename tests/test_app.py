@@ -132,6 +132,9 @@ def test_review_flow_decide_undo_reload(home):
         assert log[["item_id", "reviewer", "action"]].values.tolist() == [
             [first, "alice", "drop"], [second, "alice", "set_label"], [third, "alice", "keep"]]
         assert log["new_label"].iloc[1] == other
+        # what each decision changed or kept is in the log: the label the reviewer saw
+        assert log["old_label"].tolist()[1:] == [current, third_label]
+        assert log["old_label"].iloc[0] in labels
     # undo from anywhere: the last decision (on the third item) while the desk shows a fourth
     fourth = at.session_state["review_item"]
     assert fourth != third

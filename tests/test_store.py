@@ -368,6 +368,18 @@ def test_decisions_and_undo(loaded):
     assert not hasattr(loaded, "delete_decision") and not hasattr(loaded, "update_decision")
 
 
+def test_old_label_is_the_label_the_reviewer_saw_until_a_decision_sets_one(loaded):
+    loaded.record_decision("i1", actor="rita", action="keep", current_label="pos")
+    loaded.record_decision("i2", actor="rita", action="set_label", new_label="neg",
+                           current_label="pos")
+    loaded.record_decision("i2", actor="sam", action="set_label", new_label="neu",
+                           current_label="pos")  # the curated label wins over what was shown
+    assert loaded.decisions()["old_label"].tolist() == ["pos", "pos", "neg"]
+    with pytest.raises(ValueError, match="'maybe' is not in the label set"):
+        loaded.record_decision("i3", actor="rita", action="keep", current_label="maybe")
+    assert len(loaded.decisions()) == 3
+
+
 def test_recent_decisions_are_the_ones_still_in_force_and_undo_of_guards_them(loaded):
     a = loaded.record_decision("i1", actor="rita", action="keep")
     b = loaded.record_decision("i2", actor="rita", action="set_label", new_label="neg")

@@ -116,6 +116,7 @@ class Decisions(Database):
         new_label: str | None = None,
         note: str = "",
         undo_of: int | None = None,
+        current_label: str | None = None,
     ) -> int:
         """Append a review decision to the audit log.
 
@@ -138,6 +139,10 @@ class Decisions(Database):
             no longer the item's latest live decision (someone decided after
             it, or it was undone), nothing is written and ``ValueError`` says
             so, instead of undoing another decision.
+        current_label : str, optional
+            The label the reviewer saw on the item (its consensus): recorded as
+            ``old_label`` when no earlier decision set one, so the log says what
+            a decision changed or kept. Must be in the label set.
 
         Returns
         -------
@@ -146,9 +151,10 @@ class Decisions(Database):
 
         Notes
         -----
-        ``old_label`` is the item's curated label before the decision: the
-        ``new_label`` of its latest effective ``set_label`` decision, else
-        ``None``. For an undo, ``new_label`` is the curated label after it.
+        ``old_label`` is the item's label before the decision: the ``new_label``
+        of its latest effective ``set_label`` decision, else ``current_label``
+        (``None`` when not given). For an undo, ``new_label`` is the curated
+        label after it.
         """
         reviewer = _check_decision_args(item_id, actor, action, new_label, note)
         with self._write() as conn:
@@ -158,6 +164,9 @@ class Decisions(Database):
                 _require_label(conn, new_label, action)
             live = _live_decisions(_item_decisions(conn, item_id))
             old_label = _curated_label(live)
+            if old_label is None and current_label is not None:
+                _require_label(conn, current_label, "current_label")
+                old_label = current_label
             if action == "undo":
                 new_label, note = _undo_fields(item_id, live, note, undo_of)
             elif undo_of is not None:

@@ -19,6 +19,7 @@ from curation.store.database import (
     _none_for_na,
     _require_items,
     _to_json,
+    rows_frame,
 )
 from curation.store.runs import Runs, _finish_run
 from curation.store.tables import FLAG_COLUMNS, _flags, _priorities, _runs
@@ -26,6 +27,8 @@ from curation.store.tables import FLAG_COLUMNS, _flags, _priorities, _runs
 logger = logging.getLogger(__name__)
 
 _FLAGS_RUN = "flags"
+_NEWEST_FLAGS_RUN = (sa.select(sa.func.max(_runs.c.run_id))
+                     .where(_runs.c.kind == _FLAGS_RUN, _runs.c.status == "done"))
 
 
 def _flag_rows(frame: Any) -> list[dict]:
@@ -74,7 +77,7 @@ def _finite_scores(values: pd.Series, out: pd.DataFrame) -> list[float]:
 
 
 def _flags_frame(rows: Sequence[Any]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(rows), columns=[*FLAG_COLUMNS, "run_id"])
+    frame = rows_frame(rows, [*FLAG_COLUMNS, "run_id"])
     frame = frame.astype({"score": "float64", "run_id": "int64"})
     for col in ("suggested_label", "rule_id"):
         frame[col] = _none_for_na(frame[col])
@@ -143,6 +146,13 @@ class Flags(Runs):
         logger.info("flags run #%d: %d flags on %d items", run_id, len(rows), n_items)
         return run_id
 
+    def latest_flags_run_id(self) -> int | None:
+        """The id of the newest finished flags run (what :meth:`latest_flags` reads), or None:
+        a cheap cache key for anything built from the flags."""
+        with self._read() as conn:
+            run_id = conn.execute(_NEWEST_FLAGS_RUN).scalar()
+        return None if run_id is None else int(run_id)
+
     def latest_flags(self) -> pd.DataFrame:
         """The flags of the newest (highest ``run_id``) ``"flags"`` run that is ``"done"``.
 
@@ -156,11 +166,9 @@ class Flags(Runs):
             ``suggested_label`` or ``rule_id`` is missing. Empty (same columns)
             when no flags run has finished.
         """
-        newest = (sa.select(sa.func.max(_runs.c.run_id))
-                  .where(_runs.c.kind == _FLAGS_RUN, _runs.c.status == "done"))
         columns = [_flags.c[c] for c in (*FLAG_COLUMNS, "run_id")]
         with self._read() as conn:
-            run_id = conn.execute(newest).scalar()
+            run_id = conn.execute(_NEWEST_FLAGS_RUN).scalar()
             rows = [] if run_id is None else conn.execute(
                 sa.select(*columns).where(_flags.c.run_id == run_id)
                 .order_by(_flags.c.position)).all()
@@ -178,13 +186,11 @@ class Flags(Runs):
         query = sa.select(_priorities.c[ITEM], _priorities.c.priority, _priorities.c.flagged)
         with self._read() as conn:
             if run_id is None:
-                run_id = conn.execute(sa.select(sa.func.max(_runs.c.run_id))
-                                      .where(_runs.c.kind == _FLAGS_RUN,
-                                             _runs.c.status == "done")).scalar()
+                run_id = conn.execute(_NEWEST_FLAGS_RUN).scalar()
             rows = [] if run_id is None else conn.execute(
                 query.where(_priorities.c.run_id == int(run_id))
                 .order_by(_priorities.c.priority.desc(), _priorities.c[ITEM])).all()
-        out = pd.DataFrame.from_records(list(rows), columns=[ITEM, "priority", "flagged"])
+        out = rows_frame(rows, [ITEM, "priority", "flagged"])
         return out.astype({ITEM: object, "priority": "float64", "flagged": bool})
 
 

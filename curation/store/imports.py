@@ -29,6 +29,7 @@ from curation.store.database import (
     _is_blank,
     _na_to_none,
     _none_for_na,
+    rows_frame,
 )
 from curation.store.tables import (
     _annotations,
@@ -235,7 +236,7 @@ def _fetch_by_items(conn: Connection, columns: Sequence[sa.Column], ids: Sequenc
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = list(ids[start:start + _IN_CHUNK])
         rows += conn.execute(sa.select(*columns).where(key.in_(chunk))).all()
-    return pd.DataFrame.from_records(rows, columns=list(names)).astype(object)
+    return rows_frame(rows, names).astype(object)
 
 
 def _plan_import(conn: Connection, frame: pd.DataFrame, on_conflict: str,
@@ -471,7 +472,7 @@ class Annotations(Database):
                  .join_from(_annotations, _items))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame.from_records(rows, columns=[ITEM, TEXT, ANNOTATOR, LABEL, GOLD])
+        frame = rows_frame(rows, [ITEM, TEXT, ANNOTATOR, LABEL, GOLD])
         frame[GOLD] = _none_for_na(frame[GOLD])
         return frame.sort_values([ITEM, ANNOTATOR], kind="stable", ignore_index=True)
 
@@ -484,10 +485,18 @@ class Annotations(Database):
                  .select_from(_items.outerjoin(counts, counts.c[ITEM] == _items.c[ITEM])))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame.from_records(rows, columns=[ITEM, TEXT, GOLD, "n_annotations"])
+        frame = rows_frame(rows, [ITEM, TEXT, GOLD, "n_annotations"])
         frame[GOLD] = _none_for_na(frame[GOLD])
         frame["n_annotations"] = frame["n_annotations"].astype("int64")
         return frame.sort_values(ITEM, kind="stable", ignore_index=True)
+
+    def gold_labels(self) -> pd.Series:
+        """``item_id -> gold label`` of the items that have one, by item id (empty when none)."""
+        query = (sa.select(_items.c[ITEM], _items.c[GOLD]).where(_items.c[GOLD].is_not(None))
+                 .order_by(_items.c[ITEM]))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return rows_frame(rows, [ITEM, GOLD]).set_index(ITEM)[GOLD].astype(str)
 
     def label_set(self) -> list[str]:
         """The stored label set, in declaration order."""
