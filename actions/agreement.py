@@ -5,9 +5,17 @@ from __future__ import annotations
 import pandas as pd
 
 from curation.aggregation import METHODS as CONSENSUS_METHODS
-from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
+from curation.report import (
+    COEFFICIENT_NAMES,
+    JUDGES,
+    MIN_ITEMS,
+    MIN_OVERLAP,
+    AgreementReport,
+    agreement_report,
+)
 
-__all__ = ["COEFFICIENT_NAMES", "CONSENSUS_METHODS", "JUDGES", "AgreementReport", "agreement"]
+__all__ = ["COEFFICIENT_NAMES", "CONSENSUS_METHODS", "JUDGES", "MIN_ITEMS", "MIN_OVERLAP",
+           "AgreementReport", "agreement"]
 
 
 def agreement(frame: pd.DataFrame, *, labels: list[str] | None, target: float,

@@ -25,7 +25,14 @@ from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
 from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, declared_labels,
                          load_annotations, parse_limit)
-from curation.report import COEFFICIENT_NAMES, JUDGES, AgreementReport, agreement_report
+from curation.report import (
+    COEFFICIENT_NAMES,
+    JUDGES,
+    MIN_ITEMS,
+    MIN_OVERLAP,
+    AgreementReport,
+    agreement_report,
+)
 from actions import export as export_actions, projects, require
 from actions.projects import NoProjectError
 from curation.workspace import export_curated
@@ -50,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     agree.add_argument("--seed", type=int, default=0)
     agree.add_argument("--top", type=int, default=10, help="most-disputed items to list")
+    agree.add_argument("--annotators", type=_positive_int, default=20, metavar="N",
+                       help="annotators listed (those with most labels) and whose pairs are "
+                            "listed (default 20; the rest are counted in 'N more' lines)")
+    agree.add_argument("--min-overlap", type=_positive_int, default=MIN_OVERLAP, metavar="N",
+                       help=f"a pair's kappa counts when they share N items or more "
+                            f"(default {MIN_OVERLAP})")
+    agree.add_argument("--min-items", type=_positive_int, default=MIN_ITEMS, metavar="N",
+                       help=f"an annotator is named as lowest or outlier with N labels or more "
+                            f"(default {MIN_ITEMS})")
     agree.add_argument("--json", type=Path, metavar="OUT", help="also write the report as JSON")
     flag = sub.add_parser("flag", help="flag items that need review, in priority order")
     _add_input_options(flag)
@@ -250,7 +266,8 @@ def _run_agreement(args: argparse.Namespace) -> int:
     report = agreement_report(df, labels=declared_labels(df), target=args.target,
                               judge_by=args.judge_by, consensus=args.consensus, n_boot=args.n_boot, seed=args.seed,
                               top_k=args.top)
-    print(format_report(report))
+    print(format_report(report, annotators=args.annotators, min_overlap=args.min_overlap,
+                        min_items=args.min_items))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
@@ -537,8 +554,11 @@ def _write_candidates(frame: pd.DataFrame, path: Path) -> None:
         path, index=False)
 
 
-def format_report(report: AgreementReport) -> str:
-    """The report as plain text for a terminal."""
+def format_report(report: AgreementReport, *, annotators: int = 20,
+                  min_overlap: int = MIN_OVERLAP, min_items: int = MIN_ITEMS) -> str:
+    """The report as plain text for a terminal, readable at any number of annotators: summaries
+    first, then at most ``annotators`` annotators (most labels first, outliers added) and their
+    pairs (worst first), with "N more" lines for the rest (``--json`` has everything)."""
     lines = [f"{report.n_items} items, {report.n_annotators} annotators, "
              f"{report.n_annotations} annotations; labels: {', '.join(report.labels)}", "",
              f"{'coefficient':<22}{'value':>8}   95% CI"]
@@ -548,14 +568,72 @@ def format_report(report: AgreementReport) -> str:
         lines.append(f"{COEFFICIENT_NAMES[key]:<22}{value:>8.3f}   [{low:.3f}, {high:.3f}]{mark}")
     lines += ["", "VERDICT: " + report.verdict(), f"  why this coefficient: {report.judged_reason}"]
     lines += [f"  note: {n}" for n in report.notes]
-    lines += ["", "pairwise Cohen's kappa (shared items):"]
-    lines += [f"  {r.a:>12} ~ {r.b:<12} kappa {r.kappa:6.3f}  n={r.n}"
-              for r in report.pairwise.itertuples()][:45]
+    lines += ["", *_pair_lines(report, annotators, min_overlap)]
     lines += ["", "per class:", _indent(report.per_class.round(3).to_string())]
-    lines += ["", "per annotator:", _indent(report.per_annotator.round(3).to_string())]
+    lines += ["", *_annotator_lines(report, annotators, min_items)]
     shown = report.disagreements[["item_id", "votes", "agreement"]]
     lines += ["", "most disputed items:", _indent(shown.round(3).to_string(index=False))]
     return "\n".join(lines)
+
+
+def _pair_lines(report: AgreementReport, annotators: int, min_overlap: int) -> list[str]:
+    summary = report.pair_summary(min_overlap)
+    lines = [f"pairwise Cohen's kappa: {summary['n_pairs']} pairs share an item; "
+             f"{summary['n_used']} share {min_overlap} or more (--min-overlap)"]
+    q = summary["quantiles"]
+    if q:
+        lines.append(f"  on those: median {q['median']:.3f}, middle half {q['q25']:.3f} to "
+                     f"{q['q75']:.3f}, range {q['min']:.3f} to {q['max']:.3f}")
+    else:
+        lines.append("  no pair shares enough items for its kappa to mean much; judge by the "
+                     "coefficients above and the per-annotator agreement below.")
+    pairs = report.busiest_pairs(annotators)
+    # pairs that share enough items first, lowest kappa first; then the rest, most shared first
+    few = (pairs["n"] < min_overlap) | pairs["kappa"].isna()
+    pairs = pd.concat([pairs[~few].sort_values(["kappa", "a", "b"]).assign(few=False),
+                       pairs[few].sort_values(["n", "a", "b"], ascending=[False, True, True])
+                       .assign(few=True)])
+    if len(pairs):
+        lines.append(f"  pairs among the {annotators} annotators with most labels, lowest "
+                     f"kappa first (then those sharing fewer than {min_overlap} items):")
+        lines += [f"  {r.a:>12} ~ {r.b:<12} kappa {r.kappa:6.3f}  n={r.n}"
+                  + ("  (few shared items)" if r.few else "")
+                  for r in pairs.head(_MAX_PAIR_LINES).itertuples()]
+        if len(pairs) > _MAX_PAIR_LINES:
+            lines.append(f"  ... {len(pairs) - _MAX_PAIR_LINES} more pairs (--json has them all)")
+    return lines
+
+
+def _annotator_lines(report: AgreementReport, annotators: int, min_items: int) -> list[str]:
+    table = report.per_annotator
+    outliers = report.outliers(min_items)
+    shown = list(dict.fromkeys(report.busiest(annotators) + outliers.index.astype(str).tolist()))
+    lines = [f"per annotator ({len(shown)} of {len(table)}: the {annotators} with most labels"
+             + (f", and {len(outliers)} outliers" if len(outliers) else "") + "):",
+             _indent(table.loc[shown].round(3).to_string())]
+    if len(table) > len(shown):
+        lines.append(f"  ... {len(table) - len(shown)} more annotators (--annotators N, or --json)")
+    lowest = report.lowest(min_items)
+    lines.append(f"  lowest agreement with the others' majority among those with {min_items}+ "
+                 f"labels: {lowest[0]} ({lowest[1]:.3f})" if lowest else
+                 f"  no annotator has {min_items}+ labels to be named lowest (--min-items)")
+    if len(outliers):
+        lines.append("  outliers (below the lower fence of annotators with "
+                     f"{min_items}+ labels): " + ", ".join(outliers.index.astype(str)))
+    return lines
+
+
+_MAX_PAIR_LINES = 20
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 def _indent(text: str) -> str:

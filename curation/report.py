@@ -27,12 +27,22 @@ from curation.agreement import (
 )
 from curation.schema import TEXT
 
-__all__ = ["AgreementReport", "JUDGES", "SKEW_THRESHOLD", "agreement_report", "choose_coefficient"]
+__all__ = ["AgreementReport", "JUDGES", "MIN_ITEMS", "MIN_OVERLAP", "SKEW_THRESHOLD",
+           "agreement_report", "choose_coefficient"]
 
 #: Coefficients the verdict can be judged by ("auto" picks one, see :func:`choose_coefficient`).
 JUDGES = ("auto",) + COEFFICIENTS
 #: A label holding at least this share of annotations makes kappa-type coefficients unreliable.
 SKEW_THRESHOLD = 0.80
+
+#: A pair's Cohen's kappa counts in the summaries only when the two share at least this many
+#: items: its standard error is about sqrt(p_o (1 - p_o) / n) / (1 - p_e), 0.13 at n = 20 for
+#: p_o = 0.8 and three balanced labels (p_e = 1/3), 0.19 at n = 10 and 0.4 at n = 2; below 20 a
+#: pair's kappa says little. Settable (``min_overlap``) where a project has other needs.
+MIN_OVERLAP = 20
+#: An annotator is named (lowest agreement, outlier) only with at least this many labels: the
+#: share of agreement of n labels has a standard error of up to 0.5 / sqrt(n), 0.11 at 20.
+MIN_ITEMS = 20
 
 COEFFICIENT_NAMES = {
     "percent_agreement": "percent agreement",
@@ -80,6 +90,63 @@ class AgreementReport:
         return (f"{name} = {self.judged_value:.3f} (95% CI {low:.3f}-{high:.3f}) {status} "
                 f"the {self.target:.2f} target{sure}.")
 
+    # ---------------------------------------------------------- at any number of annotators
+    def pair_summary(self, min_overlap: int = MIN_OVERLAP) -> dict[str, Any]:
+        """The distribution of pairwise kappa over the pairs that share ``min_overlap`` items or
+        more: ``n_pairs`` (all pairs sharing an item), ``n_used``, ``min_overlap`` and
+        ``quantiles`` (min, 25%, median, 75%, max; empty when no pair is used)."""
+        used = self._used_pairs(min_overlap)["kappa"]
+        quantiles = ({} if used.empty else
+                     {name: float(used.quantile(q)) for name, q in
+                      (("min", 0.0), ("q25", 0.25), ("median", 0.5), ("q75", 0.75), ("max", 1.0))})
+        return {"n_pairs": len(self.pairwise), "n_used": int(len(used)),
+                "min_overlap": int(min_overlap), "quantiles": quantiles}
+
+    def _used_pairs(self, min_overlap: int) -> pd.DataFrame:
+        if min_overlap < 1:
+            raise ValueError(f"min_overlap={min_overlap} must be at least 1 shared item.")
+        pairs = self.pairwise
+        return pairs[(pairs["n"] >= min_overlap) & pairs["kappa"].notna()]
+
+    def busiest(self, n: int) -> list[str]:
+        """The ``n`` annotators with the most labels (ties by name)."""
+        if n < 1:
+            raise ValueError(f"n={n} must be at least 1 annotator.")
+        table = self.per_annotator.rename_axis("annotator").reset_index()
+        table = table.sort_values(["n_labels", "annotator"], ascending=[False, True], kind="stable")
+        return table["annotator"].head(n).astype(str).tolist()
+
+    def busiest_pairs(self, n: int) -> pd.DataFrame:
+        """The pairwise rows among the ``n`` busiest annotators (what a heatmap can show)."""
+        top = set(self.busiest(n))
+        return self.pairwise[self.pairwise["a"].isin(top) & self.pairwise["b"].isin(top)]
+
+    def outliers(self, min_items: int = MIN_ITEMS) -> pd.DataFrame:
+        """Annotators with ``min_items`` labels or more whose agreement with the others'
+        majority is below Tukey's lower fence (first quartile - 1.5 x IQR) of those
+        annotators', lowest first: a rule on the spread of this crowd, not a fixed number."""
+        enough = self._enough(min_items)
+        share = enough["agreement_with_others"]
+        if len(share) < 4:
+            return enough.iloc[0:0]
+        q1, q3 = share.quantile(0.25), share.quantile(0.75)
+        return enough[share < q1 - 1.5 * (q3 - q1)].sort_values("agreement_with_others")
+
+    def lowest(self, min_items: int = MIN_ITEMS) -> tuple[str, float] | None:
+        """The annotator with ``min_items`` labels or more who agrees least with the others'
+        majority, and that share; None when no one has enough labels."""
+        enough = self._enough(min_items)
+        if enough.empty:
+            return None
+        name = enough["agreement_with_others"].idxmin()
+        return str(name), float(enough.at[name, "agreement_with_others"])
+
+    def _enough(self, min_items: int) -> pd.DataFrame:
+        if min_items < 1:
+            raise ValueError(f"min_items={min_items} must be at least 1 label.")
+        table = self.per_annotator
+        return table[(table["n_labels"] >= min_items) & table["agreement_with_others"].notna()]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the CLI's ``--json``)."""
         pairs = [{"a": r.a, "b": r.b, "kappa": _num(r.kappa), "n": int(r.n),
@@ -96,6 +163,8 @@ class AgreementReport:
             "confidently_meets_target": self.confidently_meets_target,
             "verdict": self.verdict(), "notes": self.notes,
             "per_class": _records(self.per_class), "per_annotator": _records(self.per_annotator),
+            "pair_summary": self.pair_summary(),
+            "outliers": self.outliers().index.astype(str).tolist(),
             "consensus_method": self.consensus_method,
             "disagreements": _records(self.disagreements.drop(columns=[TEXT], errors="ignore")),
         }

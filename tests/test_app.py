@@ -77,6 +77,34 @@ def test_upload_bad_file_then_good_file(home):
     assert after["Items"] == "554" and after["Annotators"] == "7"
 
 
+def test_agreement_page_at_244_real_workers_and_the_link_to_their_items(home):
+    from conftest import dynasent_long
+    from curation.store import Project
+
+    with Project(home / "dynasent.sqlite") as project:
+        project.import_annotations(dynasent_long(), source="dynasent round 2 dev")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["project_name"] = "dynasent"
+    at.run()
+    at.switch_page("app_pages/agreement.py").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Annotators"] == "244"
+    assert any("pairs share an item" in c.value for c in at.caption)
+    lowest = next(c.value for c in at.caption if c.value.startswith("Lowest agreement"))
+    assert "20\\+ labels" in lowest or "20+ labels" in lowest
+    table = at.dataframe[-2].value  # per annotator: the 20 busiest and the outliers, not 244
+    assert 20 <= len(table) < 244 and "outlier" in table.columns
+    at.sidebar.slider(key="agreement-top-n").set_value(8).run()
+    assert not at.exception, at.exception
+    # from an annotator to the review queue filtered to their items
+    who = at.selectbox(key="agreement-annotator").value
+    next(b for b in at.button if b.label == "Open their items in Review").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Review"
+    assert at.sidebar.multiselect(key="queue-annotators").value == [who]
+
+
 def _review(home) -> AppTest:
     at = start()
     at.switch_page("app_pages/review.py").run()

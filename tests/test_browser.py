@@ -544,3 +544,43 @@ def test_e_a_hostile_project_shows_its_data_as_text_on_every_page(tmp_path_facto
         context.close()
     trap.close()
     assert outside == [] and trap.hits == [], (outside, trap.hits)
+
+
+def test_f_agreement_at_244_real_workers_and_from_an_annotator_to_their_items(
+        tmp_path_factory, browser):
+    """DynaSent round 2 (244 real workers): summaries first, a heatmap of the busiest only, and
+    a link from an annotator to the review queue of their items."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import dynasent_long
+
+    from curation.store import Project
+
+    home = tmp_path_factory.mktemp("crowd-home")
+    with Project(home / "dynasent.sqlite") as project:
+        project.import_annotations(dynasent_long(), source="dynasent round 2 dev")
+    shots = SHOTS / "test_f_agreement_at_244_real_workers"
+    shots.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(_serve(home, {"CURATION_URL": str(home / "dynasent.sqlite")})) as served:
+        app = next(served)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(f"{app['url']}/agreement")
+        page.get_by_role("heading", name="Per annotator").wait_for()
+        _idle(page)
+        _no_exception(page)
+        page.screenshot(path=str(shots / "1-agreement.png"), full_page=True)
+        assert page.get_by_text(re.compile(r"pairs share an item")).count() >= 1
+        assert page.get_by_text(re.compile(r"^The 20 annotators with most labels")).count() == 1
+        page.get_by_role("heading", name="Per annotator").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "2-per-annotator.png"))
+        picked = page.get_by_role("combobox", name="Review an annotator's items").input_value()
+        who = re.search(r"(w\d+) \(\d+ labels", picked).group(1)
+        page.get_by_role("button", name="Open their items in Review").click()
+        page.get_by_role("heading", name="Review").wait_for()
+        _idle(page)
+        _no_exception(page)
+        page.screenshot(path=str(shots / "3-review-filtered.png"))
+        annotated_by = page.get_by_test_id("stMultiSelect").filter(has_text="Annotated by")
+        assert annotated_by.get_by_text(who, exact=True).count() == 1
+        context.close()

@@ -107,3 +107,26 @@ def test_limit_flag_sets_a_loader_limit_and_names_a_wrong_one(tmp_path, capsys, 
     assert "'max_row' is no limit - did you mean 'max_rows'?" in capsys.readouterr().err
     assert main(["agreement", str(src), "--limit", "max_rows=-1"]) == 2
     assert "--limit max_rows='-1' is not a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_agreement_at_1280_real_workers_prints_summaries_not_every_pair(tmp_path, capsys):
+    from conftest import dynasent_long
+
+    src = tmp_path / "dynasent.csv"
+    dynasent_long("dynasent-v1.1-round01-yelp-dev.jsonl").to_csv(src, index=False)
+    assert main(["agreement", str(src), "--n-boot", "50"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert "1280 annotators" in lines[0]
+    assert len(lines) < 150  # was one line per annotator and 45 pairs of n=1
+    assert "share 20 or more (--min-overlap)" in text
+    assert "1247 more annotators" in text and "more pairs (--json has them all)" in text
+    assert not any("nan" in line for line in lines if " ~ " in line)
+    lowest = next(line for line in lines if "lowest agreement" in line)
+    assert "20+ labels" in lowest
+    # settable: fewer annotators listed, and a bad value is refused with the reason
+    assert main(["agreement", str(src), "--n-boot", "50", "--annotators", "5"]) == 0
+    assert "per annotator (" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["agreement", str(src), "--min-overlap", "0"])
+    assert "'0' is not a whole number of 1 or more" in capsys.readouterr().err
