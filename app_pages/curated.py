@@ -22,7 +22,7 @@ cols = st.columns(len(STATUSES))
 for col, (status, meaning) in zip(cols, STATUSES.items()):
     col.metric(status, int(counts.get(status, 0)), help=meaning)
 
-dataset, changed, export_tab = st.tabs(["Dataset", "Changes", "Export"])
+dataset, changed, export_tab, history = st.tabs(["Dataset", "Changes", "Export", "Past exports"])
 with dataset:
     status = st.multiselect("Status", list(STATUSES), default=[s for s in STATUSES if s != "dropped"])
     shown = everything[everything["status"].isin(status)]
@@ -42,6 +42,14 @@ with export_tab:
     if not may(project, me, "export splits"):
         st.warning("In this team project only a lead exports splits; you are "
                    f"{plain(me) if me else 'not signed in'}.")
+    n_open, n_flagged = export.open_problems(project)
+    if n_flagged and n_open / n_flagged > 0.5:
+        st.warning(f"{n_open:,} of {n_flagged:,} flagged items are still open: the export gives them "
+                   "their consensus label, which the flags doubt. Review them first (Review page), "
+                   "or export anyway.")
+    elif n_open:
+        st.caption(f"{n_open:,} of {n_flagged:,} flagged items are still open (consensus label "
+                   "exported for them).")
     with st.form("export"):
         c1, c2, c3 = st.columns(3)
         test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
@@ -63,7 +71,8 @@ with export_tab:
         except (ValueError, PermissionError) as err:
             st.error(plain(err))
         else:
-            st.success(plain(f"Wrote {len(result.files)} files to {result.out_dir}"))
+            st.success(plain(f"Wrote {len(result.files)} files to {result.out_dir} (a new version: "
+                             "earlier exports are kept, see Past exports)"))
             formulas = result.card["formula_cells"]
             if formulas["cells"] and not excel_safe:
                 st.warning(f"{formulas['cells']} cell(s) begin with =, +, -, @, a tab or a "
@@ -80,3 +89,38 @@ with export_tab:
             if card is not None:
                 with st.expander("Data card"):
                     st.markdown(card)
+
+with history:
+    past = export.versions(project)
+    if past.empty:
+        st.info("No export yet: each export is kept as a version of its own (v0001, v0002, ...).")
+    else:
+        st.dataframe(past.assign(version=past["version"].map("v{:04d}".format))
+                     .drop(columns=["folder"]), hide_index=True, width="stretch")
+        done = [int(v) for v in past.loc[past["problem"] == "", "version"]]
+        if done:
+            one = st.selectbox("Download", done, format_func="v{:04d}".format, key="past-download")
+            try:
+                name, content = export.version_zip(project, one)
+            except ValueError as err:
+                st.error(plain(err))
+            else:
+                st.download_button(f"Download v{one:04d} (.zip)", content, file_name=name,
+                                   mime="application/zip", key="past-download-button")
+        if len(done) >= 2:
+            st.caption("Compare two exports: which items were added, removed, relabelled or moved "
+                       "to another split.")
+            c1, c2 = st.columns(2)
+            old = c1.selectbox("Older", done, index=1, format_func="v{:04d}".format, key="diff-old")
+            new = c2.selectbox("Newer", done, index=0, format_func="v{:04d}".format, key="diff-new")
+            try:
+                diff = export.compare_versions(project, old, new)
+            except ValueError as err:
+                st.error(plain(err))
+            else:
+                st.info(plain(diff.summary()))
+                for title, table in (("Added", diff.added), ("Removed", diff.removed),
+                                     ("Relabelled", diff.relabelled), ("Moved", diff.moved)):
+                    if len(table):
+                        with st.expander(f"{title} ({len(table):,})"):
+                            st.dataframe(table, hide_index=True, width="stretch")

@@ -35,6 +35,7 @@ from curation.report import (
 )
 from actions import export as export_actions, projects, require
 from actions.projects import NoProjectError
+from curation.export_history import ITEMS_FILE, diff_exports, export_versions, write_manifest
 from curation.workspace import export_curated
 
 __all__ = ["build_parser", "flags_in_priority_order", "format_report", "main"]
@@ -95,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CSV: prefix cells that begin with = + - @ (spreadsheet formulas) "
                              "with ' (default: exact text; the data card counts them either way)")
     _add_actor(export, "who exports (team projects: a lead; default $CURATION_USER)")
+    history = sub.add_parser("exports", help="list the versioned exports under a folder (the "
+                             "app's: $CURATION_HOME/exports/<project>), or compare two exports")
+    history.add_argument("root", type=Path, metavar="DIR",
+                         help="a project's exports folder (holding v0001, v0002, ...)")
+    history.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"),
+                         help="two versions (v0001 or 1) or export folders: items added, removed, "
+                              "relabelled and moved")
+    history.add_argument("--json", type=Path, metavar="OUT", help="also write the diff as JSON")
     members = sub.add_parser("members", help="team mode: list, add or remove a project's members")
     members.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
     members.add_argument("--add", metavar="NAME", help="add a member or change their role")
@@ -399,8 +408,51 @@ def _run_export(args: argparse.Namespace) -> int:
     counts = result.splits["split"].value_counts()
     print(f"wrote {len(result.splits)} rows to {args.out}: "
           + ", ".join(f"{s} {counts.get(s, 0)}" for s in ("train", "validation", "test")))
-    print("files: " + ", ".join(p.name for p in result.files))
+    manifest = write_manifest(result, actor=args.actor, options={
+        "test_size": args.test_size, "val_size": args.val_size, "seed": args.seed,
+        "formats": _split(args.formats), "include_ambiguous": args.include_ambiguous,
+        "excel_safe": args.excel_safe, "project": bool(args.project)})
+    print("files: " + ", ".join(p.name for p in result.files) + f", {ITEMS_FILE}, {manifest.name}")
     return 0
+
+
+def _run_exports(args: argparse.Namespace) -> int:
+    if args.diff:
+        old, new = (_export_folder(args.root, v) for v in args.diff)
+        diff = diff_exports(old, new)
+        print(diff.summary())
+        for name in ("added", "removed", "relabelled", "moved"):
+            table = getattr(diff, name)
+            if len(table):
+                print(f"\n{name} ({len(table)}):")
+                print(_indent(table.head(20).to_string(index=False)))
+                if len(table) > 20:
+                    print(f"  ... {len(table) - 20} more (--json has them all)")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(diff.to_dict(), indent=2, default=str),
+                                 encoding="utf-8")
+            print(f"\nwrote {args.json}")
+        return 0
+    if not args.root.is_dir():
+        raise ValueError(f"{args.root} is not a folder; pass a project's exports folder "
+                         "($CURATION_HOME/exports/<project>).")
+    table = export_versions(args.root)
+    if table.empty:
+        print(f"no versioned export in {args.root}")
+        return 0
+    table = table.assign(version=table["version"].map("v{:04d}".format)).drop(columns=["folder"])
+    print(table.fillna("").to_string(index=False))
+    return 0
+
+
+def _export_folder(root: Path, given: str) -> Path:
+    """A version (``v0002`` or ``2``) under ``root``, or an export folder's own path."""
+    text = given.strip()
+    number = text[1:] if text[:1] in ("v", "V") else text
+    if number.isdigit():
+        return root / f"v{int(number):04d}"
+    return Path(text)
 
 
 def _run_members(args: argparse.Namespace) -> int:
@@ -646,7 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
               "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment,
-              "members": _run_members, "migrate": _run_migrate, "import": _run_import}[args.command]
+              "members": _run_members, "migrate": _run_migrate, "import": _run_import,
+              "exports": _run_exports}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

@@ -6,6 +6,8 @@ project is imported there from the package's own data on first use.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import logging
@@ -31,6 +33,7 @@ from curation.flags import (
     flag_items,
     review_queue,
 )
+from curation.export_history import ITEMS_FILE, write_manifest
 from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, declared_labels, load_annotations, loaded_from
 from curation.progress import Progress, within
@@ -529,11 +532,13 @@ def data_card_facts(frame: pd.DataFrame, everything: pd.DataFrame, flags: pd.Dat
 
 
 def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: bool = True,
-                   actor: str | None = None, **options: Any):
+                   actor: str | None = None, version: int | None = None, **options: Any):
     """Export a project's curated dataset, with its accepted augmented rows in train.
 
-    Its decisions and latest flags are summarised in the data card. In team mode only a lead
-    (``actor``) may export (:class:`curation.store.AccessError` otherwise).
+    Its decisions and latest flags are summarised in the data card; a manifest (what was
+    exported, by whom, every file's checksum: :mod:`curation.export_history`) is written last,
+    with ``version`` when the folder is one of a project's versioned exports. In team mode only
+    a lead (``actor``) may export (:class:`curation.store.AccessError` otherwise).
     """
     project.require(actor, "export splits")
     frame = project_annotations(project)
@@ -549,7 +554,12 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
                             flags=flags if len(flags) else None, embeddings=embeddings,
                             augmentations=augmentations, augmentation_embeddings=aug_embeddings,
                             labels=project.label_set(), **options)
-    project.log(actor, "export", out_dir=str(Path(out_dir).resolve()))
+    manifest = write_manifest(result, version=version, actor=actor,
+                              options={"use_model": use_model, **options})
+    result = dataclasses.replace(result, files=[*result.files, manifest.parent / ITEMS_FILE,
+                                                manifest])
+    project.log(actor, "export", out_dir=str(Path(out_dir).resolve()),
+                **({} if version is None else {"version": version}))
     return result
 
 

@@ -129,3 +129,52 @@ def test_job_folders_are_named_by_the_layer_under_curation_home(project, tmp_pat
     folder = jobs.job_folder(project, "folds")
     assert folder.parent == tmp_path / "jobs"
     assert folder.name.startswith(f"{project.url.rsplit('/', 1)[-1].rsplit('.', 1)[0]}-folds-")
+
+
+def test_exports_are_versions_listed_compared_and_verified(project, tmp_path, monkeypatch):
+    import zipfile
+    from io import BytesIO
+
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    options = {"use_model": False, "test_size": 0.0, "val_size": 0.0}
+    first = export.export(project, actor=None, **options)
+    assert first.out_dir.name == "v0001" and (first.out_dir / "manifest.json").is_file()
+    project.record_decision("a", actor="rita", action="set_label", new_label="neg",
+                            current_label="pos")
+    project.record_decision("b", actor="rita", action="drop", current_label="neg")
+    second = export.export(project, actor=None, **options)
+    assert second.out_dir.name == "v0002"
+    assert (first.out_dir / "train.csv").is_file()  # the first export is kept, not overwritten
+    past = export.versions(project)
+    assert past["version"].tolist() == [2, 1] and (past["problem"] == "").all()
+    assert past["n_rows"].tolist() == [5, 6]
+    diff = export.compare_versions(project, 1, 2)
+    assert diff.removed["item_id"].tolist() == ["b"] and diff.added.empty
+    assert diff.relabelled[["item_id", "old_label", "new_label"]].values.tolist() == [
+        ["a", "pos", "neg"]]
+    assert "1 removed, 1 relabelled" in diff.summary()
+    with pytest.raises(ValueError, match="there is no export v0009"):
+        export.compare_versions(project, 1, 9)
+    # a past export downloads as it was; a file changed since is refused
+    name, content = export.version_zip(project, 1)
+    assert name.endswith("-export-v0001.zip")
+    assert {"train.csv", "manifest.json", "manifest_items.csv"} <= set(
+        zipfile.ZipFile(BytesIO(content)).namelist())
+    (first.out_dir / "train.csv").write_text("item_id,text,label\nz,forged,pos\n")
+    with pytest.raises(ValueError, match="train.csv: changed since the export"):
+        export.version_zip(project, 1)
+    # an export that fails leaves no empty version behind; a folder without manifest is listed
+    with pytest.raises(ValueError):
+        export.export(project, actor=None, formats=["xlsx"], use_model=False)
+    assert not (tmp_path / "exports" / first.out_dir.parent.name / "v0003").exists()
+    (first.out_dir.parent / "v0003").mkdir()
+    assert "did not finish" in export.versions(project).set_index("version").at[3, "problem"]
+    assert export.export(project, actor=None, **options).out_dir.name == "v0004"
+
+
+def test_open_problems_count_the_flagged_items_still_undecided(project):
+    _flag(project, {"a": 0.9, "c": 0.8, "e": 0.7}, {"a": "disagreement", "c": "disagreement",
+                                                      "e": "label_issue"})
+    assert export.open_problems(project) == (3, 3)
+    project.record_decision("e", actor="rita", action="keep")
+    assert export.open_problems(project) == (2, 3)

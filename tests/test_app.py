@@ -286,11 +286,27 @@ def test_curated_page_shows_changes_and_exports(home):
     assert metrics["relabelled"] == "1" and metrics["dropped"] == "1" and metrics["consensus"] == "551"
     at.button(key="FormSubmitter:export-Export").click().run()
     assert not at.exception, at.exception
-    assert at.success[0].value.startswith("Wrote 5 files")
-    exported = home / "exports" / "demo"
+    assert at.success[0].value.startswith("Wrote 7 files")  # 3 splits, 2 cards, 2 manifest files
+    exported = home / "exports" / "demo" / "v0001"
     train = pd.read_csv(exported / "train.csv")
     assert "msg-0002" not in set(train["item_id"])
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 2  # this export, and v0001 under Past exports
+    # most flagged items still open: said before exporting
+    from curation.workspace import flag_project
+
+    with Project(home / "demo.sqlite") as project:
+        flag_project(project, use_model=False)
+        project.record_decision("msg-0001", actor="lead", action="set_label",
+                                new_label="fraud_alert")
+    at.run()
+    assert any("flagged items are still open" in w.value for w in at.warning)
+    at.button(key="FormSubmitter:export-Export").click().run()
+    assert not at.exception, at.exception
+    assert (home / "exports" / "demo" / "v0002" / "manifest.json").is_file()
+    assert (exported / "train.csv").is_file()  # v0001 kept
+    # past exports: both listed, and what changed between them
+    assert any("v0001 -> v0002: 0 items added, 0 removed, 1 relabelled" in i.value.replace("\\", "")
+               for i in at.info)
 
 
 def test_augment_page_generates_saves_and_survives_a_bad_model(home):

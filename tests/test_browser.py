@@ -267,7 +267,7 @@ def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_p
     page.goto(f"{server['url']}/curated")
     page.get_by_role("heading", name="Curated data").wait_for()
     _idle(page)
-    page.get_by_role("tab", name="Export").click()
+    page.get_by_role("tab", name="Export", exact=True).click()
     page.shot("1-export-form")
     page.get_by_role("button", name="Export").click()
     download_button = page.get_by_role("button", name="Download splits and data card (.zip)")
@@ -289,6 +289,17 @@ def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_p
     ids = [set(f["item_id"]) for f in splits.values()]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])   # disjoint
     page.shot("3-downloaded")
+    # a second export is a new version; the first is kept, and the two are compared
+    page.get_by_role("button", name="Export", exact=True).click()
+    page.get_by_text(re.compile(r"v0002 \(a new version")).wait_for(timeout=300_000)
+    _idle(page)
+    page.get_by_role("tab", name="Past exports").click()
+    page.shot("4-past-exports-tab")
+    page.get_by_text(re.compile(r"v0001\W+v0002: \d+ items added")).wait_for()
+    _idle(page)
+    _no_exception(page)
+    page.shot("4-past-exports")
+    assert (server["home"] / "exports" / "demo" / "v0001" / "manifest.json").is_file()
 
 
 def verdict_matches_figures(report: dict) -> None:

@@ -130,3 +130,39 @@ def test_agreement_at_1280_real_workers_prints_summaries_not_every_pair(tmp_path
     with pytest.raises(SystemExit):
         main(["agreement", str(src), "--min-overlap", "0"])
     assert "'0' is not a whole number of 1 or more" in capsys.readouterr().err
+
+
+def test_exports_lists_versions_and_diffs_two(tmp_path, capsys):
+    from conftest import amazon_long
+
+    src = tmp_path / "a.csv"
+    frame = amazon_long().head(600)
+    frame.to_csv(src, index=False)
+    root = tmp_path / "exports"
+    assert main(["export", str(src), "--out", str(root / "v0001"), "--test-size", "0.2",
+                 "--val-size", "0"]) == 0
+    assert "manifest.json" in capsys.readouterr().out
+    # the same file with one item's votes turned: a relabel; and one item left out: removed
+    changed = frame.copy()
+    first, last = changed["item_id"].iloc[0], changed["item_id"].iloc[-1]
+    flip = {"negative": "not_negative", "not_negative": "negative"}
+    changed.loc[changed["item_id"] == first, "label"] = changed.loc[
+        changed["item_id"] == first, "label"].map(flip)
+    changed = changed[changed["item_id"] != last]
+    changed.to_csv(src, index=False)
+    assert main(["export", str(src), "--out", str(root / "v0002"), "--test-size", "0.2",
+                 "--val-size", "0"]) == 0
+    capsys.readouterr()
+    assert main(["exports", str(root)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[1].split()[0] == "v0002" and listing[2].split()[0] == "v0001"
+    out = tmp_path / "diff.json"
+    assert main(["exports", str(root), "--diff", "1", "v0002", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "v0001 -> v0002: 0 items added, 1 removed, 1 relabelled" in text
+    diff = json.loads(out.read_text())
+    assert diff["removed"][0]["item_id"] == str(last)
+    assert diff["relabelled"][0]["item_id"] == str(first)
+    # a version that is not there: exit 2 and the reason
+    assert main(["exports", str(root), "--diff", "1", "7"]) == 2
+    assert "v0007: no manifest.json" in capsys.readouterr().err
