@@ -28,14 +28,50 @@ from curation.workspace import (
     upload_limit_bytes,
 )
 from curation.workspace import import_file as _import_file
+from fine_tune.jobs import RUN_KIND
 
-__all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "NoProjectError", "Project", "annotations",
-           "available_files", "available_models", "available_projects", "consensus", "create_at",
-           "create_project", "data_version", "demo_url", "display_url", "effective_limits",
-           "guideline", "import_action", "import_file", "import_frame", "known_truth", "label_set",
-           "limit_variable", "members", "n_augmented", "open_existing", "open_project",
-           "remove_member", "schema", "schema_line", "set_member", "take_schema_back", "upgrade_schema",
-           "upload_limit_bytes"]
+__all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "STEPS", "NoProjectError",
+           "Project", "annotations", "available_files", "available_models", "available_projects",
+           "consensus", "create_at", "create_project", "data_version", "demo_url", "display_url",
+           "effective_limits", "guideline", "import_action", "import_file", "import_frame",
+           "known_truth", "label_set", "limit_variable", "members", "n_augmented", "next_step",
+           "open_existing", "open_project", "remove_member", "schema", "schema_line",
+           "set_member", "take_schema_back", "upgrade_schema", "upload_limit_bytes"]
+
+
+#: Where :func:`next_step` sends a user: a page of the app, by what it is for.
+STEPS = ("project", "agreement", "review", "curated", "retrain")
+
+
+def next_step(project: Project) -> tuple[str, str]:
+    """``(what to do next, where)``: the first thing the project still lacks, in the order of
+    the work (import, review the flagged items, export, retrain and compare). ``where`` is one
+    of :data:`STEPS`."""
+    if project.is_empty():
+        return "import an annotation file (Project page, below).", "project"
+    if project.latest_flags_run_id() is None:
+        return ("check the agreement, then let the app find the items to review (Review page).",
+                "review")
+    flagged = project.flagged_items()
+    latest = project.latest_decisions()
+    still_open = len(flagged - set(latest["item_id"]))
+    if still_open:
+        return (f"review the flagged items: {still_open:,} of {len(flagged):,} are still open "
+                "(Review page).", "review")
+    audit = project.audit()
+    exported = audit.loc[audit["action"] == "export", "created_at"]
+    decided = project.decisions()["created_at"]
+    if exported.empty or (len(decided) and exported.max() < decided.max()):
+        return ("every flagged item is decided: export the curated splits (Curated data page).",
+                "curated")
+    runs = project.runs()
+    compared = runs.loc[(runs["kind"] == RUN_KIND) & (runs["status"] == "done"),
+                        "created_at"]
+    if compared.empty or compared.max() < exported.max():
+        return ("retrain and compare: does a model trained on the curated data do better "
+                "(Retrain and compare page)?", "retrain")
+    return ("nothing left: the latest export has its comparison. Import more data, or flag "
+            "again to look further.", "project")
 
 
 def demo_url() -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages._text import plain
 from actions.projects import BUNDLED_MODEL, available_files, available_models
+from app_pages._text import plain
 
 #: The choice that means "the YAML file uploaded below".
 UPLOADED = "the file uploaded below"

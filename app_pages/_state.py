@@ -21,11 +21,12 @@ from actions.projects import (
 from actions.projects import annotations as project_annotations
 from actions.projects import consensus as consensus_of
 from actions.projects import known_truth as project_truth
+from actions.projects import next_step as project_next_step
 from app_pages._text import plain
 
 __all__ = ["annotations", "cancel_button", "consensus", "current_name", "current_project", "current_url",
-           "demo_path", "identity_from_headers", "known_truth", "set_project", "signed_in",
-           "who_is_working"]
+           "demo_path", "identity_from_headers", "known_truth", "next_step_line", "set_project",
+           "signed_in", "who_is_working"]
 
 _KEY = "project_name"
 
@@ -119,6 +120,29 @@ def known_truth() -> tuple[pd.Series, str]:
     """The items whose label is known (gold, else decisions) and where it comes from, re-read
     only when the project's contents or decisions change (:func:`actions.projects.known_truth`)."""
     return _known_truth(current_url(), data_version(current_project()))
+
+
+#: The page each step of :func:`actions.projects.next_step` is done on.
+_STEP_PAGES = {"project": ("app_pages/project.py", "Project"),
+               "agreement": ("app_pages/agreement.py", "Agreement"),
+               "review": ("app_pages/review.py", "Review"),
+               "curated": ("app_pages/curated.py", "Curated data"),
+               "retrain": ("app_pages/retrain.py", "Retrain and compare")}
+
+
+def next_step_line(here: str) -> None:
+    """Under a page's title: what the project needs next, with a link to the page for it (plain
+    text when it is this page). Never stops the page: a project that cannot be read says so
+    on its own page."""
+    try:
+        text, step = project_next_step(current_project())
+    except Exception:  # noqa: BLE001 - a hint must not take a page down
+        return
+    page, title = _STEP_PAGES[step]
+    if step == here:
+        st.caption(f"Next: {plain(text)}")
+    else:
+        st.page_link(page, label=f"Next: {text}")
 
 
 # --------------------------------------------------------------------------- who is working

@@ -9,16 +9,18 @@ from actions.agreement import (
     COEFFICIENT_NAMES,
     CONSENSUS_METHODS,
     JUDGES,
+    MIN_ITEMS,
+    MIN_OVERLAP,
     AgreementReport,
     agreement,
 )
 from actions.projects import label_set
-from actions.agreement import MIN_ITEMS, MIN_OVERLAP
 from app_pages._charts import coefficient_chart, gauge, kappa_heatmap, kappa_histogram
-from app_pages._state import annotations, current_project, current_url
+from app_pages._state import annotations, current_project, current_url, next_step_line
 from app_pages._text import plain
 
 st.title("Agreement")
+next_step_line("agreement")
 
 
 @st.cache_data(show_spinner="Computing agreement...", max_entries=16)

@@ -6,8 +6,20 @@ import streamlit as st
 
 from actions import augment
 from actions.augment import AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings
-from app_pages._choices import UPLOADED, chosen_file, file_choice, model_choice, uploaded_text
-from app_pages._state import annotations, current_project, signed_in, who_is_working
+from app_pages._choices import (
+    UPLOADED,
+    chosen_file,
+    file_choice,
+    model_choice,
+    uploaded_text,
+)
+from app_pages._state import (
+    annotations,
+    current_project,
+    next_step_line,
+    signed_in,
+    who_is_working,
+)
 from app_pages._text import plain
 
 _RESULT = "augment_result"
@@ -15,6 +27,7 @@ _SHOWN = ["keep", "status", "source_id", "label", "source_text", "text", "change
           "label_prob", "source_label_prob", "predicted_label", "reason"]
 
 st.title("Augment")
+next_step_line("augment")
 project = current_project()
 frame = annotations()
 if frame.empty:

@@ -6,10 +6,11 @@ import streamlit as st
 
 from actions import export, may
 from actions.export import STATUSES
-from app_pages._state import annotations, current_project, signed_in
+from app_pages._state import annotations, current_project, next_step_line, signed_in
 from app_pages._text import plain
 
 st.title("Curated data")
+next_step_line("curated")
 project = current_project()
 frame = annotations()
 if frame.empty:

@@ -7,12 +7,27 @@ import logging
 import streamlit as st
 
 from actions import may, projects
-from actions.projects import (COLUMN_HELP, DEMO_NAME, FORMATS, available_projects, effective_limits,
-                              limit_variable, upload_limit_bytes)
-from app_pages._state import annotations, current_name, current_project, set_project, signed_in
+from actions.projects import (
+    COLUMN_HELP,
+    DEMO_NAME,
+    FORMATS,
+    available_projects,
+    effective_limits,
+    limit_variable,
+    upload_limit_bytes,
+)
+from app_pages._state import (
+    annotations,
+    current_name,
+    current_project,
+    next_step_line,
+    set_project,
+    signed_in,
+)
 from app_pages._text import plain
 
 st.title("Project")
+next_step_line("project")
 
 
 def _split(text: str) -> list[str] | None:
@@ -78,6 +93,8 @@ with st.expander("Team", expanded=False):
             st.error(plain(err))
         else:
             st.success(plain(f"{member.strip()} is now a {role}."))
+if "import_done" in st.session_state:
+    st.success(st.session_state.pop("import_done"))
 st.subheader("Current project")
 st.caption(plain(f"{projects.display_url(project)} · {projects.schema_line(project)}"))
 c1, c2, c3, c4 = st.columns(4)
@@ -156,8 +173,10 @@ if submitted and upload is not None:
                        f"({type(err).__name__}: {err}).") + " The project is unchanged. Please "
                  "report this file's shape to us.")
     else:
-        progress.progress(1.0, text="Done")
-        st.success(f"Imported {plain(upload.name)}: {result.n_new_items} new items, "
-                   f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
-                   f"{result.n_replaced} replaced.")
-        st.button("Show the updated project")
+        # the counts above were read before the import: draw the page again at once, with
+        # this message kept for it
+        st.session_state["import_done"] = (
+            f"Imported {plain(upload.name)}: {result.n_new_items} new items, "
+            f"{result.n_new_annotations} new annotations, {result.n_unchanged} unchanged, "
+            f"{result.n_replaced} replaced.")
+        st.rerun()

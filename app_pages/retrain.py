@@ -12,11 +12,23 @@ from actions import jobs, may, projects
 from actions.jobs import ClassWeights, CompareReport, Precision, size_notes
 from app_pages._attention import misclassified_section
 from app_pages._choices import model_choice
-from app_pages._fine_tune_extras import advice_panel, chosen_rules, rules_choice, rules_section
-from app_pages._state import cancel_button, current_project, current_url, signed_in
+from app_pages._fine_tune_extras import (
+    advice_panel,
+    chosen_rules,
+    rules_choice,
+    rules_section,
+)
+from app_pages._state import (
+    cancel_button,
+    current_project,
+    current_url,
+    next_step_line,
+    signed_in,
+)
 from app_pages._text import plain
 
 st.title("Retrain and compare")
+next_step_line("retrain")
 project = current_project()
 st.caption("Before = the raw majority-vote labels of every item. After = the curated dataset "
            "(decisions applied, dropped items removed, accepted augmentations in training only). "

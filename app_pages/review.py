@@ -20,12 +20,14 @@ from app_pages._state import (
     current_project,
     current_url,
     known_truth,
+    next_step_line,
     signed_in,
     who_is_working,
 )
 from app_pages._text import plain
 
 st.title("Review")
+next_step_line("review")
 project = current_project()
 frame = annotations()
 if frame.empty:

@@ -178,3 +178,26 @@ def test_open_problems_count_the_flagged_items_still_undecided(project):
     assert export.open_problems(project) == (3, 3)
     project.record_decision("e", actor="rita", action="keep")
     assert export.open_problems(project) == (2, 3)
+
+
+def test_next_step_follows_the_work(store_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    with Project(store_url) as p:
+        assert projects.next_step(p)[1] == "project"
+        p.import_annotations(FRAME, label_set=["pos", "neg"])
+        text, where = projects.next_step(p)
+        assert where == "review" and "find the items to review" in text
+        _flag(p, {"a": 0.9, "e": 0.7}, {"a": "disagreement", "e": "label_issue"})
+        text, where = projects.next_step(p)
+        assert where == "review" and "2 of 2 are still open" in text
+        p.record_decision("a", actor="rita", action="keep")
+        assert "1 of 2 are still open" in projects.next_step(p)[0]
+        p.record_decision("e", actor="rita", action="set_label", new_label="pos")
+        assert projects.next_step(p)[1] == "curated"
+        export.export(p, actor=None, use_model=False, test_size=0.0, val_size=0.0)
+        assert projects.next_step(p)[1] == "retrain"
+        run = p.start_run("retrain_compare", {})
+        p.finish_run(run, status="done", result={})
+        assert projects.next_step(p)[1] == "project"
+        p.record_decision("a", actor="rita", action="drop")  # a decision after the export
+        assert projects.next_step(p)[1] == "curated"

@@ -153,6 +153,14 @@ class Flags(Runs):
             run_id = conn.execute(_NEWEST_FLAGS_RUN).scalar()
         return None if run_id is None else int(run_id)
 
+    def flagged_items(self) -> set[str]:
+        """The items the newest finished flags run flagged (empty before any run)."""
+        with self._read() as conn:
+            run_id = conn.execute(_NEWEST_FLAGS_RUN).scalar()
+            rows = [] if run_id is None else conn.execute(
+                sa.select(_flags.c[ITEM]).distinct().where(_flags.c.run_id == run_id)).all()
+        return {r[0] for r in rows}
+
     def latest_flags(self) -> pd.DataFrame:
         """The flags of the newest (highest ``run_id``) ``"flags"`` run that is ``"done"``.
 
