@@ -132,11 +132,19 @@ def _side_table(report: CompareReport) -> pd.DataFrame:
 
 
 def _confusion_chart(matrix: list[list[int]], labels: list[str], title: str) -> alt.Chart:
+    """Every label on both axes, in the label set's order, none hidden for lack of room."""
     frame = pd.DataFrame([(t, p, matrix[i][j]) for i, t in enumerate(labels)
                           for j, p in enumerate(labels)], columns=["true", "predicted", "n"])
-    base = alt.Chart(frame, title=title).encode(x="predicted:N", y="true:N")
-    return (base.mark_rect().encode(color=alt.Color("n:Q", scale=alt.Scale(scheme="blues")))
-            + base.mark_text().encode(text="n:Q")).properties(width=260, height=220)
+    axis = alt.Axis(labelOverlap=False, labelLimit=0)
+    base = alt.Chart(frame, title=title).encode(
+        x=alt.X("predicted:N", sort=labels, scale=alt.Scale(domain=labels),
+                axis=alt.Axis(labelOverlap=False, labelLimit=0, labelAngle=-40)),
+        y=alt.Y("true:N", sort=labels, scale=alt.Scale(domain=labels), axis=axis))
+    step = max(36, min(70, 360 // max(len(labels), 1)))
+    return (base.mark_rect().encode(color=alt.Color("n:Q", scale=alt.Scale(scheme="blues")),
+                                    tooltip=["true", "predicted", "n"])
+            + base.mark_text().encode(text="n:Q")).properties(width=step * len(labels),
+                                                              height=step * len(labels))
 
 
 def _history_chart(report: CompareReport) -> alt.Chart | None:
@@ -278,8 +286,17 @@ c = st.columns(5)
 c[0].metric("Test items", info["test_items"], help=f"judged on {info['test_source']} labels")
 c[1].metric("Training rows before", info["before_rows"])
 c[2].metric("Training rows after", info["after_rows"])
-c[3].metric("Relabelled / dropped", f"{info['relabelled']} / {info['dropped']}")
-c[4].metric("Augmented rows (train only)", info["augmented_rows"])
+c[3].metric("Relabelled / dropped / ambiguous",
+            f"{info['relabelled']} / {info['dropped']} / {info['ambiguous']}",
+            help="as the Curated data page counts them; dropped and ambiguous items are left "
+                 "out of the after side")
+c[4].metric("Augmented rows (train only)", info["augmented_rows"],
+            help=f"{info['augmented_saved']} saved on the Augment page")
+left_out = info.get("augmented_left_out") or {}
+if left_out:
+    st.caption(plain(f"{info['augmented_saved']} augmented rows saved, {info['augmented_rows']} "
+                     "trained on; left out: " + ", ".join(f"{n} ({why})"
+                                                         for why, n in left_out.items()) + "."))
 
 status = jobs.latest_compare(project)
 if status is not None and status["state"] in ("starting", "running"):

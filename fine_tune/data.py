@@ -96,22 +96,32 @@ def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
     after = everything[~everything["status"].isin(["dropped", "ambiguous"])]
     after = after[["item_id", "text", "label"]].assign(augmented_from=None)
     after = after[~leaks(after)]
-    n_aug = 0
+    n_aug, aug_left_out = 0, {}
     if augmentations is not None and len(augmentations):
         from curation.workspace import augmented_rows
 
-        extra, _, _ = augmented_rows(augmentations, everything)
-        extra = extra[~extra["augmented_from"].isin(held_out)
-                      & ~extra["text"].map(normalise_text).isin(test_keys)]
-        extra = extra[extra["augmented_from"].isin(set(after["item_id"]))]
+        extra, _, facts = augmented_rows(augmentations, everything)
+        in_test = (extra["augmented_from"].isin(held_out)
+                   | extra["text"].map(normalise_text).isin(test_keys))
+        source_out = ~in_test & ~extra["augmented_from"].isin(set(after["item_id"]))
+        extra = extra[~in_test & ~source_out]
         n_aug = len(extra)
+        # why a saved row is not trained on: each reason counted, so the pages can say it
+        aug_left_out = {"source dropped or ambiguous": facts["left_out_source_dropped"],
+                        "source relabelled since": facts["left_out_label_changed"],
+                        "source or text in the test set": int(in_test.sum()),
+                        "source leaks into the test set": int(source_out.sum())}
+        aug_left_out = {k: v for k, v in aug_left_out.items() if v}
         after = pd.concat([after, extra[["item_id", "text", "label", "augmented_from"]]],
                           ignore_index=True)
     after = after.reset_index(drop=True)
     info = {"test_source": source, "test_items": len(test), "before_rows": len(before),
             "after_rows": len(after), "augmented_rows": n_aug,
+            "augmented_saved": 0 if augmentations is None else len(augmentations),
+            "augmented_left_out": aug_left_out,
             "relabelled": int((everything["status"] == "relabelled").sum()),
-            "dropped": int(everything["status"].isin(["dropped", "ambiguous"]).sum()),
+            "dropped": int((everything["status"] == "dropped").sum()),
+            "ambiguous": int((everything["status"] == "ambiguous").sum()),
             "seed": seed}
     logger.info("compare data: %s", info)
     return CompareData(before=before, after=after, test=test.reset_index(drop=True), info=info)

@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -163,11 +164,13 @@ def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
     _write_json(folder / "status.json", {"state": "starting", "fraction": 0.0, "message":
                                          "starting the worker", "started_at": time.time(),
                                          "run_id": run_id})
-    log = open(folder / "worker.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "fine_tune.jobs", str(folder)],
-                               env={**os.environ, URL_VAR: project.url},
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               cwd=str(Path(__file__).resolve().parents[1]))
+    with open(folder / "worker.log", "ab") as log:  # the child keeps its own handle
+        process = subprocess.Popen([sys.executable, "-m", "fine_tune.jobs", str(folder)],
+                                   env={**os.environ, URL_VAR: project.url},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=str(Path(__file__).resolve().parents[1]))
+    # reap the worker when it ends, so a finished job leaves no zombie child in the app
+    threading.Thread(target=process.wait, name=f"reap-job-{process.pid}", daemon=True).start()
     (folder / "pid").write_text(str(process.pid), encoding="utf-8")
     logger.info("started %s job %s (pid %d, run #%d)", kind, folder, process.pid, run_id)
     return job_status(folder)

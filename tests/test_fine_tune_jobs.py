@@ -12,6 +12,7 @@ import signal
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("transformers")
@@ -57,6 +58,34 @@ def test_demo_compare_data_holds_the_test_set_out(demo):
     test_ids = set(data.test["item_id"])
     assert not test_ids & set(data.before["item_id"]) and not test_ids & set(data.after["item_id"])
     assert set(data.after["label"]) <= set(demo.label_set())
+
+
+def test_compare_data_counts_as_the_curated_page_and_says_why_augmented_rows_are_left_out(demo):
+    data = project_compare_data(demo)
+    train = data.after[data.after["augmented_from"].isna()]
+    test_item = data.test["item_id"].iloc[0]
+    kept, dropped, ambiguous, relabelled = train["item_id"].iloc[:4]
+    labels = demo.label_set()
+    label_of = train.set_index("item_id")["label"]
+    demo.record_decision(dropped, actor="ann", action="drop")
+    demo.record_decision(ambiguous, actor="ann", action="ambiguous")
+    rows = pd.DataFrame({
+        "source_id": [kept, dropped, ambiguous, relabelled, test_item],
+        "text": [f"a paraphrase number {k}" for k in range(5)],
+        "label": [label_of[kept], label_of[dropped], label_of[ambiguous], label_of[relabelled],
+                  data.test.set_index("item_id").at[test_item, "label"]],
+        "method": ["rules"] * 5})
+    demo.save_augmentations(rows, actor="ann")
+    other = next(lab for lab in labels if lab != label_of[relabelled])
+    demo.record_decision(relabelled, actor="ann", action="set_label", new_label=other)
+    info = project_compare_data(demo).info
+    # as the Curated data page counts: dropped and ambiguous apart
+    assert (info["relabelled"], info["dropped"], info["ambiguous"]) == (1, 1, 1)
+    assert info["augmented_saved"] == 5 and info["augmented_rows"] == 1
+    assert info["augmented_left_out"] == {"source dropped or ambiguous": 2,
+                                          "source relabelled since": 1,
+                                          "source or text in the test set": 1}
+    assert info["augmented_rows"] + sum(info["augmented_left_out"].values()) == 5
 
 
 @pytest.mark.slow
@@ -124,6 +153,27 @@ def test_cancel_stops_the_job_and_marks_the_run(demo, tiny_model, tmp_path):
     status = wait(folder, ("done", "failed", "cancelled"), timeout=120)
     assert status["state"] == "cancelled", status.get("message")
     assert demo.get_run(latest_job(demo)["run_id"])["status"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_finished_worker_leaves_no_zombie_child(demo, tmp_path):
+    """A job that ends (here it fails at once: the model folder does not exist) is reaped by
+    the process that started it, though nobody asks for its status again."""
+    folder = tmp_path / "job"
+    start_compare_job(demo, folder, config=tiny(str(tmp_path / "no-such-model")), seeds=(0,))
+    pid = int((folder / "pid").read_text())
+    deadline = time.time() + 120
+    state = "Z"
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        if state == "gone":
+            break
+        time.sleep(0.2)
+    assert state == "gone", f"the worker {pid} is still a child in state {state}"
+    assert job_status(folder)["state"] == "failed"
 
 
 @pytest.mark.slow
