@@ -1,7 +1,8 @@
 """Experiments on two labelled data sets: multi-task training and continual learning.
 
-They still train in the caller's process (the Experiments page shows a progress bar); moving
-them into jobs is part of issue 19's job queue.
+The app runs them as background jobs of the current project (:func:`start`), like a retrain:
+the page stays usable, shows the progress, and a reload finds the result. The command line and
+tests can still run them in their own process (:func:`run_multitask`, :func:`run_continual`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,46 @@ from typing import Any
 import pandas as pd
 
 
-__all__ = ["distinct_names", "read_labelled_csv", "run_continual", "run_multitask", "split_train_test", "train_config"]
+__all__ = ["distinct_names", "latest", "read_labelled_csv", "run_continual", "run_multitask",
+           "split_train_test", "start", "train_config"]
+
+
+def start(project, *, actor: str | None, experiment: str,
+          data: dict[str, tuple[pd.DataFrame, pd.DataFrame]], config, seeds: Sequence[int],
+          options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start an experiment as a background job of ``project`` (a lead's act in team mode)."""
+    import dataclasses
+
+    from actions.access import require
+    from actions.jobs import job_folder
+    from fine_tune.jobs import start_experiment_job
+
+    require(project, actor, "run an experiment")
+    distinct_names(list(data), "data sets" if experiment == "continual" else "tasks")
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return start_experiment_job(project, job_folder(project, "experiment"), experiment=experiment,
+                                data=data, config=fields, seeds=seeds, options=options,
+                                actor=actor)
+
+
+def latest(project, experiment: str | None = None) -> dict[str, Any] | None:
+    """The status of the project's newest experiment job (its report once done), or None;
+    with ``experiment`` ("multitask" or "continual"), None when the newest is the other kind.
+    The status carries ``experiment``."""
+    import json
+    from pathlib import Path
+
+    from fine_tune.jobs import EXPERIMENT_KIND, latest_job
+
+    status = latest_job(project, kind=EXPERIMENT_KIND)
+    if status is None:
+        return None
+    try:
+        settings = json.loads((Path(status["folder"]) / "settings.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        settings = {}
+    status["experiment"] = settings.get("experiment")
+    return status if experiment in (None, status["experiment"]) else None
 
 
 def read_labelled_csv(source: Any, name: str) -> pd.DataFrame:

@@ -1,14 +1,16 @@
 """Experiments: multi-task training and continual learning on two uploaded labelled data sets.
 
 Each data set is a CSV with columns ``text`` and ``label``, with its own test CSV or a held-out
-share (stratified, seeded). The comparison runs in this process with a progress bar (keep the
-data and settings small); the result is shown as Markdown and tables and can be downloaded as
-JSON. Bad files show the validation message, never a traceback.
+share (stratified, seeded). The comparison runs as a background job of the current project (the
+page stays usable, a reload finds it, a lead can cancel it); the result is shown as Markdown and
+tables, with a warning for any model that learned only the most frequent class, and can be
+downloaded as JSON. Bad files show the validation message, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,17 +18,16 @@ import streamlit as st
 
 from actions import experiments
 from app_pages._choices import model_choice
+from app_pages._state import cancel_button, current_project, signed_in
 from app_pages._text import plain
 
 st.title("Experiments")
-st.caption("Two labelled data sets (CSV with columns text and label), a shared encoder (the "
+st.caption("Runs in the background as a job of the current project, like a retrain: the page "
+           "stays usable and a reload finds the result. Two labelled data sets (CSV with columns text and label), a shared encoder (the "
            "bundled MiniLM unless you pick another model the operator offers). **Multi-task**: one encoder with "
            "a head per data set, trained on both at once, against one model per data set with the "
            "same budget. **Continual learning**: train on A, then on B; how much of A is "
            "forgotten, with plain fine-tuning and with elastic weight consolidation (EWC).")
-
-RESULT_KEYS = {"multitask": "experiments_multitask", "continual": "experiments_continual"}
-
 
 # --- reading the files ------------------------------------------------------------------------
 
@@ -81,29 +82,27 @@ def _config(settings: dict[str, Any]) -> Any:
                                     max_length=settings["max_length"])
 
 
-def _progress_bar():
-    bar = st.progress(0.0, text="Loading the model...")
-    state = {"last": -1.0}
-
-    def progress(fraction: float, message: str) -> None:
-        if fraction - state["last"] >= 0.005 or fraction >= 1.0:
-            state["last"] = fraction
-            bar.progress(min(max(fraction, 0.0), 1.0), text=message[:120])
-
-    return progress
-
-
-def _run(kind: str, job) -> None:
-    """Run ``job(progress)`` -> report; keep its dict and Markdown, or show the error."""
+def _start(kind: str, make) -> None:
+    """Read the files and start the job (``make()`` -> the start arguments), or say why not."""
     try:
-        report = job(_progress_bar())
-    except ValueError as err:
+        experiments.start(current_project(), actor=signed_in()[0], experiment=kind, **make())
+    except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
         st.error(plain(err))
+    else:
+        st.rerun()
+
+
+@st.fragment(run_every=2.0)
+def _progress() -> None:
+    status = experiments.latest(current_project())
+    if status is None or status["state"] not in ("starting", "running"):
+        st.rerun()  # finished: redraw the page with the result
         return
-    except Exception as err:  # training failures (e.g. out of memory): a message, not a traceback
-        st.error(plain(f"The comparison failed: {type(err).__name__}: {err}"))
-        return
-    st.session_state[RESULT_KEYS[kind]] = {"dict": report.to_dict(), "markdown": report.to_markdown()}
+    left = status.get("seconds_left")
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
+                text=plain(status.get("message", "")[:120]
+                           + (f" - about {left:.0f} s left" if left else "")))
+    cancel_button(status, key="cancel-experiment")
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -137,13 +136,25 @@ def _continual_table(d: dict[str, Any]) -> pd.DataFrame:
 
 
 def _show(kind: str, table) -> None:
-    result = st.session_state.get(RESULT_KEYS[kind])
-    if not result:
+    """The latest experiment job of this kind: its progress, its result or why it stopped."""
+    status = experiments.latest(current_project(), kind)
+    if status is None:
         return
-    st.dataframe(table(result["dict"]), hide_index=True, width="stretch")
-    with st.expander("Report", expanded=False):
-        st.markdown(result["markdown"])
-    st.download_button("Download the JSON", json.dumps(result["dict"], indent=2),
+    if status["state"] in ("starting", "running"):
+        _progress()
+        return
+    if status["state"] != "done":
+        st.warning(plain(f"The latest experiment {status['state']}: {status.get('message', '')}"))
+        return
+    result = status.get("report") or {}
+    for warning in result.get("warnings") or []:
+        st.warning(plain(warning))
+    st.dataframe(table(result), hide_index=True, width="stretch")
+    markdown = Path(status["folder"]) / "report.md" if status.get("folder") else None
+    if markdown is not None and markdown.is_file():
+        with st.expander("Report", expanded=False):
+            st.markdown(markdown.read_text(encoding="utf-8"))
+    st.download_button("Download the JSON", json.dumps(result, indent=2),
                        file_name=f"{kind}.json", mime="application/json", key=f"{kind}-download")
 
 
@@ -164,14 +175,14 @@ with multi_tab:
     schedule = st.radio("Batch schedule", ["proportional", "round_robin"], horizontal=True,
                         key="mt-schedule")
     if st.button("Run the multi-task comparison", type="primary", key="mt-run"):
-        def _multitask(progress):
+        def _multitask():
             experiments.distinct_names([mt_a["name"], mt_b["name"]], "tasks")
-            tasks = {spec["name"]: _load(spec, 0, mt_settings["max_rows"]) for spec in (mt_a, mt_b)}
-            return experiments.run_multitask(tasks, _config(mt_settings),
-                                             seeds=range(mt_settings["seeds"]), schedule=schedule,
-                                             progress=progress)
+            return {"data": {spec["name"]: _load(spec, 0, mt_settings["max_rows"])
+                             for spec in (mt_a, mt_b)},
+                    "config": _config(mt_settings), "seeds": range(mt_settings["seeds"]),
+                    "options": {"schedule": schedule}}
 
-        _run("multitask", _multitask)
+        _start("multitask", _multitask)
     _show("multitask", _multitask_table)
 
 with continual_tab:
@@ -189,15 +200,13 @@ with continual_tab:
     fisher_samples = int(c2.number_input("Rows of A for the Fisher information", 1, 10_000, 100,
                                          key="cl-fisher"))
     if st.button("Run the continual-learning comparison", type="primary", key="cl-run"):
-        def _continual(progress):
+        def _continual():
             experiments.distinct_names([cl_a["name"], cl_b["name"]], "data sets")
-            a = _load(cl_a, 0, cl_settings["max_rows"])
-            b = _load(cl_b, 0, cl_settings["max_rows"])
-            return experiments.run_continual(a, b, _config(cl_settings),
-                                             seeds=range(cl_settings["seeds"]),
-                                             ewc_lambda=float(ewc_lambda),
-                                             names=(cl_a["name"], cl_b["name"]),
-                                             fisher_samples=fisher_samples, progress=progress)
+            return {"data": {cl_a["name"]: _load(cl_a, 0, cl_settings["max_rows"]),
+                             cl_b["name"]: _load(cl_b, 0, cl_settings["max_rows"])},
+                    "config": _config(cl_settings), "seeds": range(cl_settings["seeds"]),
+                    "options": {"ewc_lambda": float(ewc_lambda),
+                                "fisher_samples": fisher_samples}}
 
-        _run("continual", _continual)
+        _start("continual", _continual)
     _show("continual", _continual_table)

@@ -36,19 +36,23 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_DIR", "MODELS_DIR", "OOF_KIND", "RUN_KIND", "cancel_job", "job_status", "latest_job",
-           "latest_model_probs", "latest_saved_models", "run_job", "saved_models", "start_compare_job",
-           "start_out_of_fold_job"]
+__all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "MODELS_DIR", "OOF_KIND", "RUN_KIND",
+           "cancel_job", "experiment_warnings", "job_status", "latest_job", "latest_model_probs",
+           "latest_saved_models", "run_job", "saved_models", "start_compare_job",
+           "start_experiment_job", "start_out_of_fold_job"]
 
 logger = logging.getLogger(__name__)
 
 RUN_KIND = "retrain_compare"
 #: The project run kind of a fine-tuned out-of-fold job (:func:`start_out_of_fold_job`).
 OOF_KIND = "out_of_fold"
+#: An experiment on two uploaded data sets (multi-task or continual learning), as a job.
+EXPERIMENT_KIND = "experiment"
+EXPERIMENTS = ("multitask", "continual")
 _FINAL = ("done", "failed", "cancelled")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
@@ -148,6 +152,38 @@ def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5,
                 "folder": str(folder.resolve()),
                 "data_version": list(project.data_version()), "items": len(items)}
     return _start(project, folder, OOF_KIND, settings, actor=actor)
+
+
+def start_experiment_job(project, folder: str | os.PathLike, *, experiment: str,
+                         data: dict[str, tuple[Any, Any]], config: dict[str, Any],
+                         seeds: Sequence[int], options: dict[str, Any] | None = None,
+                         actor: str | None = None) -> dict[str, Any]:
+    """Run a multi-task or continual-learning comparison in the background.
+
+    ``data``: two data sets by name, each ``(train, test)`` frames of ``text, label``, in order
+    (for ``continual``: A, then B). They are written into ``folder``; the worker trains with
+    ``config`` (:class:`fine_tune.config.TrainConfig` fields) and ``options`` (``schedule`` for
+    multi-task; ``ewc_lambda`` and ``fisher_samples`` for continual) and writes ``report.json``
+    and ``report.md``, with a warning for every model that learned no more than always
+    answering its test set's most frequent class. Recorded as a run of the current project
+    (a lead's act in team mode: it trains).
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; pick one of {list(EXPERIMENTS)}.")
+    if len(data) != 2:
+        raise ValueError("an experiment takes exactly two data sets.")
+    project.require(actor, "run an experiment")
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    names = list(data)
+    for k, (train, test) in enumerate(data.values()):
+        train[["text", "label"]].to_csv(folder / "data" / f"{k}-train.csv", index=False)
+        test[["text", "label"]].to_csv(folder / "data" / f"{k}-test.csv", index=False)
+    settings = {"kind": EXPERIMENT_KIND, "experiment": experiment, "names": names,
+                "config": dict(config), "seeds": [int(s) for s in seeds],
+                "options": dict(options or {}), "project_url": project.display_url,
+                "folder": str(folder.resolve())}
+    return _start(project, folder, EXPERIMENT_KIND, settings, actor=actor)
 
 
 def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
@@ -547,6 +583,83 @@ def _out_of_fold_job(folder: Path, settings: dict[str, Any], reporter: _Reporter
     return "done", result, out.summary()
 
 
+def _experiment_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    """A multi-task or continual comparison; ``(state, result, message)``."""
+    import pandas as pd
+
+    from fine_tune.config import TrainConfig
+
+    names = settings["names"]
+    data = {name: tuple(pd.read_csv(folder / "data" / f"{k}-{part}.csv", dtype=str,
+                                    keep_default_na=False) for part in ("train", "test"))
+            for k, name in enumerate(names)}
+    config = TrainConfig(**settings["config"])
+    options = settings.get("options") or {}
+    if settings["experiment"] == "multitask":
+        from fine_tune.multitask import compare_multitask
+
+        report = compare_multitask(data, config, seeds=settings["seeds"],
+                                   schedule=options.get("schedule", "proportional"),
+                                   progress=reporter)
+    else:
+        from fine_tune.continual import compare_continual
+
+        report = compare_continual(data[names[0]], data[names[1]], config, seeds=settings["seeds"],
+                                   ewc_lambda=float(options.get("ewc_lambda", 1e4)),
+                                   names=tuple(names),
+                                   fisher_samples=int(options.get("fisher_samples", 100)),
+                                   progress=reporter)
+    result = report.to_dict()
+    result["warnings"] = experiment_warnings(result, {n: d[1]["label"] for n, d in data.items()},
+                                             {n: d[0]["label"] for n, d in data.items()})
+    _write_json(folder / "report.json", result)
+    (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    return "done", result, (f"{settings['experiment']} comparison done"
+                            + (f"; {len(result['warnings'])} warning(s)" if result["warnings"] else ""))
+
+
+def experiment_warnings(result: dict[str, Any], tests: dict[str, Any],
+                        trains: dict[str, Any]) -> list[str]:
+    """One sentence per model whose mean macro-F1 on a test set is no better than always
+    answering that test set's most frequent class (the retrain's ``majority_baseline`` rule),
+    and one more when every model is so: the comparison then says nothing."""
+    from fine_tune.verdict import majority_macro_f1
+
+    def baseline(name: str) -> tuple[float, str]:
+        labels = sorted(set(trains[name]) | set(tests[name]))
+        codes = [labels.index(x) for x in tests[name]]
+        top = max(labels, key=list(tests[name]).count)
+        return majority_macro_f1(codes, len(labels)), top
+
+    models = []  # (what, data set, mean macro-F1)
+    if result.get("kind") == "continual":
+        a, b = result["A"]["name"], result["B"]["name"]
+        for method in ("plain", "ewc"):
+            runs = result[method]["per_seed"]
+            for key, name, when in (("macro_f1_A_after_A", a, f"after {a}"),
+                                    ("macro_f1_B", b, f"after {b}")):
+                values = [r[key] for r in runs if r.get(key) is not None]
+                if values:
+                    models.append((f"{method} ({when})", name, sum(values) / len(values)))
+    else:
+        for name, task in (result.get("tasks") or {}).items():
+            for side in ("multi", "single"):
+                f1 = (task.get(side) or {}).get("macro_f1", {}).get("mean")
+                if f1 is not None:
+                    models.append((f"{side}-task", name, f1))
+    out = []
+    for what, name, f1 in models:
+        floor, top = baseline(name)
+        if f1 <= floor + 1e-9:
+            out.append(f"The {what} model on {name!r} learned no more than always answering "
+                       f"{top!r}: macro-F1 {f1:.3f}, the same as that ({floor:.3f}). Train longer "
+                       "or with a higher learning rate.")
+    if models and len(out) == len(models):
+        out.append("Every model learned only the most frequent class: this comparison says "
+                   "nothing about the methods.")
+    return out
+
+
 def run_job(folder: str | os.PathLike) -> int:
     """The worker: run the job described in ``folder`` and record the outcome."""
     from curation.store import Project
@@ -555,7 +668,8 @@ def run_job(folder: str | os.PathLike) -> int:
     settings = _read_json(folder / "settings.json")
     reporter = _Reporter(folder)
     state, result = "failed", None
-    work = _out_of_fold_job if settings.get("kind") == OOF_KIND else _compare_job
+    work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job}.get(
+        settings.get("kind"), _compare_job)
     try:
         state, result, message = work(folder, settings, reporter)
     except Exception as err:  # the worker must always record why it stopped

@@ -54,6 +54,12 @@ def _kappa(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
     return 0.0 if p_e >= 1 else (p_o - p_e) / (1 - p_e)
 
 
+def majority_macro_f1(truth: Sequence[int], k: int) -> float:
+    """Macro-F1 of always answering one class, the best such class: ``max_c 2p_c/(1+p_c) / k``
+    (``truth``: class indices in ``range(k)``)."""
+    return _majority_macro_f1(np.asarray(truth, dtype=int), k)
+
+
 def _majority_macro_f1(truth: np.ndarray, k: int) -> float:
     """Macro-F1 of always answering one class, the best such class: ``max_c 2p_c/(1+p_c) / k``."""
     shares = np.bincount(truth, minlength=k) / len(truth)

@@ -7,6 +7,8 @@ whose labels a few epochs learn: sentiment (the "good" or "bad" words, tiny_mode
 
 from __future__ import annotations
 
+import time
+
 import json
 from pathlib import Path
 
@@ -299,6 +301,18 @@ def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind, tmp_path, m
     at.button(key=f"{kind}-run").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+    # a background job of the current project: the page is free while it trains
+    from actions import experiments
+    from curation.store import Project
+
+    with Project(tmp_path / "demo.sqlite") as project:
+        deadline = time.time() + 600
+        while (status := experiments.latest(project))["state"] in ("starting", "running"):
+            assert time.time() < deadline, status
+            time.sleep(0.5)
+    assert status["state"] == "done", status.get("message")
+    at.run()
+    assert not at.exception, at.exception
     table = at.dataframe[0].value
     if kind == "mt":
         assert table["task"].tolist() == ["task1", "task1", "task2", "task2"]
@@ -306,9 +320,35 @@ def test_experiments_page_runs_a_comparison(tiny_model, tasks, kind, tmp_path, m
         assert table["test rows"].tolist()[0] == 21  # 20% of sentiment's 104 rows, held out
     else:
         assert table["method"].tolist() == ["plain", "ewc"] and "forgetting" in table.columns
-    result = at.session_state["experiments_multitask" if kind == "mt" else "experiments_continual"]
-    assert result["dict"]["kind"] == ("multitask" if kind == "mt" else "continual")
+    assert status["report"]["kind"] == ("multitask" if kind == "mt" else "continual")
+    assert status["experiment"] == status["report"]["kind"]
+    assert isinstance(status["report"]["warnings"], list)
     assert [b.proto.label for b in at.get("download_button")] == ["Download the JSON"]
+
+
+def test_experiment_warnings_name_every_model_that_learned_only_the_majority_class():
+    from fine_tune.jobs import experiment_warnings
+
+    tests = {"a": pd.Series(["pos"] * 6 + ["neg"] * 4), "b": pd.Series(["x", "y", "z"] * 3)}
+    trains = {"a": pd.Series(["pos", "neg"]), "b": pd.Series(["x", "y", "z"])}
+    always_pos = (2 * 0.6 / 1.6) / 2  # macro-F1 of answering 'pos' every time
+    result = {"kind": "multitask", "tasks": {
+        "a": {"multi": {"macro_f1": {"mean": always_pos}}, "single": {"macro_f1": {"mean": 0.8}}},
+        "b": {"multi": {"macro_f1": {"mean": 0.9}}, "single": {"macro_f1": {"mean": 0.7}}}}}
+    warnings = experiment_warnings(result, tests, trains)
+    assert len(warnings) == 1 and "multi-task model on 'a'" in warnings[0]
+    assert "always answering 'pos'" in warnings[0]
+    # every model degenerate: one more sentence says the comparison says nothing
+    for task in result["tasks"].values():
+        for side in ("multi", "single"):
+            task[side]["macro_f1"]["mean"] = 0.1
+    warnings = experiment_warnings(result, tests, trains)
+    assert len(warnings) == 5 and "says nothing" in warnings[-1]
+    continual = {"kind": "continual", "A": {"name": "a"}, "B": {"name": "b"},
+                 "plain": {"per_seed": [{"macro_f1_A_after_A": 0.9, "macro_f1_B": 0.15}]},
+                 "ewc": {"per_seed": [{"macro_f1_A_after_A": 0.9, "macro_f1_B": 0.8}]}}
+    warnings = experiment_warnings(continual, tests, trains)
+    assert len(warnings) == 1 and "plain (after b) model on 'b'" in warnings[0]
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ NEEDS: dict[str, str] = {
     "resume a training job": "lead",
     "cancel a training job": "lead",
     "fine-tune the review queue's model": "lead",
+    "run an experiment": "lead",
     "build the review queue": "annotator",
     "measure the review queue": "annotator",
     "start a run": "annotator",
