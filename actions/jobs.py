@@ -32,11 +32,26 @@ from fine_tune.jobs import (
 )
 from fine_tune.verdict import size_notes
 
-__all__ = ["ClassWeights", "CompareReport", "Precision", "advice_for", "attention", "attention_chart",
-           "cancel", "check_rules", "compare_data", "compare_runs", "job_folder", "latest_compare",
-           "Misclassified", "misclassified", "report_of", "report_files", "resume", "saved_models",
-           "settings_for",
-           "size_notes", "start_compare"]
+__all__ = ["ClassWeights", "CompareReport", "Misclassified", "Precision", "advice_for", "attention",
+           "attention_chart", "cancel", "check_rules", "compare_data", "compare_runs", "job_folder",
+           "latest_compare", "latest_lr_range", "misclassified", "parse_schedule", "report_files",
+           "report_of", "resume", "saved_models", "settings_for", "size_notes", "start_compare",
+           "start_lr_range"]
+
+
+def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
+    """``"1:2, 3:2"`` -> ``((1, 2), (3, 2))``: at epoch 1 unfreeze 2 more layers, at 3 two
+    more. ``ValueError`` saying how to write it."""
+    pairs = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        epoch, sep, layers = part.partition(":")
+        if not sep or not epoch.strip().isdigit() or not layers.strip().isdigit():
+            raise ValueError(f"unfreeze schedule {text!r}: write EPOCH:LAYERS pairs separated by "
+                             "commas, e.g. 1:2, 3:2 (at epoch 1 unfreeze 2 layers, at 3 two more).")
+        pairs.append((int(epoch), int(layers)))
+    return tuple(pairs)
 
 
 def job_folder(project: Project, kind: str = "") -> Path:
@@ -80,6 +95,23 @@ def start_compare(project: Project, *, actor: str | None, config: Mapping[str, A
     require(project, actor, "retrain and compare")
     return start_compare_job(project, job_folder(project), config=dict(config or {}), seeds=seeds,
                              actor=actor, rules=rules)
+
+
+def start_lr_range(project: Project, *, actor: str | None,
+                   config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Start a learning-rate range test on the curated training rows (a lead's act)."""
+    from fine_tune.jobs import start_lr_range_job
+
+    require(project, actor, "retrain and compare")
+    return start_lr_range_job(project, job_folder(project, "lr"), config=config, actor=actor)
+
+
+def latest_lr_range(project: Project) -> dict[str, Any] | None:
+    """The newest learning-rate range test's status (``report``: lrs, losses, smoothed,
+    suggested_lr, ... once done), or None."""
+    from fine_tune.jobs import LR_KIND
+
+    return latest_job(project, kind=LR_KIND)
 
 
 def latest_compare(project: Project) -> dict[str, Any] | None:

@@ -64,12 +64,14 @@ def _settings_panel(resolved: dict) -> None:
 
 def _form_values(cfg: dict) -> dict | None:
     """The form; returns the chosen values when submitted."""
+    st.session_state.setdefault(_LR_KEY, float(cfg["learning_rate"]))
     with st.form("retrain"):
         c1, c2, c3, c4 = st.columns(4)
         epochs = int(c1.number_input("Epochs", 1, 50, int(math.ceil(cfg["epochs"]))))
         seeds = int(c2.number_input("Seeds", 1, 10, 3, help="runs per side; with one the verdict is "
                                     "inconclusive by construction (no measure of training noise)"))
-        lr = c3.number_input("Learning rate", 1e-8, 1e-2, float(cfg["learning_rate"]), format="%.1e")
+        lr = c3.number_input("Learning rate", 1e-8, 1e-2, format="%.1e", key=_LR_KEY,
+                             help="the range test below suggests one for this data")
         batch = int(c4.number_input("Batch size", 1, 512, int(cfg["batch_size"])))
         c1, c2, c3, c4 = st.columns(4)
         max_length = int(c1.number_input("Max tokens", 16, 512, int(cfg["max_length"])))
@@ -79,15 +81,120 @@ def _form_values(cfg: dict) -> dict | None:
                                index=weight_options.index(str(cfg["class_weights"])))
         precision = c4.selectbox("Precision", [p.value for p in Precision])
         model = model_choice("Model", key="retrain-model")
+        c1, c2, c3, c4, c5 = st.columns(5)
+        accumulation = int(c1.number_input(
+            "Gradient accumulation", 1, 64, int(cfg.get("gradient_accumulation") or 1),
+            help="batches per optimizer step: an effective batch of batch size x this, in the "
+                 "memory of one batch"))
+        schedule = c2.text_input(
+            "Unfreeze schedule", _schedule_text(cfg.get("unfreeze_schedule")),
+            placeholder="e.g. 1:2, 3:2",
+            help="gradual unfreezing of the frozen lowest layers: EPOCH:LAYERS pairs (at epoch 1 "
+                 "unfreeze 2 layers, at epoch 3 two more); empty: they stay frozen")
+        patience = int(c3.number_input(
+            "Early stopping patience", 0, 50, int(cfg.get("early_stopping_patience") or 0),
+            help="evaluations without improvement before stopping; 0: never stop early"))
+        min_delta = c4.number_input(
+            "Min. improvement", 0.0, 1.0, float(cfg.get("early_stopping_min_delta") or 0.0),
+            format="%.4f", help="a change of the validation loss smaller than this is no "
+                                "improvement")
+        lora_r = int(c5.number_input("LoRA rank", 1, 256, int(cfg.get("lora_r") or 8),
+                                     help="used with LoRA adapters only"))
         lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning", value=bool(cfg["lora"]))
         rules = rules_choice()
         go = st.form_submit_button("Retrain and compare", type="primary")
     if not go:
         return None
+    try:
+        unfreeze = jobs.parse_schedule(schedule)
+    except ValueError as err:
+        st.error(plain(err))
+        return None
     return {"values": {"model": model, "epochs": epochs, "learning_rate": lr,
                        "batch_size": batch, "max_length": max_length, "freeze_layers": freeze,
-                       "class_weights": weights, "precision": precision, "lora": lora},
+                       "class_weights": weights, "precision": precision, "lora": lora,
+                       "gradient_accumulation": accumulation, "unfreeze_schedule": unfreeze,
+                       "early_stopping_patience": patience, "early_stopping_min_delta": min_delta,
+                       "lora_r": lora_r},
             "seeds": seeds, "rules": rules}
+
+
+_LR_KEY = "retrain-lr"
+
+
+def _schedule_text(schedule) -> str:
+    return ", ".join(f"{int(e)}:{int(n)}" for e, n in (schedule or []))
+
+
+def _same(value, default) -> bool:
+    """A form value equal to the advised one (a schedule compares as pairs)."""
+    if isinstance(value, tuple):
+        return [list(p) for p in value] == [list(p) for p in (default or [])]
+    return value == default
+
+
+@st.fragment(run_every=2.0)
+def _lr_progress() -> None:
+    status = jobs.latest_lr_range(project)
+    if status is None or status["state"] not in ("starting", "running"):
+        st.rerun()
+        return
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
+                text=plain(status.get("message", "")))
+    cancel_button(status, key="cancel-lr")
+
+
+def _lr_chart(result: dict) -> alt.LayerChart:
+    frame = pd.DataFrame({"lr": result["lrs"], "loss": result["losses"],
+                          "smoothed": result["smoothed"]}).dropna()
+    x = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate (log scale)")
+    raw = alt.Chart(frame).mark_point(size=12, opacity=0.35).encode(x=x, y=alt.Y("loss:Q",
+                                                                              title="loss"))
+    line = alt.Chart(frame).mark_line().encode(x=x, y="smoothed:Q",
+                                               tooltip=[alt.Tooltip("lr:Q", format=".2e"),
+                                                        alt.Tooltip("smoothed:Q", format=".3f")])
+    rule = alt.Chart(pd.DataFrame([{"lr": result["suggested_lr"]}])).mark_rule(
+        color="#c62828", strokeDash=[4, 3]).encode(x="lr:Q")
+    return alt.layer(raw, line, rule).properties(height=260)
+
+
+def _lr_panel(cfg: dict) -> None:
+    """The learning-rate range test: run it on this data, see the curve, use its suggestion."""
+    with st.expander("Learning-rate range test", expanded=False):
+        st.caption("Trains a fresh model for up to 100 mini-batches while the learning rate rises "
+                   "from 1e-7 to 1e-2, with the settings above; the suggestion is where the "
+                   "smoothed loss falls fastest (Smith 2017). Runs in the background.")
+        status = jobs.latest_lr_range(project)
+        if status is not None and status["state"] in ("starting", "running"):
+            _lr_progress()
+            return
+        if st.button("Run the range test", key="lr-run"):
+            try:
+                jobs.start_lr_range(project, actor=signed_in()[0],
+                                    config={"model": cfg.get("model")} if cfg.get("model") else None)
+            except (ValueError, OSError) as err:
+                st.error(f"Could not start: {plain(err)}")
+            else:
+                st.rerun()
+        if status is None:
+            return
+        if status["state"] != "done" or not status.get("report"):
+            st.warning(plain(f"The latest range test {status['state']}: "
+                             f"{status.get('message', '')}"))
+            return
+        result = status["report"]
+        st.altair_chart(_lr_chart(result), width="stretch")
+        suggested = float(result["suggested_lr"])
+        st.caption(f"Suggested learning rate: {suggested:.2e}"
+                   + (" (the loss diverged before the last step)" if result.get("stopped_early")
+                      else "") + f"; minimum/10 rule: {float(result['min_loss_lr']):.2e}.")
+        st.button(f"Use {suggested:.2e} in the settings", key="lr-use", on_click=_use_lr,
+                  args=(suggested,))
+
+
+def _use_lr(rate: float) -> None:
+    """Before the form is drawn again (a callback): the learning rate field takes the rate."""
+    st.session_state[_LR_KEY] = min(max(float(rate), 1e-8), 1e-2)
 
 
 def _settings_form(resolved: dict) -> None:
@@ -96,7 +203,7 @@ def _settings_form(resolved: dict) -> None:
     if chosen is None:
         return
     # only what the user changed is theirs: the job resolves the rest from the data again
-    given = {k: v for k, v in chosen["values"].items() if v != cfg.get(k) and not (
+    given = {k: v for k, v in chosen["values"].items() if not _same(v, cfg.get(k)) and not (
         k == "precision" and v == "auto")}
     try:
         jobs.start_compare(project, config=given, seeds=tuple(range(chosen["seeds"])),
@@ -307,6 +414,7 @@ else:
         st.warning(plain(note))
     _settings_panel(resolved)
     _settings_form(resolved)
+    _lr_panel(resolved["config"])
     advice_panel(current_url(), version, after_rows)
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")

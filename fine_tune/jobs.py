@@ -40,10 +40,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "MODELS_DIR", "OOF_KIND", "RUN_KIND",
-           "cancel_job", "experiment_warnings", "job_status", "latest_job", "latest_model_probs",
-           "latest_saved_models", "run_job", "saved_models", "start_compare_job",
-           "start_experiment_job", "start_out_of_fold_job"]
+__all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
+           "RUN_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
+           "latest_model_probs", "latest_saved_models", "run_job", "saved_models",
+           "start_compare_job", "start_experiment_job", "start_lr_range_job",
+           "start_out_of_fold_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ OOF_KIND = "out_of_fold"
 #: An experiment on two uploaded data sets (multi-task or continual learning), as a job.
 EXPERIMENT_KIND = "experiment"
 EXPERIMENTS = ("multitask", "continual")
+#: A learning-rate range test on the curated training rows, as a job.
+LR_KIND = "lr_range"
 _FINAL = ("done", "failed", "cancelled")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
@@ -184,6 +187,29 @@ def start_experiment_job(project, folder: str | os.PathLike, *, experiment: str,
                 "options": dict(options or {}), "project_url": project.display_url,
                 "folder": str(folder.resolve())}
     return _start(project, folder, EXPERIMENT_KIND, settings, actor=actor)
+
+
+def start_lr_range_job(project, folder: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
+                       num_steps: int = 100, actor: str | None = None) -> dict[str, Any]:
+    """A learning-rate range test (:func:`fine_tune.lr_finder.lr_range_test`) in the
+    background, on the rows the retrain's after side trains on, with the settings a retrain
+    would use (``config``: the user's choices; the rest advised). A lead's act in team mode.
+    """
+    project.require(actor, "retrain and compare")
+    from fine_tune.data import project_compare_data
+    from fine_tune.settings import resolve_settings
+
+    if not 5 <= int(num_steps) <= 1000:
+        raise ValueError(f"num_steps={num_steps} must be between 5 and 1000 mini-batches.")
+    data = project_compare_data(project)
+    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data.after[["text", "label"]].to_csv(folder / "train.csv", index=False)
+    settings = {"kind": LR_KIND, "config": resolved.config.to_dict(), "num_steps": int(num_steps),
+                "labels": project.label_set(), "project_url": project.display_url,
+                "folder": str(folder.resolve()), "rows": len(data.after)}
+    return _start(project, folder, LR_KIND, settings, actor=actor)
 
 
 def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
@@ -618,6 +644,23 @@ def _experiment_job(folder: Path, settings: dict[str, Any], reporter: _Reporter)
                             + (f"; {len(result['warnings'])} warning(s)" if result["warnings"] else ""))
 
 
+def _lr_range_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    """The range test; ``(state, result, message)``."""
+    import pandas as pd
+
+    from fine_tune.config import TrainConfig
+    from fine_tune.lr_finder import lr_range_test
+
+    train = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
+    labels = [x for x in settings.get("labels") or [] if x in set(train["label"])] or None
+    reporter(0.05, f"range test: up to {settings['num_steps']} mini-batches, the learning rate "
+                   "rising from 1e-7 to 1e-2")
+    result = lr_range_test(train, config=TrainConfig(**settings["config"]),
+                           num_steps=int(settings["num_steps"]), labels=labels).to_dict()
+    _write_json(folder / "report.json", result)
+    return "done", result, f"suggested learning rate {result['suggested_lr']:.2g}"
+
+
 def experiment_warnings(result: dict[str, Any], tests: dict[str, Any],
                         trains: dict[str, Any]) -> list[str]:
     """One sentence per model whose mean macro-F1 on a test set is no better than always
@@ -668,7 +711,8 @@ def run_job(folder: str | os.PathLike) -> int:
     settings = _read_json(folder / "settings.json")
     reporter = _Reporter(folder)
     state, result = "failed", None
-    work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job}.get(
+    work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job,
+            LR_KIND: _lr_range_job}.get(
         settings.get("kind"), _compare_job)
     try:
         state, result, message = work(folder, settings, reporter)

@@ -374,7 +374,11 @@ def test_retrain_page_runs_a_job_and_shows_the_report(home, tiny_model):
     inputs["Batch size"].set_value(32)
     inputs["Max tokens"].set_value(32)
     # models and rules are offered by name (the operator's list) or uploaded; no path is typed
-    assert not [t for t in at.text_input if "name" not in t.label.lower()]
+    assert not [t for t in at.text_input if "name" not in t.label.lower()
+                and t.label != "Unfreeze schedule"]
+    # the article's tuning tools are in the form, not only in the command line
+    assert {"Gradient accumulation", "Early stopping patience", "Min. improvement",
+            "LoRA rank"} <= set(inputs)
     assert [shown(o) for o in at.selectbox(key="retrain-rules").options] == [
         "none", "bank_support_rules", "finance_rules", "the file uploaded below"]
     at.selectbox(key="retrain-model").set_value("tiny")
@@ -629,3 +633,28 @@ def test_review_page_note_only_waits_for_the_note(home):
 
     with Project(home / "demo.sqlite") as project:
         assert project.latest_decisions().set_index("item_id").at[item, "note"] == "ask the lead"
+
+
+@pytest.mark.slow
+def test_retrain_page_shows_the_range_test_and_uses_its_suggestion(home, tiny_model):
+    import time
+
+    from curation.workspace import open_project
+    from fine_tune.jobs import job_status, start_lr_range_job
+
+    at = start()  # builds the demo
+    with open_project() as project:
+        folder = home / "lr-job"
+        start_lr_range_job(project, folder, config={"model": tiny_model, "max_length": 32},
+                           num_steps=10)
+    deadline = time.time() + 240
+    while job_status(folder)["state"] in ("starting", "running") and time.time() < deadline:
+        time.sleep(0.3)
+    assert job_status(folder)["state"] == "done"
+    at.switch_page("app_pages/retrain.py").run()
+    assert not at.exception, at.exception
+    suggested = job_status(folder)["report"]["suggested_lr"]
+    assert any(c.value.startswith(f"Suggested learning rate: {suggested:.2e}") for c in at.caption)
+    at.button(key="lr-use").click().run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="retrain-lr").value == pytest.approx(suggested)

@@ -177,6 +177,35 @@ def test_a_finished_worker_leaves_no_zombie_child(demo, tmp_path):
 
 
 @pytest.mark.slow
+def test_lr_range_test_runs_as_a_job_on_the_curated_rows(demo, tiny_model, tmp_path):
+    from actions.jobs import latest_lr_range
+    from fine_tune.jobs import start_lr_range_job
+
+    folder = tmp_path / "lr"
+    with pytest.raises(ValueError, match="num_steps=2 must be between 5 and 1000"):
+        start_lr_range_job(demo, folder, config={"model": tiny_model}, num_steps=2)
+    start_lr_range_job(demo, folder, config={"model": tiny_model, "max_length": 32},
+                       num_steps=12)
+    status = wait(folder, ("done", "failed", "cancelled"))
+    assert status["state"] == "done", status.get("message")
+    result = status["report"]
+    assert 1e-7 <= result["suggested_lr"] <= 1e-2 and 2 <= len(result["lrs"]) <= 12
+    assert result["lrs"] == sorted(result["lrs"])  # the rate only rises
+    latest = latest_lr_range(demo)
+    assert latest["state"] == "done" and latest["report"]["suggested_lr"] == result["suggested_lr"]
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["config"]["model"] == tiny_model and settings["rows"] > 0
+
+
+def test_unfreeze_schedules_are_read_as_pairs_or_refused_with_the_form():
+    from actions.jobs import parse_schedule
+
+    assert parse_schedule("1:2, 3:2") == ((1, 2), (3, 2)) and parse_schedule(" ") == ()
+    with pytest.raises(ValueError, match="write EPOCH:LAYERS pairs"):
+        parse_schedule("1-2")
+
+
+@pytest.mark.slow
 def test_killed_worker_reads_as_failed_and_the_project_stays_usable(demo, tiny_model, tmp_path):
     folder = tmp_path / "job"
     start_compare_job(demo, folder, config=tiny(tiny_model, epochs=200), seeds=(0,))
