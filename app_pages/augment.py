@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from actions import augment
@@ -23,6 +24,8 @@ from app_pages._state import (
 from app_pages._text import plain
 
 _RESULT = "augment_result"
+#: Candidates shown whole, one pair per row, under the table (the table cuts long texts).
+_SIDE_BY_SIDE = 50
 _SHOWN = ["keep", "status", "source_id", "label", "source_text", "text", "changes", "similarity",
           "label_prob", "source_label_prob", "predicted_label", "reason"]
 
@@ -139,8 +142,21 @@ if result is not None:
     bulk = st.radio("Tick", ["as picked", "all shown", "none"], horizontal=True)
     if bulk != "as picked":
         table = table.assign(keep=bulk == "all shown")
-    edited = st.data_editor(table[_SHOWN], hide_index=True, width="stretch",
-                            disabled=[c for c in _SHOWN if c != "keep"], key=f"editor-{show}-{bulk}")
+    edited = st.data_editor(
+        table[_SHOWN], hide_index=True, width="stretch",
+        disabled=[c for c in _SHOWN if c != "keep"], key=f"editor-{show}-{bulk}",
+        column_config={"source_text": st.column_config.TextColumn("source", width="large"),
+                       "text": st.column_config.TextColumn("candidate", width="large"),
+                       "reason": st.column_config.TextColumn("reason", width="medium")})
+    with st.expander(f"Read source and candidate side by side ({min(len(table), _SIDE_BY_SIDE)} "
+                     f"of {len(table)} shown)"):
+        for row in table.head(_SIDE_BY_SIDE).itertuples():
+            left, right = st.columns(2, border=True)
+            left.caption(plain(f"source {row.source_id} ({row.label})"))
+            left.markdown(plain(row.source_text))
+            right.caption(plain(f"candidate: {row.status}, similarity {row.similarity:.3f}"
+                                if pd.notna(row.similarity) else f"candidate: {row.status}"))
+            right.markdown(plain(row.text))
     kept = table.loc[edited["keep"].to_numpy()]
     reviewer = worker
     if st.button(f"Save {len(kept)} ticked rows to the project", disabled=kept.empty):

@@ -342,6 +342,10 @@ def test_augment_page_generates_saves_and_survives_a_bad_model(home):
     metrics = {m.label: m.value for m in at.metric}
     picked = int(metrics["Picked"])
     assert int(metrics["Candidates tried"]) >= int(metrics["Passed every check"]) >= picked > 0
+    # source and candidate readable whole, side by side (a table cell cuts them off)
+    side = next(e for e in at.expander if e.label.startswith("Read source and candidate"))
+    texts = [m.value for m in side.markdown]
+    assert len(texts) == 2 * min(picked, 50) and all(texts)
     _click(at, f"Save {picked} ticked rows to the project")
     assert "enter your name" in at.error[0].value
     at.text_input(key="augment-reviewer").set_value("dana").run()
