@@ -34,9 +34,9 @@ from fine_tune.verdict import size_notes
 
 __all__ = ["ClassWeights", "CompareReport", "Misclassified", "Precision", "advice_for", "attention",
            "attention_chart", "cancel", "check_rules", "compare_data", "compare_runs", "job_folder",
-           "latest_compare", "latest_lr_range", "misclassified", "parse_schedule", "report_files",
+           "latest_compare", "latest_lr_range", "latest_lr_search", "misclassified", "parse_schedule", "report_files",
            "report_of", "resume", "saved_models", "settings_for", "size_notes", "start_compare",
-           "start_lr_range"]
+           "start_lr_range", "start_lr_search"]
 
 
 def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
@@ -112,6 +112,24 @@ def latest_lr_range(project: Project) -> dict[str, Any] | None:
     from fine_tune.jobs import LR_KIND
 
     return latest_job(project, kind=LR_KIND)
+
+
+def start_lr_search(project: Project, *, actor: str | None, center: float,
+                    config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Try ``center`` / 3, ``center`` and ``center`` x 3 on a validation split of the curated
+    rows, in the background (a lead's act)."""
+    from fine_tune.jobs import start_lr_search_job
+
+    require(project, actor, "retrain and compare")
+    return start_lr_search_job(project, job_folder(project, "search"), center=center,
+                               config=config, actor=actor)
+
+
+def latest_lr_search(project: Project) -> dict[str, Any] | None:
+    """The newest learning-rate search's status (``report``: runs, best_learning_rate), or None."""
+    from fine_tune.jobs import SEARCH_KIND
+
+    return latest_job(project, kind=SEARCH_KIND)
 
 
 def latest_compare(project: Project) -> dict[str, Any] | None:

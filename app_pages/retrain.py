@@ -190,6 +190,48 @@ def _lr_panel(cfg: dict) -> None:
                       else "") + f"; minimum/10 rule: {float(result['min_loss_lr']):.2e}.")
         st.button(f"Use {suggested:.2e} in the settings", key="lr-use", on_click=_use_lr,
                   args=(suggested,))
+        _search_panel(cfg, suggested)
+
+
+@st.fragment(run_every=2.0)
+def _search_progress() -> None:
+    status = jobs.latest_lr_search(project)
+    if status is None or status["state"] not in ("starting", "running"):
+        st.rerun()
+        return
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
+                text=plain(status.get("message", "")[:120]))
+    cancel_button(status, key="cancel-search")
+
+
+def _search_panel(cfg: dict, suggested: float) -> None:
+    """A small search around the suggestion, scored on a validation split (not the test set)."""
+    st.caption(f"Not sure? Train once at each of {suggested / 3:.1e}, {suggested:.1e} and "
+               f"{suggested * 3:.1e} on the curated rows less a 20% validation split, and keep "
+               "the rate with the best validation macro-F1. The retrain's test set is not used.")
+    status = jobs.latest_lr_search(project)
+    if status is not None and status["state"] in ("starting", "running"):
+        _search_progress()
+        return
+    if st.button("Search around it (3 trainings)", key="lr-search"):
+        try:
+            jobs.start_lr_search(project, actor=signed_in()[0], center=suggested,
+                                 config={"model": cfg.get("model")} if cfg.get("model") else None)
+        except (ValueError, OSError) as err:
+            st.error(f"Could not start: {plain(err)}")
+        else:
+            st.rerun()
+    if status is None:
+        return
+    result = status.get("report") or {}
+    if status["state"] != "done" or not result:
+        st.warning(plain(f"The latest search {status['state']}: {status.get('message', '')}"))
+        return
+    st.dataframe(pd.DataFrame(result["runs"]).round(4), hide_index=True, width="stretch")
+    best = result.get("best_learning_rate")
+    if best:
+        st.button(f"Use the best, {best:.2e}, in the settings", key="lr-use-best",
+                  on_click=_use_lr, args=(best,))
 
 
 def _use_lr(rate: float) -> None:

@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
-           "RUN_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
+           "RUN_KIND", "SEARCH_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
            "latest_model_probs", "latest_saved_models", "run_job", "saved_models",
            "start_compare_job", "start_experiment_job", "start_lr_range_job",
+           "start_lr_search_job",
            "start_out_of_fold_job"]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ EXPERIMENT_KIND = "experiment"
 EXPERIMENTS = ("multitask", "continual")
 #: A learning-rate range test on the curated training rows, as a job.
 LR_KIND = "lr_range"
+#: A small search of the learning rate on a validation split of the curated rows, as a job.
+SEARCH_KIND = "lr_search"
 _FINAL = ("done", "failed", "cancelled")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
@@ -210,6 +213,97 @@ def start_lr_range_job(project, folder: str | os.PathLike, *, config: Mapping[st
                 "labels": project.label_set(), "project_url": project.display_url,
                 "folder": str(folder.resolve()), "rows": len(data.after)}
     return _start(project, folder, LR_KIND, settings, actor=actor)
+
+
+def start_lr_search_job(project, folder: str | os.PathLike, *, center: float,
+                        factors: Sequence[float] = (1 / 3, 1.0, 3.0),
+                        config: Mapping[str, Any] | None = None, validation_share: float = 0.2,
+                        seed: int = 0, actor: str | None = None) -> dict[str, Any]:
+    """Train once per learning rate ``center * factor`` on the curated training rows less a
+    stratified validation split, and rank the rates by their best validation macro-F1 (lower
+    validation loss breaks ties). The retrain's test set is never touched: the items it holds
+    out are not in these rows. Augmented rows train only, and never with a validation source.
+    A lead's act in team mode (it trains)."""
+    project.require(actor, "retrain and compare")
+    from fine_tune.data import project_compare_data
+    from fine_tune.settings import resolve_settings
+
+    rates = sorted({float(center) * float(f) for f in factors})
+    if not rates or not all(1e-8 <= r <= 1e-1 for r in rates) or len(rates) > 8:
+        raise ValueError(f"learning rates {rates} must be 1 to 8 values between 1e-8 and 0.1; "
+                         "center the search on the range test's suggestion.")
+    if not 0.05 <= float(validation_share) <= 0.5:
+        raise ValueError(f"validation_share={validation_share} must be between 0.05 and 0.5.")
+    data = project_compare_data(project)
+    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data.after.to_csv(folder / "after.csv", index=False)
+    settings = {"kind": SEARCH_KIND, "config": resolved.config.to_dict(), "rates": rates,
+                "validation_share": float(validation_share), "seed": int(seed),
+                "labels": project.label_set(), "project_url": project.display_url,
+                "folder": str(folder.resolve())}
+    return _start(project, folder, SEARCH_KIND, settings, actor=actor)
+
+
+def _search_split(after, share: float, seed: int):
+    """``(train, validation)``: validation from original rows only, stratified and seeded;
+    augmented rows of a validation source left out (they would leak it)."""
+    from fine_tune.multitask import split_train_test
+
+    original = after[after["augmented_from"].fillna("") == ""]
+    train, validation = split_train_test(original[["item_id", "text", "label"]], share, seed=seed,
+                                         name="the curated rows")
+    augmented = after[(after["augmented_from"].fillna("") != "")
+                      & ~after["augmented_from"].isin(set(validation["item_id"]))]
+    import pandas as pd
+
+    return (pd.concat([train, augmented[["item_id", "text", "label"]]], ignore_index=True),
+            validation)
+
+
+def _lr_search_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    """One training per rate, scored on the validation split; ``(state, result, message)``."""
+    import dataclasses
+
+    import pandas as pd
+
+    from fine_tune.config import TrainConfig
+    from fine_tune.train import train_classifier
+
+    after = pd.read_csv(folder / "after.csv", dtype=str, keep_default_na=False)
+    train, validation = _search_split(after, settings["validation_share"], settings["seed"])
+    labels = [x for x in settings.get("labels") or [] if x in set(after["label"])] or None
+    base = TrainConfig(**settings["config"])
+    rows = []
+    rates = settings["rates"]
+    for k, rate in enumerate(rates):
+        if reporter.cancelled():
+            return "cancelled", {"runs": rows}, "cancelled; the rates tried so far are kept"
+        config = dataclasses.replace(base, learning_rate=rate, save_checkpoints=False,
+                                     seed=settings["seed"])
+        result = train_classifier(
+            train[["text", "label"]], validation[["text", "label"]], None, config=config,
+            labels=labels, should_stop=reporter.cancelled,
+            progress=lambda f, m, k=k, rate=rate: reporter(
+                (k + min(max(f, 0.0), 1.0)) / len(rates), f"rate {rate:.2e}: {m}"))
+        history = result.history
+        f1 = history["eval_macro_f1"].dropna()
+        loss = history["eval_loss"].dropna()
+        rows.append({"learning_rate": rate,
+                     "best_macro_f1": None if f1.empty else float(f1.max()),
+                     "best_eval_loss": None if loss.empty else float(loss.min()),
+                     "best_epoch": result.best_epoch,
+                     "diagnosis": result.diagnosis.summary})
+    scored = [r for r in rows if r["best_macro_f1"] is not None]
+    best = max(scored, key=lambda r: (r["best_macro_f1"], -(r["best_eval_loss"] or 0.0)),
+               default=None)
+    out = {"runs": rows, "best_learning_rate": None if best is None else best["learning_rate"],
+           "n_train": len(train), "n_validation": len(validation)}
+    _write_json(folder / "report.json", out)
+    return "done", out, ("no rate was scored" if best is None else
+                         f"best learning rate {best['learning_rate']:.2e} (validation macro-F1 "
+                         f"{best['best_macro_f1']:.3f})")
 
 
 def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
@@ -712,7 +806,7 @@ def run_job(folder: str | os.PathLike) -> int:
     reporter = _Reporter(folder)
     state, result = "failed", None
     work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job,
-            LR_KIND: _lr_range_job}.get(
+            LR_KIND: _lr_range_job, SEARCH_KIND: _lr_search_job}.get(
         settings.get("kind"), _compare_job)
     try:
         state, result, message = work(folder, settings, reporter)

@@ -197,6 +197,39 @@ def test_lr_range_test_runs_as_a_job_on_the_curated_rows(demo, tiny_model, tmp_p
     assert settings["config"]["model"] == tiny_model and settings["rows"] > 0
 
 
+@pytest.mark.slow
+def test_lr_search_ranks_rates_on_a_validation_split(demo, tiny_model, tmp_path):
+    from fine_tune.jobs import start_lr_search_job
+
+    folder = tmp_path / "search"
+    with pytest.raises(ValueError, match="between 1e-8 and 0.1"):
+        start_lr_search_job(demo, folder, center=1.0)
+    start_lr_search_job(demo, folder, center=1e-3, config={
+        "model": tiny_model, "epochs": 1, "max_length": 32, "batch_size": 32})
+    status = wait(folder, ("done", "failed", "cancelled"), timeout=600)
+    assert status["state"] == "done", status.get("message")
+    report = status["report"]
+    rates = [r["learning_rate"] for r in report["runs"]]
+    assert rates == pytest.approx([1e-3 / 3, 1e-3, 3e-3])
+    best = max(report["runs"], key=lambda r: r["best_macro_f1"])
+    assert report["best_learning_rate"] == best["learning_rate"]
+    assert report["n_validation"] > 0 and report["n_train"] > report["n_validation"]
+
+
+def test_search_split_keeps_augmented_rows_out_of_validation_and_away_from_its_sources():
+    from fine_tune.jobs import _search_split  # noqa: PLC2701 (the split is the claim tested)
+
+    after = pd.DataFrame({"item_id": [f"i{k}" for k in range(20)] + ["a1", "a2"],
+                          "text": [f"t{k}" for k in range(22)],
+                          "label": ["x", "y"] * 10 + ["x", "y"],
+                          "augmented_from": [""] * 20 + ["i0", "i1"]})
+    train, validation = _search_split(after, 0.5, seed=0)
+    assert not validation["item_id"].isin(["a1", "a2"]).any()
+    assert not set(train["item_id"]) & set(validation["item_id"])
+    for aug, source in (("a1", "i0"), ("a2", "i1")):
+        assert (aug in set(train["item_id"])) == (source in set(train["item_id"]))
+
+
 def test_unfreeze_schedules_are_read_as_pairs_or_refused_with_the_form():
     from actions.jobs import parse_schedule
 
