@@ -25,7 +25,8 @@ from actions.projects import next_step as project_next_step
 from app_pages._text import plain
 
 __all__ = ["annotations", "cancel_button", "consensus", "current_name", "current_project", "current_url",
-           "demo_path", "identity_from_headers", "known_truth", "next_step_line", "set_project",
+           "demo_path", "identity_from_headers", "job_progress", "known_truth", "next_step_line",
+           "set_project",
            "signed_in", "who_is_working"]
 
 _KEY = "project_name"
@@ -197,6 +198,24 @@ def signed_in() -> tuple[str | None, str]:
         return name, (how if problem is None else f"{how}: {problem}")
     user = os.environ.get(USER_VAR, "").strip()
     return (user or None), USER_VAR if user else ""
+
+
+@st.fragment(run_every=2.0)
+def job_progress(read_status, *, key: str) -> None:
+    """A background job's progress bar, refreshed every 2 s, with its size notes and the
+    Cancel button; when the job ends, the whole page is drawn again (with its result).
+    ``read_status()`` gives the job's status (``None`` when there is none)."""
+    status = read_status()
+    if status is None or status["state"] not in ("starting", "running"):
+        st.rerun()  # finished: redraw the whole page with the result
+        return
+    left = status.get("seconds_left")
+    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
+                text=plain(str(status.get("message", ""))[:160]
+                           + (f" - about {left:.0f} s left" if left else "")))
+    for note in status.get("size_notes") or []:
+        st.warning(plain(note))
+    cancel_button(status, key=key)
 
 
 def cancel_button(status: dict, *, key: str) -> None:

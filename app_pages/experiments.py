@@ -18,7 +18,7 @@ import streamlit as st
 
 from actions import experiments
 from app_pages._choices import model_choice
-from app_pages._state import cancel_button, current_project, signed_in
+from app_pages._state import current_project, job_progress, signed_in
 from app_pages._text import plain
 
 st.title("Experiments")
@@ -92,19 +92,6 @@ def _start(kind: str, make) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=2.0)
-def _progress() -> None:
-    status = experiments.latest(current_project())
-    if status is None or status["state"] not in ("starting", "running"):
-        st.rerun()  # finished: redraw the page with the result
-        return
-    left = status.get("seconds_left")
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
-                text=plain(status.get("message", "")[:120]
-                           + (f" - about {left:.0f} s left" if left else "")))
-    cancel_button(status, key="cancel-experiment")
-
-
 # --- results ----------------------------------------------------------------------------------
 
 def _fmt(s: dict[str, float]) -> str:
@@ -141,7 +128,7 @@ def _show(kind: str, table) -> None:
     if status is None:
         return
     if status["state"] in ("starting", "running"):
-        _progress()
+        job_progress(lambda: experiments.latest(current_project()), key="cancel-experiment")
         return
     if status["state"] != "done":
         st.warning(plain(f"The latest experiment {status['state']}: {status.get('message', '')}"))

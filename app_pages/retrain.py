@@ -19,9 +19,9 @@ from app_pages._fine_tune_extras import (
     rules_section,
 )
 from app_pages._state import (
-    cancel_button,
     current_project,
     current_url,
+    job_progress,
     next_step_line,
     signed_in,
 )
@@ -133,17 +133,6 @@ def _same(value, default) -> bool:
     return value == default
 
 
-@st.fragment(run_every=2.0)
-def _lr_progress() -> None:
-    status = jobs.latest_lr_range(project)
-    if status is None or status["state"] not in ("starting", "running"):
-        st.rerun()
-        return
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
-                text=plain(status.get("message", "")))
-    cancel_button(status, key="cancel-lr")
-
-
 def _lr_chart(result: dict) -> alt.LayerChart:
     frame = pd.DataFrame({"lr": result["lrs"], "loss": result["losses"],
                           "smoothed": result["smoothed"]}).dropna()
@@ -158,31 +147,41 @@ def _lr_chart(result: dict) -> alt.LayerChart:
     return alt.layer(raw, line, rule).properties(height=260)
 
 
+def _tuning_job(read, start, *, button: str, key: str, what: str) -> dict | None:
+    """A tuning job on the page: its progress while it runs, a button to start it, and its
+    report once done (None before; a warning when it failed or was cancelled)."""
+    status = read()
+    if status is not None and status["state"] in ("starting", "running"):
+        job_progress(read, key=f"cancel-{key}")
+        return None
+    if st.button(button, key=key):
+        try:
+            start()
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+            st.error(f"Could not start: {plain(err)}")
+        else:
+            st.rerun()
+    if status is None:
+        return None
+    if status["state"] != "done" or not status.get("report"):
+        st.warning(plain(f"The latest {what} {status['state']}: {status.get('message', '')}"))
+        return None
+    return status["report"]
+
+
 def _lr_panel(cfg: dict) -> None:
     """The learning-rate range test: run it on this data, see the curve, use its suggestion."""
+    given = {"model": cfg["model"]} if cfg.get("model") else None
     with st.expander("Learning-rate range test", expanded=False):
         st.caption("Trains a fresh model for up to 100 mini-batches while the learning rate rises "
                    "from 1e-7 to 1e-2, with the settings above; the suggestion is where the "
                    "smoothed loss falls fastest (Smith 2017). Runs in the background.")
-        status = jobs.latest_lr_range(project)
-        if status is not None and status["state"] in ("starting", "running"):
-            _lr_progress()
+        result = _tuning_job(lambda: jobs.latest_lr_range(project),
+                             lambda: jobs.start_lr_range(project, actor=signed_in()[0],
+                                                         config=given),
+                             button="Run the range test", key="lr-run", what="range test")
+        if result is None:
             return
-        if st.button("Run the range test", key="lr-run"):
-            try:
-                jobs.start_lr_range(project, actor=signed_in()[0],
-                                    config={"model": cfg.get("model")} if cfg.get("model") else None)
-            except (ValueError, OSError) as err:
-                st.error(f"Could not start: {plain(err)}")
-            else:
-                st.rerun()
-        if status is None:
-            return
-        if status["state"] != "done" or not status.get("report"):
-            st.warning(plain(f"The latest range test {status['state']}: "
-                             f"{status.get('message', '')}"))
-            return
-        result = status["report"]
         st.altair_chart(_lr_chart(result), width="stretch")
         suggested = float(result["suggested_lr"])
         st.caption(f"Suggested learning rate: {suggested:.2e}"
@@ -190,48 +189,22 @@ def _lr_panel(cfg: dict) -> None:
                       else "") + f"; minimum/10 rule: {float(result['min_loss_lr']):.2e}.")
         st.button(f"Use {suggested:.2e} in the settings", key="lr-use", on_click=_use_lr,
                   args=(suggested,))
-        _search_panel(cfg, suggested)
-
-
-@st.fragment(run_every=2.0)
-def _search_progress() -> None:
-    status = jobs.latest_lr_search(project)
-    if status is None or status["state"] not in ("starting", "running"):
-        st.rerun()
-        return
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
-                text=plain(status.get("message", "")[:120]))
-    cancel_button(status, key="cancel-search")
-
-
-def _search_panel(cfg: dict, suggested: float) -> None:
-    """A small search around the suggestion, scored on a validation split (not the test set)."""
-    st.caption(f"Not sure? Train once at each of {suggested / 3:.1e}, {suggested:.1e} and "
-               f"{suggested * 3:.1e} on the curated rows less a 20% validation split, and keep "
-               "the rate with the best validation macro-F1. The retrain's test set is not used.")
-    status = jobs.latest_lr_search(project)
-    if status is not None and status["state"] in ("starting", "running"):
-        _search_progress()
-        return
-    if st.button("Search around it (3 trainings)", key="lr-search"):
-        try:
-            jobs.start_lr_search(project, actor=signed_in()[0], center=suggested,
-                                 config={"model": cfg.get("model")} if cfg.get("model") else None)
-        except (ValueError, OSError) as err:
-            st.error(f"Could not start: {plain(err)}")
-        else:
-            st.rerun()
-    if status is None:
-        return
-    result = status.get("report") or {}
-    if status["state"] != "done" or not result:
-        st.warning(plain(f"The latest search {status['state']}: {status.get('message', '')}"))
-        return
-    st.dataframe(pd.DataFrame(result["runs"]).round(4), hide_index=True, width="stretch")
-    best = result.get("best_learning_rate")
-    if best:
-        st.button(f"Use the best, {best:.2e}, in the settings", key="lr-use-best",
-                  on_click=_use_lr, args=(best,))
+        st.caption(f"Not sure? Train once at each of {suggested / 3:.1e}, {suggested:.1e} and "
+                   f"{suggested * 3:.1e} on the curated rows less a 20% validation split, and "
+                   "keep the rate with the best validation macro-F1. The retrain's test set is "
+                   "not used.")
+        search = _tuning_job(lambda: jobs.latest_lr_search(project),
+                             lambda: jobs.start_lr_search(project, actor=signed_in()[0],
+                                                          center=suggested, config=given),
+                             button="Search around it (3 trainings)", key="lr-search",
+                             what="search")
+        if search is None:
+            return
+        st.dataframe(pd.DataFrame(search["runs"]).round(4), hide_index=True, width="stretch")
+        best = search.get("best_learning_rate")
+        if best:
+            st.button(f"Use the best, {best:.2e}, in the settings", key="lr-use-best",
+                      on_click=_use_lr, args=(best,))
 
 
 def _use_lr(rate: float) -> None:
@@ -254,20 +227,6 @@ def _settings_form(resolved: dict) -> None:
         st.error(f"Could not start: {plain(err)}")
     else:
         st.rerun()
-
-
-@st.fragment(run_every=2.0)
-def _progress() -> None:
-    status = jobs.latest_compare(project)
-    if status is None or status["state"] not in ("starting", "running"):
-        st.rerun()  # finished: redraw the whole page with the report
-        return
-    left = status.get("seconds_left")
-    text = status.get("message", "") + (f" - about {left:.0f} s left" if left else "")
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0), text=plain(text))
-    for note in status.get("size_notes") or []:
-        st.warning(plain(note))
-    cancel_button(status, key="cancel-job")
 
 
 def _side_table(report: CompareReport) -> pd.DataFrame:
@@ -450,7 +409,7 @@ if left_out:
 status = jobs.latest_compare(project)
 if status is not None and status["state"] in ("starting", "running"):
     st.subheader("Training")
-    _progress()
+    job_progress(lambda: jobs.latest_compare(project), key="cancel-job")
 else:
     for note in size_notes(info["test_items"], test_counts):
         st.warning(plain(note))

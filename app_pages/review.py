@@ -15,10 +15,10 @@ from actions.review import REFIT_EVERY, SIGNALS, SORTS, QueueFilters
 from app_pages._attention import attention_expander
 from app_pages._state import (
     annotations,
-    cancel_button,
     consensus,
     current_project,
     current_url,
+    job_progress,
     known_truth,
     next_step_line,
     signed_in,
@@ -91,23 +91,11 @@ def queue_check_panel() -> None:
                              .reset_index().round(3), hide_index=True, width="stretch")
 
 
-@st.fragment(run_every=2.0)
-def _fine_tune_progress() -> None:
-    status = review.folds_job(project)
-    if status is None or status["state"] not in ("starting", "running"):
-        st.rerun()  # finished: redraw the page with the probabilities
-        return
-    left = status.get("seconds_left")
-    st.progress(min(float(status.get("fraction") or 0.0), 1.0),
-                text=plain(status.get("message", "") + (f" - about {left:.0f} s left" if left else "")))
-    cancel_button(status, key="cancel-folds")
-
-
 def fine_tuned_signal() -> pd.DataFrame | None:
     """The fine-tuned folds' probabilities when there are any; their job's state and buttons."""
     status = review.folds_job(project)
     if status is not None and status["state"] in ("starting", "running"):
-        _fine_tune_progress()
+        job_progress(lambda: review.folds_job(project), key="cancel-folds")
         return None
     try:
         found = review.fine_tuned_probs(project)

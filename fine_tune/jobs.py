@@ -192,6 +192,20 @@ def start_experiment_job(project, folder: str | os.PathLike, *, experiment: str,
     return _start(project, folder, EXPERIMENT_KIND, settings, actor=actor)
 
 
+def _curated_rows(project, config: Mapping[str, Any] | None, folder: str | os.PathLike):
+    """``(compare data, resolved settings, folder)`` for a tuning job: the rows the retrain's
+    after side trains on (its test items held out), the settings a retrain would use on them
+    (``config``: the user's choices), and the job folder, created."""
+    from fine_tune.data import project_compare_data
+    from fine_tune.settings import resolve_settings
+
+    data = project_compare_data(project)
+    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return data, resolved, folder
+
+
 def start_lr_range_job(project, folder: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
                        num_steps: int = 100, actor: str | None = None) -> dict[str, Any]:
     """A learning-rate range test (:func:`fine_tune.lr_finder.lr_range_test`) in the
@@ -199,15 +213,9 @@ def start_lr_range_job(project, folder: str | os.PathLike, *, config: Mapping[st
     would use (``config``: the user's choices; the rest advised). A lead's act in team mode.
     """
     project.require(actor, "retrain and compare")
-    from fine_tune.data import project_compare_data
-    from fine_tune.settings import resolve_settings
-
     if not 5 <= int(num_steps) <= 1000:
         raise ValueError(f"num_steps={num_steps} must be between 5 and 1000 mini-batches.")
-    data = project_compare_data(project)
-    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    data, resolved, folder = _curated_rows(project, config, folder)
     data.after[["text", "label"]].to_csv(folder / "train.csv", index=False)
     settings = {"kind": LR_KIND, "config": resolved.config.to_dict(), "num_steps": int(num_steps),
                 "labels": project.label_set(), "project_url": project.display_url,
@@ -225,19 +233,13 @@ def start_lr_search_job(project, folder: str | os.PathLike, *, center: float,
     out are not in these rows. Augmented rows train only, and never with a validation source.
     A lead's act in team mode (it trains)."""
     project.require(actor, "retrain and compare")
-    from fine_tune.data import project_compare_data
-    from fine_tune.settings import resolve_settings
-
     rates = sorted({float(center) * float(f) for f in factors})
     if not rates or not all(1e-8 <= r <= 1e-1 for r in rates) or len(rates) > 8:
         raise ValueError(f"learning rates {rates} must be 1 to 8 values between 1e-8 and 0.1; "
                          "center the search on the range test's suggestion.")
     if not 0.05 <= float(validation_share) <= 0.5:
         raise ValueError(f"validation_share={validation_share} must be between 0.05 and 0.5.")
-    data = project_compare_data(project)
-    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    data, resolved, folder = _curated_rows(project, config, folder)
     data.after.to_csv(folder / "after.csv", index=False)
     settings = {"kind": SEARCH_KIND, "config": resolved.config.to_dict(), "rates": rates,
                 "validation_share": float(validation_share), "seed": int(seed),

@@ -187,5 +187,16 @@ def test_pages_that_read_server_files_offer_names_not_paths(tmp_path, monkeypatc
         at.switch_page(f"app_pages/{page}.py").run()
         assert not at.exception, (page, at.exception)
         typed = [t.label for t in at.text_input
-                 if not t.label.lower().startswith(("your name", "name"))]
+                 if not t.label.lower().startswith(("your name", "name"))
+                 and t.label not in NOT_PATHS]
         assert typed == [], (page, typed)
+    # the one other text box is read as integer pairs only: a path is refused, never opened
+    from actions.jobs import parse_schedule
+
+    for value in ("/etc/passwd", "../x", "1:2;/tmp"):
+        with pytest.raises(ValueError, match="write EPOCH:LAYERS pairs"):
+            parse_schedule(value)
+
+
+#: Text boxes of those pages that take no path, checked by what reads them.
+NOT_PATHS = {"Unfreeze schedule"}  # actions.jobs.parse_schedule: "1:2, 3:2" -> ((1, 2), (3, 2))
