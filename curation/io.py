@@ -611,13 +611,26 @@ def _parse_jsonl(text: str, name: str, limits: _Limits) -> list[tuple[int, Any]]
     return records
 
 
+def _looks_like_jsonl(text: str) -> bool:
+    """True when the first two non-blank lines are each one JSON object."""
+    lines = [line for line in text.split("\n", 200)[:200] if line.strip()][:2]
+    try:
+        return len(lines) == 2 and all(isinstance(_json_loads(line), dict) for line in lines)
+    except json.JSONDecodeError:
+        return False
+
+
 def _parse_json(text: str, name: str, limits: _Limits) -> pd.DataFrame | list:
     _check_depth(name, text, limits.max_depth)
     try:
         data = _json_loads(text)
     except json.JSONDecodeError as err:
+        hint = (" It looks like JSON Lines (one object per line): pass file_type='jsonl' "
+                "(CLI --file-type jsonl), or name the file .jsonl."
+                if err.msg == "Extra data" and _looks_like_jsonl(text) else "")
         raise AnnotationFileError(
-            f"{name}: is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from None
+            f"{name}: is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
+            + hint) from None
     _refuse_lone_surrogates(text, data, name, "its JSON")
     if isinstance(data, dict) and isinstance(data.get("tasks"), list):
         data = data["tasks"]
@@ -860,6 +873,17 @@ def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name:
         raise AnnotationFileError(
             f"{name}: the column mapping names {_missing_msg(missing, frame.columns)}; "
             "fix the mapping's keys.")
+    for target in dict.fromkeys(columns.values()):
+        sources = [c for c, t in columns.items() if t == target]
+        kept = [c for c in frame.columns if c == target and c not in columns]
+        if len(sources) + len(kept) > 1:
+            both = format_list(repr(c) for c in sources + kept)
+            pair = (" Two text fields (a sentence pair) are not supported yet: map one of them "
+                    "to 'text'." if target == TEXT else "")
+            raise AnnotationFileError(
+                f"{name}: the column mapping would make {len(sources) + len(kept)} columns named "
+                f"{target!r} ({both}{' already in the file' if kept else ''}); map exactly one "
+                f"column to {target!r}, or rename the file's own {target!r} column.{pair}")
     return frame.rename(columns=dict(columns))
 
 
@@ -881,6 +905,13 @@ def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[st
         raise AnnotationFileError(
             f"{name}: wide format needs at least one annotator column beside item_id and text "
             "(or use long format with annotator_id and label columns).")
+    taken = [c for c in (ANNOTATOR, LABEL) if c in frame.columns]
+    if taken:
+        raise AnnotationFileError(
+            f"{name}: wide format unfolds the annotator columns into 'annotator_id' and 'label', "
+            f"but the file already has a column named {format_list(repr(c) for c in taken)}. If "
+            "the file has one row per annotation, pass format='long' (--format long); if it is "
+            "an annotator's column, rename it in the file (to that annotator's name).")
     _check_shape(name, limits, rows=len(frame) * len(annotators), columns=len(LONG_COLUMNS),
                  noun="annotations", where=f" (the wide layout unfolded: {len(frame):,} rows x "
                  f"{len(annotators):,} annotator columns)")
@@ -1042,8 +1073,33 @@ def _require_columns(frame: pd.DataFrame, required: Sequence[str], *, name: str,
             "(CLI --map your_column=name).")
 
 
+#: Columns that usually hold a canonical field, by name (lower case): a missing column's hint
+#: names one of these when the file has it, before any look-alike by spelling ("id" for
+#: item_id, not "prem_id").
+SYNONYMS = {
+    ITEM: ("id", "item", "uid", "guid", "idx", "example_id", "text_id", "sample_id", "doc_id"),
+    TEXT: ("sentence", "content", "review", "message", "body", "document", "utterance",
+           "sentence1", "premise", "question", "query"),
+    ANNOTATOR: ("annotator", "worker", "worker_id", "workerid", "rater", "rater_id", "user",
+                "user_id", "labeler", "labeller", "coder"),
+    LABEL: ("annotation", "answer", "category", "class", "sentiment", "tag", "rating", "judgment",
+            "judgement"),
+    GOLD: ("gold_label", "truth", "true_label", "reference", "expert_label"),
+}
+
+
+def _closest_column(missing: str, available: Sequence[str]) -> str:
+    """``" - did you mean 'id'?"``: a usual name of that field if the file has one, else the
+    closest spelling, else ``""``."""
+    lowered = {str(c).lower(): str(c) for c in available}
+    for synonym in SYNONYMS.get(missing, ()):
+        if synonym in lowered:
+            return f" - did you mean {lowered[synonym]!r}?"
+    return suggest(missing, list(available))
+
+
 def _missing_msg(missing: Sequence[str], available: Sequence[str]) -> str:
-    parts = [f"column {m!r} is missing{suggest(m, list(available))}" for m in missing]
+    parts = [f"column {m!r} is missing{_closest_column(m, list(available))}" for m in missing]
     return "; ".join(parts) + f" (columns present: {format_list(available, 20) or 'none'})"
 
 

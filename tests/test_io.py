@@ -637,3 +637,54 @@ def test_auto_detection_never_reads_counts_as_annotators(tmp_path):
     words = tmp_path / "words.csv"
     words.write_text("item_id,text,ann1,ann2\n1,good,pos,pos\n2,bad,neg,pos\n", encoding="utf-8")
     assert len(load_annotations(words)) == 4  # labels that are words: wide, as before
+
+
+# ---------------------------------------------------------------- clear errors (issue 18, part 3)
+def test_json_lines_in_a_json_file_says_which_file_type_to_pass(tmp_path):
+    path = tmp_path / "votes.json"
+    rows = [{"item_id": "1", "text": "a", "annotator_id": "x", "label": "p"},
+            {"item_id": "1", "text": "a", "annotator_id": "y", "label": "n"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(path)
+    assert "Extra data" in str(err.value) and "looks like JSON Lines" in str(err.value)
+    assert "--file-type jsonl" in str(err.value)
+    assert len(load_annotations(path, file_type="jsonl")) == 2  # and the advice works
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"a": 1} oops', encoding="utf-8")
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(broken)
+    assert "JSON Lines" not in str(err.value)  # not JSON Lines either: no such advice
+
+
+def test_a_missing_column_hint_names_the_usual_column_before_a_look_alike(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("prem_id,id,sentence,worker,category\np1,1,a,x,yes\n", encoding="utf-8")
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(path, format="long")
+    message = str(err.value)
+    assert "'item_id' is missing - did you mean 'id'?" in message
+    assert "'text' is missing - did you mean 'sentence'?" in message
+    assert "'annotator_id' is missing - did you mean 'worker'?" in message
+    assert "'label' is missing - did you mean 'category'?" in message
+
+
+def test_columns_that_would_collide_are_refused_by_name(tmp_path):
+    path = tmp_path / "nli.csv"
+    path.write_text("id,premise,hypothesis,worker,label\n1,a,b,x,yes\n", encoding="utf-8")
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(path, columns={"id": "item_id", "premise": "text", "hypothesis": "text",
+                                        "worker": "annotator_id"})
+    assert "2 columns named 'text' ('premise', 'hypothesis')" in str(err.value)
+    assert "sentence pair" in str(err.value)
+    own = tmp_path / "own.csv"
+    own.write_text("item_id,text,premise,annotator_id,label\n1,a,b,x,yes\n", encoding="utf-8")
+    with pytest.raises(AnnotationFileError, match="'premise', 'text' already in the file"):
+        load_annotations(own, columns={"premise": "text"})
+    # a wide file that has a 'label' column: the unfolded columns would collide with it
+    wide = tmp_path / "wide.csv"
+    wide.write_text("item_id,text,label,ann1\n1,a,p,p\n", encoding="utf-8")
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(wide, format="wide")
+    assert "already has a column named 'label'" in str(err.value)
+    assert "format='long'" in str(err.value)
