@@ -410,7 +410,9 @@ def _guess_file_type(name: str) -> str:
 
 
 def _decode(raw: bytes, name: str, encoding: str | None) -> str:
-    tried = [encoding] if encoding else ["utf-8", "utf-8-sig"]
+    # a UTF-16 byte-order mark declares the encoding (as UTF-8's does): read it, not a guess
+    bom16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+    tried = [encoding] if encoding else ["utf-8", "utf-8-sig"] + (["utf-16"] if bom16 else [])
     for enc in tried:
         try:
             text = raw.decode(enc)
@@ -423,22 +425,48 @@ def _decode(raw: bytes, name: str, encoding: str | None) -> str:
     line = raw[: last.start].count(b"\n") + 1
     bad = raw[last.start: last.start + 1]
     guess = _guess_encoding(raw)
+    where = (f"{name}: byte {bad!r} at line {line} (offset {last.start}) is not valid "
+             f"{' or '.join(tried)}; ")
+    if guess is None:
+        raise AnnotationFileError(
+            where + "its encoding could not be told: pass the one it was saved in (e.g. "
+            "encoding='gb18030', 'big5', 'cp1252'; CLI --encoding), or re-save the file as UTF-8.")
     raise AnnotationFileError(
-        f"{name}: byte {bad!r} at line {line} (offset {last.start}) is not valid "
-        f"{' or '.join(tried)}; the file looks like {guess}: pass encoding={guess!r} "
-        f"(CLI --encoding {guess}), or re-save the file as UTF-8.")
+        where + f"the file looks like {guess}: pass encoding={guess!r} (CLI --encoding {guess}), "
+        "or re-save the file as UTF-8.")
 
 
-def _guess_encoding(raw: bytes) -> str:
-    for enc in ("utf-16", "cp1252"):
-        try:
-            text = raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        if enc != "utf-16" or raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            if text.isprintable() or "\n" in text:
-                return enc
-    return "latin-1"
+#: Unicode ranges of Latin-script text (charset-normalizer's names), and the multi-byte
+#: encodings it can report: Latin text in a one-byte code page is suggested as cp1252.
+_LATIN_RANGES = {"Basic Latin", "Control character", "Latin-1 Supplement", "Latin Extended-A",
+                 "Latin Extended-B", "General Punctuation", "Currency Symbols",
+                 "Letterlike Symbols"}
+_MULTIBYTE = {"gb18030", "gb2312", "gbk", "big5", "big5hkscs", "cp932", "cp949", "cp950",
+              "shift-jis", "euc-jp", "euc-kr", "iso2022-jp", "hz", "utf-16", "utf-32",
+              "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"}
+#: Bytes of a file that the encoding guess reads (enough for a few thousand lines).
+_GUESS_BYTES = 256 * 1024
+
+
+def _guess_encoding(raw: bytes) -> str | None:
+    """The encoding charset-normalizer finds most coherent for the file's first bytes (GB18030
+    for GBK Chinese, Big5, cp1252, ...), when the whole file then decodes; else None. Never
+    latin-1 by default: every byte string "decodes" as latin-1, garbling Chinese silently."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw[:_GUESS_BYTES]).best()
+    if best is None or best.encoding in ("ascii", "utf_8"):
+        return None
+    encoding = best.encoding.replace("_", "-")
+    if set(best.alphabets) <= _LATIN_RANGES and encoding not in _MULTIBYTE:
+        # Latin script in a one-byte code page: a few accented letters cannot tell cp775 from
+        # cp850 from cp1252; Windows' Western page is the one such files are saved in
+        encoding = "cp1252"
+    try:
+        raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    return encoding
 
 
 # --------------------------------------------------------------------------- limits

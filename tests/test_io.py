@@ -688,3 +688,36 @@ def test_columns_that_would_collide_are_refused_by_name(tmp_path):
         load_annotations(wide, format="wide")
     assert "already has a column named 'label'" in str(err.value)
     assert "format='long'" in str(err.value)
+
+
+ZH = ("item_id,text,annotator_id,label\n"
+      + "".join(f"{i},我的信用卡被盗了，请帮我冻结账户。银行客服回复很慢,a{i % 3},投诉\n" for i in range(20)))
+ZH_TW = ("item_id,text,annotator_id,label\n"
+         + "".join(f"{i},我的信用卡被盜了，請幫我凍結帳戶。銀行客服回覆很慢,a{i % 3},投訴\n" for i in range(20)))
+RU = ("item_id,text,annotator_id,label\n"
+      + "".join(f"{i},Моя карта украдена пожалуйста заблокируйте счёт,a{i % 3},жалоба\n"
+                for i in range(20)))
+
+
+@pytest.mark.parametrize("content, saved_as, suggested", [
+    (ZH, "gbk", "gb18030"),          # GB18030 reads every GBK file
+    (ZH, "gb18030", "gb18030"),
+    (ZH_TW, "big5", "big5"),
+    (RU, "cp1251", "cp1251"),
+])
+def test_a_non_utf8_file_gets_the_encoding_it_was_saved_in_never_latin1(tmp_path, content,
+                                                                        saved_as, suggested):
+    path = tmp_path / "votes.csv"
+    path.write_bytes(content.encode(saved_as))
+    with pytest.raises(AnnotationFileError) as err:
+        load_annotations(path)
+    assert f"encoding={suggested!r}" in str(err.value) and "latin-1" not in str(err.value)
+    frame = load_annotations(path, encoding=suggested)  # the advice reads the text right
+    assert frame["text"].iloc[0] == content.splitlines()[1].split(",")[1]
+
+
+def test_utf16_with_a_byte_order_mark_is_read_without_being_asked(tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_bytes(ZH.encode("utf-16"))  # Excel's "Unicode text" saves with a BOM
+    frame = load_annotations(path)
+    assert frame["label"].iloc[0] == "投诉" and len(frame) == 20
