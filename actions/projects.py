@@ -34,7 +34,8 @@ __all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "STEPS", "NoP
            "Project", "annotations", "available_files", "available_models", "available_projects",
            "consensus", "create_at", "create_project", "data_version", "demo_url", "display_url",
            "effective_limits", "guideline", "import_action", "import_file", "import_frame",
-           "known_truth", "label_set", "limit_variable", "members", "n_augmented", "next_step",
+           "known_truth", "label_set", "language_warning", "limit_variable", "members",
+           "n_augmented", "next_step",
            "open_existing", "open_project", "remove_member", "schema", "schema_line",
            "set_member", "take_schema_back", "upgrade_schema", "upload_limit_bytes"]
 
@@ -72,6 +73,14 @@ def next_step(project: Project) -> tuple[str, str]:
                 "(Retrain and compare page)?", "retrain")
     return ("nothing left: the latest export has its comparison. Import more data, or flag "
             "again to look further.", "project")
+
+
+def language_warning(frame: pd.DataFrame) -> str | None:
+    """What to tell the user when most of the project's letters are in a script the bundled
+    English embedding model (the one the app flags with) was not trained on; else None."""
+    from curation.languages import model_warning
+
+    return model_warning(frame.drop_duplicates("item_id")["text"], None)
 
 
 def demo_url() -> str:

@@ -35,6 +35,9 @@ if frame.empty:
     st.stop()
 
 reviewer = who_is_working("decide", key="reviewer") or ""
+language = projects.language_warning(frame)
+if language:  # the flags' embeddings come from the bundled English model
+    st.warning(plain(language))
 
 
 def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> bool:

@@ -23,6 +23,7 @@ from curation.messages import suggest
 from curation.aggregation import METHODS, consensus_frame, make_aggregator
 from curation.flags import MODEL_SIGNALS, flag_items, read_model_probs
 from curation.guidelines import load_guideline
+from curation.languages import model_warning
 from curation.io import (DEFAULT_MAX_BYTES, DEFAULT_MAX_TEXT_CHARS, FORMATS, LIMITS, declared_labels,
                          load_annotations, parse_limit)
 from curation.report import (
@@ -197,6 +198,14 @@ def _add_flagging_options(p: argparse.ArgumentParser, *, no_model: str) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _warn_language(args: argparse.Namespace, frame: pd.DataFrame) -> None:
+    """On stderr, when the texts' script is not one the embedding model was trained on."""
+    if not args.no_model:
+        warning = model_warning(frame.drop_duplicates("item_id")["text"], args.model)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+
+
 def _flagging_inputs(args: argparse.Namespace, frame: pd.DataFrame):
     """``(guideline, embeddings, model options)`` for a flagging pass (:func:`_add_flagging_options`)."""
     guideline = load_guideline(args.guideline) if args.guideline else None
@@ -298,6 +307,7 @@ def _run_consensus(args: argparse.Namespace) -> int:
 
 def _run_flag(args: argparse.Namespace) -> int:
     df = _load(args)
+    _warn_language(args, df)
     guideline, embeddings, model = _flagging_inputs(args, df)
     report = flag_items(df, labels=declared_labels(df), embeddings=embeddings, guideline=guideline,
                         seed=args.seed, **model)
@@ -319,6 +329,7 @@ def _run_evaluate_flags(args: argparse.Namespace) -> int:
     from curation.flags import evaluate_flags, read_truth, truth_from_frame
 
     df = _load(args)
+    _warn_language(args, df)
     labels = declared_labels(df) or sorted(set(df["label"]))
     if args.truth:
         truth = read_truth(args.truth, labels=labels, encoding=args.encoding,

@@ -104,6 +104,24 @@ def test_agreement_page_at_244_real_workers_and_the_link_to_their_items(home):
     assert at.sidebar.multiselect(key="queue-annotators").value == [who]
 
 
+def test_review_page_warns_when_the_texts_are_not_in_the_models_script(home):
+    from curation.store import Project
+
+    rows = [(f"z{i}", f"我的信用卡被盗了，请帮我冻结账户{i}", a, "投诉")
+            for i in range(6) for a in ("x", "y")]
+    with Project(home / "zh.sqlite") as project:
+        project.import_annotations(pd.DataFrame(rows, columns=["item_id", "text", "annotator_id",
+                                                               "label"]))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["project_name"] = "zh"
+    at.run()
+    at.switch_page("app_pages/review.py").run()
+    assert not at.exception, at.exception
+    assert any("Han script" in shown(w.value) for w in at.warning)
+    demo = _review(home)  # English texts: no such warning
+    assert not any("script" in shown(w.value) for w in demo.warning)
+
+
 def _review(home) -> AppTest:
     at = start()
     at.switch_page("app_pages/review.py").run()

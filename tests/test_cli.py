@@ -166,3 +166,26 @@ def test_exports_lists_versions_and_diffs_two(tmp_path, capsys):
     # a version that is not there: exit 2 and the reason
     assert main(["exports", str(root), "--diff", "1", "7"]) == 2
     assert "v0007: no manifest.json" in capsys.readouterr().err
+
+
+def test_flag_warns_when_the_texts_are_in_a_script_the_model_was_not_trained_on(tmp_path, capsys):
+    zh = tmp_path / "zh.csv"
+    rows = [(i, f"我的信用卡被盗了，请帮我冻结账户{i}", a, lab)
+            for i in range(8) for a, lab in (("x", "投诉"), ("y", "投诉" if i % 3 else "咨询"))]
+    pd.DataFrame(rows, columns=["item_id", "text", "annotator_id", "label"]).to_csv(zh, index=False)
+    assert main(["flag", str(zh), "--no-model"]) == 0  # votes only: nothing to warn about
+    assert "warning" not in capsys.readouterr().err
+    assert main(["flag", str(zh)]) == 0  # the bundled English MiniLM: said, and flagged anyway
+    assert "warning: 100% of the letters are Han script" in capsys.readouterr().err
+    from curation.languages import model_warning
+
+    texts = [r[1] for r in rows]
+    warning = model_warning(texts, None)
+    assert warning.startswith("100% of the letters are Han script")
+    assert "--model" in warning and "--no-model" in warning
+    assert model_warning(texts, "paraphrase-multilingual-MiniLM-L12-v2") is None  # chosen
+    assert model_warning(["Card was charged twice", "Thanks!"], None) is None
+    from actions.projects import language_warning
+
+    frame = pd.DataFrame(rows, columns=["item_id", "text", "annotator_id", "label"])
+    assert language_warning(frame) == warning
