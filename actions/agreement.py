@@ -10,12 +10,13 @@ from curation.report import (
     JUDGES,
     MIN_ITEMS,
     MIN_OVERLAP,
+    TOP_ANNOTATORS,
     AgreementReport,
     agreement_report,
 )
 
 __all__ = ["COEFFICIENT_NAMES", "CONSENSUS_METHODS", "JUDGES", "MIN_ITEMS", "MIN_OVERLAP",
-           "AgreementReport", "agreement"]
+           "TOP_ANNOTATORS", "AgreementReport", "agreement"]
 
 
 def agreement(frame: pd.DataFrame, *, labels: list[str] | None, target: float,

@@ -21,17 +21,14 @@ def start(project, *, actor: str | None, experiment: str,
           data: dict[str, tuple[pd.DataFrame, pd.DataFrame]], config, seeds: Sequence[int],
           options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Start an experiment as a background job of ``project`` (a lead's act in team mode)."""
-    import dataclasses
-
     from actions.access import require
     from actions.jobs import job_folder
     from fine_tune.jobs import start_experiment_job
 
     require(project, actor, "run an experiment")
     distinct_names(list(data), "data sets" if experiment == "continual" else "tasks")
-    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     return start_experiment_job(project, job_folder(project, "experiment"), experiment=experiment,
-                                data=data, config=fields, seeds=seeds, options=options,
+                                data=data, config=config.to_dict(), seeds=seeds, options=options,
                                 actor=actor)
 
 

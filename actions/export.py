@@ -81,8 +81,7 @@ def compare_versions(project: Project, old: int, new: int) -> ExportDiff:
 def open_problems(project: Project) -> tuple[int, int]:
     """``(open flagged items, flagged items)`` of the latest flags run: how much of the review
     an export would leave undone."""
-    flags = project.latest_flags()
-    flagged = set(flags["item_id"])
+    flagged = project.flagged_items()
     decided = set(project.latest_decisions()["item_id"])
     return len(flagged - decided), len(flagged)
 

@@ -53,11 +53,11 @@ def next_step(project: Project) -> tuple[str, str]:
     if project.latest_flags_run_id() is None:
         return ("check the agreement, then let the app find the items to review (Review page).",
                 "review")
-    flagged = project.flagged_items()
-    latest = project.latest_decisions()
-    still_open = len(flagged - set(latest["item_id"]))
+    from actions.export import open_problems
+
+    still_open, flagged = open_problems(project)
     if still_open:
-        return (f"review the flagged items: {still_open:,} of {len(flagged):,} are still open "
+        return (f"review the flagged items: {still_open:,} of {flagged:,} are still open "
                 "(Review page).", "review")
     audit = project.audit()
     exported = audit.loc[audit["action"] == "export", "created_at"]

@@ -232,14 +232,20 @@ def decide(project: Project, item: str, *, actor: str | None, action: str, note:
     """Record one decision (``set_label``, ``keep``, ``drop``, ``ambiguous``, ``note``, ``undo``)
     under the acting reviewer's name, at once and in the audit log (a member's act in team mode).
     ``current``: the label the reviewer saw (the consensus), logged as ``old_label``."""
-    if not actor:
-        raise ValueError("Sign in first (see the sidebar): every decision is signed."
-                         if project.team_mode else
-                         "Enter your name in the sidebar first: every decision is signed.")
-    require(project, actor, "decide")
+    _require_signer(project, actor)
     project.record_decision(item, actor=actor, action=action, note=note,
                             new_label=new_label if action == "set_label" else None,
                             current_label=current)
+
+
+def _require_signer(project: Project, actor: str | None, *, what: str = "decision") -> None:
+    """A decision or an undo needs a name, and in team mode a member's (``ValueError`` saying
+    where to give it; the role check's ``AccessError`` otherwise)."""
+    if not actor:
+        raise ValueError(f"Sign in first (see the sidebar): every {what} is signed."
+                         if project.team_mode else
+                         f"Enter your name in the sidebar first: every {what} is signed.")
+    require(project, actor, "decide")
 
 
 def decide_label(project: Project, item: str, label: str, *, actor: str | None,
@@ -261,19 +267,17 @@ def recent_decisions(project: Project, actor: str | None, limit: int = 10) -> pd
 def undo(project: Project, item: str, decision_id: int, *, actor: str | None) -> None:
     """Undo decision ``decision_id`` on ``item``, only while it is still the item's latest
     (``ValueError`` otherwise: someone decided after it, and their decision stays)."""
-    if not actor:
-        raise ValueError("Enter your name in the sidebar first: every undo is signed.")
-    require(project, actor, "decide")
+    _require_signer(project, actor, what="undo")
     project.record_decision(item, actor=actor, action="undo", undo_of=int(decision_id))
 
 
 def undo_last(project: Project, *, actor: str | None) -> str:
     """Undo ``actor``'s newest decision still in force, wherever its item is; returns the item
     (``ValueError`` when they have none)."""
+    _require_signer(project, actor, what="undo")
     last = recent_decisions(project, actor, 1)
     if last.empty:
-        raise ValueError("You have no decision left to undo." if actor else
-                         "Enter your name in the sidebar first: every undo is signed.")
+        raise ValueError("You have no decision left to undo.")
     item = str(last["item_id"].iloc[0])
     undo(project, item, int(last["decision_id"].iloc[0]), actor=actor)
     return item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 
 import pandas as pd
@@ -137,7 +138,8 @@ def next_step_line(here: str) -> None:
     on its own page."""
     try:
         text, step = project_next_step(current_project())
-    except Exception:  # noqa: BLE001 - a hint must not take a page down
+    except Exception:  # noqa: BLE001 - a hint must not take a page down, but is not silent
+        logging.getLogger(__name__).exception("the next step could not be worked out")
         return
     page, title = _STEP_PAGES[step]
     if step == here:

@@ -11,6 +11,7 @@ from actions.agreement import (
     JUDGES,
     MIN_ITEMS,
     MIN_OVERLAP,
+    TOP_ANNOTATORS,
     AgreementReport,
     agreement,
 )
@@ -39,8 +40,8 @@ with st.sidebar:
     target = st.slider("Agreement target", 0.50, 1.00, 0.90, 0.01)
     judge_by = st.selectbox("Judge by", JUDGES, format_func=lambda k: COEFFICIENT_NAMES.get(k, "auto"))
     consensus = st.selectbox("Consensus for per-annotator agreement", list(CONSENSUS_METHODS))
-    top_n = st.slider("Annotators in the heatmap and table (most labels first)", 5, 60, 20,
-                      key="agreement-top-n")
+    top_n = st.slider("Annotators in the heatmap and table (most labels first)", 5, 60,
+                      TOP_ANNOTATORS, key="agreement-top-n")
     min_overlap = st.number_input("A pair's kappa counts from this many shared items",
                                   1, 10_000, MIN_OVERLAP, key="agreement-min-overlap")
     min_items = st.number_input("An annotator is named (lowest, outlier) from this many labels",
@@ -84,8 +85,7 @@ st.caption(f"{summary['n_pairs']:,} pairs share an item; {summary['n_used']:,} s
               " No pair shares that many: judge by the coefficients above and the "
               "per-annotator agreement below."))
 if summary["n_used"] >= 2:
-    used = report.pairwise[(report.pairwise["n"] >= min_overlap)]["kappa"]
-    st.altair_chart(kappa_histogram(used), width="stretch")
+    st.altair_chart(kappa_histogram(report.used_pairs(min_overlap)["kappa"]), width="stretch")
 if len(report.pairwise):
     top = report.busiest(top_n)
     st.caption(f"The {len(top)} annotators with most labels (of {report.n_annotators}; set N in the "
@@ -115,7 +115,7 @@ if lowest is not None:
                      f"{busy['agreement_with_others'].median():.3f})."))
 else:
     st.caption(f"No annotator has {min_items}+ labels to be named lowest or outlier.")
-shown = list(dict.fromkeys(report.busiest(top_n) + outliers.index.astype(str).tolist()))
+shown = report.listed(top_n, min_items)
 show_all = st.toggle(f"All {report.n_annotators:,} annotators", value=report.n_annotators <= top_n,
                      help="Otherwise: the N with most labels, and the outliers.")
 table = report.per_annotator if show_all else report.per_annotator.loc[shown]

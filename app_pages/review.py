@@ -216,10 +216,11 @@ def desk(first_view: review.QueueView) -> None:
                      f"{n_queue - view.n_flagged} more by doubt)")
     if learning:
         st.caption(plain(learned.describe()))
-    undo_row()
+    mine = review.recent_decisions(project, reviewer, 10)  # read once: the undo row and the panel
+    undo_row(mine)
     if view.items.empty:
         st.success("Nothing left to review with these filters.")
-        recent_panel()
+        recent_panel(mine)
         return
     ids = view.ids()
     refit = learning and st.session_state.get("learned_n_used", learned.n_used) != learned.n_used
@@ -288,7 +289,7 @@ def desk(first_view: review.QueueView) -> None:
     if len(history):
         st.caption("Decision log for this item")
         st.dataframe(history, hide_index=True, width="stretch")
-    recent_panel()
+    recent_panel(mine)
     st.caption("Keys: 1-9 name the label · k keep · d drop · a ambiguous · u or Backspace undo "
                "your last decision · j next · p previous")
 
@@ -353,11 +354,10 @@ def _undo_last() -> None:
     st.session_state["review_item"] = item  # back to it, as Prodigy's Backspace does
 
 
-def undo_row() -> None:
+def undo_row(mine: pd.DataFrame) -> None:
     """Undo of my last decision from anywhere (u, and Backspace through a twin button), and the
-    messages the callbacks left."""
+    messages the callbacks left. ``mine``: my decisions in force, newest first."""
     cells = st.columns([2, 6], vertical_alignment="center")
-    mine = review.recent_decisions(project, reviewer, 1)
     cells[0].button("Undo my last decision", on_click=_undo_last, shortcut="u", width="stretch",
                     disabled=mine.empty, key="undo-last")
     with st.container(key="undo-backspace"):  # hidden by the style below; same action
@@ -375,9 +375,9 @@ def undo_row() -> None:
         st.toast(plain(st.session_state.pop("review_toast")))
 
 
-def recent_panel() -> None:
-    """My recent decisions, each with its own undo (only while no one decided the item after)."""
-    mine = review.recent_decisions(project, reviewer, 10)
+def recent_panel(mine: pd.DataFrame) -> None:
+    """My recent decisions (``mine``), each with its own undo (only while no one decided the
+    item after)."""
     with st.expander(f"My recent decisions ({len(mine)})", expanded=False):
         if mine.empty:
             st.caption("None yet." if reviewer else "Enter your name in the sidebar first.")

@@ -31,6 +31,7 @@ from curation.report import (
     JUDGES,
     MIN_ITEMS,
     MIN_OVERLAP,
+    TOP_ANNOTATORS,
     AgreementReport,
     agreement_report,
 )
@@ -59,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     agree.add_argument("--seed", type=int, default=0)
     agree.add_argument("--top", type=int, default=10, help="most-disputed items to list")
-    agree.add_argument("--annotators", type=_positive_int, default=20, metavar="N",
+    agree.add_argument("--annotators", type=_positive_int, default=TOP_ANNOTATORS, metavar="N",
                        help="annotators listed (those with most labels) and whose pairs are "
-                            "listed (default 20; the rest are counted in 'N more' lines)")
+                            f"listed (default {TOP_ANNOTATORS}; the rest are counted in 'N more' "
+                            "lines)")
     agree.add_argument("--min-overlap", type=_positive_int, default=MIN_OVERLAP, metavar="N",
                        help=f"a pair's kappa counts when they share N items or more "
                             f"(default {MIN_OVERLAP})")
@@ -617,7 +619,7 @@ def _write_candidates(frame: pd.DataFrame, path: Path) -> None:
         path, index=False)
 
 
-def format_report(report: AgreementReport, *, annotators: int = 20,
+def format_report(report: AgreementReport, *, annotators: int = TOP_ANNOTATORS,
                   min_overlap: int = MIN_OVERLAP, min_items: int = MIN_ITEMS) -> str:
     """The report as plain text for a terminal, readable at any number of annotators: summaries
     first, then at most ``annotators`` annotators (most labels first, outliers added) and their
@@ -670,7 +672,7 @@ def _pair_lines(report: AgreementReport, annotators: int, min_overlap: int) -> l
 def _annotator_lines(report: AgreementReport, annotators: int, min_items: int) -> list[str]:
     table = report.per_annotator
     outliers = report.outliers(min_items)
-    shown = list(dict.fromkeys(report.busiest(annotators) + outliers.index.astype(str).tolist()))
+    shown = report.listed(annotators, min_items)
     lines = [f"per annotator ({len(shown)} of {len(table)}: the {annotators} with most labels"
              + (f", and {len(outliers)} outliers" if len(outliers) else "") + "):",
              _indent(table.loc[shown].round(3).to_string())]

@@ -28,7 +28,7 @@ from curation.agreement import (
 from curation.schema import TEXT
 
 __all__ = ["AgreementReport", "JUDGES", "MIN_ITEMS", "MIN_OVERLAP", "SKEW_THRESHOLD",
-           "agreement_report", "choose_coefficient"]
+           "TOP_ANNOTATORS", "agreement_report", "choose_coefficient"]
 
 #: Coefficients the verdict can be judged by ("auto" picks one, see :func:`choose_coefficient`).
 JUDGES = ("auto",) + COEFFICIENTS
@@ -43,6 +43,8 @@ MIN_OVERLAP = 20
 #: An annotator is named (lowest agreement, outlier) only with at least this many labels: the
 #: share of agreement of n labels has a standard error of up to 0.5 / sqrt(n), 0.11 at 20.
 MIN_ITEMS = 20
+#: How many annotators (most labels first) a page or terminal lists and maps pair by pair.
+TOP_ANNOTATORS = 20
 
 COEFFICIENT_NAMES = {
     "percent_agreement": "percent agreement",
@@ -95,14 +97,15 @@ class AgreementReport:
         """The distribution of pairwise kappa over the pairs that share ``min_overlap`` items or
         more: ``n_pairs`` (all pairs sharing an item), ``n_used``, ``min_overlap`` and
         ``quantiles`` (min, 25%, median, 75%, max; empty when no pair is used)."""
-        used = self._used_pairs(min_overlap)["kappa"]
+        used = self.used_pairs(min_overlap)["kappa"]
         quantiles = ({} if used.empty else
                      {name: float(used.quantile(q)) for name, q in
                       (("min", 0.0), ("q25", 0.25), ("median", 0.5), ("q75", 0.75), ("max", 1.0))})
         return {"n_pairs": len(self.pairwise), "n_used": int(len(used)),
                 "min_overlap": int(min_overlap), "quantiles": quantiles}
 
-    def _used_pairs(self, min_overlap: int) -> pd.DataFrame:
+    def used_pairs(self, min_overlap: int = MIN_OVERLAP) -> pd.DataFrame:
+        """The pairwise rows sharing ``min_overlap`` items or more, with a defined kappa."""
         if min_overlap < 1:
             raise ValueError(f"min_overlap={min_overlap} must be at least 1 shared item.")
         pairs = self.pairwise
@@ -115,6 +118,11 @@ class AgreementReport:
         table = self.per_annotator.rename_axis("annotator").reset_index()
         table = table.sort_values(["n_labels", "annotator"], ascending=[False, True], kind="stable")
         return table["annotator"].head(n).astype(str).tolist()
+
+    def listed(self, n: int = TOP_ANNOTATORS, min_items: int = MIN_ITEMS) -> list[str]:
+        """The annotators worth a row: the ``n`` busiest, then the outliers not among them."""
+        return list(dict.fromkeys(self.busiest(n) + self.outliers(min_items).index.astype(str)
+                                  .tolist()))
 
     def busiest_pairs(self, n: int) -> pd.DataFrame:
         """The pairwise rows among the ``n`` busiest annotators (what a heatmap can show)."""

@@ -264,6 +264,13 @@ def _search_split(after, share: float, seed: int):
             validation)
 
 
+def _labels_in(settings: dict[str, Any], rows) -> list[str] | None:
+    """The project's label set in its order, less the labels ``rows`` never use (a class with
+    no training row cannot be learned); None without a label set (the rows' sorted labels)."""
+    used = set(rows["label"])
+    return [x for x in settings.get("labels") or [] if x in used] or None
+
+
 def _lr_search_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     """One training per rate, scored on the validation split; ``(state, result, message)``."""
     import dataclasses
@@ -275,7 +282,7 @@ def _lr_search_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
 
     after = pd.read_csv(folder / "after.csv", dtype=str, keep_default_na=False)
     train, validation = _search_split(after, settings["validation_share"], settings["seed"])
-    labels = [x for x in settings.get("labels") or [] if x in set(after["label"])] or None
+    labels = _labels_in(settings, after)
     base = TrainConfig(**settings["config"])
     rows = []
     rates = settings["rates"]
@@ -716,21 +723,17 @@ def _experiment_job(folder: Path, settings: dict[str, Any], reporter: _Reporter)
                                     keep_default_na=False) for part in ("train", "test"))
             for k, name in enumerate(names)}
     config = TrainConfig(**settings["config"])
-    options = settings.get("options") or {}
+    options = settings.get("options") or {}  # the comparison's own keywords, its defaults kept
     if settings["experiment"] == "multitask":
         from fine_tune.multitask import compare_multitask
 
-        report = compare_multitask(data, config, seeds=settings["seeds"],
-                                   schedule=options.get("schedule", "proportional"),
-                                   progress=reporter)
+        report = compare_multitask(data, config, seeds=settings["seeds"], progress=reporter,
+                                   **options)
     else:
         from fine_tune.continual import compare_continual
 
         report = compare_continual(data[names[0]], data[names[1]], config, seeds=settings["seeds"],
-                                   ewc_lambda=float(options.get("ewc_lambda", 1e4)),
-                                   names=tuple(names),
-                                   fisher_samples=int(options.get("fisher_samples", 100)),
-                                   progress=reporter)
+                                   names=tuple(names), progress=reporter, **options)
     result = report.to_dict()
     result["warnings"] = experiment_warnings(result, {n: d[1]["label"] for n, d in data.items()},
                                              {n: d[0]["label"] for n, d in data.items()})
@@ -748,7 +751,7 @@ def _lr_range_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     from fine_tune.lr_finder import lr_range_test
 
     train = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
-    labels = [x for x in settings.get("labels") or [] if x in set(train["label"])] or None
+    labels = _labels_in(settings, train)
     reporter(0.05, f"range test: up to {settings['num_steps']} mini-batches, the learning rate "
                    "rising from 1e-7 to 1e-2")
     result = lr_range_test(train, config=TrainConfig(**settings["config"]),
