@@ -19,11 +19,13 @@ from curation.augment import (
     glossary_from_yaml,
     load_glossary,
     make_augmenter,
+    whole_pairs,
 )
+from curation.schema import has_pairs
 from curation.store import Project
 from curation.workspace import augment_project
 
-__all__ = ["AUGMENTERS", "CATEGORIES", "AugmenterError", "CheckSettings", "augment",
+__all__ = ["AUGMENTERS", "CATEGORIES", "AugmenterError", "CheckSettings", "augment", "has_pairs",
            "augmented", "augmenter_for", "glossary_from_yaml", "load_glossary", "remove_augmented",
            "reviewed_items", "save_augmented"]
 
@@ -72,7 +74,7 @@ def save_augmented(project: Project, rows: pd.DataFrame, *, actor: str | None) -
         raise ValueError("Sign in or enter your name in the sidebar first: every saved row records "
                          "who accepted it.")
     require(project, actor, "save augmented rows")
-    return project.save_augmentations(rows, actor=actor)
+    return project.save_augmentations(whole_pairs(rows), actor=actor)
 
 
 def augmented(project: Project) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from actions.access import require
 from curation.curate import STATUSES, changes, curate
+from curation.export import FORMATS
 from curation.export_history import (
     MANIFEST,
     ExportDiff,
@@ -23,7 +24,7 @@ from curation.export_history import (
 from curation.store import Project
 from curation.workspace import curation_home, export_project
 
-__all__ = ["STATUSES", "change_log", "compare_versions", "curated", "data_card", "decisions_for",
+__all__ = ["FORMATS", "STATUSES", "change_log", "compare_versions", "curated", "data_card", "decisions_for",
            "export", "export_zip", "exports_root", "open_problems", "version_zip", "versions"]
 
 
@@ -121,7 +122,7 @@ def _zip(project: Project, folder: Path, files: list[Path]) -> tuple[str, bytes]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
-            archive.write(path, arcname=path.name)
+            archive.write(path, arcname=path.relative_to(folder).as_posix())  # hf/... kept
     return f"{Path(project.url).stem}-export-{folder.name}.zip", buffer.getvalue()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from actions.access import require
+from curation.schema import text_columns
 from curation.store import Project
 from curation.workspace import curation_home
 from fine_tune.compare import CompareReport
@@ -64,7 +65,8 @@ def compare_data(project: Project) -> tuple[dict[str, Any], pd.DataFrame, dict[s
     """What a compare would train and test on: the sizes (``info``), the after side's
     ``text, label`` rows and the test set's label counts. ``ValueError`` for an empty project."""
     data = project_compare_data(project)
-    return data.info, data.after[["text", "label"]], data.test["label"].value_counts().to_dict()
+    return (data.info, data.after[[*text_columns(data.after), "label"]],
+            data.test["label"].value_counts().to_dict())
 
 
 def settings_for(rows: pd.DataFrame) -> dict[str, Any]:
@@ -212,11 +214,12 @@ def misclassified(status: Mapping[str, Any]) -> Misclassified:
     return Misclassified(wrong, len(pred), after)
 
 
-def attention(model: str, text: str, *, max_length: int = 128):
-    """What a kept model attends to for ``text`` (:class:`fine_tune.attention.Attention`)."""
+def attention(model: str, text: str, *, max_length: int = 128, text_pair: str | None = None):
+    """What a kept model attends to for ``text`` (and a pair's ``text_pair``)
+    (:class:`fine_tune.attention.Attention`)."""
     from fine_tune.attention import attention_for
 
-    return attention_for(model, text, max_length=max_length)
+    return attention_for(model, text, max_length=max_length, text_pair=text_pair)
 
 
 def attention_chart(att, layer: int | None = None, head: int | None = None):

@@ -22,6 +22,10 @@ from curation.flags import (
     LearnedOrder,
     learn_order,
 )
+from curation.curate import curate
+from curation.io import load_annotations
+from curation.label_studio import completed_decisions, labeling_config, review_tasks
+from curation.schema import has_pairs
 from curation.store import Project
 from curation.workspace import (
     evaluate_project_flags,
@@ -39,7 +43,8 @@ from fine_tune.jobs import (
 __all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueBase", "QueueFilters", "QueueView", "decide",
            "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "folds_job", "item_history",
            "measure_queue", "queue_base", "queue_key", "recent_decisions", "review_queue",
-           "start_folds", "undo", "undo_last", "where_is"]
+           "start_folds", "undo", "undo_last", "where_is", "label_studio_tasks",
+           "import_label_studio"]
 
 #: The model signals the model-based flaggers can read, and what each costs.
 SIGNALS = {"embedding": "Embeddings + logistic regression (seconds)",
@@ -54,6 +59,38 @@ def flag(project: Project, *, actor: str | None, signal: str = "embedding",
     require(project, actor, "build the review queue")
     return flag_project(project, model_signal=signal, model_probs=probs, progress=progress,
                         actor=actor)
+
+
+def _current_labels(project: Project, frame: pd.DataFrame) -> pd.Series:
+    """``item_id -> label`` each item has now: consensus with the decisions applied."""
+    everything = curate(frame, project.latest_decisions(), labels=project.label_set(),
+                        include_dropped=True)
+    return everything.set_index("item_id")["label"]
+
+
+def label_studio_tasks(project: Project) -> tuple[list[dict], str]:
+    """The open items of the review queue as Label Studio tasks (with the suggested labels as
+    predictions and the flag reasons in their data), and the labelling config to paste into a
+    Label Studio project's Labeling Interface. Empty when nothing was flagged or all is decided."""
+    frame = project.annotations()
+    flags = project.latest_flags()
+    queue = load_queue(project, flags=flags)
+    decided = project.latest_decisions()["item_id"].tolist()
+    tasks = review_tasks(frame, queue, _current_labels(project, frame),
+                         flags=flags.drop(columns=["run_id"], errors="ignore"), decided=decided)
+    return tasks, labeling_config(project.label_set(), pairs=has_pairs(frame))
+
+
+def import_label_studio(project: Project, source: Any, *, name: str,
+                        actor: str | None) -> list[int]:
+    """Completed Label Studio tasks (its JSON export) in as decisions, each signed by the
+    annotator who made it (a lead's act in team mode, and each annotator a member); all or
+    nothing. Returns the new decision ids."""
+    require(project, actor, "import review decisions")
+    done = load_annotations(source, format="label-studio", name=name, file_type="json")
+    decisions = completed_decisions(done, _current_labels(project, project.annotations()).to_dict(),
+                                    source=f"Label Studio ({name})")
+    return project.import_decisions(decisions, actor=actor, source=name)
 
 
 def measure_queue(project: Project, *, actor: str | None, signal: str = "embedding",
@@ -187,7 +224,8 @@ def review_queue(project: Project, frame: pd.DataFrame, consensus: pd.DataFrame,
 
 def _matches(ids: pd.Series, frame: pd.DataFrame, needle: str) -> pd.Series:
     """Which of ``ids`` have ``needle`` in their id or text (case-insensitive, literal)."""
-    texts = frame.drop_duplicates("item_id").set_index("item_id")["text"]
+    first = frame.drop_duplicates("item_id").set_index("item_id")
+    texts = first["text"] if "text_pair" not in first.columns else first["text"] + "\n" + first["text_pair"]
     needle = needle.casefold()
     in_text = ids.map(texts).fillna("").astype(str).str.casefold().str.contains(needle, regex=False)
     return in_text | ids.astype(str).str.casefold().str.contains(needle, regex=False)

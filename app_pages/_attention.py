@@ -35,11 +35,13 @@ def _pick_model(models: dict[str, str], key: str) -> tuple[str, str]:
     return side, models[side]
 
 
-def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128) -> None:
-    """Layer/head selectors, the chart and the model's prediction for ``text``."""
+def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128,
+                   text_pair: str | None = None) -> None:
+    """Layer/head selectors, the chart and the model's prediction for ``text`` (and a pair's
+    second text: both in one input, as the model was trained)."""
     try:
         with st.spinner("Running the model..."):
-            att = jobs.attention(model_dir, text, max_length=max_length)
+            att = jobs.attention(model_dir, text, max_length=max_length, text_pair=text_pair)
     except ValueError as err:
         st.error(plain(err))
         return
@@ -66,7 +68,7 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
                "classifier reads; it is a hint, not a full explanation of the decision.")
 
 
-def attention_expander(project, text: str, *, key: str) -> None:
+def attention_expander(project, text: str, *, key: str, text_pair: str | None = None) -> None:
     """The Review page's expander for the current item (an st.info when no model is kept)."""
     with st.expander(EXPANDER_LABEL):
         found = jobs.saved_models(project)
@@ -76,7 +78,7 @@ def attention_expander(project, text: str, *, key: str) -> None:
         side, folder = _pick_model(found["models"], key)
         st.caption(f"The {side}-curation model of retrain-and-compare run #{found['run_id']} "
                    "(seed 0).")
-        attention_view(folder, text, key=f"{key}-{side}")
+        attention_view(folder, text, key=f"{key}-{side}", text_pair=text_pair)
 
 
 def misclassified_section(status: dict) -> None:
@@ -105,4 +107,5 @@ def misclassified_section(status: dict) -> None:
     report = jobs.report_of(status)
     config = (report.config if report is not None else None) or {}
     attention_view(after, str(wrong.at[i, "text"]), key="attn-retrain",
-                   max_length=int(config.get("max_length") or 128))
+                   max_length=int(config.get("max_length") or 128),
+                   text_pair=str(wrong.at[i, "text_pair"]) if "text_pair" in wrong.columns else None)

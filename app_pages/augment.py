@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from actions import augment
-from actions.augment import AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings
+from actions.augment import AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, has_pairs
 from app_pages._choices import (
     UPLOADED,
     chosen_file,
@@ -94,6 +94,13 @@ with st.expander("Settings", expanded=_RESULT not in st.session_state):
                                      "minimum, a candidate may be this much below the source")
     max_neighbour = c4.slider("Novelty: max similarity to other items", 0.8, 1.0, 0.97, 0.01)
     allow = st.multiselect("Let these change (protected by default)", list(CATEGORIES))
+    side = "text_pair"
+    if has_pairs(frame):
+        side = st.radio("Rewrite which text of each pair", ["text_pair", "text"], horizontal=True,
+                        format_func={"text_pair": "the second (kept: the first)",
+                                     "text": "the first (kept: the second)"}.get,
+                        help="The other text is kept word for word; the meaning and novelty "
+                             "checks read the rewritten text, the label check the whole pair")
     mode = st.radio("What to add", ["Lift minority classes towards the largest",
                                     "Only chosen items"], horizontal=True)
     items, per_item, max_per_item = None, 1, 3
@@ -115,7 +122,7 @@ if run:
                                max_neighbour_similarity=max_neighbour)
         result = augment.augment(project, augmenter, items=items, per_item=per_item,
                                  max_per_item=max_per_item, oversample=oversample, checks=checks,
-                                 actor=signed_in()[0],
+                                 actor=signed_in()[0], side=side,
                                  progress=lambda f, msg: bar.progress(min(f, 1.0), text=msg))
     except (AugmenterError, ValueError, OSError) as err:
         bar.empty()
@@ -142,11 +149,15 @@ if result is not None:
     bulk = st.radio("Tick", ["as picked", "all shown", "none"], horizontal=True)
     if bulk != "as picked":
         table = table.assign(keep=bulk == "all shown")
+    shown = _SHOWN if "kept_text" not in table.columns else [
+        *_SHOWN[:_SHOWN.index("text") + 1], "kept_text", *_SHOWN[_SHOWN.index("text") + 1:]]
     edited = st.data_editor(
-        table[_SHOWN], hide_index=True, width="stretch",
-        disabled=[c for c in _SHOWN if c != "keep"], key=f"editor-{show}-{bulk}",
+        table[shown], hide_index=True, width="stretch",
+        disabled=[c for c in shown if c != "keep"], key=f"editor-{show}-{bulk}",
         column_config={"source_text": st.column_config.TextColumn("source", width="large"),
                        "text": st.column_config.TextColumn("candidate", width="large"),
+                       "kept_text": st.column_config.TextColumn("other text (kept)",
+                                                                width="medium"),
                        "reason": st.column_config.TextColumn("reason", width="medium")})
     with st.expander(f"Read source and candidate side by side ({min(len(table), _SIDE_BY_SIDE)} "
                      f"of {len(table)} shown)"):
@@ -154,6 +165,9 @@ if result is not None:
             left, right = st.columns(2, border=True)
             left.caption(plain(f"source {row.source_id} ({row.label})"))
             left.markdown(plain(row.source_text))
+            if "kept_text" in table.columns:  # a pair: the side kept as it is, under both
+                for column in (left, right):
+                    column.caption(plain(f"other text (kept): {row.kept_text}"))
             right.caption(plain(f"candidate: {row.status}, similarity {row.similarity:.3f}"
                                 if pd.notna(row.similarity) else f"candidate: {row.status}"))
             right.markdown(plain(row.text))

@@ -56,7 +56,10 @@ with export_tab:
         test_size = c1.number_input("Test share", 0.0, 0.5, 0.15, 0.05)
         val_size = c2.number_input("Validation share", 0.0, 0.5, 0.15, 0.05)
         seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0))
-        formats = st.multiselect("Formats", ["csv", "jsonl", "parquet"], default=["csv"])
+        formats = st.multiselect("Formats", list(export.FORMATS), default=["csv"],
+                                 help="hf: a Hugging Face DatasetDict (save_to_disk) in the "
+                                      "folder hf/, label a ClassLabel, the data card as its "
+                                      "README; load it with datasets.load_from_disk")
         ambiguous = st.checkbox("Include items marked ambiguous")
         excel_safe = st.checkbox("Excel-safe CSV", help="Prefix text cells that begin with =, +, -, "
                                  "@ with ' so a spreadsheet shows them instead of running them as "

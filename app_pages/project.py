@@ -136,7 +136,7 @@ with st.form("import"):
     fmt = st.selectbox("Layout", FORMATS, help="auto: Label Studio for task JSON, long when "
                                                 "annotator_id/label exist, wide otherwise")
     st.caption("Column mapping: the column in your file for each field (leave as is if it matches).")
-    cols = st.columns(5)
+    cols = st.columns(len(COLUMN_HELP))
     mapping = {name: cols[i].text_input(name, value=name, help=COLUMN_HELP[name])
                for i, name in enumerate(COLUMN_HELP)}
     declared = st.text_input("Declared label set (comma separated, optional)",

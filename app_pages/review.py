@@ -7,6 +7,8 @@ desk, not the page.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -138,6 +140,30 @@ with st.sidebar.expander("Flags"):
         run_flags(signal, probs)
     signal_note = st.empty()  # filled below, once the latest flags run is read
 
+with st.sidebar.expander("Label Studio"):
+    st.caption("Review the open items in Label Studio: the tasks carry the suggested labels as "
+               "predictions and the flag reasons; paste the config into its Labeling Interface. "
+               "Its JSON export comes back here as decisions, signed by each annotator.")
+    if st.button("Prepare tasks", key="ls-prepare"):
+        tasks, config = review.label_studio_tasks(project)
+        st.session_state["ls-tasks"] = (json.dumps(tasks, ensure_ascii=False, indent=1), config,
+                                        len(tasks))
+    if "ls-tasks" in st.session_state:
+        body, config, n_tasks = st.session_state["ls-tasks"]
+        st.download_button(f"Tasks ({n_tasks} open items, JSON)", body, mime="application/json",
+                           file_name="review_tasks.json", key="ls-download-tasks")
+        st.download_button("Labelling config (XML)", config, mime="application/xml",
+                           file_name="labeling_config.xml", key="ls-download-config")
+    done = st.file_uploader("Completed tasks (Label Studio's JSON export)", type=["json"],
+                            key="ls-upload")
+    if done is not None and st.button("Import as decisions", key="ls-import"):
+        try:
+            ids = review.import_label_studio(project, done, name=done.name, actor=signed_in()[0])
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+            st.error(f"Nothing was imported: {plain(err)}")
+        else:
+            st.success(f"Imported {len(ids)} decisions from {plain(done.name)}.")
+
 go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="include-rest",
                           help="After the flagged items, the ones no flagger raised, most "
                                "doubtful first: a label every annotator got wrong can still be "
@@ -256,8 +282,15 @@ def desk(first_view: review.QueueView) -> None:
     row = view.row(item)
     votes = frame[frame["item_id"] == item]
     st.subheader(f"{plain(item)}  ·  priority {row['priority']:.2f}")
+    pair = str(votes["text_pair"].iloc[0]) if "text_pair" in votes.columns else None
     with st.container(border=True, key="review-text"):
-        st.markdown(plain(votes["text"].iloc[0]))
+        if pair is None:
+            st.markdown(plain(votes["text"].iloc[0]))
+        else:  # a sentence pair: both texts, each under its own caption
+            st.caption("Text")
+            st.markdown(plain(votes["text"].iloc[0]))
+            st.caption("Second text (text_pair)")
+            st.markdown(plain(pair))
     left, right = st.columns([1, 2])
     with left:
         st.caption("Annotations")
@@ -283,7 +316,7 @@ def desk(first_view: review.QueueView) -> None:
         if guideline is not None and isinstance(row["rule_id"], str):
             rule = guideline.rule(row["rule_id"])
             st.markdown(f"**Guideline {plain(rule.describe())}**  \n{plain(rule.text)}")
-    attention_expander(project, votes["text"].iloc[0], key="attn-review")
+    attention_expander(project, votes["text"].iloc[0], key="attn-review", text_pair=pair)
     actions_row(item, row, ids, pos, show_decided)
     history = review.item_history(project, item)
     if len(history):

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--test-size", type=float, default=0.15)
     export.add_argument("--val-size", type=float, default=0.15)
     export.add_argument("--seed", type=int, default=0)
-    export.add_argument("--formats", default="csv", help="comma list of csv, jsonl, parquet")
+    export.add_argument("--formats", default="csv",
+                        help="comma list of csv, jsonl, parquet, hf (a Hugging Face DatasetDict "
+                             "saved with save_to_disk in DIR/hf, label a ClassLabel)")
     export.add_argument("--include-ambiguous", action="store_true",
                         help="keep items a reviewer marked ambiguous (left out by default)")
     export.add_argument("--excel-safe", action="store_true",
@@ -135,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep the stored label where the file's differs")
     _add_actor(imp, "who imports (team projects: a lead; default $CURATION_USER)")
     _add_augment_parser(sub)
+    ls_out = sub.add_parser("label-studio-tasks", help="the open review queue as Label Studio "
+                            "tasks (suggested labels as predictions) and its labelling config")
+    ls_out.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
+    ls_out.add_argument("--out", type=Path, required=True, metavar="TASKS.json")
+    ls_out.add_argument("--config", type=Path, metavar="CONFIG.xml",
+                        help="also write the labelling interface to paste into Label Studio")
+    ls_in = sub.add_parser("label-studio-import", help="completed Label Studio tasks (its JSON "
+                           "export) in as review decisions, signed by their annotators")
+    ls_in.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
+    ls_in.add_argument("file", type=Path, metavar="EXPORT.json")
+    _add_actor(ls_in, "who imports (team projects: a lead; default $CURATION_USER)")
     cons = sub.add_parser("consensus", help="consensus label per item")
     _add_input_options(cons)
     cons.add_argument("--method", choices=list(METHODS), default="majority")
@@ -182,6 +195,9 @@ def _add_augment_parser(sub) -> None:
     aug.add_argument("--per-item", type=int, default=1, help="rows per item with --items")
     aug.add_argument("--max-per-item", type=int, default=3)
     aug.add_argument("--oversample", type=float, default=3.0, help="candidates tried per wanted row")
+    aug.add_argument("--side", choices=("text_pair", "text"), default="text_pair",
+                     help="sentence pairs: which text to rewrite (the other is kept); "
+                          "default the second")
     aug.add_argument("--seed", type=int, default=0)
 
 
@@ -225,16 +241,16 @@ def _flagging_inputs(args: argparse.Namespace, frame: pd.DataFrame):
         if args.model_probs else None}
     if args.no_model:
         return guideline, None, model
-    from curation.embeddings import Embedder, embed_texts
+    from curation.embeddings import Embedder, embed_items
 
     embedder = Embedder(args.model) if args.model else Embedder()
-    return guideline, embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), embedder=embedder), model
+    return guideline, embed_items(frame, embedder=embedder), model
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--format", choices=FORMATS, default="auto")
-    p.add_argument("--file-type", choices=["csv", "tsv", "jsonl", "json", "parquet"])
+    p.add_argument("--file-type", choices=["csv", "tsv", "jsonl", "json", "parquet", "hf"])
     p.add_argument("--map", action="append", default=[], metavar="FILE_COLUMN=NAME",
                    help="rename a column, e.g. --map worker=annotator_id (repeatable)")
     p.add_argument("--annotator-columns", metavar="A,B,...", help="wide format: annotator columns")
@@ -425,7 +441,12 @@ def _run_export(args: argparse.Namespace) -> int:
         "test_size": args.test_size, "val_size": args.val_size, "seed": args.seed,
         "formats": _split(args.formats), "include_ambiguous": args.include_ambiguous,
         "excel_safe": args.excel_safe, "project": bool(args.project)})
-    print("files: " + ", ".join(p.name for p in result.files) + f", {ITEMS_FILE}, {manifest.name}")
+    top = [Path(p).relative_to(result.out_dir).parts for p in result.files]
+    shown = [parts[0] for parts in top if len(parts) == 1]
+    folders = {parts[0]: sum(1 for q in top if q[0] == parts[0]) for parts in top if len(parts) > 1}
+    shown += [f"{name}/ ({n} files: a Hugging Face DatasetDict, datasets.load_from_disk)"
+              for name, n in folders.items()]
+    print("files: " + ", ".join(shown) + f", {ITEMS_FILE}, {manifest.name}")
     return 0
 
 
@@ -466,6 +487,35 @@ def _export_folder(root: Path, given: str) -> Path:
     if number.isdigit():
         return root / f"v{int(number):04d}"
     return Path(text)
+
+
+def _run_label_studio_tasks(args: argparse.Namespace) -> int:
+    from actions.review import label_studio_tasks
+
+    with projects.open_existing(args.project) as project:
+        tasks, config = label_studio_tasks(project)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.config:
+        args.config.write_text(config + "\n", encoding="utf-8")
+    print(f"wrote {len(tasks)} open review items as Label Studio tasks to {args.out}"
+          + (f" and the labelling config to {args.config}" if args.config else "")
+          + ("" if tasks else " (nothing to review: run curation flag, or every item is decided)"))
+    return 0
+
+
+def _run_label_studio_import(args: argparse.Namespace) -> int:
+    from actions.review import import_label_studio
+
+    with projects.open_existing(args.project) as project:
+        ids = import_label_studio(project, args.file, name=args.file.name, actor=args.actor)
+        log = project.decisions()
+    added = log[log["decision_id"].isin(ids)]
+    print(f"imported {len(ids)} decisions from {args.file.name}: "
+          + ", ".join(f"{a} {n}" for a, n in added["action"].value_counts().items())
+          + f"; by {', '.join(sorted(set(added['reviewer'])))}" if ids else
+          f"no decisions in {args.file.name}")
+    return 0
 
 
 def _run_members(args: argparse.Namespace) -> int:
@@ -583,6 +633,8 @@ def _targets(values: Sequence[str]) -> dict[str, int] | None:
 
 def _run_augment(args: argparse.Namespace) -> int:
     from curation.augment import CheckSettings, augment
+    from curation.augment import whole_pairs
+    from curation.schema import text_columns
     from curation.curate import curate
 
     augmenter = _augmenter_from_args(args)
@@ -597,12 +649,14 @@ def _run_augment(args: argparse.Namespace) -> int:
                                                      what="augment")
     result = augment(curate(df, decisions, labels=declared_labels(df)), augmenter, targets=_targets(args.target),
                      items=_split(args.items), per_item=args.per_item,
-                     max_per_item=args.max_per_item, oversample=args.oversample, checks=checks)
-    columns = ["source_id", "text", "label", "method", "changes", "similarity", "label_prob",
+                     max_per_item=args.max_per_item, oversample=args.oversample, checks=checks,
+                     side=args.side)
+    texts = text_columns(df)
+    columns = ["source_id", *texts, "label", "method", "changes", "similarity", "label_prob",
                "predicted_label", "nearest_id", "nearest_similarity", "params"]
     _write_candidates(result.accepted[columns], args.out)
     if args.rejected:
-        _write_candidates(result.rejected[[*columns, "reason"]], args.rejected)
+        _write_candidates(whole_pairs(result.rejected)[[*columns, "reason"]], args.rejected)
     s = result.summary
     print(f"{s['method']}: tried {s['tried']} candidates for {s['sources']} source items, "
           f"{s['passed']} passed every check, accepted {s['accepted']} "
@@ -709,7 +763,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    runner = {"agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
+    runner = {"label-studio-tasks": _run_label_studio_tasks,
+              "label-studio-import": _run_label_studio_import, "agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
               "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment,
               "members": _run_members, "migrate": _run_migrate, "import": _run_import,
               "exports": _run_exports}[args.command]

@@ -20,7 +20,7 @@ from curation.agreement import (
     percent_agreement,
 )
 from curation.curate import changes, curate
-from curation.embeddings import Embedder, embed_texts
+from curation.embeddings import Embedder, embed_items, embed_texts
 from curation.export import ExportResult, export_dataset
 from curation.flags import FlagReport, flag_items, register_flagger, review_queue
 from curation.guidelines import Guideline, load_guideline
@@ -52,6 +52,7 @@ __all__ = [
     "count_table",
     "curate",
     "DawidSkene",
+    "embed_items",
     "embed_texts",
     "Embedder",
     "export_curated",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from curation.aggregation import consensus_labels
-from curation.schema import GOLD, ITEM, TEXT
+from curation.schema import GOLD, ITEM, TEXT, TEXT_PAIR, has_pairs
 
 __all__ = ["CURATED_COLUMNS", "STATUSES", "changes", "curate"]
 
@@ -48,7 +48,8 @@ def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
 
     Returns
     -------
-    DataFrame with :data:`CURATED_COLUMNS`, one row per item.
+    DataFrame with :data:`CURATED_COLUMNS`, one row per item (and ``text_pair`` after
+    ``text`` when the items are sentence pairs).
     """
     consensus = consensus_labels(frame, labels=labels)
     first = frame.drop_duplicates(ITEM).set_index(ITEM)
@@ -64,7 +65,11 @@ def curate(frame: pd.DataFrame, decisions: pd.DataFrame | None = None, *,
         out = _apply(out, decisions)
     if not include_dropped:
         out = out[out["status"] != "dropped"]
-    return out.reset_index(drop=True)[list(CURATED_COLUMNS)]
+    columns = list(CURATED_COLUMNS)
+    if has_pairs(frame):
+        out[TEXT_PAIR] = out[ITEM].map(first[TEXT_PAIR])
+        columns.insert(columns.index(TEXT) + 1, TEXT_PAIR)
+    return out.reset_index(drop=True)[columns]
 
 
 def _apply(out: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,8 @@ local folder or a Hugging Face model id. Loaded models are kept per
 :func:`embed_texts` embeds each distinct text once and, given a
 :class:`~curation.store.Project`, reads and writes the project's embedding
 cache (keyed by :attr:`Embedder.model_key` and the text's SHA-1), so a text is
-never encoded twice for the same model settings.
+never encoded twice for the same model settings. :func:`embed_items` embeds the items of a
+long frame, a sentence pair as its two sides side by side.
 
 ``sentence_transformers`` is imported on the first encode, not on import: it
 takes seconds to import.
@@ -34,6 +35,7 @@ from curation.models import (
     pickle_only_hint,
 )
 from curation.progress import Progress
+from curation.schema import ITEM, TEXT, TEXT_PAIR, has_pairs
 from curation.store import text_sha1
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
     from curation.store import Project
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "embed_texts"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "embed_items", "embed_rows", "embed_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +219,51 @@ def embed_texts(
     matrix = np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
     position = {text: i for i, text in enumerate(unique)}
     return matrix[[position[t] for t in texts]]
+
+
+def embed_items(
+    frame: Any,
+    *,
+    embedder: Embedder | None = None,
+    project: Project | None = None,
+    progress: Progress | None = None,
+    actor: str | None = None,
+) -> np.ndarray:
+    """One embedding per item of a long frame (first-appearance order), L2-normalised.
+
+    A single text is its embedding. A sentence pair (the frame has ``text_pair``) is its two
+    sides' embeddings side by side, scaled by 1/sqrt(2): still unit length, and the cosine of
+    two pairs is the mean of their texts' cosine and their second texts' cosine. So items that
+    share a premise but not a hypothesis are not near-duplicates (half the score at most from
+    the premise), and each side is encoded and cached once however many pairs share it.
+
+    >>> import pandas as pd
+    >>> class Fake:  # a stand-in embedder: one axis per distinct word
+    ...     model_key, dim = "fake", 3
+    ...     def encode(self, texts, progress=None):
+    ...         return np.array([[t == "a", t == "b", t == "c"] for t in texts], dtype=np.float32)
+    >>> pairs = pd.DataFrame({"item_id": ["1", "2"], "text": ["a", "a"], "text_pair": ["b", "c"]})
+    >>> vectors = embed_items(pairs, embedder=Fake())
+    >>> vectors.shape, round(float(vectors[0] @ vectors[1]), 2)
+    ((2, 6), 0.5)
+    """
+    return embed_rows(frame.drop_duplicates(ITEM), embedder=embedder, project=project,
+                      progress=progress, actor=actor)
+
+
+def embed_rows(frame: Any, *, embedder: Embedder | None = None, project: Project | None = None,
+               progress: Progress | None = None, actor: str | None = None) -> np.ndarray:
+    """One embedding per row of a frame with ``text`` (and ``text_pair``): :func:`embed_items`
+    without the one-row-per-item step (augmented rows share their source's item id)."""
+    texts = frame[TEXT].tolist()
+    if not has_pairs(frame):
+        return embed_texts(texts, embedder=embedder, project=project, progress=progress,
+                           actor=actor)
+    seconds = frame[TEXT_PAIR].tolist()
+    both = embed_texts(texts + seconds, embedder=embedder, project=project, progress=progress,
+                       actor=actor)
+    n = len(texts)
+    return (np.hstack([both[:n], both[n:]]) / np.sqrt(2.0)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -46,7 +46,9 @@ __all__ = ["CARD_FILES", "ExportResult", "FORMATS", "FORMULA_PREFIXES", "REQUIRE
 logger = logging.getLogger(__name__)
 
 #: Output formats and their writers' file extensions.
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = ("csv", "jsonl", "parquet", "hf")
+#: Formats written as one file per split; ``hf`` is a ``datasets`` folder (:mod:`curation.hf_format`).
+_FILE_FORMATS = ("csv", "jsonl", "parquet")
 #: Columns the curated frame must have; they lead every written file.
 REQUIRED = ("item_id", "text", "label")
 #: Column naming the source item of an augmented row.
@@ -118,7 +120,7 @@ def _check_rows(curated: pd.DataFrame) -> None:
     if len(dup):
         raise ValueError(f"item_id must be unique; repeated: {format_list(dup)}. Keep one row "
                          "per item (df.drop_duplicates('item_id')) or give them distinct ids.")
-    for col in ("text", "label"):
+    for col in ("text", *(["text_pair"] if "text_pair" in curated.columns else []), "label"):
         bad = curated["item_id"][curated[col].isna()]
         if len(bad):
             raise ValueError(f"{col} is missing for item_id {format_list(bad)}; fill it in or "
@@ -183,7 +185,8 @@ def _split_rows(rows: pd.DataFrame, embeddings, *, threshold: float, test_size: 
                 val_size: float, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """``rows`` with ``split`` and ``leakage_group`` columns, and the near-duplicate groups."""
     near_dup = near_duplicate_groups(rows["text"].tolist(), embeddings=embeddings,
-                                     threshold=threshold)
+                                     threshold=threshold,
+                                     pairs=rows["text_pair"].tolist() if "text_pair" in rows else None)
     aug = _augmented(rows)
     groups = _leakage_groups(rows, near_dup, aug)
     forced = np.isin(groups, groups[aug])
@@ -418,15 +421,26 @@ _WRITERS = {"csv": _write_csv, "jsonl": _write_jsonl, "parquet": _write_parquet}
 
 
 def _file_names(formats: Sequence[str]) -> dict[str, list[str]]:
-    return {fmt: [f"{split}.{fmt}" for split in SPLITS] for fmt in formats}
+    return {fmt: ([f"{split}.{fmt}" for split in SPLITS] if fmt in _FILE_FORMATS else [fmt + "/"])
+            for fmt in formats}
 
 
 def _write_all(folder: Path, splits: pd.DataFrame, formats: Sequence[str], card_json: str,
-               card_md: str, excel_safe: bool = False) -> list[str]:
+               card_md: str, excel_safe: bool = False,
+               labels: Sequence[str] | None = None) -> list[str]:
     """Write every file into ``folder``; return their names, data cards last."""
     columns = [c for c in splits.columns if c not in _ADDED]
     names = []
     for fmt, files in _file_names(formats).items():
+        if fmt not in _FILE_FORMATS:  # the datasets folder: every split, ClassLabel labels
+            from curation.hf_format import write_dataset_dict
+
+            parts = {s: splits.loc[splits["split"] == s, columns] for s in SPLITS}
+            seen = sorted(set(splits["label"].astype(str)))
+            order = [str(x) for x in labels or []] + [x for x in seen if x not in set(map(str, labels or []))]
+            names += write_dataset_dict(folder, parts, labels=order, card=json.loads(card_json),
+                                        card_md=card_md)
+            continue
         for split, name in zip(SPLITS, files):
             part = splits.loc[splits["split"] == split, columns].reset_index(drop=True)
             _WRITERS[fmt](part, folder / name, excel_safe)
@@ -444,8 +458,10 @@ def _write_atomically(out_dir: Path, write) -> list[Path]:
     try:
         names = write(tmp)
         if out_dir.exists():
-            for name in names:
-                os.replace(tmp / name, out_dir / name)
+            for top in dict.fromkeys(Path(name).parts[0] for name in names):
+                if (tmp / top).is_dir():  # a format folder (hf): the new one replaces the old
+                    shutil.rmtree(out_dir / top, ignore_errors=True)
+                os.replace(tmp / top, out_dir / top)
         else:
             tmp.rename(out_dir)
     finally:
@@ -454,7 +470,7 @@ def _write_atomically(out_dir: Path, write) -> list[Path]:
 
 
 def _warn_stale(out_dir: Path, formats: Sequence[str]) -> None:
-    stale = [p.name for fmt in FORMATS if fmt not in formats for split in SPLITS
+    stale = [p.name for fmt in _FILE_FORMATS if fmt not in formats for split in SPLITS
              if (p := out_dir / f"{split}.{fmt}").exists()]
     if stale:
         logger.warning("%s holds files from an earlier export that this one did not rewrite: "
@@ -467,7 +483,8 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
                    formats: Sequence[str] = ("csv",), test_size: float = 0.15,
                    val_size: float = 0.15, seed: int = 0, embeddings: np.ndarray | None = None,
                    near_duplicate_threshold: float = 0.95, card: Mapping[str, Any] | None = None,
-                   include_ambiguous: bool = False, excel_safe: bool = False) -> ExportResult:
+                   include_ambiguous: bool = False, excel_safe: bool = False,
+                   labels: Sequence[str] | None = None) -> ExportResult:
     """Split the curated dataset without leakage, write it per format, and write a data card.
 
     Parameters
@@ -482,7 +499,10 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
     out_dir : path
         Folder for ``{train,validation,test}.{format}`` and ``data_card.{json,md}``;
         created if missing, written atomically (see the module docstring).
-    formats : sequence of {"csv", "jsonl", "parquet"}
+    formats : sequence of {"csv", "jsonl", "parquet", "hf"}
+        ``hf``: a Hugging Face ``DatasetDict`` saved with ``save_to_disk`` in ``out_dir/hf``
+        (``label`` a ``ClassLabel`` over ``labels``; the data card as its README.md with a YAML
+        header); load it with ``datasets.load_from_disk``.
     test_size, val_size : float
         Shares of the non-augmented rows.
     seed : int
@@ -493,6 +513,9 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
         Extra data-card entries (agreement, flags, decisions, ...): kept as
         given in JSON, rendered as sections, bullets and tables in Markdown.
     include_ambiguous : bool
+    labels : sequence of str, optional
+        The label set in order: the ``hf`` format's ``ClassLabel`` names (labels the rows use
+        that it lacks come after it, sorted). Default: the labels seen, sorted.
     excel_safe : bool
         CSV files only: prefix text cells that begin like a spreadsheet formula (=, +, -, @,
         tab, carriage return) with ``'``. Off by default: the files then hold the exact text,
@@ -540,7 +563,7 @@ def export_dataset(curated: pd.DataFrame, out_dir: str | os.PathLike, *,
     card_dict = json.loads(card_json)
     card_md = _card_markdown(card_dict, splits, list(extra))
     files = _write_atomically(out_dir, lambda tmp: _write_all(tmp, splits, formats, card_json,
-                                                              card_md, excel_safe))
+                                                              card_md, excel_safe, labels))
     _warn_stale(out_dir, formats)
     logger.info("exported %d rows to %s: %s", len(splits), out_dir, card_dict["split_sizes"])
     return ExportResult(out_dir=out_dir, files=files, splits=splits, card=card_dict)

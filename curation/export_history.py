@@ -72,8 +72,8 @@ def write_manifest(result: ExportResult, *, version: int | None = None, actor: s
         "n_rows": int(len(result.splits)),
         "counts": {split: {label: int(n) for label, n in row.items()}
                    for split, row in counts.iterrows()},
-        "files": [{"name": f.name, "bytes": f.stat().st_size, "sha256": _sha256(f)}
-                  for f in files],
+        "files": [{"name": f.relative_to(folder).as_posix(), "bytes": f.stat().st_size,
+                   "sha256": _sha256(f)} for f in files],
     }
     path = folder / MANIFEST
     tmp = path.with_suffix(".json.tmp")
@@ -107,7 +107,7 @@ def verify_export(folder: str | os.PathLike) -> list[str]:
     for entry in read_manifest(folder)["files"]:
         name = str(entry.get("name", ""))
         path = folder / name
-        if Path(name).name != name or not path.is_file():
+        if not _inside(name) or not path.is_file():
             problems.append(f"{name}: missing")
         elif path.stat().st_size != entry.get("bytes") or _sha256(path) != entry.get("sha256"):
             problems.append(f"{name}: changed since the export")
@@ -202,6 +202,13 @@ def _items(folder: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{folder.name}: {ITEMS_FILE} lacks the column(s) {missing}; export again.")
     return items[_ITEM_COLUMNS]
+
+
+def _inside(name: str) -> bool:
+    """A manifest's file name is a plain relative path inside the export folder (``hf/...``
+    for the datasets format): never absolute, never through ``..``."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts and "\\" not in name
 
 
 def _sha256(path: Path) -> str:

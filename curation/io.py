@@ -59,6 +59,9 @@ from curation.schema import (
     LONG_COLUMNS,
     REQUIRED_COLUMNS,
     TEXT,
+    TEXT_PAIR,
+    has_pairs,
+    pair_key,
 )
 
 __all__ = [
@@ -293,6 +296,13 @@ def load_annotations(
                                   max_depth=max_depth, max_row_groups=max_row_groups,
                                   max_decoded_bytes=max_decoded_bytes, max_id_chars=max_id_chars,
                                   max_text_chars=max_text_chars))
+    if file_type == "hf" or (isinstance(source, (str, os.PathLike)) and Path(source).is_dir()):
+        frame = _from_table(_read_dataset_folder(source, name or str(source), limits),
+                            name=name or str(source), format=format, columns=columns,
+                            annotator_columns=annotator_columns, limits=limits)
+        return validate_long_frame(frame, name=name or str(source), label_set=label_set,
+                                   max_text_chars=limits.max_text_chars,
+                                   max_id_chars=limits.max_id_chars)
     raw, name = _read_bytes(source, name=name, max_bytes=max_bytes)
     ftype = file_type or _guess_file_type(name)
     table = _parse(raw, ftype, name=name, encoding=encoding, limits=limits)
@@ -348,6 +358,8 @@ def validate_long_frame(
     if frame.empty:
         raise AnnotationFileError(f"{name}: has no annotation rows; add at least one row.")
     _check_text(frame, name, limits.max_text_chars)
+    if has_pairs(frame):
+        _check_text(frame, name, limits.max_text_chars, column=TEXT_PAIR)
     for col in (ITEM, ANNOTATOR, LABEL):
         frame[col] = _clean_ids(frame, col, name, limits.max_id_chars)
     frame[GOLD] = _clean_gold(frame, name, limits.max_id_chars)
@@ -355,7 +367,7 @@ def validate_long_frame(
     frame = _drop_exact_duplicates(frame, name)
     _check_one_label_per_annotator(frame, name)
     labels = _check_label_set(frame, name, label_set)
-    out = frame.loc[:, list(LONG_COLUMNS)].reset_index(drop=True)
+    out = frame.loc[:, _long_columns(frame)].reset_index(drop=True)
     out.attrs.update(source=name, label_set=labels)  # read with declared_labels(frame)
     return out
 
@@ -863,7 +875,45 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
+# --------------------------------------------------------------------------- datasets folders
+
+
+def _read_dataset_folder(source: Any, name: str, limits: _Limits) -> pd.DataFrame:
+    """A Hugging Face ``save_to_disk`` folder (our ``hf`` export among them) as a table: every
+    split, labels as names; rows without an ``annotator_id`` are one annotator's, named after
+    the folder (``hf:<folder>``), and rows without an ``item_id`` get ``<split>-<row>``."""
+    from curation.hf_format import is_dataset_folder, read_dataset_dict
+
+    path = Path(source)
+    if not is_dataset_folder(path):
+        raise AnnotationFileError(
+            f"{name}: is a folder but not a Hugging Face dataset saved with save_to_disk (no "
+            "dataset_dict.json or dataset_info.json in it, or in its 'hf' folder); pass a file, "
+            "or the folder `curation export --formats hf` wrote.")
+    try:
+        table = read_dataset_dict(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise AnnotationFileError(f"{name}: the datasets folder could not be read ({err}); "
+                                  "save it again with DatasetDict.save_to_disk.") from err
+    _check_shape(name, limits, rows=len(table), columns=len(table.columns))
+    position = table.groupby("split", sort=False).cumcount() + 1
+    table[_WHERE] = "split " + table["split"].astype(str) + " row " + position.astype(str)
+    if ITEM not in table.columns:
+        table[ITEM] = table["split"].astype(str) + "-" + position.astype(str)
+    if ANNOTATOR not in table.columns and LABEL in table.columns:
+        table[ANNOTATOR] = f"hf:{path.name}"
+    return table.drop(columns=["split"])
+
+
 # --------------------------------------------------------------------------- layouts
+
+
+def _long_columns(frame: pd.DataFrame) -> list[str]:
+    """The long frame's columns; ``text_pair`` (right after ``text``) when the items are pairs."""
+    columns = list(LONG_COLUMNS)
+    if has_pairs(frame):
+        columns.insert(columns.index(TEXT) + 1, TEXT_PAIR)
+    return columns
 
 
 def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping[str, str] | None,
@@ -891,11 +941,12 @@ def _from_table(frame: pd.DataFrame, *, name: str, format: str, columns: Mapping
 def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name: str) -> pd.DataFrame:
     if not columns:
         return frame
-    unknown_targets = sorted(set(columns.values()) - set(LONG_COLUMNS))
+    targets = (*LONG_COLUMNS, TEXT_PAIR)
+    unknown_targets = sorted(set(columns.values()) - set(targets))
     if unknown_targets:
         raise AnnotationFileError(
             f"column mapping targets {unknown_targets} are not canonical names; map to one of "
-            f"{', '.join(LONG_COLUMNS)}.")
+            f"{', '.join(targets)}.")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise AnnotationFileError(
@@ -906,8 +957,9 @@ def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, name:
         kept = [c for c in frame.columns if c == target and c not in columns]
         if len(sources) + len(kept) > 1:
             both = format_list(repr(c) for c in sources + kept)
-            pair = (" Two text fields (a sentence pair) are not supported yet: map one of them "
-                    "to 'text'." if target == TEXT else "")
+            pair = (" For a sentence pair (premise and hypothesis, question and answer) map the "
+                    "first to 'text' and the second to 'text_pair' (CLI --map "
+                    f"{sources[-1] if sources else 'COLUMN'}=text_pair)." if target == TEXT else "")
             raise AnnotationFileError(
                 f"{name}: the column mapping would make {len(sources) + len(kept)} columns named "
                 f"{target!r} ({both}{' already in the file' if kept else ''}); map exactly one "
@@ -921,7 +973,7 @@ def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[st
     columns, none named), and it never guesses silently: when every value in the would-be
     annotator columns is a number (vote counts, scores, features), refuse and say how to choose."""
     _require_columns(frame, (ITEM, TEXT), name=name, hint=" (wide format)")
-    fixed = {ITEM, TEXT, GOLD, _WHERE}
+    fixed = {ITEM, TEXT, TEXT_PAIR, GOLD, _WHERE}
     annotators = list(annotator_columns) if annotator_columns else [
         c for c in frame.columns if c not in fixed]
     missing = [c for c in annotators if c not in frame.columns]
@@ -943,7 +995,7 @@ def _from_wide(frame: pd.DataFrame, *, name: str, annotator_columns: Sequence[st
     _check_shape(name, limits, rows=len(frame) * len(annotators), columns=len(LONG_COLUMNS),
                  noun="annotations", where=f" (the wide layout unfolded: {len(frame):,} rows x "
                  f"{len(annotators):,} annotator columns)")
-    keep = [c for c in (ITEM, TEXT, GOLD, _WHERE) if c in frame.columns]
+    keep = [c for c in (ITEM, TEXT, TEXT_PAIR, GOLD, _WHERE) if c in frame.columns]
     long = frame.melt(id_vars=keep, value_vars=annotators, var_name=ANNOTATOR, value_name=LABEL)
     blank = long[LABEL].map(_is_blank)
     given = long.loc[~blank, LABEL]
@@ -975,9 +1027,19 @@ def _check_items_have_labels(long: pd.DataFrame, blank: pd.Series, name: str) ->
 def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | None,
                        limits: _Limits) -> pd.DataFrame:
     text_key = next((k for k, v in (columns or {}).items() if v == TEXT), TEXT)
+    first = tasks[0].get("data") if tasks and isinstance(tasks[0], dict) else None
+    first = first if isinstance(first, dict) else {}
+
+    def field(target: str) -> str | None:
+        """The data key mapped to ``target``, else ``target`` itself when the first task's
+        data has it (our own tasks: curation.label_studio), else None."""
+        mapped = next((k for k, v in (columns or {}).items() if v == target), None)
+        return mapped if mapped is not None else (target if target in first else None)
+
+    pair_field, item_field = field(TEXT_PAIR), field(ITEM)
     rows = []
     for pos, task in enumerate(tasks, start=1):
-        rows.extend(_label_studio_rows(task, pos, name, text_key))
+        rows.extend(_label_studio_rows(task, pos, name, text_key, pair_field, item_field))
         _check_shape(name, limits, rows=len(rows), columns=len(LONG_COLUMNS), noun="annotations",
                      where=f" (counted up to task {pos:,} of {len(tasks):,})")
     if not rows:
@@ -985,7 +1047,8 @@ def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | N
     return pd.DataFrame(rows)
 
 
-def _label_studio_rows(task: dict, pos: int, name: str, text_key: str) -> list[dict]:
+def _label_studio_rows(task: dict, pos: int, name: str, text_key: str,
+                       pair_field: str | None = None, item_field: str | None = None) -> list[dict]:
     """One row per annotation of a task; every field of the wrong JSON type is refused by name."""
     task_id = _ls_id(task.get("id", pos), name=name, where=f"the task at position {pos}",
                      what="'id'")
@@ -997,6 +1060,17 @@ def _label_studio_rows(task: dict, pos: int, name: str, text_key: str) -> list[d
             f"{name}: {place} has no data[{text_key!r}]; its data keys are "
             f"{format_list(sorted(map(str, data)))}{suggest(text_key, list(data))}. "
             "Pass columns={'<key>': 'text'}.")
+    if pair_field is not None and pair_field not in data:
+        raise AnnotationFileError(
+            f"{name}: {place} has no data[{pair_field!r}] (the second text of the pair); its "
+            f"data keys are {format_list(sorted(map(str, data)))}. Give every task both texts.")
+    texts = {TEXT: data[text_key]} | ({TEXT_PAIR: data[pair_field]} if pair_field else {})
+    if item_field is not None:  # the item's own id (Label Studio renumbers the tasks it imports)
+        if item_field not in data:
+            raise AnnotationFileError(
+                f"{name}: {place} has no data[{item_field!r}] (the item id); give every task "
+                "one, or leave item ids to the task ids.")
+        task_id = _ls_id(data[item_field], name=name, where=place, what=f"data[{item_field!r}]")
     annotations = _ls_expect(task.get("annotations"), list, [], name=name, where=place,
                              what="'annotations'", expected="a list of annotations")
     rows = []
@@ -1007,7 +1081,7 @@ def _label_studio_rows(task: dict, pos: int, name: str, text_key: str) -> list[d
             continue
         ann_id = ann.get("id")
         where = f"{place}, annotation {_label(ann_id) if _is_ls_id(ann_id) else f'#{index}'}"
-        rows.append({ITEM: task_id, TEXT: data[text_key], ANNOTATOR: _ls_annotator(ann, name, where),
+        rows.append({ITEM: task_id, **texts, ANNOTATOR: _ls_annotator(ann, name, where),
                      LABEL: _ls_choice(ann, name, where), GOLD: None, _WHERE: where})
     return rows
 
@@ -1139,26 +1213,28 @@ def _is_blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
-    values = frame[TEXT]
+def _check_text(frame: pd.DataFrame, name: str, max_chars: int = DEFAULT_MAX_TEXT_CHARS, *,
+                column: str = TEXT) -> None:
+    values = frame[column]
     not_str = ~values.map(lambda v: isinstance(v, str) or _is_blank(v))
     if not_str.any():
-        bad = frame.loc[not_str, TEXT].iloc[0]
+        bad = frame.loc[not_str, column].iloc[0]
         kind = "int" if isinstance(bad, _LongInteger) else type(bad).__name__
         raise AnnotationFileError(
-            f"{name}: column 'text' holds non-text values at "
+            f"{name}: column {column!r} holds non-text values at "
             f"{format_list(frame.loc[not_str, _WHERE].tolist())} (e.g. {_short(bad)} of type "
             f"{kind}); text must be a string - check the column mapping.")
     empty = values.map(_is_blank)
     if empty.any():
+        what = "text" if column == TEXT else "second text of the pair (text_pair)"
         raise AnnotationFileError(
-            f"{name}: empty text at {format_list(frame.loc[empty, _WHERE].tolist())}; "
+            f"{name}: empty {what} at {format_list(frame.loc[empty, _WHERE].tolist())}; "
             "fill in the text or remove those rows.")
-    _refuse_nul(frame, values, TEXT, name)
+    _refuse_nul(frame, values, column, name)
     long = values.str.len() > max_chars
     if long.any():
         raise AnnotationFileError(
-            f"{name}: text longer than {max_chars:,} characters at "
+            f"{name}: {column} longer than {max_chars:,} characters at "
             f"{format_list(frame.loc[long, _WHERE].tolist())} (the longest has "
             f"{int(values.str.len().max()):,}); a text this long is usually an unclosed quote that "
             "swallowed the lines after it - check the quoting, or split the document, or raise "
@@ -1253,7 +1329,11 @@ def _as_id(value: Any) -> str:
 
 
 def _check_one_text_per_item(frame: pd.DataFrame, name: str) -> None:
-    n_texts = frame.groupby(ITEM, sort=False)[TEXT].nunique()
+    texts = frame[TEXT]
+    if has_pairs(frame):
+        texts = pd.Series([pair_key(t, p) for t, p in zip(frame[TEXT], frame[TEXT_PAIR])],
+                          index=frame.index)
+    n_texts = texts.groupby(frame[ITEM], sort=False).nunique()
     bad = n_texts.index[n_texts > 1].tolist()
     if bad:
         raise AnnotationFileError(

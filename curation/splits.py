@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 
 from curation.messages import format_list
 
-__all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text",
+__all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text", "text_keys",
            "similar_pairs", "smallest_detectable_change", "stratified_folds",
            "stratified_group_split"]
 
@@ -79,6 +79,27 @@ def normalise_text(text: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(folded.translate(_punctuation_table()).split())
+
+
+def text_keys(frame: pd.DataFrame) -> pd.Series:
+    """Each row's text(s) as compared for duplicates and leaks: :func:`normalise_text` of the
+    text, and for a sentence pair of both texts, joined by a character neither holds (so a
+    premise shared by two pairs does not make them equal).
+
+    >>> frame = pd.DataFrame({"text": ["A cat.", "a cat"], "text_pair": ["sits", "runs"]})
+    >>> text_keys(frame).tolist() == ["a cat\x1fsits", "a cat\x1fruns"]
+    True
+    >>> text_keys(frame[["text"]]).tolist()
+    ['a cat', 'a cat']
+    """
+    from curation.schema import TEXT, TEXT_PAIR, has_pairs, pair_key
+
+    first = frame[TEXT].astype(str).map(normalise_text)
+    if not has_pairs(frame):
+        return first
+    second = frame[TEXT_PAIR].astype(str).map(normalise_text)
+    return pd.Series([pair_key(a, b) for a, b in zip(first, second)], index=frame.index,
+                     dtype=object)
 
 
 def _duplicate_key(text: str) -> str:
@@ -181,7 +202,8 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
 
 
 def near_duplicate_groups(texts: Sequence[str], *, embeddings: np.ndarray | None = None,
-                          threshold: float = 0.95) -> np.ndarray:
+                          threshold: float = 0.95,
+                          pairs: Sequence[str] | None = None) -> np.ndarray:
     """Group id per text; near-duplicates share a group.
 
     Two texts are near-duplicates when ``normalise_text(a) == normalise_text(b)``
@@ -196,6 +218,8 @@ def near_duplicate_groups(texts: Sequence[str], *, embeddings: np.ndarray | None
         One row per text, in the same order.
     threshold : float in (0, 1]
         Cosine similarity at or above which two texts are near-duplicates.
+    pairs : sequence of str, optional
+        The second texts of sentence pairs: two pairs are equal when both sides are.
 
     Returns
     -------
@@ -208,7 +232,14 @@ def near_duplicate_groups(texts: Sequence[str], *, embeddings: np.ndarray | None
     """
     texts = _check_texts(texts)
     n = len(texts)
-    codes = pd.factorize(pd.Series([_duplicate_key(t) for t in texts], dtype=object))[0]
+    keys = [_duplicate_key(t) for t in texts]
+    if pairs is not None:
+        pairs = _check_texts(pairs)
+        if len(pairs) != n:
+            raise ValueError(f"pairs must have one second text per text: {n} texts, {len(pairs)} "
+                             "second texts.")
+        keys = [f"{k}\x1f{_duplicate_key(p)}" for k, p in zip(keys, pairs)]
+    codes = pd.factorize(pd.Series(keys, dtype=object))[0]
     _, first = np.unique(codes, return_index=True)
     i, j = [np.arange(n)], [first[codes]]
     if embeddings is not None:

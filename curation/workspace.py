@@ -38,6 +38,7 @@ from curation.guidelines import Guideline, load_guideline
 from curation.io import DEFAULT_LIMITS, DEFAULT_MAX_BYTES, declared_labels, load_annotations, loaded_from
 from curation.progress import Progress, within
 from curation.report import agreement_report
+from curation.schema import TEXT_PAIR, has_pairs, text_columns
 from curation.store import ImportResult, Project, import_action
 
 __all__ = ["DEMO_CSV", "DEMO_GUIDELINE", "augment_project", "augmented_rows", "curation_home",
@@ -276,11 +277,11 @@ def project_annotations(project: Project) -> pd.DataFrame:
 def _item_embeddings(project: Project, frame: pd.DataFrame, *, embedder: Any = None,
                      progress: Progress | None = None,
                      actor: str | None = None) -> np.ndarray:
-    """One embedding per item of ``frame`` (first-appearance order), through the project's cache."""
-    from curation.embeddings import embed_texts
+    """One embedding per item of ``frame`` (first-appearance order), through the project's cache
+    (a sentence pair: both sides, :func:`curation.embeddings.embed_items`)."""
+    from curation.embeddings import embed_items
 
-    return embed_texts(frame.drop_duplicates("item_id")["text"].tolist(), embedder=embedder,
-                       project=project, progress=progress, actor=actor)
+    return embed_items(frame, embedder=embedder, project=project, progress=progress, actor=actor)
 
 
 def flag_project(project: Project, *, embedder: Any = None, guideline: Guideline | None = None,
@@ -466,7 +467,8 @@ def export_curated(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
         position = {item: i for i, item in enumerate(pd.unique(frame["item_id"]))}
         embeddings = embeddings[[position[i] for i in everything["item_id"]]]
     card = data_card_facts(frame, everything, flags, target=target, labels=labels)
-    columns = ["item_id", "text", "label", "consensus_label", "status", "confidence", "gold"]
+    columns = ["item_id", *text_columns(everything), "label", "consensus_label", "status",
+               "confidence", "gold"]
     rows = everything[columns].assign(augmented_from=None, method=None)
     if augmentations is not None and len(augmentations):
         extra, keep, card["augmentation"] = augmented_rows(augmentations, everything,
@@ -477,7 +479,7 @@ def export_curated(frame: pd.DataFrame, out_dir: str | os.PathLike, *,
                 raise ValueError("pass augmentation_embeddings (one row per augmented row) with "
                                  "embeddings, or neither.")
             embeddings = np.vstack([embeddings, np.asarray(augmentation_embeddings)[keep]])
-    return export_dataset(rows, out_dir, embeddings=embeddings, card=card,
+    return export_dataset(rows, out_dir, embeddings=embeddings, card=card, labels=labels,
                           include_ambiguous=include_ambiguous, **split_options)
 
 
@@ -496,8 +498,9 @@ def augmented_rows(augmentations: pd.DataFrame, curated: pd.DataFrame, *,
     changed = ~gone & (label_now != augmentations["label"])
     keep = (~gone & ~changed).to_numpy()
     kept = augmentations[keep]
-    extra = pd.DataFrame({"item_id": kept["aug_id"], "text": kept["text"], "label": kept["label"],
-                          "consensus_label": None, "status": "augmented", "confidence": None,
+    extra = pd.DataFrame({"item_id": kept["aug_id"], "text": kept["text"],
+                          **({TEXT_PAIR: kept[TEXT_PAIR]} if has_pairs(kept) else {}),
+                          "label": kept["label"], "consensus_label": None, "status": "augmented", "confidence": None,
                           "gold": None, "augmented_from": kept["item_id"],
                           "method": kept["method"]})
     facts = {"rows_exported": int(keep.sum()), "all_in": "train",
@@ -545,10 +548,10 @@ def export_project(project: Project, out_dir: str | os.PathLike, *, use_model: b
     augmentations = project.augmentations()
     embeddings = aug_embeddings = None
     if use_model:
-        from curation.embeddings import embed_texts
+        from curation.embeddings import embed_rows
 
         embeddings = _item_embeddings(project, frame, actor=actor)
-        aug_embeddings = embed_texts(augmentations["text"].tolist(), project=project, actor=actor)
+        aug_embeddings = embed_rows(augmentations, project=project, actor=actor)
     flags = project.latest_flags()
     result = export_curated(frame, out_dir, decisions=project.latest_decisions(),
                             flags=flags if len(flags) else None, embeddings=embeddings,

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from curation.messages import format_list, suggest
+from curation.schema import TEXT_PAIR, has_pairs, text_columns
 
 __all__ = ["EncodedDataset", "balanced_weights", "check_frames", "encode", "label_order"]
 
@@ -28,11 +29,12 @@ def _check_frame(frame: Any, name: str) -> pd.DataFrame:
                          "columns to 'text' and 'label'.")
     if name == "train" and frame.empty:
         raise ValueError("train has no rows; give at least one row per label.")
-    text_ok = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
-    if not text_ok.all():
-        bad = frame.index[~text_ok.to_numpy()]
-        raise ValueError(f"{name} has empty or non-text 'text' in rows {format_list(bad)} "
-                         "(index labels); drop or fill those rows.")
+    for column in text_columns(frame):
+        text_ok = frame[column].map(lambda t: isinstance(t, str) and bool(t.strip()))
+        if not text_ok.all():
+            bad = frame.index[~text_ok.to_numpy()]
+            raise ValueError(f"{name} has empty or non-text {column!r} in rows {format_list(bad)} "
+                             "(index labels); drop or fill those rows.")
     if frame["label"].isna().any():
         bad = frame.index[frame["label"].isna().to_numpy()]
         raise ValueError(f"{name} has no label in rows {format_list(bad)} (index labels); drop "
@@ -118,12 +120,15 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 def encode(frame: pd.DataFrame, tokenizer: Any, order: list[str], max_length: int, *,
            sort_by_length: bool = False) -> tuple[EncodedDataset, np.ndarray]:
-    """Tokenize ``frame`` (truncated to ``max_length``, not padded).
+    """Tokenize ``frame`` (truncated to ``max_length``, not padded); a frame with ``text_pair``
+    is tokenized as sentence pairs.
 
     Returns the dataset and the row order used: ``dataset[j]`` is ``frame.iloc[perm[j]]``.
     With ``sort_by_length`` rows go longest first, so evaluation batches pad little.
     """
-    enc = tokenizer(frame["text"].tolist(), truncation=True, max_length=max_length)
+    seconds = frame[TEXT_PAIR].tolist() if has_pairs(frame) else None
+    # a pair is one input, [CLS] text [SEP] text_pair [SEP]; truncation takes from the longer side
+    enc = tokenizer(frame["text"].tolist(), seconds, truncation=True, max_length=max_length)
     codes = frame["label"].astype(str).map({name: i for i, name in enumerate(order)}).to_numpy()
     lengths = np.array([len(ids) for ids in enc["input_ids"]])
     perm = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(frame))

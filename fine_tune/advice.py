@@ -163,7 +163,9 @@ def measure(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) -
 
         tokenizer = load_tokenizer(config)
     texts = frame["text"].astype(str).tolist()
-    lengths = np.asarray([len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]])
+    seconds = frame["text_pair"].astype(str).tolist() if "text_pair" in frame.columns else None
+    lengths = np.asarray([len(ids) for ids in
+                          tokenizer(texts, seconds, truncation=False)["input_ids"]])
     counts = frame["label"].astype(str).value_counts()
     return {
         "n_rows": int(len(frame)), "n_labels": int(len(counts)),

@@ -226,7 +226,8 @@ def _labels(model: Any, n: int) -> list[str]:
     return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
 
 
-def attention_for(model_dir: str | os.PathLike, text: str, *, max_length: int = 128) -> Attention:
+def attention_for(model_dir: str | os.PathLike, text: str, *, max_length: int = 128,
+                  text_pair: str | None = None) -> Attention:
     """Run ``text`` through the classifier saved in ``model_dir`` and return its attention.
 
     Parameters
@@ -238,6 +239,9 @@ def attention_for(model_dir: str | os.PathLike, text: str, *, max_length: int = 
         change); runs on the CPU.
     text : str
         The input; truncated to ``max_length`` word pieces.
+    text_pair : str, optional
+        A sentence pair's second text: the model reads ``[CLS] text [SEP] text_pair [SEP]``, as
+        it was trained on pairs, and the tokens of both texts are in the view.
     max_length : int, default 128
         Longest input in word pieces, special tokens included.
 
@@ -261,7 +265,10 @@ def attention_for(model_dir: str | os.PathLike, text: str, *, max_length: int = 
     folder, stamp = _check_folder(model_dir)
     model, tokenizer, lock = _cached(folder, stamp)
     limit = min(max_length, int(getattr(tokenizer, "model_max_length", 10**6) or 10**6))
-    enc = tokenizer(text, truncation=True, max_length=limit, return_tensors="pt",
+    if text_pair is not None and (not isinstance(text_pair, str) or not text_pair.strip()):
+        raise ValueError(f"text_pair is empty ({text_pair!r}); pass the pair's second text, or "
+                         "None for a single text.")
+    enc = tokenizer(text, text_pair, truncation=True, max_length=limit, return_tensors="pt",
                     return_special_tokens_mask=True)
     special = [bool(x) for x in enc.pop("special_tokens_mask")[0].tolist()]
     ids = enc["input_ids"][0].tolist()

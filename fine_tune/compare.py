@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from curation.messages import format_list, suggest
+from curation.schema import text_columns
 from fine_tune.config import jsonable
 from fine_tune.stats import (
     accuracy_and_macro_f1,
@@ -212,15 +213,15 @@ def check_labelled(frame: Any, name: str) -> pd.DataFrame:
 
 
 def check_blank(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """``text`` and ``label`` as str; ``ValueError`` naming the file (``name``) and the rows
-    where either is empty."""
-    for col in ("text", "label"):
+    """``text`` and ``label`` (and a pair's ``text_pair``) as str; ``ValueError`` naming the
+    file (``name``) and the rows where one is empty."""
+    for col in (*text_columns(frame), "label"):
         values = frame[col]
         blank = values.isna() | values.astype(str).str.strip().eq("")
         if blank.any():
             raise ValueError(f"{name} has an empty {col} in rows {format_list(np.flatnonzero(blank))} "
                              f"(counting from 0); fill them in or drop those rows.")
-    return frame.assign(text=frame["text"].astype(str), label=frame["label"].astype(str))
+    return frame.assign(**{c: frame[c].astype(str) for c in (*text_columns(frame), "label")})
 
 
 def _check_test_labels(test: pd.DataFrame, train_labels: set[str]) -> None:
@@ -234,11 +235,10 @@ def _check_test_labels(test: pd.DataFrame, train_labels: set[str]) -> None:
 
 
 def _check_leakage(before: pd.DataFrame, after: pd.DataFrame, test: pd.DataFrame) -> None:
-    from curation.splits import normalise_text
+    from curation.splits import text_keys
 
-    seen = {side: set(frame["text"].map(normalise_text)) for side, frame in
-            (("before", before), ("after", after))}
-    keys = test["text"].map(normalise_text)
+    seen = {side: set(text_keys(frame)) for side, frame in (("before", before), ("after", after))}
+    keys = text_keys(test)
     leaked = keys.isin(seen["before"] | seen["after"])
     if leaked.any():
         rows = np.flatnonzero(leaked)
@@ -307,13 +307,13 @@ def split_validation(frame: pd.DataFrame, *, validation_size: float = 0.1,
     """
     from sklearn.model_selection import train_test_split
 
-    from curation.splits import normalise_text
+    from curation.splits import text_keys
 
     if not 0 <= validation_size < 1:
         raise ValueError(f"validation_size must be in [0, 1), e.g. 0.1; got {validation_size!r}.")
     frame = frame.reset_index(drop=True)
     augmented, sources = _augmented_mask(frame)
-    keys = frame["text"].astype(str).map(normalise_text)
+    keys = text_keys(frame)
     pinned = augmented | sources | keys.isin(set(keys[augmented]))
     pool = frame.index[~pinned]
     n_val = _n_validation(len(frame), len(pool), validation_size) if validation_size > 0 else 0
@@ -689,7 +689,7 @@ def _resolve(after: pd.DataFrame, config: Any, tokenizer: Any) -> tuple[Any, dic
 
     if isinstance(config, ResolvedSettings):
         return config.config, config.to_dict()
-    resolved = resolve_settings(after[["text", "label"]], config, tokenizer=tokenizer)
+    resolved = resolve_settings(after[[*text_columns(after), "label"]], config, tokenizer=tokenizer)
     return resolved.config, resolved.to_dict()
 
 

@@ -24,7 +24,8 @@ from sklearn.model_selection import train_test_split
 
 from curation.aggregation import MajorityVote
 from curation.curate import curate
-from curation.splits import normalise_text
+from curation.schema import TEXT_PAIR, has_pairs, text_columns
+from curation.splits import text_keys
 
 __all__ = ["CompareData", "compare_data", "project_compare_data"]
 
@@ -52,8 +53,9 @@ def _raw_majority(frame: pd.DataFrame, label_set) -> pd.Series:
 def _test_items(everything: pd.DataFrame, decisions: pd.DataFrame | None, *,
                 test_share: float, seed: int) -> tuple[pd.DataFrame, str]:
     gold = everything[everything["gold"].notna()] if "gold" in everything else everything.iloc[:0]
+    texts = ["item_id", *text_columns(everything)]
     if len(gold):
-        return gold[["item_id", "text"]].assign(label=gold["gold"].astype(str)), "gold"
+        return gold[texts].assign(label=gold["gold"].astype(str)), "gold"
     decided = set(decisions["item_id"]) if decisions is not None and len(decisions) else set()
     pool = everything[everything["item_id"].isin(decided) & everything["status"].isin(
         ["relabelled", "confirmed"])]
@@ -65,7 +67,7 @@ def _test_items(everything: pd.DataFrame, decisions: pd.DataFrame | None, *,
     counts = pool["label"].value_counts()
     stratify = pool["label"] if counts.min() >= 2 else None
     test, _ = train_test_split(pool, train_size=test_share, stratify=stratify, random_state=seed)
-    return test[["item_id", "text", "label"]], "adjudicated"
+    return test[[*texts, "label"]], "adjudicated"
 
 
 def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
@@ -82,19 +84,22 @@ def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
     label_set = list(labels) if labels is not None else None
     everything = curate(frame, decisions, labels=label_set, include_dropped=True)
     test, source = _test_items(everything, decisions, test_share=test_share, seed=seed)
-    test_keys = {normalise_text(t) for t in test["text"]}
+    test_keys = set(text_keys(test))
     held_out = set(test["item_id"])
 
     def leaks(rows: pd.DataFrame) -> pd.Series:
-        return rows["item_id"].isin(held_out) | rows["text"].map(normalise_text).isin(test_keys)
+        return rows["item_id"].isin(held_out) | text_keys(rows).isin(test_keys)
 
     raw = _raw_majority(frame, label_set)
-    first = frame.drop_duplicates("item_id").set_index("item_id")["text"]
-    before = pd.DataFrame({"item_id": raw.index, "text": first.reindex(raw.index).to_numpy(),
-                           "label": raw.to_numpy()})
+    first = frame.drop_duplicates("item_id").set_index("item_id")
+    before = pd.DataFrame({"item_id": raw.index, "text": first["text"].reindex(raw.index).to_numpy()})
+    if has_pairs(frame):
+        before[TEXT_PAIR] = first[TEXT_PAIR].reindex(raw.index).to_numpy()
+    before["label"] = raw.to_numpy()
+    columns = ["item_id", *text_columns(frame), "label"]
     before = before[~leaks(before)].reset_index(drop=True)
     after = everything[~everything["status"].isin(["dropped", "ambiguous"])]
-    after = after[["item_id", "text", "label"]].assign(augmented_from=None)
+    after = after[columns].assign(augmented_from=None)
     after = after[~leaks(after)]
     n_aug, aug_left_out = 0, {}
     if augmentations is not None and len(augmentations):
@@ -102,7 +107,7 @@ def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
 
         extra, _, facts = augmented_rows(augmentations, everything)
         in_test = (extra["augmented_from"].isin(held_out)
-                   | extra["text"].map(normalise_text).isin(test_keys))
+                   | text_keys(extra).isin(test_keys))
         source_out = ~in_test & ~extra["augmented_from"].isin(set(after["item_id"]))
         extra = extra[~in_test & ~source_out]
         n_aug = len(extra)
@@ -112,8 +117,7 @@ def compare_data(frame: pd.DataFrame, *, labels: Sequence[str] | None = None,
                         "source or text in the test set": int(in_test.sum()),
                         "source leaks into the test set": int(source_out.sum())}
         aug_left_out = {k: v for k, v in aug_left_out.items() if v}
-        after = pd.concat([after, extra[["item_id", "text", "label", "augmented_from"]]],
-                          ignore_index=True)
+        after = pd.concat([after, extra[[*columns, "augmented_from"]]], ignore_index=True)
     after = after.reset_index(drop=True)
     info = {"test_source": source, "test_items": len(test), "before_rows": len(before),
             "after_rows": len(after), "augmented_rows": n_aug,

@@ -40,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from curation.schema import text_columns
+
 __all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
            "RUN_KIND", "SEARCH_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
            "latest_model_probs", "latest_saved_models", "run_job", "saved_models",
@@ -113,7 +115,7 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
 
     data = project_compare_data(project, test_share=test_share, seed=data_seed)
     resolved = config if isinstance(config, ResolvedSettings) else resolve_settings(
-        data.after[["text", "label"]], config)
+        data.after[[*text_columns(data.after), "label"]], config)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("before", "after", "test"):
@@ -183,8 +185,8 @@ def start_experiment_job(project, folder: str | os.PathLike, *, experiment: str,
     (folder / "data").mkdir(parents=True, exist_ok=True)
     names = list(data)
     for k, (train, test) in enumerate(data.values()):
-        train[["text", "label"]].to_csv(folder / "data" / f"{k}-train.csv", index=False)
-        test[["text", "label"]].to_csv(folder / "data" / f"{k}-test.csv", index=False)
+        train[[*text_columns(train), "label"]].to_csv(folder / "data" / f"{k}-train.csv", index=False)
+        test[[*text_columns(test), "label"]].to_csv(folder / "data" / f"{k}-test.csv", index=False)
     settings = {"kind": EXPERIMENT_KIND, "experiment": experiment, "names": names,
                 "config": dict(config), "seeds": [int(s) for s in seeds],
                 "options": dict(options or {}), "project_url": project.display_url,
@@ -200,7 +202,7 @@ def _curated_rows(project, config: Mapping[str, Any] | None, folder: str | os.Pa
     from fine_tune.settings import resolve_settings
 
     data = project_compare_data(project)
-    resolved = resolve_settings(data.after[["text", "label"]], dict(config or {}))
+    resolved = resolve_settings(data.after[[*text_columns(data.after), "label"]], dict(config or {}))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return data, resolved, folder
@@ -216,7 +218,7 @@ def start_lr_range_job(project, folder: str | os.PathLike, *, config: Mapping[st
     if not 5 <= int(num_steps) <= 1000:
         raise ValueError(f"num_steps={num_steps} must be between 5 and 1000 mini-batches.")
     data, resolved, folder = _curated_rows(project, config, folder)
-    data.after[["text", "label"]].to_csv(folder / "train.csv", index=False)
+    data.after[[*text_columns(data.after), "label"]].to_csv(folder / "train.csv", index=False)
     settings = {"kind": LR_KIND, "config": resolved.config.to_dict(), "num_steps": int(num_steps),
                 "labels": project.label_set(), "project_url": project.display_url,
                 "folder": str(folder.resolve()), "rows": len(data.after)}
@@ -254,13 +256,14 @@ def _search_split(after, share: float, seed: int):
     from fine_tune.multitask import split_train_test
 
     original = after[after["augmented_from"].fillna("") == ""]
-    train, validation = split_train_test(original[["item_id", "text", "label"]], share, seed=seed,
+    columns = ["item_id", *text_columns(after), "label"]
+    train, validation = split_train_test(original[columns], share, seed=seed,
                                          name="the curated rows")
     augmented = after[(after["augmented_from"].fillna("") != "")
                       & ~after["augmented_from"].isin(set(validation["item_id"]))]
     import pandas as pd
 
-    return (pd.concat([train, augmented[["item_id", "text", "label"]]], ignore_index=True),
+    return (pd.concat([train, augmented[columns]], ignore_index=True),
             validation)
 
 
@@ -292,7 +295,8 @@ def _lr_search_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
         config = dataclasses.replace(base, learning_rate=rate, save_checkpoints=False,
                                      seed=settings["seed"])
         result = train_classifier(
-            train[["text", "label"]], validation[["text", "label"]], None, config=config,
+            train[[*text_columns(train), "label"]], validation[[*text_columns(validation), "label"]],
+            None, config=config,
             labels=labels, should_stop=reporter.cancelled,
             progress=lambda f, m, k=k, rate=rate: reporter(
                 (k + min(max(f, 0.0), 1.0)) / len(rates), f"rate {rate:.2e}: {m}"))
@@ -586,7 +590,7 @@ def _predictions(test, result):
     """The test rows with the model's predicted label and its probability."""
     import numpy as np
 
-    keep = [c for c in ("item_id", "text", "label") if c in test.columns]
+    keep = [c for c in ("item_id", "text", "text_pair", "label") if c in test.columns]
     out = test[keep].reset_index(drop=True).copy()
     labels = list(result.labels)
     pred = np.asarray(result.test_pred, dtype=int)

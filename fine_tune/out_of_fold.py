@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curation.schema import ITEM
+from curation.schema import ITEM, text_columns
 
 __all__ = ["OutOfFold", "current_labels", "fine_tuned_probabilities", "held_out_folds"]
 
@@ -161,7 +161,7 @@ def fine_tuned_probabilities(
     if missing:
         raise ValueError(f"the frame needs the columns item_id, text and label; {', '.join(missing)} "
                          "missing.")
-    frame = frame[[ITEM, "text", "label"]].astype(str).reset_index(drop=True)
+    frame = frame[[ITEM, *text_columns(frame), "label"]].astype(str).reset_index(drop=True)
     doubled = frame[ITEM][frame[ITEM].duplicated()]
     if len(doubled):
         raise ValueError(f"item {doubled.iloc[0]!r} has more than one row; give one row per item "
@@ -173,7 +173,7 @@ def fine_tuned_probabilities(
     if trainer is None:
         from fine_tune.train import train_classifier as trainer
     held_out = held_out_folds(frame["label"], folds, seed)
-    resolved = resolve_settings(frame[["text", "label"]], config)
+    resolved = resolve_settings(frame[[*text_columns(frame), "label"]], config)
     train_config = dataclasses.replace(resolved.config, seed=seed, output_dir=None,
                                        resume_from_checkpoint=False, save_checkpoints=False)
     probs = np.full((len(frame), len(order)), np.nan)

@@ -30,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from curation.schema import text_columns
+
 __all__ = ["CACHE_VERSION", "TRAINING_CODE", "RunCache", "trainer_id"]
 
 logger = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ class RunCache:
         """The SHA-256 key of one run (``config`` as a dict, its ``seed`` the run's seed)."""
         settings = {k: v for k, v in config.items() if k not in _NOT_RESULTS}
         payload = {"version": CACHE_VERSION, "train": _frame_rows(frame),
-                   "test": _frame_rows(test[["text", "label"]]), "labels": list(labels),
+                   "test": _frame_rows(test[[*text_columns(test), "label"]]), "labels": list(labels),
                    "config": settings, "validation_size": validation_size,
                    "model": _model_id(config.get("model")), "trainer": trainer_id(trainer),
                    "libraries": [_version(p) for p in ("torch", "transformers", "peft")],

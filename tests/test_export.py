@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from curation.export import FORMATS, ExportResult, export_dataset
+
+FILE_FORMATS = [f for f in FORMATS if f != "hf"]  # hf is a datasets folder (tests/test_formats.py)
 from curation.splits import SPLITS
 
 FILE_COLUMNS = ["item_id", "text", "label", "confidence", "source", "augmented_from"]
@@ -62,10 +64,12 @@ def exported(tmp_path) -> ExportResult:
 
 def test_files_exist_for_every_format(exported):
     names = sorted(p.name for p in exported.out_dir.iterdir())
-    expected = sorted([f"{s}.{f}" for s in SPLITS for f in FORMATS]
+    expected = sorted([f"{s}.{f}" for s in SPLITS for f in FILE_FORMATS]
                       + ["data_card.json", "data_card.md"])
-    assert names == expected
-    assert sorted(p.name for p in exported.files) == expected
+    assert names == sorted([*expected, "hf"])
+    top = [p.relative_to(exported.out_dir).parts for p in exported.files]
+    assert sorted(parts[0] for parts in top if len(parts) == 1) == expected
+    assert {parts[0] for parts in top if len(parts) > 1} == {"hf"}
     assert [p.name for p in exported.files[-2:]] == ["data_card.json", "data_card.md"]
 
 
@@ -73,7 +77,7 @@ def test_no_temporary_folders_left(exported):
     assert [p.name for p in exported.out_dir.parent.iterdir()] == ["out"]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
 def test_files_round_trip(exported, fmt):
     for split in SPLITS:
         got = _read(exported.out_dir / f"{split}.{fmt}")
@@ -219,7 +223,7 @@ def test_reexport_replaces_files(tmp_path):
 
 
 @pytest.mark.parametrize(("formats", "message"), [
-    (("csv", "xlsx"), r"unknown export format\(s\) 'xlsx'; pass formats from \['csv', 'jsonl', 'parquet'\]"),
+    (("csv", "xlsx"), r"unknown export format\(s\) 'xlsx'; pass formats from \['csv', 'jsonl', 'parquet', 'hf'\]"),
     (("json",), "'json' - did you mean 'jsonl'\\?"),
     ((), r"\(none given\)"),
 ])

@@ -219,7 +219,7 @@ def test_the_migrate_command_checks_upgrades_and_takes_back(store_url, capsys):
     _schema_1_project(store_url)
     assert main(["migrate", store_url, "--check"]) == 1
     out = capsys.readouterr().out
-    assert "schema version 1, before revisions" in out and f"pending: 0001, {migrate.head()}" in out
+    assert "schema version 1, before revisions" in out and f"pending: 0001, 0002, {migrate.head()}" in out
     assert main(["migrate", store_url]) == 0
     assert f"upgraded to revision {migrate.head()}" in capsys.readouterr().out
     assert main(["migrate", store_url, "--check"]) == 0

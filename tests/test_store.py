@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from curation.store import BATCH_SIZE, ImportResult, Project
+from curation.store.migrate import SCHEMA_VERSION
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
@@ -66,7 +67,7 @@ def test_path_creates_sqlite_file_with_wal_and_meta(tmp_path):
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
             meta = dict(conn.exec_driver_sql("SELECT key, value FROM meta").all())
-    assert meta == {"schema_version": "2", "name": "demo"}
+    assert meta == {"schema_version": SCHEMA_VERSION, "name": "demo"}
 
 
 def test_sqlalchemy_url_and_memory(tmp_path):

@@ -119,3 +119,47 @@ class AfterSeedsDiffer:
         if getattr(result, "test_pred", None) is not None:
             self.predictions.append((side, config.seed, np.asarray(result.test_pred)))
         return result
+
+
+# A toy Chinese sentence-pair (NLI) task: the hypothesis repeats the premise (entailment), negates
+# it with 不 (contradiction) or swaps the object for another (neutral), so only the pair decides.
+ZH_SUBJECTS = ["我", "他", "她", "我们", "老师", "医生"]
+ZH_VERBS = ["喜欢", "需要", "看见", "买了"]
+ZH_OBJECTS = ["猫", "狗", "书", "药", "车", "茶"]
+ZH_LABELS = ("entailment", "neutral", "contradiction")
+
+
+def build_tiny_chinese_bert(folder: Path) -> str:
+    """A tiny BERT whose vocabulary is the toy's characters (BERT splits Han text into them)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    chars = sorted({c for w in ZH_SUBJECTS + ZH_VERBS + ZH_OBJECTS + ["不", "。", "，"] for c in w})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True,
+                                  tokenize_chinese_chars=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def chinese_nli(n: int, seed: int) -> pd.DataFrame:
+    """``premise, hypothesis, label`` rows of the toy (labels in turn; premises repeat)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        s, v, o = rng.choice(ZH_SUBJECTS), rng.choice(ZH_VERBS), rng.choice(ZH_OBJECTS)
+        premise = f"{s}{v}{o}。"
+        label = ZH_LABELS[i % 3]
+        if label == "entailment":
+            hypothesis = premise
+        elif label == "contradiction":
+            hypothesis = f"{s}不{v}{o}。"
+        else:
+            hypothesis = f"{s}{v}{rng.choice([x for x in ZH_OBJECTS if x != o])}。"
+        rows.append((premise, hypothesis, label))
+    return pd.DataFrame(rows, columns=["premise", "hypothesis", "label"])

@@ -34,6 +34,7 @@ from curation.augment._run import (
                                     class_targets,
                                     make_augmenter,
                                     plan_requests,
+                                    whole_pairs,
 )
 from curation.augment._substitute import (
                                     GUIDELINES,
@@ -51,4 +52,4 @@ __all__ = ["AUGMENTERS", "GUIDELINES", "AugmentResult", "Augmenter", "AugmenterE
            "Glossary", "GlossarySubstitution", "LabelModel", "MaskedLMSubstitution",
            "PolarityGuard", "Protector", "Slot", "SubstitutionAugmenter", "augment",
            "check_candidates", "class_targets", "glossary_from_yaml", "load_glossary", "make_augmenter",
-           "plan_requests", "register_augmenter", "token_vectors", "words"]
+           "plan_requests", "register_augmenter", "token_vectors", "whole_pairs", "words"]

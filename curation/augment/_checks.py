@@ -120,16 +120,17 @@ def _nearest_other(cands: np.ndarray, existing: np.ndarray, source_pos: np.ndarr
 
 
 def _novelty_reasons(cands: Sequence[Candidate], existing_ids: Sequence[str],
-                     existing_texts: Sequence[str], nearest: np.ndarray, nearest_sim: np.ndarray,
+                     existing_keys: Sequence[str], candidate_keys: Sequence[str],
+                     nearest: np.ndarray, nearest_sim: np.ndarray,
                      limit: float) -> list[list[str]]:
     known = {}
-    for item, text in zip(existing_ids, existing_texts):
-        known.setdefault(normalise_text(text), item)
+    for item, key in zip(existing_ids, existing_keys):
+        known.setdefault(key, item)
     seen: set[str] = set()
     out = []
     for k, cand in enumerate(cands):
-        key, reasons = normalise_text(cand.text), []
-        if key == normalise_text(cand.source_text):
+        key, reasons = candidate_keys[k], []
+        if normalise_text(cand.text) == normalise_text(cand.source_text):
             reasons.append("not new: the same as its source once case and punctuation are ignored")
         elif key in known:
             reasons.append(f"not new: the same text as item {known[key]}")
@@ -183,20 +184,31 @@ def check_candidates(candidates: Sequence[Candidate], *, labels: Mapping[str, st
                      existing_texts: Sequence[str], existing_embeddings: np.ndarray,
                      label_model: LabelModel | None, settings: CheckSettings = CheckSettings(),
                      protector: Protector | None = None,
-                     guard: PolarityGuard | None = None) -> pd.DataFrame:
+                     guard: PolarityGuard | None = None,
+                     similarity: np.ndarray | None = None,
+                     existing_keys: Sequence[str] | None = None,
+                     candidate_keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Run every check on every candidate; one row per candidate (:data:`CANDIDATE_COLUMNS`).
 
     ``labels`` maps a source id to its curated label; ``existing_*`` describe every
     curated text (sources included), in one order. ``passed`` is True when no
     check failed; ``reason`` joins the failures with "; " (or says it passed).
+
+    For sentence pairs, where a candidate changes one side of its source: ``similarity`` is
+    each candidate's cosine to the side it rewrites (else the embeddings' cosine to the
+    source), and ``existing_keys`` / ``candidate_keys`` the whole items as compared for
+    "not new" (:func:`curation.splits.text_keys`; else the normalised texts); the embeddings
+    are then the pairs' (:func:`curation.embeddings.embed_items`).
     """
     if len(candidates) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in CANDIDATE_COLUMNS})
     position = {item: k for k, item in enumerate(existing_ids)}
     source_pos = np.array([position.get(c.source_id, -1) for c in candidates])
     cand_unit, existing_unit = _unit(candidate_embeddings), _unit(existing_embeddings)
-    similarity = np.array([float(cand_unit[k] @ existing_unit[p]) if p >= 0 else np.nan
-                           for k, p in enumerate(source_pos)])
+    if similarity is None:
+        similarity = np.array([float(cand_unit[k] @ existing_unit[p]) if p >= 0 else np.nan
+                               for k, p in enumerate(source_pos)])
+    similarity = np.asarray(similarity, dtype=float)
     nearest, nearest_sim = _nearest_other(cand_unit, existing_unit, source_pos)
     wanted = [labels[c.source_id] for c in candidates]
     if label_model is not None and settings.min_label_prob > 0:
@@ -210,8 +222,12 @@ def check_candidates(candidates: Sequence[Candidate], *, labels: Mapping[str, st
     else:
         label_prob, predicted = np.full(len(candidates), np.nan), np.full(len(candidates), None)
         source_prob = label_prob
-    novelty = _novelty_reasons(candidates, existing_ids, existing_texts, nearest, nearest_sim,
-                               settings.max_neighbour_similarity)
+    if existing_keys is None:
+        existing_keys = [normalise_text(t) for t in existing_texts]
+    if candidate_keys is None:
+        candidate_keys = [normalise_text(c.text) for c in candidates]
+    novelty = _novelty_reasons(candidates, existing_ids, existing_keys, candidate_keys, nearest,
+                               nearest_sim, settings.max_neighbour_similarity)
     guard = guard if guard is not None or not settings.polarity else PolarityGuard()
     protector = (protector or Protector()) if settings.protect else None
     reasons = []

@@ -6,6 +6,10 @@ Two signs, both data rather than code: VADER's sentiment lexicon (valence of
 profit/loss that sentiment lexicons miss). A word swap is opposed when the two
 words point different ways; a whole candidate is flipped when its VADER
 compound score or its net direction turns the other way.
+
+Chinese has no VADER: ``polarity_zh.yaml`` is a short word list of our own (sentiment words of
+reviews and customer service, direction words of finance), read the same way over the words
+``jieba`` segments, a negation (不, 没, ...) before a word turning it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import yaml
 __all__ = ["PolarityGuard"]
 
 _OPPOSITES = Path(__file__).with_name("opposites.yaml")
+_ZH = Path(__file__).with_name("polarity_zh.yaml")
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -37,6 +42,42 @@ def _opposites(path: str) -> tuple[dict[str, int], frozenset[frozenset[str]]]:
     pairs = frozenset(frozenset(w.lower() for w in pair) for pair in data.get("pairs", [])
                       if len(pair) == 2)
     return direction, pairs
+
+
+@lru_cache(maxsize=1)
+def _zh_lists() -> tuple[dict[str, int], dict[str, int]]:
+    """Chinese sentiment (+1/-1) and direction (+1/-1) words."""
+    data = yaml.safe_load(_ZH.read_text(encoding="utf-8")) or {}
+    sentiment = {w: +1 for w in data.get("positive", [])} | {w: -1 for w in data.get("negative", [])}
+    direction = {w: +1 for w in data.get("up", [])} | {w: -1 for w in data.get("down", [])}
+    return sentiment, direction
+
+
+def _zh_sign(word: str, table: dict[str, int]) -> int:
+    """A Chinese word's sign in ``table``; a negated word (不喜欢, 没有问题) the other way."""
+    if word in table:
+        return table[word]
+    for lead in ("不", "没有", "没", "无", "未"):
+        if word.startswith(lead) and word[len(lead):] in table:
+            return -table[word[len(lead):]]
+    return 0
+
+
+def _zh_net(text: str, table: dict[str, int]) -> int:
+    """The net sign of a Chinese text's words; a negation word turns the next signed word."""
+    from curation.augment._text import _is_negation, words
+
+    total, negate = 0, False
+    for w in words(text):
+        sign = _zh_sign(w.text, table)
+        if sign:
+            total += -sign if negate else sign
+            negate = False
+        elif _is_negation(w):
+            negate = True
+        elif w.text in "，。！？；,.!?;":
+            negate = False
+    return total
 
 
 class PolarityGuard:
@@ -74,7 +115,16 @@ class PolarityGuard:
         return float(_vader().lexicon.get(word.lower(), 0.0))
 
     def opposed(self, a: str, b: str) -> bool:
-        """True when swapping word ``a`` for ``b`` points the other way."""
+        """True when swapping word ``a`` for ``b`` points the other way (Chinese words: by
+        ``polarity_zh.yaml``).
+
+        >>> PolarityGuard().opposed("喜欢", "讨厌"), PolarityGuard().opposed("喜欢", "喜爱")
+        (True, False)
+        """
+        from curation.augment._text import has_han
+
+        if has_han(a) or has_han(b):
+            return any(_zh_sign(a, t) * _zh_sign(b, t) < 0 for t in _zh_lists())
         a, b = a.lower(), b.lower()
         if frozenset((a, b)) in self.pairs:
             return True
@@ -91,7 +141,20 @@ class PolarityGuard:
         return float(_vader().polarity_scores(text)["compound"])
 
     def flipped(self, original: str, candidate: str) -> str | None:
-        """Why ``candidate`` reads the other way round from ``original``, or ``None``."""
+        """Why ``candidate`` reads the other way round from ``original``, or ``None``.
+
+        >>> PolarityGuard().flipped("服务很好，我很满意。", "服务很差，我不满意。")
+        'sentiment turns from +2 to -2 (Chinese word list)'
+        """
+        from curation.augment._text import has_han
+
+        if has_han(original):
+            sentiment, direction = _zh_lists()
+            for what, table in (("sentiment", sentiment), ("direction", direction)):
+                before, after = _zh_net(original, table), _zh_net(candidate, table)
+                if before * after < 0 or (before and not after and abs(before) >= 2):
+                    return f"{what} turns from {before:+d} to {after:+d} (Chinese word list)"
+            return None
         before, after = self.net_direction(original), self.net_direction(candidate)
         if before * after < 0 or (before != 0 and after == 0 and abs(before) >= 2):
             names = {1: "up", -1: "down", 0: "none"}

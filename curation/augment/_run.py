@@ -16,8 +16,10 @@ from curation.augment._base import AUGMENTERS, Augmenter, AugmenterError
 from curation.augment._checks import CheckSettings, LabelModel, check_candidates
 from curation.messages import format_list, suggest
 from curation.progress import within
+from curation.schema import TEXT, TEXT_PAIR, has_pairs, pair_key
 
-__all__ = ["AugmentResult", "augment", "class_targets", "make_augmenter", "plan_requests"]
+__all__ = ["AugmentResult", "augment", "class_targets", "make_augmenter", "plan_requests",
+           "whole_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,10 @@ class AugmentResult:
 
     @property
     def accepted(self) -> pd.DataFrame:
-        return self.candidates[self.candidates["status"] == "accepted"].reset_index(drop=True)
+        """The accepted rows, ready for :meth:`curation.store.Project.save_augmentations`
+        (whole pairs for sentence pairs, :func:`whole_pairs`)."""
+        chosen = self.candidates[self.candidates["status"] == "accepted"].reset_index(drop=True)
+        return whole_pairs(chosen)
 
     @property
     def rejected(self) -> pd.DataFrame:
@@ -125,7 +130,7 @@ def _pick(checked: pd.DataFrame, wanted: pd.Series) -> pd.Series:
     order = checked.assign(_score=score).sort_values(["source_id", "_score"],
                                                      ascending=[True, False], kind="stable")
     rank = order[order["passed"]].groupby("source_id").cumcount()
-    quota = order.loc[rank.index, "source_id"].map(wanted).fillna(0)
+    quota = order.loc[rank.index, "source_id"].map(wanted).fillna(0).astype(float)
     status = pd.Series("rejected", index=checked.index, dtype=object)
     status[rank.index] = np.where(rank < quota, "accepted", "surplus")
     return status
@@ -135,7 +140,7 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
             items: Sequence[str] | None = None, per_item: int = 1, max_per_item: int = 3,
             oversample: float = 3.0, checks: CheckSettings | None = None, embedder: Any = None,
             project: Any = None, progress: Progress = None,
-            actor: str | None = None) -> AugmentResult:
+            actor: str | None = None, side: str = TEXT_PAIR) -> AugmentResult:
     """Generate, check and pick augmented rows for the curated data.
 
     Parameters
@@ -154,17 +159,30 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
         Sentence embedder (default: the bundled MiniLM) and an optional
         :class:`curation.store.Project` whose embedding cache is used.
     progress : callable(fraction, message), optional
+    side : {"text_pair", "text"}
+        Sentence pairs only: which text is rewritten; the other is kept as it is. Default the
+        second (the hypothesis of NLI, the answer of question-answer matching: the shorter side,
+        where a substitution is least likely to add or remove a fact of the premise). Every
+        check reads the rewritten side against its source, except the label check and "not
+        new", which read the whole pair.
 
     Returns
     -------
     AugmentResult
         ``candidates`` has the check columns plus ``status`` (accepted /
-        surplus: passed but the quota was full / rejected) and ``params``.
+        surplus: passed but the quota was full / rejected) and ``params``. For pairs ``text``
+        and ``source_text`` are the rewritten side, ``side`` names it and ``kept_text`` is the
+        other side; :attr:`AugmentResult.accepted` gives whole pairs (``text``, ``text_pair``).
     """
-    from curation.embeddings import embed_texts
-
     checks = checks or CheckSettings()
     rows = _check_curated(curated)
+    if has_pairs(rows):
+        return _augment_pairs(rows, augmenter, side=side, targets=targets, items=items,
+                              per_item=per_item, max_per_item=max_per_item, oversample=oversample,
+                              checks=checks, embedder=embedder, project=project,
+                              progress=progress, actor=actor)
+    from curation.embeddings import embed_texts
+
     if not oversample >= 1:
         raise ValueError(f"oversample must be at least 1; got {oversample!r}.")
     wanted = plan_requests(rows, targets=targets, items=items, per_item=per_item,
@@ -193,6 +211,86 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
     summary = _summary(checked, wanted, augmenter, checks, elapsed, generated - start)
     logger.info("augment %s: %s", augmenter.method, {k: summary[k] for k in ("tried", "accepted")})
     return AugmentResult(candidates=checked, summary=summary)
+
+
+def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targets, items,
+                   per_item: int, max_per_item: int, oversample: float, checks: CheckSettings,
+                   embedder: Any, project: Any, progress: Progress,
+                   actor: str | None) -> AugmentResult:
+    """:func:`augment` for sentence pairs: one side rewritten, the other kept."""
+    from curation.embeddings import embed_rows, embed_texts
+    from curation.splits import normalise_text, text_keys
+
+    if side not in (TEXT, TEXT_PAIR):
+        raise ValueError(f"side={side!r}: pick 'text' (the first text of each pair) or "
+                         "'text_pair' (the second) to rewrite.")
+    other = TEXT if side == TEXT_PAIR else TEXT_PAIR
+    if not oversample >= 1:
+        raise ValueError(f"oversample must be at least 1; got {oversample!r}.")
+    wanted = plan_requests(rows, targets=targets, items=items, per_item=per_item,
+                           max_per_item=max_per_item)
+    start = time.perf_counter()
+    by_id = rows.set_index("item_id")
+    ask = [math.ceil(n * oversample) for n in wanted]
+    cands = augmenter.generate(wanted.index.tolist(), by_id.loc[wanted.index, side].tolist(), n=ask,
+                               progress=within(progress, 0.0, 0.6, "generating candidates"))
+    generated = time.perf_counter()
+    existing = embed_rows(rows, embedder=embedder, project=project, actor=actor,
+                          progress=within(progress, 0.6, 0.8, "embedding the existing pairs"))
+    cand_side = embed_texts([c.text for c in cands], embedder=embedder,
+                            progress=within(progress, 0.8, 1.0, "embedding the candidates"))
+    half = existing.shape[1] // 2  # a pair's vector: both sides' unit vectors / sqrt(2)
+    position = {item: k for k, item in enumerate(rows["item_id"])}
+    source = np.array([position[c.source_id] for c in cands], dtype=int)
+    changed = slice(0, half) if side == TEXT else slice(half, None)
+    kept = slice(half, None) if side == TEXT else slice(0, half)
+    source_side = existing[source, changed] * np.sqrt(2.0) if len(cands) else cand_side
+    similarity = (np.einsum("ij,ij->i", cand_side, source_side) if len(cands)
+                  else np.zeros(0))
+    cand_pairs = np.zeros((len(cands), existing.shape[1]), dtype=np.float32)
+    cand_pairs[:, changed] = cand_side / np.sqrt(2.0)
+    cand_pairs[:, kept] = existing[source, kept] if len(cands) else 0
+    kept_text = [by_id.at[c.source_id, other] for c in cands]
+    normalised = [(normalise_text(k), normalise_text(c.text)) for k, c in zip(kept_text, cands)]
+    cand_keys = [pair_key(*(n if side == TEXT_PAIR else n[::-1])) for n in normalised]
+    model = (LabelModel().fit(existing, rows["label"].tolist())
+             if checks.min_label_prob > 0 else None)
+    checked = check_candidates(cands, labels=by_id["label"].to_dict(),
+                               candidate_embeddings=cand_pairs,
+                               existing_ids=rows["item_id"].tolist(),
+                               existing_texts=rows[side].tolist(), existing_embeddings=existing,
+                               label_model=model, settings=checks, protector=augmenter.protector,
+                               similarity=similarity, existing_keys=text_keys(rows).tolist(),
+                               candidate_keys=cand_keys)
+    checked.insert(checked.columns.get_loc("text") + 1, "kept_text", kept_text)
+    checked.insert(checked.columns.get_loc("text") + 1, "side", side)
+    checked["status"] = _pick(checked, wanted) if len(checked) else pd.Series(dtype=object)
+    checked["params"] = [{**augmenter.params(), "side": side}] * len(checked)
+    elapsed = time.perf_counter() - start
+    summary = _summary(checked, wanted, augmenter, checks, elapsed, generated - start)
+    summary["side"] = side
+    logger.info("augment %s (pairs, %s rewritten): %s", augmenter.method, side,
+                {k: summary[k] for k in ("tried", "accepted")})
+    return AugmentResult(candidates=checked, summary=summary)
+
+
+def whole_pairs(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Candidates of sentence pairs (with ``side`` and ``kept_text``) as whole pairs: ``text``
+    and ``text_pair`` the new item's two texts (the rewritten side in its place). Frames of
+    single texts come back as they are.
+
+    >>> c = pd.DataFrame({"text": ["new b"], "side": ["text_pair"], "kept_text": ["a"]})
+    >>> whole_pairs(c)[["text", "text_pair"]].values.tolist()
+    [['a', 'new b']]
+    """
+    if "side" not in candidates.columns:
+        return candidates
+    second = candidates["side"].eq(TEXT_PAIR)
+    out = candidates.drop(columns=["side", "kept_text"])
+    out[TEXT] = candidates["kept_text"].where(second, candidates[TEXT])
+    out.insert(out.columns.get_loc(TEXT) + 1, TEXT_PAIR,
+               candidates[TEXT].where(second, candidates["kept_text"]))
+    return out
 
 
 def _summary(checked: pd.DataFrame, wanted: pd.Series, augmenter: Augmenter,

@@ -18,7 +18,7 @@ from curation.augment._base import (
     SubstitutionAugmenter,
     register_augmenter,
 )
-from curation.augment._text import NUMBER_WORDS, STOPWORDS, Protector, Word
+from curation.augment._text import NUMBER_WORDS, STOPWORDS, Protector, Word, has_han, words
 
 __all__ = ["EmbeddingNeighbours", "Glossary", "GlossarySubstitution", "load_glossary"]
 
@@ -39,9 +39,12 @@ class Glossary:
             for term in group:
                 self._group_of.setdefault(term.lower(), k)
         terms = sorted(self._group_of, key=len, reverse=True)
-        # not inside a hyphenated word: "turn-around" holds no glossary term "around"
-        self._pattern = (re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, terms))
-                                    + r")(?![\w-])", re.IGNORECASE) if terms else None)
+        # not inside a hyphenated word: "turn-around" holds no glossary term "around"; a Chinese
+        # term has no spaces around it, so it is matched anywhere and then kept only where it
+        # starts and ends on word boundaries of the segmented text (find)
+        self._pattern = (re.compile("|".join(
+            re.escape(t) if has_han(t) else r"(?<![\w-])" + re.escape(t) + r"(?![\w-])"
+            for t in terms), re.IGNORECASE) if terms else None)
 
     def __repr__(self) -> str:
         return f"Glossary({self.name!r}, {len(self.groups)} groups, {len(self.protected)} protected)"
@@ -54,7 +57,12 @@ class Glossary:
         """Glossary terms in ``text`` as ``(start, end, term)``, longest match first, no overlaps."""
         if self._pattern is None:
             return []
-        return [(m.start(), m.end(), m.group()) for m in self._pattern.finditer(text)]
+        found = [(m.start(), m.end(), m.group()) for m in self._pattern.finditer(text)]
+        if not any(has_han(term) for _, _, term in found):
+            return found
+        bounds = {b for w in words(text) for b in (w.start, w.end)}
+        return [(s, e, term) for s, e, term in found
+                if not has_han(term) or (s in bounds and e in bounds)]
 
 
 def load_glossary(path: str | os.PathLike) -> Glossary:

@@ -4,17 +4,26 @@ Substitution augmenters see a text as :class:`Word` spans; :class:`Protector`
 marks the spans that stay as they are. Back-translation cannot be steered word
 by word, so :meth:`Protector.lost` lists the protected values a candidate no
 longer contains, and the checks reject it for that.
+
+Chinese is written without spaces: a run of Han characters is segmented into words with
+``jieba`` (its bundled dictionary, loaded on the first Chinese text), and Chinese negations
+(:data:`NEGATIONS_ZH`, words opening with 不 or 没), numbers (Chinese numerals, 第, digits) and
+function words (:data:`STOPWORDS_ZH`) are protected like their English counterparts.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-__all__ = ["CATEGORIES", "NEGATIONS", "STOPWORDS", "Protector", "Word", "apply_substitutions",
-           "match_case", "words"]
+__all__ = ["CATEGORIES", "NEGATIONS", "NEGATIONS_ZH", "STOPWORDS", "STOPWORDS_ZH", "Protector",
+           "Word", "apply_substitutions", "has_han", "match_case", "words"]
 
 #: What a :class:`Protector` can protect.
 CATEGORIES = ("numbers", "entities", "negations", "terms")
@@ -40,7 +49,48 @@ however therefore thus hence nevertheless nonetheless although though whereas wh
 otherwise instead meanwhile moreover furthermore besides still even already only just
 """.split()) | NEGATIONS
 
+#: Chinese negation words; besides these, any word that opens with 不 or 没 (不喜欢, 没有) is one.
+NEGATIONS_ZH = frozenset("""不 没 没有 别 未 未曾 无 无法 非 莫 勿 甭 否 不是 不能 不会 不要 不用 并非
+从未 从不 绝不 决不 毫无 尚未 未必 不必 没法 休想""".split())
+#: Words that open with 不/没/未/无/非 but are no negation (so a rewrite may add or drop them).
+_NOT_NEGATIONS_ZH = frozenset("非常 未来 不过 不断 不仅 无论 无限 不少 不错 没准 非得 不久".split())
+#: Chinese numerals; a Han word that opens with one (三十分钟, 第三) is a number.
+_NUMERALS_ZH = frozenset("零〇一二三四五六七八九十百千万亿两半第几")
+#: Chinese function words (particles, pronouns, conjunctions): never swapped.
+STOPWORDS_ZH = frozenset("""的 了 着 过 是 在 和 与 及 或 也 就 都 而 但 却 又 还 把 被 让 给 对 向 从
+到 以 于 为 之 其 这 那 这个 那个 这些 那些 这家 那家 我 你 您 他 她 它 我们 你们 他们 她们 它们 自己 谁
+什么 怎么 哪 吗 呢 吧 啊 呀 嘛 哦 请 很 太 更 最 也许 因为 所以 如果 虽然 但是 而且 可以 能 会 要 想 得 地
+个 些 每 各 该 此 并 则 即 等 啦""".split())
+
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d[\d.,:/]*%?|\S", re.UNICODE)
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_JIEBA_LOCK = threading.Lock()
+
+
+def has_han(text: str) -> bool:
+    """Whether ``text`` holds a Han (Chinese) character.
+
+    >>> has_han("我的卡"), has_han("my card")
+    (True, False)
+    """
+    return _HAN.search(text) is not None
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # not its "Building prefix dict" lines on every start
+    with _JIEBA_LOCK:
+        jieba.initialize()
+    return jieba
+
+
+def _segments(token: str) -> list[tuple[str, int, int]]:
+    """A token with Han characters split into Chinese words (jieba), offsets within it."""
+    if not has_han(token):
+        return [(token, 0, len(token))]
+    return [(w, s, e) for w, s, e in _jieba().tokenize(token)]
 _SENTENCE_END = frozenset(".!?")
 
 
@@ -63,17 +113,20 @@ class Word:
 
 
 def words(text: str) -> list[Word]:
-    """The tokens of ``text``: alphabetic words, numbers and single punctuation marks.
+    """The tokens of ``text``: alphabetic words, numbers and single punctuation marks; Chinese
+    segmented into words.
 
     >>> [w.text for w in words("Profit rose 5.2% to EUR 3mn, didn't it?")]
     ['Profit', 'rose', '5.2%', 'to', 'EUR', '3', 'mn', ',', "didn't", 'it', '?']
+    >>> [w.text for w in words("我的信用卡被盗了，请帮我冻结。")]
+    ['我', '的', '信用卡', '被盗', '了', '，', '请', '帮', '我', '冻结', '。']
     """
     out: list[Word] = []
     start = True
     for match in _WORD.finditer(text):
-        token = match.group()
-        out.append(Word(token, match.start(), match.end(), start))
-        start = token in _SENTENCE_END
+        for token, s, e in _segments(match.group()):
+            out.append(Word(token, match.start() + s, match.start() + e, start))
+            start = token in _SENTENCE_END or token in "。！？"
     return out
 
 
@@ -107,12 +160,21 @@ def apply_substitutions(text: str, changes: Iterable[tuple[int, int, str]]) -> s
 
 
 def _is_number(word: Word) -> bool:
-    return any(ch.isdigit() for ch in word.text) or word.lower in NUMBER_WORDS
+    if any(ch.isdigit() for ch in word.text) or word.lower in NUMBER_WORDS:
+        return True
+    return has_han(word.text) and word.text[0] in _NUMERALS_ZH
 
 
 def _is_negation(word: Word) -> bool:
+    if has_han(word.text):
+        return word.text not in _NOT_NEGATIONS_ZH and (
+            word.text in NEGATIONS_ZH or word.text[0] in "不没")
     lowered = word.lower.replace("’", "'")
     return lowered in NEGATIONS or lowered.endswith("n't") or lowered.replace("'", "") in NEGATIONS
+
+
+def _is_stopword(word: Word) -> bool:
+    return word.lower in STOPWORDS or word.text in STOPWORDS_ZH
 
 
 def _is_entity(word: Word) -> bool:
@@ -153,8 +215,10 @@ class Protector:
         self.allow = frozenset(allow)
         self.terms = tuple(sorted({t.strip().lower() for t in terms if t and t.strip()}, key=len,
                                   reverse=True))
-        self._term_re = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in self.terms)
-                                    + r")(?!\w)", re.IGNORECASE) if self.terms else None)
+        # a Chinese term has no spaces around it: matched anywhere, not between word boundaries
+        self._term_re = (re.compile("|".join(
+            re.escape(t) if has_han(t) else r"(?<!\w)" + re.escape(t) + r"(?!\w)"
+            for t in self.terms), re.IGNORECASE) if self.terms else None)
 
     def __repr__(self) -> str:
         return f"Protector(terms={len(self.terms)}, allow={sorted(self.allow)})"
@@ -174,7 +238,7 @@ class Protector:
         tokens = words(text) if tokens is None else tokens
         spans = self._term_spans(text)
         return [w for w in tokens
-                if w.is_alpha and len(w.text) > 1 and w.lower not in STOPWORDS
+                if w.is_alpha and (len(w.text) > 1 or has_han(w.text)) and not _is_stopword(w)
                 and self.category(w) is None
                 and not any(s < w.end and w.start < e for s, e in spans)]
 

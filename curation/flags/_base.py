@@ -135,6 +135,14 @@ class FlagContext:
         raise ValueError(f"unknown flagger need {need!r}; use model, embeddings or annotators.")
 
     @cached_property
+    def text_keys(self) -> pd.Series:
+        """Each item's normalised text(s) (:func:`curation.splits.text_keys`), by item."""
+        from curation.splits import text_keys
+
+        first = self.frame.drop_duplicates(ITEM)
+        return text_keys(first).set_axis(first[ITEM]).reindex(self.items)
+
+    @cached_property
     def texts(self) -> pd.Series:
         return self.frame.drop_duplicates(ITEM).set_index(ITEM)[TEXT].reindex(self.items)
 
@@ -224,7 +232,7 @@ class FlagContext:
         """
         from curation.splits import similar_pairs
 
-        first, second = _exact_duplicate_pairs(self.texts, self.given_codes)
+        first, second = _exact_duplicate_pairs(self.text_keys, self.given_codes)
         sims = [np.ones(len(first))]
         firsts, seconds = [first], [second]
         if self.embeddings is not None:
@@ -289,16 +297,13 @@ def _crowdlab(table: CountTable, probs: np.ndarray) -> pd.DataFrame:
     return result["label_quality"].reset_index(drop=True)
 
 
-def _exact_duplicate_pairs(texts: pd.Series, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of positions whose texts are equal once normalised.
+def _exact_duplicate_pairs(keys: pd.Series, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of positions whose texts are equal once normalised (``keys``: the normalised texts).
 
     Within each such group every member is paired with the first member of each
     label (so any two members with different labels are linked, in O(size x labels)).
     """
-    from curation.splits import normalise_text
-
-    frame = pd.DataFrame({"key": [normalise_text(t) for t in texts], "label": labels,
-                          "pos": np.arange(len(texts))})
+    frame = pd.DataFrame({"key": keys.to_numpy(), "label": labels, "pos": np.arange(len(keys))})
     frame = frame[frame.duplicated("key", keep=False)]
     reps = frame.drop_duplicates(["key", "label"])[["key", "pos"]].rename(columns={"pos": "rep"})
     pairs = frame.merge(reps, on="key")

@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from curation.messages import format_list
-from curation.schema import ITEM, LABEL, TEXT
+from curation.schema import ITEM, LABEL, TEXT, TEXT_PAIR, has_pairs
 from curation.store.database import (
     Database,
     _check_storable,
@@ -40,6 +40,7 @@ def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
     if missing:
         raise ValueError(f"the augmented rows lack column(s) {missing}; they need source_id "
                          "(or item_id), text, label and method, as curation.augment returns them.")
+    pairs = has_pairs(frame)
     rows = []
     # dicts, not iterrows(): a row Series would infer Arrow strings, which raise on a surrogate
     for k, row in enumerate(frame.to_dict("records")):
@@ -48,11 +49,19 @@ def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
                 raise ValueError(f"augmented row {k}: column {column!r} is empty; fill it or drop "
                                  "the row.")
         _check_storable(str(row[TEXT]), f"augmented row {k}: the text", key=False)
+        second = None
+        if pairs:
+            if _is_blank(row[TEXT_PAIR]):
+                raise ValueError(f"augmented row {k}: column 'text_pair' is empty; an augmented "
+                                 "pair keeps both texts (one of them changed).")
+            second = str(row[TEXT_PAIR])
+            _check_storable(second, f"augmented row {k}: the second text", key=False)
+        identity = f"{row[ITEM]}\n{row[TEXT]}" + ("" if second is None else f"\x1f{second}")
         _check_storable(str(row[LABEL]), f"augmented row {k}: the label")
         params = row["params"] if "params" in frame.columns and isinstance(row["params"], dict) else {}
         rows.append({
-            "aug_id": "aug-" + hashlib.sha1(f"{row[ITEM]}\n{row[TEXT]}".encode()).hexdigest()[:16],
-            ITEM: str(row[ITEM]), TEXT: str(row[TEXT]), LABEL: str(row[LABEL]),
+            "aug_id": "aug-" + hashlib.sha1(identity.encode()).hexdigest()[:16],
+            ITEM: str(row[ITEM]), TEXT: str(row[TEXT]), TEXT_PAIR: second, LABEL: str(row[LABEL]),
             "method": str(row["method"]), "params": _to_json(params, f"augmented row {k} params"),
             "similarity": _na_to_none(row.get("similarity")),
             "label_prob": _na_to_none(row.get("label_prob")),
@@ -94,16 +103,19 @@ class Augmentations(Database):
         return [r["aug_id"] for r in rows]
 
     def augmentations(self, *, include_removed: bool = False) -> pd.DataFrame:
-        """Stored augmented rows, oldest first (``params`` parsed back to dicts)."""
-        query = sa.select(*[_augmentations.c[c] for c in AUGMENTATION_COLUMNS])
+        """Stored augmented rows, oldest first (``params`` parsed back to dicts; ``text_pair``
+        after ``text`` when the rows are sentence pairs)."""
+        query = sa.select(*[_augmentations.c[c] for c in (*AUGMENTATION_COLUMNS, TEXT_PAIR)])
         if not include_removed:
             query = query.where(_augmentations.c.status == "accepted")
         with self._read() as conn:
             rows = conn.execute(query.order_by(_augmentations.c.created_at,
                                                _augmentations.c.aug_id)).all()
-        frame = pd.DataFrame(rows, columns=list(AUGMENTATION_COLUMNS))
+        frame = pd.DataFrame(rows, columns=[*AUGMENTATION_COLUMNS, TEXT_PAIR])
         frame["params"] = frame["params"].map(_from_json)
-        return frame
+        if frame[TEXT_PAIR].isna().all():
+            return frame.drop(columns=[TEXT_PAIR])
+        return frame[[*AUGMENTATION_COLUMNS[:3], TEXT_PAIR, *AUGMENTATION_COLUMNS[3:]]]
 
     def remove_augmentations(self, aug_ids: Sequence[str], *, actor: str) -> int:
         """Mark augmented rows removed (kept in the table with who removed them and when)."""

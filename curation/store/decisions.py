@@ -16,7 +16,7 @@ from curation.schema import ITEM
 from curation.store.database import Database, _check_storable, _none_for_na
 from curation.store.imports import _stored_labels
 from curation.store.tables import _DECISION_COLUMNS, _decisions, _items, _utcnow
-from curation.store.team import _require_member
+from curation.store.team import _check_role, _log, _require_member, needed
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def _check_decision_args(item_id: Any, actor: Any, action: Any, new_label: Any,
     _check_storable(actor.strip(), "the reviewer name")
     _check_storable(note, "the note", key=False)
     return actor.strip()
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value == ""
 
 
 def _require_item(conn: Connection, item_id: str) -> None:
@@ -178,6 +182,72 @@ class Decisions(Database):
         logger.info("decision #%d: %s %s on %r by %r", decision_id, action, new_label or "",
                     item_id, reviewer)
         return int(decision_id)
+
+    def import_decisions(self, rows: pd.DataFrame, *, actor: str | None,
+                         source: str = "") -> list[int]:
+        """Record decisions made elsewhere (a Label Studio round trip), all in one transaction:
+        every row is checked before any is written, and a bad one writes nothing.
+
+        Parameters
+        ----------
+        rows : DataFrame
+            ``item_id, reviewer, action`` (``keep`` or ``set_label``), ``new_label`` (for
+            ``set_label``), optional ``current_label`` (the label the reviewer saw, recorded as
+            ``old_label`` when no decision set one) and ``note``; in the order they were made
+            (the last decision on an item is its effective one).
+        actor : str, optional
+            Who imports: in team mode a lead ("import review decisions"), and every reviewer
+            must be a member (a decision is signed by a member).
+        source : str
+            Where they came from, for the audit log.
+
+        Returns
+        -------
+        list of int
+            The new decision ids, in row order.
+        """
+        required = [c for c in (ITEM, "reviewer", "action") if c not in rows.columns]
+        if required:
+            raise ValueError(f"the decisions lack column(s) {required}; they need item_id, "
+                             "reviewer, action and (for set_label) new_label.")
+        records = rows.to_dict("records")
+        for k, r in enumerate(records):
+            if r["action"] not in ("keep", "set_label"):
+                raise ValueError(f"decision row {k}: action {r['action']!r}; an imported "
+                                 "decision is keep or set_label.")
+            r["new_label"] = None if _blank(r.get("new_label")) else str(r["new_label"])
+            r["current_label"] = None if _blank(r.get("current_label")) else str(r["current_label"])
+            r["note"] = "" if _blank(r.get("note")) else str(r["note"])
+            r["reviewer"] = _check_decision_args(str(r[ITEM]), r["reviewer"], r["action"],
+                                                 r["new_label"], r["note"])
+        written = []
+        with self._write() as conn:
+            _check_role(conn, actor, needed("import review decisions"),
+                        to="import review decisions")
+            labels = set(_stored_labels(conn))
+            for k, r in enumerate(records):
+                _require_member(conn, r["reviewer"])
+                _require_item(conn, str(r[ITEM]))
+                for label in (r["new_label"], r["current_label"]):
+                    if label is not None and label not in labels:
+                        raise ValueError(f"decision row {k} (item {r[ITEM]!r}): label {label!r} "
+                                         f"is not in the label set {sorted(labels)}.")
+                if r["action"] == "set_label" and r["new_label"] is None:
+                    raise ValueError(f"decision row {k} (item {r[ITEM]!r}): set_label needs "
+                                     "new_label.")
+            now = _utcnow()
+            for r in records:
+                live = _live_decisions(_item_decisions(conn, str(r[ITEM])))
+                old = _curated_label(live) or r["current_label"]
+                row = {ITEM: str(r[ITEM]), "reviewer": r["reviewer"], "action": r["action"],
+                       "old_label": old, "new_label": r["new_label"], "note": r["note"],
+                       "created_at": now}
+                written.append(int(conn.execute(_decisions.insert().values(**row))
+                                   .inserted_primary_key[0]))
+            _log(conn, actor, "decisions_import", source=source, decisions=len(written),
+                 reviewers=sorted({r["reviewer"] for r in records}))
+        logger.info("imported %d decisions from %r", len(written), source)
+        return written
 
     def decisions(self) -> pd.DataFrame:
         """The whole audit log, in the order it was written (``decision_id``)."""

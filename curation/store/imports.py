@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from curation.messages import format_list
 from curation.progress import Progress
-from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
+from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT, TEXT_PAIR, has_pairs
 from curation.store.database import (
     _IN_CHUNK,
     _UNSTORABLE,
@@ -145,7 +145,7 @@ def _normalise_frame(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"the frame lacks column(s) {missing} (it has {list(frame.columns)}); "
                          "load it with curation.io.load_annotations, which maps columns.")
     clean = pd.DataFrame(index=range(len(frame)))
-    for col in (ITEM, TEXT, ANNOTATOR, LABEL):
+    for col in (ITEM, TEXT, *([TEXT_PAIR] if has_pairs(frame) else []), ANNOTATOR, LABEL):
         values = frame[col].reset_index(drop=True)
         blank = values.map(_is_blank)
         if blank.any():
@@ -183,7 +183,7 @@ def _storable_column(values: pd.Series, col: str) -> pd.Series:
         raise ValueError(f"column {col!r} holds a NUL byte or a lone UTF-16 surrogate, which is no "
                          f"character, in rows {format_list(bad)} (0-based); remove it "
                          "(curation.io.load_annotations refuses such files naming the place).")
-    if col != TEXT:
+    if col not in (TEXT, TEXT_PAIR):
         size = [len(v.encode("utf-8")) for v in out]
         long = [r for r, n in zip(rows, size) if n > MAX_KEY_BYTES]
         if long:
@@ -201,7 +201,9 @@ def _check_frame(frame: pd.DataFrame) -> None:
         raise ValueError(f"(item, annotator) pairs appear more than once: "
                          f"{format_list(f'({i!r}, {a!r})' for i, a in pairs)}; keep one label per "
                          "annotator and item (curation.io.validate_long_frame checks this).")
-    for col, what in ((TEXT, "texts"), (GOLD, "gold labels")):
+    for col, what in ((TEXT, "texts"), (TEXT_PAIR, "second texts"), (GOLD, "gold labels")):
+        if col not in frame.columns:
+            continue
         n = frame.dropna(subset=[col]).groupby(ITEM, sort=True)[col].nunique()
         bad = n.index[n > 1]
         if len(bad):
@@ -250,29 +252,56 @@ def _plan_import(conn: Connection, frame: pd.DataFrame, on_conflict: str,
     return plan
 
 
+def _check_same_kind(conn: Connection, frame: pd.DataFrame) -> None:
+    """One project holds single texts or sentence pairs, never both: a model reads every item
+    the same way."""
+    stored = conn.execute(sa.select(_items.c[TEXT_PAIR].is_not(None)).limit(1)).scalar()
+    if stored is None or bool(stored) == has_pairs(frame):
+        return
+    if stored:
+        raise ValueError("this project's items are sentence pairs (text and text_pair), and the "
+                         "new file has one text per item; map the file's second text column to "
+                         "text_pair (CLI --map COLUMN=text_pair), or import it into a new project.")
+    raise ValueError("this project's items are single texts, and the new file has a second text "
+                     "(text_pair); import the pairs into a new project, or leave text_pair "
+                     "unmapped to import the first texts alone.")
+
+
 def _plan_items(conn: Connection, frame: pd.DataFrame, on_conflict: str, plan: _ImportPlan) -> None:
+    _check_same_kind(conn, frame)
     incoming = frame.drop_duplicates(ITEM)[[ITEM, TEXT]]
+    incoming[TEXT_PAIR] = (frame.drop_duplicates(ITEM)[TEXT_PAIR] if has_pairs(frame)
+                           else pd.Series(None, index=incoming.index, dtype=object))
     golds = frame.dropna(subset=[GOLD]).drop_duplicates(ITEM).set_index(ITEM)[GOLD]
-    stored = _fetch_by_items(conn, [_items.c[ITEM], _items.c[TEXT], _items.c[GOLD]],
-                             incoming[ITEM].tolist(), [ITEM, "old_text", "old_gold"])
+    stored = _fetch_by_items(conn, [_items.c[ITEM], _items.c[TEXT], _items.c[TEXT_PAIR],
+                                    _items.c[GOLD]],
+                             incoming[ITEM].tolist(), [ITEM, "old_text", "old_pair", "old_gold"])
     merged = incoming.merge(stored, on=ITEM, how="left")
     merged["new_gold"] = merged[ITEM].map(golds).astype(object)
     is_new = merged["old_text"].isna()
-    changed = merged.loc[~is_new & (merged["old_text"] != merged[TEXT])]
+    new_pair, old_pair = merged[TEXT_PAIR].fillna("\x00"), merged["old_pair"].fillna("\x00")
+    changed = merged.loc[~is_new & ((merged["old_text"] != merged[TEXT]) | (old_pair != new_pair))]
     if len(changed) and on_conflict != "replace":
         raise ValueError(f"{len(changed)} stored item(s) have a different text: "
                          f"{format_list(map(repr, changed[ITEM]))}. item ids must be unique per "
                          "text; rename the new items or pass on_conflict='replace'.")
     now = _utcnow()
     for r in merged.loc[is_new].itertuples(index=False):
-        plan.new_items.append({ITEM: r.item_id, TEXT: r.text, "text_sha1": text_sha1(r.text),
-                               GOLD: _na_to_none(r.new_gold), "created_at": now})
-    plan.text_updates = [{"b_item": r.item_id, "b_text": r.text, "b_sha1": text_sha1(r.text),
-                          "old_text": r.old_text} for r in changed.itertuples(index=False)]
+        plan.new_items.append({ITEM: r.item_id, TEXT: r.text, TEXT_PAIR: _na_to_none(r.text_pair),
+                               "text_sha1": text_sha1(r.text), GOLD: _na_to_none(r.new_gold),
+                               "created_at": now})
+    plan.text_updates = [{"b_item": r.item_id, "b_text": r.text, "b_pair": _na_to_none(r.text_pair),
+                          "b_sha1": text_sha1(r.text), "old_text": _old_text(r.old_text, r.old_pair)}
+                         for r in changed.itertuples(index=False)]
     regold = merged.loc[~is_new & merged["new_gold"].notna()
                         & (merged["new_gold"] != merged["old_gold"])]
     plan.gold_updates = [{"b_item": r.item_id, "b_gold": r.new_gold}
                          for r in regold.itertuples(index=False)]
+
+
+def _old_text(text: str, pair: Any) -> str:
+    """A replaced item's text as the audit note shows it (both sides of a pair)."""
+    return text if _is_blank(pair) else f"{text} || {pair}"
 
 
 def _plan_annotations(conn: Connection, frame: pd.DataFrame, on_conflict: str,
@@ -328,7 +357,8 @@ def _apply_plan(conn: Connection, plan: _ImportPlan, import_id: int, source: str
     by_item = _items.c[ITEM] == sa.bindparam("b_item")
     _in_batches(conn, _items.insert(), plan.new_items, progress)
     _in_batches(conn, _items.update().where(by_item).values(
-        {TEXT: sa.bindparam("b_text"), "text_sha1": sa.bindparam("b_sha1")}),
+        {TEXT: sa.bindparam("b_text"), TEXT_PAIR: sa.bindparam("b_pair"),
+         "text_sha1": sa.bindparam("b_sha1")}),
         plan.text_updates, progress)
     _in_batches(conn, _items.update().where(by_item).values({GOLD: sa.bindparam("b_gold")}),
                 plan.gold_updates, progress)
@@ -376,6 +406,15 @@ def _add_labels(conn: Connection, labels: Sequence[str]) -> None:
     start = -1 if top is None else int(top)
     rows = [{LABEL: x, "position": start + 1 + i} for i, x in enumerate(new)]
     _insert_ignoring_duplicates(conn, _labels, rows)
+
+
+def _pairs_or_not(frame: pd.DataFrame) -> pd.DataFrame:
+    """Without its ``text_pair`` column when no stored item is a pair (frames of single texts
+    look as they always did); with it, a missing second text reads as ""."""
+    if frame[TEXT_PAIR].isna().all():
+        return frame.drop(columns=[TEXT_PAIR])
+    frame[TEXT_PAIR] = frame[TEXT_PAIR].fillna("").astype(object)
+    return frame
 
 
 class Annotations(Database):
@@ -465,27 +504,29 @@ class Annotations(Database):
         -------
         pandas.DataFrame
             Columns ``item_id, text, annotator_id, label, gold`` (strings;
-            ``gold`` is ``None`` where unknown).
+            ``gold`` is ``None`` where unknown), and ``text_pair`` after ``text`` when the
+            project's items are sentence pairs.
         """
-        query = (sa.select(_annotations.c[ITEM], _items.c[TEXT], _annotations.c[ANNOTATOR],
-                           _annotations.c[LABEL], _items.c[GOLD])
+        query = (sa.select(_annotations.c[ITEM], _items.c[TEXT], _items.c[TEXT_PAIR],
+                           _annotations.c[ANNOTATOR], _annotations.c[LABEL], _items.c[GOLD])
                  .join_from(_annotations, _items))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        frame = rows_frame(rows, [ITEM, TEXT, ANNOTATOR, LABEL, GOLD])
+        frame = _pairs_or_not(rows_frame(rows, [ITEM, TEXT, TEXT_PAIR, ANNOTATOR, LABEL, GOLD]))
         frame[GOLD] = _none_for_na(frame[GOLD])
         return frame.sort_values([ITEM, ANNOTATOR], kind="stable", ignore_index=True)
 
     def items(self) -> pd.DataFrame:
-        """One row per stored item: ``item_id, text, gold, n_annotations`` ordered by id."""
+        """One row per stored item: ``item_id, text, gold, n_annotations`` ordered by id
+        (``text_pair`` after ``text`` for sentence pairs)."""
         counts = (sa.select(_annotations.c[ITEM], sa.func.count().label("n"))
                   .group_by(_annotations.c[ITEM]).subquery())
-        query = (sa.select(_items.c[ITEM], _items.c[TEXT], _items.c[GOLD],
+        query = (sa.select(_items.c[ITEM], _items.c[TEXT], _items.c[TEXT_PAIR], _items.c[GOLD],
                            sa.func.coalesce(counts.c.n, 0).label("n_annotations"))
                  .select_from(_items.outerjoin(counts, counts.c[ITEM] == _items.c[ITEM])))
         with self._read() as conn:
             rows = conn.execute(query).all()
-        frame = rows_frame(rows, [ITEM, TEXT, GOLD, "n_annotations"])
+        frame = _pairs_or_not(rows_frame(rows, [ITEM, TEXT, TEXT_PAIR, GOLD, "n_annotations"]))
         frame[GOLD] = _none_for_na(frame[GOLD])
         frame["n_annotations"] = frame["n_annotations"].astype("int64")
         return frame.sort_values(ITEM, kind="stable", ignore_index=True)

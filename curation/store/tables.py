@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT
+from curation.schema import ANNOTATOR, GOLD, ITEM, LABEL, TEXT, TEXT_PAIR
 
 
 def _utcnow() -> dt.datetime:
@@ -63,6 +63,7 @@ _items = sa.Table(
     sa.Column("text_sha1", sa.String(40), nullable=False),
     sa.Column(GOLD, sa.String, nullable=True),
     _created(),
+    sa.Column(TEXT_PAIR, sa.Text, nullable=True),  # revision 0003: a pair's second text
 )
 
 
@@ -166,6 +167,7 @@ _augmentations = sa.Table(
     sa.Column("removed_by", sa.String, nullable=True),
     sa.Column("removed_at", _UTCDateTime(), nullable=True),
     _created(),
+    sa.Column(TEXT_PAIR, sa.Text, nullable=True),  # revision 0003: an augmented pair's second text
 )
 
 

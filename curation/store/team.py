@@ -30,7 +30,7 @@ ROLES = ("annotator", "lead")
 #: What the audit log records (:meth:`Project.audit`); decisions and augmentations are signed in
 #: their own tables.
 AUDIT_ACTIONS = ("create", "import", "label_set", "member", "member_removed", "run", "export",
-                 "cancel", "schema")
+                 "cancel", "schema", "decisions_import")
 
 
 #: Each user action and the role it needs in team mode ("annotator": any member; a lead has every
@@ -39,6 +39,7 @@ AUDIT_ACTIONS = ("create", "import", "label_set", "member", "member_removed", "r
 #: it through :mod:`actions.access` (``may``, ``require``). In local mode anyone may do anything.
 NEEDS: dict[str, str] = {
     "import annotations": "lead",
+    "import review decisions": "lead",
     "replace stored labels": "lead",
     "change the label set": "lead",
     "add members or change roles": "lead",
