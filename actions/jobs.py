@@ -172,12 +172,18 @@ def compare_runs(project: Project) -> pd.DataFrame:
 
 
 def report_files(status: Mapping[str, Any]) -> list[tuple[str, bytes, str]]:
-    """The job's report as files to download: ``(name, content, mime type)``."""
+    """The job's report as files to download, and the model cards of the models it kept:
+    ``(name, content, mime type)``."""
     out = []
+    folder = Path(status["folder"])
     for name, mime in (("report.md", "text/markdown"), ("report.html", "text/html")):
-        path = Path(status["folder"]) / name
+        path = folder / name
         if path.is_file():
             out.append((name, path.read_bytes(), mime))
+    for side in ("before", "after"):
+        card = folder / "models" / side / "README.md"
+        if card.is_file():
+            out.append((f"model_card_{side}.md", card.read_bytes(), "text/markdown"))
     return out
 
 

@@ -34,7 +34,7 @@ __all__ = ["BUNDLED_MODEL", "COLUMN_HELP", "DEMO_NAME", "FORMATS", "STEPS", "NoP
            "Project", "annotations", "available_files", "available_models", "available_projects",
            "consensus", "create_at", "create_project", "data_version", "demo_url", "display_url",
            "effective_limits", "guideline", "import_action", "import_file", "import_frame",
-           "known_truth", "label_set", "language_warning", "limit_variable", "members",
+           "known_truth", "label_set", "language_line", "language_warning", "limit_variable", "members",
            "n_augmented", "next_step",
            "open_existing", "open_project", "remove_member", "schema", "schema_line",
            "set_member", "take_schema_back", "upgrade_schema", "upload_limit_bytes"]
@@ -81,6 +81,20 @@ def language_warning(frame: pd.DataFrame) -> str | None:
     from curation.languages import model_warning
 
     return model_warning(frame.drop_duplicates("item_id")["text"], None)
+
+
+def language_line(frame: pd.DataFrame) -> str:
+    """The project's texts in a line: main script, its share, the language (Latin script), and
+    whether items are sentence pairs."""
+    from curation.languages import project_language
+
+    found = project_language(frame.drop_duplicates("item_id")["text"])
+    if found["script"] is None:
+        return "Texts: no letters found"
+    language = f"{found['language']}, " if found["language"] else ""
+    kind = "sentence pairs (text, text_pair)" if "text_pair" in frame.columns else "single texts"
+    return (f"Texts: {language}{found['script']} script ({float(found['share']):.0%} of the "
+            f"letters) · {kind}")
 
 
 def demo_url() -> str:

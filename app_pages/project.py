@@ -105,6 +105,10 @@ labels = projects.label_set(project)
 c4.metric("Labels", len(labels))
 if len(frame):
     st.text("Label set: " + ", ".join(labels))
+    st.text(projects.language_line(frame))
+    warning = projects.language_warning(frame)
+    if warning:
+        st.warning(plain(warning))
     st.dataframe(frame.head(200), hide_index=True, width="stretch")
 else:
     st.info("This project is empty: import an annotation file below.")

@@ -43,9 +43,14 @@ def _compare_data(url: str, version: tuple, n_aug: int) -> tuple[dict, pd.DataFr
 
 
 @st.cache_data(show_spinner="Measuring the data set for its settings...", max_entries=4)
-def _resolved(url: str, version: tuple, n_aug: int, texts: tuple, labels: tuple) -> dict:
-    """The settings the advice gives this curated data (rows, class balance, lengths)."""
-    return jobs.settings_for(pd.DataFrame({"text": texts, "label": labels}))
+def _resolved(url: str, version: tuple, n_aug: int, texts: tuple, labels: tuple,
+              seconds: tuple | None = None) -> dict:
+    """The settings the advice gives this curated data (rows, class balance, lengths; a
+    sentence pair's length is both texts')."""
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    if seconds is not None:
+        frame.insert(1, "text_pair", seconds)
+    return jobs.settings_for(frame)
 
 
 def _settings_panel(resolved: dict) -> None:
@@ -101,6 +106,12 @@ def _form_values(cfg: dict) -> dict | None:
         lora_r = int(c5.number_input("LoRA rank", 1, 256, int(cfg.get("lora_r") or 8),
                                      help="used with LoRA adapters only"))
         lora = st.checkbox("LoRA adapters (peft) instead of full fine-tuning", value=bool(cfg["lora"]))
+        trackers = st.multiselect(
+            "Experiment tracking", ["mlflow", "tensorboard"], default=list(cfg.get("report_to") or []),
+            help="every run's settings, losses and metrics, also to local stores in the job's "
+                 "tracking folder: MLflow (mlflow.db: mlflow ui --backend-store-uri "
+                 "sqlite:///<folder>/mlflow.db) and TensorBoard (tensorboard --logdir "
+                 "<folder>/tensorboard). Nothing leaves this machine")
         rules = rules_choice()
         go = st.form_submit_button("Retrain and compare", type="primary")
     if not go:
@@ -115,7 +126,7 @@ def _form_values(cfg: dict) -> dict | None:
                        "class_weights": weights, "precision": precision, "lora": lora,
                        "gradient_accumulation": accumulation, "unfreeze_schedule": unfreeze,
                        "early_stopping_patience": patience, "early_stopping_min_delta": min_delta,
-                       "lora_r": lora_r},
+                       "lora_r": lora_r, "report_to": list(trackers)},
             "seeds": seeds, "rules": rules}
 
 
@@ -376,6 +387,13 @@ def _show_report(report: CompareReport, status: dict) -> None:
         for seed, diag in zip(report.seeds, getattr(report, side).diagnosis):
             st.markdown(f"**{side}, seed {seed}:** " + plain(" ".join(diag.get("messages") or [])))
     _settings_used(report)
+    trackers = (report.config or {}).get("report_to") or []
+    if trackers:
+        where = (report.config or {}).get("tracking_dir") or ""
+        st.caption(plain(f"Every run was also tracked with {', '.join(trackers)} in {where}: "
+                         + "; ".join({"mlflow": f"mlflow ui --backend-store-uri sqlite:///{where}/mlflow.db",
+                                      "tensorboard": f"tensorboard --logdir {where}/tensorboard"}[t]
+                                     for t in trackers)))
     for name, content, mime in jobs.report_files(status):
         st.download_button(f"Download {name}", content, file_name=name, mime=mime,
                            key=f"download-{name}")
@@ -386,7 +404,8 @@ try:
     n_aug = projects.n_augmented(project)
     info, after_rows, test_counts = _compare_data(current_url(), version, n_aug)
     resolved = _resolved(current_url(), version, n_aug, tuple(after_rows["text"]),
-                         tuple(after_rows["label"]))
+                         tuple(after_rows["label"]),
+                         tuple(after_rows["text_pair"]) if "text_pair" in after_rows else None)
 except ValueError as err:
     st.warning(plain(err))
     st.stop()

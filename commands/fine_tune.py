@@ -44,7 +44,7 @@ _CONFIG_OPTIONS = {"epochs": "epochs", "model": "model", "learning_rate": "learn
                    "freeze_layers": "freeze_layers", "unfreeze": "unfreeze_schedule",
                    "patience": "early_stopping_patience", "metric": "early_stopping_metric",
                    "warmup_ratio": "warmup_ratio", "weight_decay": "weight_decay",
-                   "device": "device"}
+                   "device": "device", "report_to": "report_to", "tracking_dir": "tracking_dir"}
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -71,6 +71,20 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: a GPU if there is one")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights")
     p.add_argument("--output-dir", help="where checkpoints and the model go")
+    p.add_argument("--report-to", type=_trackers, metavar="mlflow,tensorboard",
+                   help="experiment tracking to local stores in --tracking-dir: MLflow (a file "
+                        "SQLite file, mlflow.db) and/or TensorBoard (event files, tensorboard/)")
+    p.add_argument("--tracking-dir", help="folder the trackers write to (needed with --report-to)")
+
+
+def _trackers(text: str) -> tuple[str, ...]:
+    """``"mlflow,tensorboard"`` -> ``("mlflow", "tensorboard")``."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in ("mlflow", "tensorboard")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown tracker(s) {unknown}; use mlflow and/or "
+                                         "tensorboard, e.g. --report-to mlflow,tensorboard")
+    return names
 
 
 def _schedule(text: str) -> tuple[tuple[int, int], ...]:
@@ -124,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test", type=Path, metavar="X.csv")
     train.add_argument("--seed", type=int, default=0)
     _add_training_options(train)
+    train.add_argument("--save-to", type=Path, metavar="DIR",
+                       help="save the final model (safetensors), its tokenizer and a model card "
+                            "(README.md: labels, settings, scores) in DIR")
     train.add_argument("--resume", action="store_true",
                        help="continue a stopped run from the last complete checkpoint in "
                             "--output-dir (give the same files and settings)")
@@ -420,8 +437,9 @@ def _run_train(args: argparse.Namespace) -> int:
     config = build_config(args, seed=args.seed)
     progress, bar = _progress_bar()
     try:
+        saving = {"save_to": str(args.save_to)} if args.save_to else {}
         result = _trainer()(train, validation, test, config=config, labels=labels,
-                            progress=progress, should_stop=None)
+                            progress=progress, should_stop=None, **saving)
     finally:
         bar.close()
     from fine_tune.compare import train_summary

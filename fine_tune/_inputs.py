@@ -126,9 +126,9 @@ def encode(frame: pd.DataFrame, tokenizer: Any, order: list[str], max_length: in
     Returns the dataset and the row order used: ``dataset[j]`` is ``frame.iloc[perm[j]]``.
     With ``sort_by_length`` rows go longest first, so evaluation batches pad little.
     """
-    seconds = frame[TEXT_PAIR].tolist() if has_pairs(frame) else None
+    pair = (frame[TEXT_PAIR].tolist(),) if has_pairs(frame) else ()
     # a pair is one input, [CLS] text [SEP] text_pair [SEP]; truncation takes from the longer side
-    enc = tokenizer(frame["text"].tolist(), seconds, truncation=True, max_length=max_length)
+    enc = tokenizer(frame["text"].tolist(), *pair, truncation=True, max_length=max_length)
     codes = frame["label"].astype(str).map({name: i for i, name in enumerate(order)}).to_numpy()
     lengths = np.array([len(ids) for ids in enc["input_ids"]])
     perm = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(len(frame))

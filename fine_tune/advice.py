@@ -164,8 +164,9 @@ def measure(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) -
         tokenizer = load_tokenizer(config)
     texts = frame["text"].astype(str).tolist()
     seconds = frame["text_pair"].astype(str).tolist() if "text_pair" in frame.columns else None
+    pair = () if seconds is None else (seconds,)  # a pair's length is both texts', as trained
     lengths = np.asarray([len(ids) for ids in
-                          tokenizer(texts, seconds, truncation=False)["input_ids"]])
+                          tokenizer(texts, *pair, truncation=False)["input_ids"]])
     counts = frame["label"].astype(str).value_counts()
     return {
         "n_rows": int(len(frame)), "n_labels": int(len(counts)),

@@ -568,10 +568,11 @@ def _config_dict(config: Any) -> dict[str, Any]:
     return jsonable(dataclasses.asdict(config))
 
 
-def _with_seed(config: Any, seed: int) -> Any:
+def _with_seed(config: Any, seed: int, side: str | None = None) -> Any:
     if not dataclasses.is_dataclass(config):
         raise ValueError(f"config must be a TrainConfig (a dataclass); got {type(config).__name__}.")
-    return dataclasses.replace(config, seed=seed)
+    named = {"run_name": f"{side}-seed{seed}"} if side and hasattr(config, "run_name") else {}
+    return dataclasses.replace(config, seed=seed, **named)
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -641,7 +642,7 @@ def _train_one(plan: _Plan, side: str, seed: int, trainer: Callable[..., Any],
     train, val = split_validation(plan.frames[side], validation_size=plan.validation_size, seed=seed)
     logger.info("training %s, seed %d: %d train rows, %d validation rows", side, seed,
                 len(train), 0 if val is None else len(val))
-    result = trainer(train, val, plan.test, config=_with_seed(plan.config, seed),
+    result = trainer(train, val, plan.test, config=_with_seed(plan.config, seed, side),
                      labels=plan.labels, should_stop=should_stop, progress=progress)
     if getattr(result, "cancelled", False):
         return None

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["METRICS", "ClassWeights", "Precision", "TrainConfig", "jsonable"]
+__all__ = ["METRICS", "REPORT_TO", "ClassWeights", "Precision", "TrainConfig", "jsonable"]
 
 #: Metrics that early stopping and best-checkpoint selection can watch, and whether higher is better.
 METRICS = {"eval_loss": False, "eval_accuracy": True, "eval_macro_f1": True}
@@ -85,6 +85,10 @@ def _coerce_enum(enum_type: type[enum.Enum], name: str, value: Any) -> enum.Enum
         choices = ", ".join(repr(m.value) for m in enum_type)
         raise ValueError(f"TrainConfig.{name} must be a {enum_type.__name__} or one of "
                          f"{choices}; got {value!r}.") from None
+
+
+#: The experiment trackers ``TrainConfig.report_to`` may name (:mod:`fine_tune.tracking`).
+REPORT_TO = ("mlflow", "tensorboard")
 
 
 @dataclass
@@ -160,6 +164,17 @@ class TrainConfig:
         Worker processes that load batches (0: in the main process).
     logging_steps : int, optional
         Steps between training-loss log points; None logs about 10 times an epoch.
+    report_to : tuple of {"mlflow", "tensorboard"}
+        Experiment tracking, beside the run's own history: ``mlflow`` logs the settings and every
+        logged loss and metric to a local MLflow store, ``tracking_dir/mlflow.db`` (experiment
+        ``curation``; ``mlflow ui --backend-store-uri sqlite:///<that file>``), ``tensorboard``
+        writes event files to ``tracking_dir/tensorboard/<run name>``. Nothing leaves the machine.
+    tracking_dir : str, optional
+        Where the trackers write; required with ``report_to`` (a retrain-and-compare job uses
+        its folder's ``tracking``).
+    run_name : str, optional
+        The run's name in the trackers (default ``seed<seed>``; retrain-and-compare:
+        ``<side>-seed<seed>``).
     """
 
     model: str | None = None
@@ -192,6 +207,9 @@ class TrainConfig:
     device: str | None = None
     dataloader_workers: int = 0
     logging_steps: int | None = None
+    report_to: tuple[str, ...] = ()
+    tracking_dir: str | None = None
+    run_name: str | None = None
 
     def __post_init__(self) -> None:
         self.precision = _coerce_enum(Precision, "precision", self.precision)
@@ -309,6 +327,27 @@ class TrainConfig:
             _fail("dataloader_workers", self.dataloader_workers, "an integer >= 0")
         if self.logging_steps is not None and (not _is_int(self.logging_steps) or self.logging_steps < 1):
             _fail("logging_steps", self.logging_steps, "None (about 10 per epoch) or a positive integer")
+        self._check_tracking()
+
+    def _check_tracking(self) -> None:
+        report = self.report_to
+        if isinstance(report, str):
+            report = (report,) if report not in ("", "none") else ()
+        if not isinstance(report, (list, tuple)) or any(r not in REPORT_TO for r in report):
+            _fail("report_to", self.report_to, "() or a tuple of " + ", ".join(map(repr, REPORT_TO)))
+        self.report_to = tuple(dict.fromkeys(report))
+        if isinstance(self.tracking_dir, os.PathLike):
+            self.tracking_dir = os.fspath(self.tracking_dir)
+        if self.tracking_dir is not None and (not isinstance(self.tracking_dir, str)
+                                              or not self.tracking_dir.strip()):
+            _fail("tracking_dir", self.tracking_dir, "None or a folder path")
+        if self.run_name is not None and (not isinstance(self.run_name, str)
+                                          or not self.run_name.strip()):
+            _fail("run_name", self.run_name, "None or a short name")
+        if self.report_to and self.tracking_dir is None:
+            raise ValueError(f"TrainConfig.report_to={list(self.report_to)} writes to "
+                             "tracking_dir, which is None; set tracking_dir to a folder (the "
+                             "trackers' local stores go there).")
 
     def _check_resume(self) -> None:
         resume = self.resume_from_checkpoint

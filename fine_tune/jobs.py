@@ -114,6 +114,9 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
     from fine_tune.settings import ResolvedSettings, resolve_settings
 
     data = project_compare_data(project, test_share=test_share, seed=data_seed)
+    folder = Path(folder)
+    if isinstance(config, Mapping) and config.get("report_to") and not config.get("tracking_dir"):
+        config = {**config, "tracking_dir": str((folder / "tracking").resolve())}
     resolved = config if isinstance(config, ResolvedSettings) else resolve_settings(
         data.after[[*text_columns(data.after), "label"]], config)
     folder = Path(folder)
@@ -129,9 +132,23 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
                                encoding="utf-8")
     settings = {"config": resolved.config.to_dict(), "resolved": resolved.to_dict(),
                 "seeds": list(seeds), "data": data.info, "project_url": project.display_url,
+                "agreement": _agreement_line(project),
                 "folder": str(folder.resolve()), "rules": rules,
                 "cache_dir": str(curation_home() / CACHE_DIR) if use_cache else None}
     return _start(project, folder, RUN_KIND, settings, actor=actor)
+
+
+def _agreement_line(project) -> str | None:
+    """The project's agreement verdict, for the kept models' cards (None when it cannot be
+    read: a card without it is better than no job)."""
+    try:
+        from curation.report import agreement_report
+
+        frame = project.annotations()
+        return agreement_report(frame, labels=project.label_set(), n_boot=200, top_k=0).verdict()
+    except Exception:  # noqa: BLE001 - the card's extra line must never stop a retrain
+        logger.warning("could not compute the agreement for the model cards", exc_info=True)
+        return None
 
 
 def start_out_of_fold_job(project, folder: str | os.PathLike, *, folds: int = 5, seed: int = 0,
@@ -689,12 +706,29 @@ def _compare_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     report = _compare_in(folder, settings, reporter)
     result = report.to_dict()
     result["models"] = saved_models(folder)
+    _compare_cards(folder, result, settings)
     _write_json(folder / "report.json", result)
     (folder / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     (folder / "report.html").write_text(report.to_html(), encoding="utf-8")
     state = "cancelled" if report.cancelled else "done"
     return state, result, (f"{report.verdict}: {report.verdict_reason}" if state == "done"
                            else "cancelled; partial results kept")
+
+
+def _compare_cards(folder: Path, result: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Each kept model's card rewritten with the comparison and the data's facts."""
+    from fine_tune.model_card import write_model_card
+
+    data = dict(settings.get("data") or {})
+    pairs = "text_pair" in (folder / "after.csv").open(encoding="utf-8").readline()
+    facts = {k: data[k] for k in ("test_source", "test_items", "relabelled", "dropped",
+                                  "ambiguous", "augmented_rows") if k in data}
+    if settings.get("agreement"):
+        facts["agreement"] = settings["agreement"]
+    for side, path in result["models"].items():
+        write_model_card(path, labels=result["labels"], config=result["config"],
+                         train_rows=data.get(f"{side}_rows"), pairs=pairs, side=side,
+                         compare=result, data=facts)
 
 
 def _out_of_fold_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):

@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever a cached run's meaning changes, so older entries are never read.
 CACHE_VERSION = 1
-_NOT_RESULTS = ("output_dir", "resume_from_checkpoint", "dataloader_workers", "save_checkpoints")
-_FRAME_COLUMNS = ("text", "label", "item_id", "augmented_from")
+_NOT_RESULTS = ("output_dir", "resume_from_checkpoint", "dataloader_workers", "save_checkpoints",
+                "report_to", "tracking_dir", "run_name")
+_FRAME_COLUMNS = ("text", "text_pair", "label", "item_id", "augmented_from")
 #: The modules whose source decides what a run produces (training, its inputs, its diagnosis).
 TRAINING_CODE = ("train.py", "_callbacks.py", "_inputs.py", "_model.py", "_runtime.py",
                  "config.py", "diagnose.py", "compare.py")

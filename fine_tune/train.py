@@ -496,6 +496,11 @@ def _callbacks(config: TrainConfig, has_eval: bool, frozen: list[Any], tracker: 
                                         config.metric_greater_is_better))
     if config.unfreeze_schedule:
         out.append(GradualUnfreeze(config.unfreeze_schedule, frozen))
+    if config.report_to:
+        from fine_tune.tracking import tracking_callbacks
+
+        out += tracking_callbacks(config.report_to, config.tracking_dir,
+                                  config.run_name or f"seed{config.seed}", config.to_dict())
     return out + list(extra)
 
 
@@ -702,6 +707,7 @@ def _train(train, validation, test, config, order, run, folder, progress, should
     result.output_dir = config.output_dir
     if save_to is not None and not result.cancelled:
         _save_model(trainer, tokenizer, save_to)
+        _card(save_to, result, config, train, test, order)
     del trainer, model
     _release(run)
     if progress is not None and not result.cancelled:
@@ -753,6 +759,23 @@ def _result(trainer, output, test, tokenizer, order, max_length, config, tracker
                            prior_loss=prior_loss),
         config=config, device=str(trainer.args.device), output_dir=None,
         cancelled=tracker.cancelled, trainable_params=trainable, total_params=total)
+
+
+def _card(folder: str | os.PathLike, result: TrainResult, config: TrainConfig, train: pd.DataFrame,
+          test: pd.DataFrame | None, order: list[str]) -> None:
+    """The saved model's card (README.md): labels, settings, rows and what it scored."""
+    from fine_tune.model_card import write_model_card
+
+    if not os.path.isdir(folder):  # not the main process of a distributed run: nothing saved
+        return
+    scores: dict[str, Any] = {"best epoch": result.best_epoch, "loss curves": result.diagnosis.summary}
+    if test is not None and result.test_pred is not None and "label" in test.columns:
+        predicted = np.asarray(order, dtype=object)[np.asarray(result.test_pred, dtype=int)]
+        scores["test accuracy"] = round(float(np.mean(predicted == test["label"].astype(str)
+                                                      .to_numpy())), 4)
+        scores["test rows"] = len(test)
+    write_model_card(folder, labels=order, config=config.to_dict(), train_rows=len(train),
+                     pairs="text_pair" in train.columns, scores=scores)
 
 
 def _save_model(trainer: Trainer, tokenizer: Any, folder: str | os.PathLike) -> None:

@@ -91,11 +91,30 @@ def test_compare_data_counts_as_the_curated_page_and_says_why_augmented_rows_are
 @pytest.mark.slow
 def test_job_runs_in_the_background_and_records_the_run(demo, tiny_model, tmp_path):
     folder = tmp_path / "job"
-    first = start_compare_job(demo, folder, config=tiny(tiny_model), seeds=(0,))
+    first = start_compare_job(demo, folder, seeds=(0,), config=tiny(
+        tiny_model, report_to=("mlflow",), tracking_dir=str(folder / "tracking")))
     assert first["state"] in ("starting", "running")
     status = wait(folder, ("done", "failed", "cancelled"))
     assert status["state"] == "done", status.get("message")
     report = status["report"]
+    # each kept model has its card: the comparison, the data's facts, the labels
+    card = (folder / "models" / "after" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlibrary_name: transformers") and "## Retrain and compare" in card
+    assert f"verdict: **{report['verdict']}".replace("_", "\\_") in card
+    assert "test source: gold" in card and "agreement:" in card
+    from actions.jobs import report_files
+
+    assert [n for n, _, _ in report_files(status)][-2:] == ["model_card_before.md",
+                                                            "model_card_after.md"]
+    # and every run was tracked in the job's own MLflow store, named by side and seed
+    from mlflow.tracking import MlflowClient
+
+    from fine_tune.tracking import mlflow_uri
+
+    client = MlflowClient(tracking_uri=mlflow_uri(folder / "tracking"))
+    runs = client.search_runs([client.get_experiment_by_name("curation").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["after-seed0", "before-seed0"]
+    assert all("train_loss" in r.data.metrics or "loss" in r.data.metrics for r in runs)
     assert REPORT_KEYS <= set(report)
     assert 0 <= report["accuracy_before"] <= 1 and 0 <= report["accuracy_after"] <= 1
     assert report["delta"] == pytest.approx(report["accuracy_after"] - report["accuracy_before"])

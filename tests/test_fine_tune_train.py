@@ -455,3 +455,39 @@ def test_the_range_test_records_each_update_and_stops_when_the_smoothed_loss_div
     assert callback.lrs == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
     assert stopped == [False, False, False, True]
     assert _diverged([1.0, float("nan")], 0.98, 4.0)
+
+
+@pytest.mark.slow  # mlflow asks the platform for its processor: a subprocess (uname -p)
+def test_tracking_to_mlflow_and_tensorboard_and_a_model_card_beside_the_model(tiny_model, data,
+                                                                             tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from fine_tune.tracking import mlflow_uri
+
+    track = tmp_path / "tracking"
+    config = cfg(tiny_model, epochs=2, report_to=("mlflow", "tensorboard"),
+                 tracking_dir=str(track), run_name="toy run")
+    result = train_classifier(data["train"], data["validation"], data["test"], config=config,
+                              save_to=tmp_path / "model")
+    client = MlflowClient(tracking_uri=mlflow_uri(track))
+    (run,) = client.search_runs([client.get_experiment_by_name("curation").experiment_id])
+    assert run.info.run_name == "toy run" and run.info.status == "FINISHED"
+    assert run.data.params["learning_rate"] == "0.01" and run.data.params["epochs"] == "2"
+    history = client.get_metric_history(run.info.run_id, "eval_loss")
+    logged = result.history["eval_loss"].dropna()
+    assert [round(m.value, 5) for m in history] == [round(v, 5) for v in logged]
+    events = list((track / "tensorboard" / "toy-run").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: text-classification")
+    assert "| 0 | neg |" in card and "| 1 | pos |" in card
+    assert f"rows trained on: {len(data['train'])}" in card and "test accuracy:" in card
+
+
+def test_tracking_settings_are_checked():
+    with pytest.raises(ValueError, match="tracking_dir, which is None"):
+        TrainConfig(report_to=("mlflow",))
+    with pytest.raises(ValueError, match="report_to"):
+        TrainConfig(report_to=("wandb",), tracking_dir="t")
+    assert TrainConfig(report_to="none").report_to == ()
+    assert TrainConfig(report_to=["mlflow", "mlflow"], tracking_dir="t").report_to == ("mlflow",)

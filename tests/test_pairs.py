@@ -294,3 +294,22 @@ def test_chinese_augmentation_segments_words_and_keeps_negations_numbers_and_pol
     assert "我很喜爱这家银行。" in cands.index and "polarity" not in cands.loc["我很喜爱这家银行。", "reason"]
     assert "我对这家银行很失望。" in cands.index
     assert "polarity: '满意' -> '失望'" in cands.loc["我对这家银行很失望。", "reason"]
+
+
+def test_a_local_model_passed_with_model_flags_pairs_without_the_warning(tmp_path, capsys):
+    from commands.curation import main
+    from tiny_models import build_tiny_sentence_model
+
+    model = build_tiny_sentence_model(tmp_path / "tiny-zh")
+    path = nli_file(tmp_path)
+    args = ["flag", str(path), "--format", "wide", "--encoding", "gb18030", "--model", model,
+            "--json", str(tmp_path / "flags.json")]
+    for column, name in MAP.items():
+        args += ["--map", f"{column}={name}"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "Han script" not in err  # a model the user chose is taken as chosen
+    import json
+
+    kinds = {f["kind"] for f in json.loads((tmp_path / "flags.json").read_text())}
+    assert "label_issue" in kinds or "crowdlab" in kinds or "boundary" in kinds  # model-based ran

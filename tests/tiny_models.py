@@ -163,3 +163,18 @@ def chinese_nli(n: int, seed: int) -> pd.DataFrame:
             hypothesis = f"{s}{v}{rng.choice([x for x in ZH_OBJECTS if x != o])}。"
         rows.append((premise, hypothesis, label))
     return pd.DataFrame(rows, columns=["premise", "hypothesis", "label"])
+
+
+def build_tiny_sentence_model(folder: Path) -> str:
+    """A tiny sentence-transformers model (the tiny Chinese BERT, mean pooling) saved to
+    ``folder``: a local model to pass as ``--model`` where no multilingual model can be
+    downloaded."""
+    from sentence_transformers import SentenceTransformer, models
+
+    bert = folder / "bert"
+    bert.mkdir(parents=True, exist_ok=True)
+    build_tiny_chinese_bert(bert)
+    word = models.Transformer(str(bert), max_seq_length=64)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(folder / "st"))
+    return str(folder / "st")
