@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from curation.schema import text_columns
 
 __all__ = ["distinct_names", "latest", "read_labelled_csv", "run_continual", "run_multitask",
            "split_train_test", "start", "train_config"]
@@ -53,8 +54,8 @@ def latest(project, experiment: str | None = None) -> dict[str, Any] | None:
 
 
 def read_labelled_csv(source: Any, name: str) -> pd.DataFrame:
-    """A checked ``text, label`` frame from a CSV (a path or an upload); ``ValueError`` names
-    the file and the fix."""
+    """A checked ``text, label`` frame from a CSV (a path or an upload), with ``text_pair``
+    when the file has one (sentence pairs); ``ValueError`` names the file and the fix."""
     from fine_tune.compare import check_labelled
 
     try:
@@ -62,7 +63,7 @@ def read_labelled_csv(source: Any, name: str) -> pd.DataFrame:
     except Exception as err:  # any parse failure is the file's fault: say so
         raise ValueError(f"{name}: could not read it as CSV ({err}).") from None
     checked = check_labelled(frame, name)
-    return checked[["text", "label"]]
+    return checked[[*text_columns(checked), "label"]]
 
 
 def split_train_test(frame: pd.DataFrame, test: float | int, *, seed: int, name: str):

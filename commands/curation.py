@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls_out.add_argument("--out", type=Path, required=True, metavar="TASKS.json")
     ls_out.add_argument("--config", type=Path, metavar="CONFIG.xml",
                         help="also write the labelling interface to paste into Label Studio")
+    _add_actor(ls_out, "who builds the review queue when the project has none yet (default "
+                       "$CURATION_USER)")
     ls_in = sub.add_parser("label-studio-import", help="completed Label Studio tasks (its JSON "
                            "export) in as review decisions, signed by their annotators")
     ls_in.add_argument("project", metavar="PROJECT", help="project path or SQLAlchemy URL")
@@ -490,9 +492,13 @@ def _export_folder(root: Path, given: str) -> Path:
 
 
 def _run_label_studio_tasks(args: argparse.Namespace) -> int:
-    from actions.review import label_studio_tasks
+    from actions.review import flag, label_studio_tasks
 
     with projects.open_existing(args.project) as project:
+        if project.latest_flags_run_id() is None:  # never flagged: build the queue, as the app does
+            report = flag(project, actor=args.actor)
+            print(f"built the review queue: {len(report.queue)} items flagged (embeddings cached "
+                  "in the project)")
         tasks, config = label_studio_tasks(project)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -500,7 +506,7 @@ def _run_label_studio_tasks(args: argparse.Namespace) -> int:
         args.config.write_text(config + "\n", encoding="utf-8")
     print(f"wrote {len(tasks)} open review items as Label Studio tasks to {args.out}"
           + (f" and the labelling config to {args.config}" if args.config else "")
-          + ("" if tasks else " (nothing to review: run curation flag, or every item is decided)"))
+          + ("" if tasks else " (nothing to review: every flagged item is decided)"))
     return 0
 
 

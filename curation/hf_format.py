@@ -78,14 +78,18 @@ def write_dataset_dict(folder: Path, parts: dict[str, pd.DataFrame], *, labels: 
     built = {}
     for name, frame in parts.items():
         frame = frame.reset_index(drop=True)
-        features = {}
+        features, data = {}, {}
         for column in frame.columns:
+            values = frame[column]
             if column == "label":
                 features[column] = datasets.ClassLabel(names=labels)
+                data[column] = [labels.index(str(v)) for v in values]
+            elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                features[column] = datasets.Value("float64")  # confidence: a number, not text
+                data[column] = [None if pd.isna(v) else float(v) for v in values]
             else:
                 features[column] = datasets.Value("string")
-        data = {c: ([labels.index(str(v)) for v in frame[c]] if c == "label" else
-                    [None if pd.isna(v) else str(v) for v in frame[c]]) for c in frame.columns}
+                data[column] = [None if pd.isna(v) else str(v) for v in values]
         built[name] = datasets.Dataset.from_dict(data, features=datasets.Features(features))
     dataset = datasets.DatasetDict(built)
     dataset.save_to_disk(str(target))

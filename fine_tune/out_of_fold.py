@@ -89,16 +89,20 @@ class OutOfFold:
 
 
 def current_labels(frame: pd.DataFrame, *, labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """``item_id, text, label``: one row per item, with the label the flaggers judge.
+    """``item_id, text[, text_pair], label``: one row per item, with the label the flaggers judge.
 
     The majority vote, Dawid-Skene breaking ties, from the long annotation frame ``frame``
-    (:attr:`curation.flags.FlagContext.given_labels`).
+    (:attr:`curation.flags.FlagContext.given_labels`); a sentence pair keeps both texts.
     """
     from curation.flags import FlagContext
 
     context = FlagContext(frame, labels=labels)
-    return pd.DataFrame({ITEM: context.items.astype(str), "text": context.texts.to_numpy(),
-                         "label": context.given_labels.to_numpy()})
+    out = pd.DataFrame({ITEM: context.items.astype(str), "text": context.texts.to_numpy()})
+    if "text_pair" in frame.columns:
+        first = frame.drop_duplicates(ITEM).set_index(ITEM)["text_pair"]
+        out["text_pair"] = first.reindex(context.items).to_numpy()
+    out["label"] = context.given_labels.to_numpy()
+    return out
 
 
 def held_out_folds(labels: pd.Series, folds: int, seed: int) -> list[np.ndarray]:

@@ -5,7 +5,6 @@ decisions under their annotators' names)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -157,25 +156,11 @@ def test_label_studio_decisions_refuse_labels_outside_the_set(tmp_path):
         assert project.decisions().empty
 
 
-def test_the_review_page_prepares_tasks_and_imports_them_back(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+def test_the_review_page_prepares_tasks(tmp_path, monkeypatch):
+    from test_pairs import app_on
 
-    from curation.store import Project
-    from curation.workspace import flag_project
-
-    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
-    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
-        monkeypatch.delenv(var, raising=False)
     nli = load_annotations(nli_file(tmp_path), format="wide", columns=MAP, encoding="gb18030")
-    with Project(tmp_path / "nli.sqlite") as project:
-        project.import_annotations(nli)
-        flag_project(project, use_model=False)
-    app = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-    at = AppTest.from_file(app, default_timeout=120)
-    at.session_state["project_name"] = "nli"
-    at.run()
-    at.switch_page("app_pages/review.py").run()
-    assert not at.exception, at.exception
+    at = app_on(tmp_path, monkeypatch, nli, page="app_pages/review.py", flag=True)
     at.sidebar.button(key="ls-prepare").click().run()
     assert not at.exception, at.exception
     assert "ls-tasks" in at.session_state

@@ -43,24 +43,11 @@ def test_the_real_english_data_sets_never_warn_even_in_small_samples(amazon, dyn
 
 
 def test_the_project_page_names_the_language_and_the_kind_of_items(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
+    from test_pairs import app_on
 
-    from curation.store import Project
-
-    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
-    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
-        monkeypatch.delenv(var, raising=False)
     rows = [(f"f{i}", text, a, "plainte") for i, text in enumerate(FRENCH) for a in ("x", "y")]
-    with Project(tmp_path / "fr.sqlite") as project:
-        project.import_annotations(pd.DataFrame(rows, columns=["item_id", "text", "annotator_id",
-                                                               "label"]))
-    from pathlib import Path
-
-    app = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-    at = AppTest.from_file(app, default_timeout=120)
-    at.session_state["project_name"] = "fr"
-    at.run()
-    assert not at.exception, at.exception
+    at = app_on(tmp_path, monkeypatch, pd.DataFrame(rows, columns=["item_id", "text",
+                                                                   "annotator_id", "label"]))
     lines = [t.value for t in at.text]
     assert any(v.startswith("Texts: French, Latin script") and "single texts" in v for v in lines)
     assert any("read as French" in w.value for w in at.warning)

@@ -237,23 +237,33 @@ def test_retrain_and_compare_and_attention_on_pairs(tmp_path, nli):
     assert att.tokens.count("[SEP]") == 2 and "不" in att.tokens
 
 
-def test_the_review_page_shows_both_texts(tmp_path, monkeypatch, nli):
+def app_on(home: Path, monkeypatch, frame: pd.DataFrame, *, page: str | None = None,
+           flag: bool = False):
+    """The app in ``home`` (local mode) on a project ``nli`` of ``frame`` (its review queue built
+    from the votes when ``flag``), opened at ``page``: a Streamlit AppTest."""
     from streamlit.testing.v1 import AppTest
 
     from curation.workspace import flag_project
 
-    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    monkeypatch.setenv("CURATION_HOME", str(home))
     for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
         monkeypatch.delenv(var, raising=False)
-    with Project(tmp_path / "nli.sqlite") as project:
-        project.import_annotations(nli)
-        flag_project(project, use_model=False)
-    app = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-    at = AppTest.from_file(app, default_timeout=120)
+    with Project(home / "nli.sqlite") as project:
+        project.import_annotations(frame)
+        if flag:
+            flag_project(project, use_model=False)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"),
+                           default_timeout=120)
     at.session_state["project_name"] = "nli"
     at.run()
-    at.switch_page("app_pages/review.py").run()
+    if page is not None:
+        at.switch_page(page).run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_the_review_page_shows_both_texts(tmp_path, monkeypatch, nli):
+    at = app_on(tmp_path, monkeypatch, nli, page="app_pages/review.py", flag=True)
     captions = [c.value for c in at.caption]
     assert "Text" in captions and "Second text (text_pair)" in captions
     texts = [m.value for m in at.markdown]

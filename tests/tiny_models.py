@@ -20,12 +20,18 @@ HIDDEN, LAYERS = 32, 2
 
 def build_tiny_bert(folder: Path) -> str:
     """Save the tiny BERT and its tokenizer to ``folder``; returns the folder as a string."""
+    return _save_tiny_bert(folder, GOOD + BAD + NEUTRAL)
+
+
+def _save_tiny_bert(folder: Path, words: list[str], **tokenizer_options) -> str:
+    """A randomly initialised tiny BERT classifier with a WordPiece vocabulary of ``words``."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + GOOD + BAD + NEUTRAL
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True,
+                                  **tokenizer_options)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
                         num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
@@ -131,20 +137,8 @@ ZH_LABELS = ("entailment", "neutral", "contradiction")
 
 def build_tiny_chinese_bert(folder: Path) -> str:
     """A tiny BERT whose vocabulary is the toy's characters (BERT splits Han text into them)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
     chars = sorted({c for w in ZH_SUBJECTS + ZH_VERBS + ZH_OBJECTS + ["不", "。", "，"] for c in w})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True,
-                                  tokenize_chinese_chars=True)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return _save_tiny_bert(folder, chars, tokenize_chinese_chars=True)
 
 
 def chinese_nli(n: int, seed: int) -> pd.DataFrame:
