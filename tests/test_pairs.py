@@ -323,3 +323,35 @@ def test_a_local_model_passed_with_model_flags_pairs_without_the_warning(tmp_pat
 
     kinds = {f["kind"] for f in json.loads((tmp_path / "flags.json").read_text())}
     assert "label_issue" in kinds or "crowdlab" in kinds or "boundary" in kinds  # model-based ran
+
+
+def test_the_augment_page_asks_which_text_of_a_pair_to_rewrite(tmp_path, monkeypatch, nli):
+    at = app_on(tmp_path, monkeypatch, nli, page="app_pages/augment.py")
+    choice = next(r for r in at.radio if r.label == "Rewrite which text of each pair")
+    assert choice.value == "text_pair" and choice.options == [
+        "the second (kept: the first)", "the first (kept: the second)"]
+
+
+def test_the_project_page_imports_a_pair_file_with_the_text_pair_field(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path))
+    for var in ("CURATION_URL", "CURATION_USER", "CURATION_IDENTITY_HEADER"):
+        monkeypatch.delenv(var, raising=False)
+    Project(tmp_path / "pairs.sqlite").close()  # an empty project
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"),
+                           default_timeout=120)
+    at.session_state["project_name"] = "pairs"
+    at.run()
+    body = ("id,premise,hypothesis,worker,label\n"
+            "q1,我喜欢猫。,我不喜欢猫。,x,contradiction\nq1,我喜欢猫。,我不喜欢猫。,y,contradiction\n")
+    at.file_uploader[0].set_value(("nli.csv", body.encode("utf-8"), "text/csv")).run()
+    fields = {t.label: t for t in at.text_input}
+    for field, column in (("item_id", "id"), ("text", "premise"), ("text_pair", "hypothesis"),
+                          ("annotator_id", "worker")):
+        fields[field].set_value(column)
+    at.button(key="FormSubmitter:import-Import").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, at.error[0].value
+    assert "1 new items, 2 new annotations" in at.success[0].value
+    assert any("sentence pairs (text, text_pair)" in t.value for t in at.text)
