@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -376,12 +377,20 @@ def _run_compare(args: argparse.Namespace) -> int:
                          cache=_compare_cache(args), min_effect=args.min_effect, on_start=_say_plan)
     finally:
         bar.close()
+    if not _main_process():  # torchrun / accelerate launch: the first process reports
+        return 0
     d = report.to_dict()
     print(format_compare(d))
     _write(args.json, json.dumps(d, indent=2))
     _write(args.markdown, report.to_markdown())
     _write(args.html, report.to_html())
     return 0
+
+
+def _main_process() -> bool:
+    """Whether this is the process that reports: the only one, or rank 0 of a distributed run
+    (``torchrun`` and ``accelerate launch`` set ``RANK``); the others trained their share."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def _run_advise(args: argparse.Namespace) -> int:
@@ -442,6 +451,8 @@ def _run_train(args: argparse.Namespace) -> int:
                             progress=progress, should_stop=None, **saving)
     finally:
         bar.close()
+    if not _main_process():
+        return 0
     from fine_tune.compare import train_summary
 
     d = train_summary(result, test, labels)

@@ -34,7 +34,7 @@ from curation.models import (
     model_id,
     pickle_only_hint,
 )
-from curation.progress import Progress
+from curation.progress import Progress, within
 from curation.schema import ITEM, TEXT, TEXT_PAIR, has_pairs
 from curation.store import text_sha1
 
@@ -71,6 +71,10 @@ class Embedder:
         Scale every embedding to unit L2 norm (cosine similarity = dot product).
     max_seq_length : int
         Word pieces kept per text; longer texts are truncated.
+    processes : int
+        Encode in this many worker processes (sentence-transformers' multi-process pool: one per
+        GPU, or CPU processes), for large batches; 1 encodes in this process. The vectors, and so
+        the cache key, are the same either way.
 
     Notes
     -----
@@ -87,12 +91,13 @@ class Embedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64,
                  device: str | None = None, normalize: bool = True,
-                 max_seq_length: int = 128) -> None:
+                 max_seq_length: int = 128, processes: int = 1) -> None:
         self.model = model
         self.batch_size = batch_size
         self.device = device
         self.normalize = normalize
         self.max_seq_length = max_seq_length
+        self.processes = processes
 
     def __repr__(self) -> str:
         return (f"Embedder(model={self.model!r}, batch_size={self.batch_size}, "
@@ -143,6 +148,8 @@ class Embedder:
         texts = _check_texts(texts)
         self._check_settings()
         model, lock = _load_model(self.model, self.device)
+        if self.processes > 1 and len(texts) >= self.processes * self.batch_size:
+            return self._encode_in_pool(model, lock, texts, progress)
         out = np.empty((len(texts), _dimension(model)), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         with lock, _BatchProgress(len(texts), progress) as report:
@@ -153,6 +160,27 @@ class Embedder:
                 report(len(rows))
         return out
 
+    def _encode_in_pool(self, model: SentenceTransformer, lock: threading.Lock, texts: list[str],
+                        progress: Progress | None) -> np.ndarray:
+        """``texts`` encoded by ``processes`` worker processes (each loads the model once), in
+        input order; progress at the end (the pool reports no batches)."""
+        devices = [self.device or ("cuda" if _cuda() else "cpu")] * int(self.processes)
+        if devices[0].startswith("cuda") and _cuda():  # one process per GPU, as many as asked
+            import torch
+
+            devices = [f"cuda:{k % torch.cuda.device_count()}" for k in range(len(devices))]
+        with lock, _BatchProgress(len(texts), progress) as report:
+            model.max_seq_length = int(self.max_seq_length)
+            pool = model.start_multi_process_pool(devices)
+            try:
+                out = model.encode(texts, pool=pool, batch_size=self.batch_size,
+                                   normalize_embeddings=bool(self.normalize),
+                                   convert_to_numpy=True, show_progress_bar=False)
+            finally:
+                model.stop_multi_process_pool(pool)
+            report(len(texts))
+        return np.asarray(out, dtype=np.float32)
+
     def _encode_batch(self, model: SentenceTransformer, batch: list[str]) -> np.ndarray:
         return model.encode(batch, batch_size=len(batch), show_progress_bar=False,
                             convert_to_numpy=True, normalize_embeddings=bool(self.normalize))
@@ -161,13 +189,18 @@ class Embedder:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"Embedder model must be a non-empty string, got {self.model!r}; "
                              f"use {DEFAULT_MODEL!r} or a local model folder.")
-        for name in ("batch_size", "max_seq_length"):
+        for name in ("batch_size", "max_seq_length", "processes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Embedder {name} must be a positive integer, got {value!r}.")
         if self.device is not None and not isinstance(self.device, str):
             raise ValueError(f"Embedder device must be None or a string such as 'cpu', got "
                              f"{self.device!r}.")
+
+
+#: Texts encoded between two writes to a project's cache: a run that is killed resumes from the
+#: last chunk written (its texts are found in the cache), losing at most one chunk's work.
+CHUNK = 4096
 
 
 def embed_texts(
@@ -177,6 +210,7 @@ def embed_texts(
     project: Project | None = None,
     progress: Progress | None = None,
     actor: str | None = None,
+    chunk: int = CHUNK,
 ) -> np.ndarray:
     """Embed texts, each distinct text once, reusing (and filling) a project's cache.
 
@@ -192,6 +226,9 @@ def embed_texts(
     progress : callable, optional
         ``progress(fraction, message)`` with the encoded fraction of the texts that were not cached
         (1.0 at the end, also when everything was cached).
+    chunk : int
+        Texts encoded between two writes to the project's cache (:data:`CHUNK`): a kill loses at
+        most one chunk, and the next call starts where the cache ends.
 
     Returns
     -------
@@ -204,13 +241,18 @@ def embed_texts(
     keys = [text_sha1(t) for t in unique]
     found = project.cached_embeddings(embedder.model_key, keys) if project is not None else {}
     missing = [i for i, key in enumerate(keys) if key not in found]
-    if missing:
-        vectors = embedder.encode([unique[i] for i in missing], progress=progress)
-        fresh = {keys[i]: vector for i, vector in zip(missing, vectors)}
-        if project is not None:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of texts, got {chunk!r}.")
+    for start in range(0, len(missing), chunk):
+        part = missing[start:start + chunk]
+        end = start + len(part)
+        vectors = embedder.encode([unique[i] for i in part], progress=within(
+            progress, start / len(missing), end / len(missing)))
+        fresh = {keys[i]: vector for i, vector in zip(part, vectors)}
+        if project is not None:  # stored chunk by chunk: a killed run resumes here
             project.store_embeddings(embedder.model_key, fresh, actor=actor)
         found.update(fresh)
-    elif progress is not None:
+    if not missing and progress is not None:
         progress(1.0, _EMBEDDING)
     logger.info("embedded %d texts (%d distinct): %d from the cache, %d encoded", len(texts),
                 len(unique), len(unique) - len(missing), len(missing))
@@ -350,3 +392,9 @@ def _build_model(name: str, device: str | None) -> SentenceTransformer:
             "the Hugging Face cache (set CURATION_ALLOW_DOWNLOAD=1 to download it): download "
             "it elsewhere and pass its local folder path, or use the bundled default "
             f"{DEFAULT_MODEL!r}.") from err
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

@@ -47,6 +47,13 @@ MCNEMAR_MIN_DISCORDANT = 6
 
 #: Columns of one similarity tile are this many times the row block (bounds memory).
 _COLUMN_BLOCKS = 8
+#: From this many rows :func:`similar_pairs` searches an approximate nearest-neighbour index
+#: (faiss HNSW) instead of every pair: below it the exact search is fast enough (100,000 rows:
+#: benchmarks/near_duplicates.py) and finds every pair.
+INDEX_MIN_ROWS = 200_000
+#: Neighbours the index returns per row: a row with more near-duplicates than this is still
+#: joined to its group through the neighbours it has (groups are connected components).
+NEIGHBOURS = 32
 
 
 @cache
@@ -139,9 +146,11 @@ def _tile_pairs(x: np.ndarray, rows: slice, cols: slice, threshold: float):
     return i[keep], j[keep], cos[keep]
 
 
-def similar_pairs(embeddings: np.ndarray, *, threshold: float,
-                  block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs of rows whose cosine similarity is at least ``threshold``, found in blocks.
+def similar_pairs(embeddings: np.ndarray, *, threshold: float, block: int = 2048,
+                  method: str = "auto",
+                  neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of rows whose cosine similarity is at least ``threshold``: every pair (exact, in
+    blocks), or from :data:`INDEX_MIN_ROWS` rows on those an approximate index finds.
 
     ``cos(i, j) = <x_i, x_j> / (|x_i| |x_j|)``. Rows are L2-normalised, then
     ``block`` rows at a time are multiplied against the rows after them, in
@@ -156,6 +165,13 @@ def similar_pairs(embeddings: np.ndarray, *, threshold: float,
     threshold : float in (0, 1]
     block : int
         Rows per block.
+    method : {"auto", "exact", "index"}
+        ``auto``: exact below :data:`INDEX_MIN_ROWS` rows, else the index. ``index``: faiss's
+        HNSW graph over the unit rows (inner product), each row's ``neighbours`` nearest kept
+        when at or above the threshold: sub-quadratic, and it can miss a pair (its recall
+        against the exact search is measured in ``benchmarks/near_duplicates.py``).
+    neighbours : int
+        Neighbours per row asked of the index.
 
     Returns
     -------
@@ -173,8 +189,12 @@ def similar_pairs(embeddings: np.ndarray, *, threshold: float,
         raise ValueError(f"threshold must be in (0, 1]; got {threshold}.")
     if block < 1:
         raise ValueError(f"block must be a positive number of rows; got {block}.")
+    if method not in ("auto", "exact", "index"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'index'; got {method!r}.")
     x = _unit_rows(embeddings)
     cut = threshold - 4 * np.finfo(x.dtype).eps
+    if method == "index" or (method == "auto" and len(x) >= INDEX_MIN_ROWS):
+        return _indexed_pairs(x, cut, neighbours)
     n, width = len(x), block * _COLUMN_BLOCKS
     parts = [_tile_pairs(x, slice(r0, min(r0 + block, n)), slice(c0, min(c0 + width, n)), cut)
              for r0 in range(0, n, block) for c0 in range(r0, n, width)]
@@ -183,6 +203,38 @@ def similar_pairs(embeddings: np.ndarray, *, threshold: float,
     i, j, cos = (np.concatenate(p) for p in zip(*parts))
     order = np.lexsort((j, i))
     return i[order].astype(np.int64), j[order].astype(np.int64), np.minimum(cos[order], 1.0)
+
+
+def _indexed_pairs(x: np.ndarray, cut: float,
+                   neighbours: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`similar_pairs` through a faiss HNSW index: each row's nearest ``neighbours``."""
+    import faiss
+
+    if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 1:
+        raise ValueError(f"neighbours must be a positive integer; got {neighbours!r}.")
+    data = np.ascontiguousarray(x, dtype=np.float32)
+    n, dim = data.shape
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(data)
+    k = min(neighbours + 1, n)
+    index.hnsw.efSearch = max(64, 2 * k)
+    firsts, seconds, sims = [], [], []
+    for start in range(0, n, 50_000):
+        scores, found = index.search(data[start:start + 50_000], k)
+        rows = np.repeat(np.arange(start, start + len(found)), k).reshape(found.shape)
+        keep = (found >= 0) & (found != rows) & (scores >= cut)
+        a, b = rows[keep], found[keep]
+        firsts.append(np.minimum(a, b))
+        seconds.append(np.maximum(a, b))
+        sims.append(scores[keep])
+    i, j, cos = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(sims)
+    pairs = pd.DataFrame({"i": i, "j": j, "cos": cos}).drop_duplicates(["i", "j"])
+    pairs = pairs.sort_values(["i", "j"], kind="stable")
+    return (pairs["i"].to_numpy(np.int64), pairs["j"].to_numpy(np.int64),
+            np.minimum(pairs["cos"].to_numpy(np.float32), 1.0))
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:

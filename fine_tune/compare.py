@@ -19,6 +19,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -572,6 +573,8 @@ def _with_seed(config: Any, seed: int, side: str | None = None) -> Any:
     if not dataclasses.is_dataclass(config):
         raise ValueError(f"config must be a TrainConfig (a dataclass); got {type(config).__name__}.")
     named = {"run_name": f"{side}-seed{seed}"} if side and hasattr(config, "run_name") else {}
+    if side and getattr(config, "output_dir", None):  # each run its own checkpoints
+        named["output_dir"] = str(Path(config.output_dir) / f"{side}-seed{seed}")
     return dataclasses.replace(config, seed=seed, **named)
 
 

@@ -137,6 +137,12 @@ def setup_for(config: TrainConfig) -> Setup:
     from transformers import DataCollatorWithPadding
 
     run = Runtime.plan(config)
+    if run.world_size > 1:
+        raise ValueError(
+            f"multi-task and continual runs train in one process: their batches are planned "
+            f"across tasks in order, which {run.world_size} processes would each draw apart. "
+            "Start them without torchrun / accelerate launch (one process, one GPU); "
+            "train and compare run on several processes.")
     tokenizer = load_tokenizer(config)
     max_length = min(config.max_length, int(getattr(tokenizer, "model_max_length", 10**6) or 10**6))
     amp = run.precision in (Precision.BF16, Precision.FP16) and run.kind == "cuda"

@@ -164,3 +164,47 @@ def test_hub_id_not_in_the_cache_fails_at_once_without_download(monkeypatch):
     with pytest.raises(ValueError, match="(?s)'someone/not-a-cached-model'.*Hugging Face cache"):
         Embedder("someone/not-a-cached-model").encode(["x"])
     assert time.perf_counter() - start < 30
+
+
+class _DiesAfter:
+    """The real embedder, made to fail after ``calls`` encodes (a killed run)."""
+
+    def __init__(self, embedder, calls):
+        self.embedder, self.left, self.encoded = embedder, calls, []
+        self.model_key = embedder.model_key
+
+    def encode(self, texts, progress=None):
+        if self.left == 0:
+            raise KeyboardInterrupt("killed")
+        self.left -= 1
+        self.encoded += list(texts)
+        return self.embedder.encode(texts, progress=progress)
+
+
+def test_a_killed_run_resumes_at_the_last_chunk_written(embedder, tmp_path):
+    texts = [f"sentence number {k} about cards" for k in range(10)]
+    with Project(tmp_path / "p.sqlite") as project:
+        dying = _DiesAfter(embedder, calls=2)
+        with pytest.raises(KeyboardInterrupt):
+            embed_texts(texts, embedder=dying, project=project, chunk=3)
+        assert project.n_embeddings() == 6  # two chunks written before the kill
+        again = _DiesAfter(embedder, calls=10)
+        seen = []
+        out = embed_texts(texts, embedder=again, project=project, chunk=3,
+                          progress=lambda f, m: seen.append(round(f, 2)))
+        assert again.encoded == texts[6:]  # only what the cache lacked
+        assert project.n_embeddings() == 10
+        np.testing.assert_allclose(out, embedder.encode(texts), atol=1e-5)
+        assert seen[-1] == 1.0 and seen == sorted(seen)
+    with pytest.raises(ValueError, match="chunk must be a positive"):
+        embed_texts(texts, embedder=embedder, chunk=0)
+
+
+@pytest.mark.slow  # the pool spawns worker processes
+def test_a_process_pool_gives_the_same_vectors(embedder):
+    texts = [f"my card number {k} was charged twice" for k in range(200)]
+    pooled = Embedder(batch_size=16, processes=2).encode(texts)
+    np.testing.assert_allclose(pooled, embedder.encode(texts), atol=1e-4)
+    assert Embedder(processes=2).model_key == embedder.model_key  # same vectors, same cache
+    with pytest.raises(ValueError, match="processes must be a positive integer"):
+        Embedder(processes=0).model_key

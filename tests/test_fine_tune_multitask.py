@@ -364,3 +364,12 @@ def test_gradient_accumulation_comes_from_the_trainer(tiny_model, tasks):
     batches = int(np.ceil(len(train) / 8))
     assert one.optimizer_steps == batches and two.optimizer_steps == int(np.ceil(batches / 2))
     np.testing.assert_array_equal(one.seen["sentiment"], two.seen["sentiment"])
+
+
+def test_multitask_and_continual_refuse_several_processes_by_name(monkeypatch, tiny_model):
+    from fine_tune.config import TrainConfig
+    from fine_tune.engine import setup_for
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in each process
+    with pytest.raises(ValueError, match="train in one process.*without torchrun"):
+        setup_for(TrainConfig(model=tiny_model))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -491,3 +492,49 @@ def test_tracking_settings_are_checked():
         TrainConfig(report_to=("wandb",), tracking_dir="t")
     assert TrainConfig(report_to="none").report_to == ()
     assert TrainConfig(report_to=["mlflow", "mlflow"], tracking_dir="t").report_to == ("mlflow",)
+
+
+@pytest.mark.slow  # two training processes under torchrun
+def test_torchrun_trains_on_two_cpu_processes_like_one(tiny_model, tmp_path):
+    """2 processes of 4 rows a step each (gloo on CPU) against 1 process of 8: the same global
+    batch and the same number of steps; the data is shuffled per process, so the two runs are
+    compared on what they learn, not bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    toy(128, 0).to_csv(tmp_path / "train.csv", index=False)
+    toy(40, 1).to_csv(tmp_path / "val.csv", index=False)
+    toy(80, 2).to_csv(tmp_path / "test.csv", index=False)
+    common = ["train", "--train", "train.csv", "--validation", "val.csv", "--test", "test.csv",
+              "--model", tiny_model, "--epochs", "3", "--learning-rate", "1e-2",
+              "--max-length", "16", "--patience", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "fine_tune",
+                          *common, "--batch-size", "4", "--output-dir", "ddp",
+                          "--json", "two.json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("test accuracy") == 1  # only the first process reports
+    one = subprocess.run([sys.executable, "-m", "fine_tune", *common, "--batch-size", "8",
+                          "--json", "one.json"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "two.json"))
+    assert a["accuracy"] >= 0.9 and b["accuracy"] >= 0.9
+    assert abs(a["accuracy"] - b["accuracy"]) <= 0.1
+    assert (tmp_path / "ddp").is_dir()  # the shared checkpoint folder a distributed run needs
+    # compare too: every run in its own checkpoint folder, one report
+    frame = toy(128, 0)
+    frame.to_csv(tmp_path / "before.csv", index=False)
+    frame.to_csv(tmp_path / "after.csv", index=False)
+    cmp = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "fine_tune",
+                          "compare", "--before", "before.csv", "--after", "after.csv", "--test",
+                          "test.csv", "--model", tiny_model, "--epochs", "4", "--batch-size", "4",
+                          "--learning-rate", "1e-2", "--max-length", "16", "--seeds", "1",
+                          "--no-cache", "--output-dir", "cmp", "--json", "cmp.json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert cmp.returncode == 0, cmp.stderr[-2000:]
+    assert json.loads((tmp_path / "cmp.json").read_text())["accuracy_after"] >= 0.9
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == ["after-seed0", "before-seed0"]

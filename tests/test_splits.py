@@ -295,3 +295,30 @@ def test_stratified_folds_hold_every_position_out_once_and_are_seeded():
     assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
     other = stratified_folds(labels, n_folds=5, seed=4)
     assert any((a[1] != b[1]).any() for a, b in zip(folds, other))
+
+
+def test_the_index_finds_the_near_duplicate_groups_of_the_exact_search():
+    from curation.splits import similar_pairs
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 48)).astype(np.float32)
+    x[100:160] = x[0] + 0.03 * rng.normal(size=(60, 48))  # a group of 61 near-duplicates
+    x[500] = x[501]  # an exact twin
+    exact = similar_pairs(x, threshold=0.95, method="exact")
+    index = similar_pairs(x, threshold=0.95, method="index", neighbours=8)
+    exact_pairs = set(zip(*(a.tolist() for a in exact[:2])))
+    index_pairs = set(zip(*(a.tolist() for a in index[:2])))
+    assert index_pairs <= exact_pairs and (500, 501) in index_pairs  # never a false pair
+    assert len(index_pairs) < len(exact_pairs)  # 8 neighbours each, not all 1,830 of the group
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    def groups(i, j):
+        graph = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(len(x), len(x)))
+        return connected_components(graph, directed=False)[1]
+
+    ge, gi = groups(*exact[:2]), groups(*index[:2])
+    assert len(set(ge[[0, *range(100, 160)]])) == 1 and len(set(gi[[0, *range(100, 160)]])) == 1
+    assert (np.diff(index[0]) >= 0).all() and (index[2] >= 0.95 - 1e-6).all()
+    with pytest.raises(ValueError, match="method must be"):
+        similar_pairs(x, threshold=0.9, method="faiss")
