@@ -149,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--texts", type=int, default=2_000, help="texts for parts 1 and 2")
     parser.add_argument("--real", action="store_true", help="embed every row for real (slow)")
+    parser.add_argument("--search-only", action="store_true", help="part 3 only")
     args = parser.parse_args(argv)
     pool = sentence_pool()["text"].tolist()
-    throughput(pool[:args.texts])
-    resume(pool[:args.texts], chunk=max(1, args.texts // 4))
+    if not args.search_only:
+        throughput(pool[:args.texts])
+        resume(pool[:args.texts], chunk=max(1, args.texts // 4))
     x, texts = vectors(args.rows, args.real)
     search(x, texts)
     return 0
