@@ -346,8 +346,12 @@ def _compare_cache(args: argparse.Namespace) -> Any:
 
 
 def _say_plan(plan: dict[str, Any]) -> None:
-    """Before training: the settings and what the test set is too small to show (stderr)."""
+    """Before training: the settings and what the test set is too small to show (stderr; the
+    first process of a distributed run says it)."""
     from fine_tune.settings import describe
+
+    if not _main_process():
+        return
 
     for choice in plan["settings"].get("chosen") or []:
         if choice["source"] == "advice" or choice.get("reason", "").startswith("advice not applied"):
