@@ -218,7 +218,6 @@ def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targe
                    embedder: Any, project: Any, progress: Progress,
                    actor: str | None) -> AugmentResult:
     """:func:`augment` for sentence pairs: one side rewritten, the other kept."""
-    from curation.embeddings import embed_rows, embed_texts
     from curation.splits import normalise_text, text_keys
 
     if side not in (TEXT, TEXT_PAIR):
@@ -235,21 +234,9 @@ def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targe
     cands = augmenter.generate(wanted.index.tolist(), by_id.loc[wanted.index, side].tolist(), n=ask,
                                progress=within(progress, 0.0, 0.6, "generating candidates"))
     generated = time.perf_counter()
-    existing = embed_rows(rows, embedder=embedder, project=project, actor=actor,
-                          progress=within(progress, 0.6, 0.8, "embedding the existing pairs"))
-    cand_side = embed_texts([c.text for c in cands], embedder=embedder,
-                            progress=within(progress, 0.8, 1.0, "embedding the candidates"))
-    half = existing.shape[1] // 2  # a pair's vector: both sides' unit vectors / sqrt(2)
-    position = {item: k for k, item in enumerate(rows["item_id"])}
-    source = np.array([position[c.source_id] for c in cands], dtype=int)
-    changed = slice(0, half) if side == TEXT else slice(half, None)
-    kept = slice(half, None) if side == TEXT else slice(0, half)
-    source_side = existing[source, changed] * np.sqrt(2.0) if len(cands) else cand_side
-    similarity = (np.einsum("ij,ij->i", cand_side, source_side) if len(cands)
-                  else np.zeros(0))
-    cand_pairs = np.zeros((len(cands), existing.shape[1]), dtype=np.float32)
-    cand_pairs[:, changed] = cand_side / np.sqrt(2.0)
-    cand_pairs[:, kept] = existing[source, kept] if len(cands) else 0
+    existing, cand_pairs, similarity = _pair_vectors(rows, cands, side, embedder=embedder,
+                                                     project=project, progress=progress,
+                                                     actor=actor)
     kept_text = [by_id.at[c.source_id, other] for c in cands]
     normalised = [(normalise_text(k), normalise_text(c.text)) for k, c in zip(kept_text, cands)]
     cand_keys = [pair_key(*(n if side == TEXT_PAIR else n[::-1])) for n in normalised]
@@ -272,6 +259,31 @@ def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targe
     logger.info("augment %s (pairs, %s rewritten): %s", augmenter.method, side,
                 {k: summary[k] for k in ("tried", "accepted")})
     return AugmentResult(candidates=checked, summary=summary)
+
+
+def _pair_vectors(rows: pd.DataFrame, cands: Sequence[Any], side: str, *, embedder: Any,
+                  project: Any, progress: Progress,
+                  actor: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The existing pairs' vectors, each candidate's pair vector (its rewritten side in place of
+    the source's) and the cosine of each rewritten side to the side it rewrites."""
+    from curation.embeddings import embed_rows, embed_texts
+
+    existing = embed_rows(rows, embedder=embedder, project=project, actor=actor,
+                          progress=within(progress, 0.6, 0.8, "embedding the existing pairs"))
+    cand_side = embed_texts([c.text for c in cands], embedder=embedder,
+                            progress=within(progress, 0.8, 1.0, "embedding the candidates"))
+    half = existing.shape[1] // 2  # a pair's vector: both sides' unit vectors / sqrt(2)
+    position = {item: k for k, item in enumerate(rows["item_id"])}
+    source = np.array([position[c.source_id] for c in cands], dtype=int)
+    changed = slice(0, half) if side == TEXT else slice(half, None)
+    kept = slice(half, None) if side == TEXT else slice(0, half)
+    cand_pairs = np.zeros((len(cands), existing.shape[1]), dtype=np.float32)
+    if not len(cands):
+        return existing, cand_pairs, np.zeros(0)
+    similarity = np.einsum("ij,ij->i", cand_side, existing[source, changed] * np.sqrt(2.0))
+    cand_pairs[:, changed] = cand_side / np.sqrt(2.0)
+    cand_pairs[:, kept] = existing[source, kept]
+    return existing, cand_pairs, similarity
 
 
 def whole_pairs(candidates: pd.DataFrame) -> pd.DataFrame:

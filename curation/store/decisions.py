@@ -53,6 +53,40 @@ def _check_decision_args(item_id: Any, actor: Any, action: Any, new_label: Any,
     return actor.strip()
 
 
+def _imported_rows(rows: pd.DataFrame) -> list[dict]:
+    """The rows of :meth:`Decisions.import_decisions`, each checked as ``record_decision``
+    checks one (ValueError naming the row)."""
+    required = [c for c in (ITEM, "reviewer", "action") if c not in rows.columns]
+    if required:
+        raise ValueError(f"the decisions lack column(s) {required}; they need item_id, "
+                         "reviewer, action and (for set_label) new_label.")
+    records = rows.to_dict("records")
+    for k, r in enumerate(records):
+        if r["action"] not in ("keep", "set_label"):
+            raise ValueError(f"decision row {k}: action {r['action']!r}; an imported decision is "
+                             "keep or set_label.")
+        for column in ("new_label", "current_label"):
+            r[column] = None if _blank(r.get(column)) else str(r[column])
+        r["note"] = "" if _blank(r.get("note")) else str(r["note"])
+        r["reviewer"] = _check_decision_args(str(r[ITEM]), r["reviewer"], r["action"],
+                                             r["new_label"], r["note"])
+        if r["action"] == "set_label" and r["new_label"] is None:
+            raise ValueError(f"decision row {k} (item {r[ITEM]!r}): set_label needs new_label.")
+    return records
+
+
+def _check_imported(conn: Connection, records: list[dict]) -> None:
+    """Every signer a member (team mode), every item stored, every label in the set."""
+    labels = set(_stored_labels(conn))
+    for k, r in enumerate(records):
+        _require_member(conn, r["reviewer"])
+        _require_item(conn, str(r[ITEM]))
+        for label in (r["new_label"], r["current_label"]):
+            if label is not None and label not in labels:
+                raise ValueError(f"decision row {k} (item {r[ITEM]!r}): label {label!r} is not "
+                                 f"in the label set {sorted(labels)}.")
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value == ""
 
@@ -206,35 +240,12 @@ class Decisions(Database):
         list of int
             The new decision ids, in row order.
         """
-        required = [c for c in (ITEM, "reviewer", "action") if c not in rows.columns]
-        if required:
-            raise ValueError(f"the decisions lack column(s) {required}; they need item_id, "
-                             "reviewer, action and (for set_label) new_label.")
-        records = rows.to_dict("records")
-        for k, r in enumerate(records):
-            if r["action"] not in ("keep", "set_label"):
-                raise ValueError(f"decision row {k}: action {r['action']!r}; an imported "
-                                 "decision is keep or set_label.")
-            r["new_label"] = None if _blank(r.get("new_label")) else str(r["new_label"])
-            r["current_label"] = None if _blank(r.get("current_label")) else str(r["current_label"])
-            r["note"] = "" if _blank(r.get("note")) else str(r["note"])
-            r["reviewer"] = _check_decision_args(str(r[ITEM]), r["reviewer"], r["action"],
-                                                 r["new_label"], r["note"])
+        records = _imported_rows(rows)
         written = []
         with self._write() as conn:
             _check_role(conn, actor, needed("import review decisions"),
                         to="import review decisions")
-            labels = set(_stored_labels(conn))
-            for k, r in enumerate(records):
-                _require_member(conn, r["reviewer"])
-                _require_item(conn, str(r[ITEM]))
-                for label in (r["new_label"], r["current_label"]):
-                    if label is not None and label not in labels:
-                        raise ValueError(f"decision row {k} (item {r[ITEM]!r}): label {label!r} "
-                                         f"is not in the label set {sorted(labels)}.")
-                if r["action"] == "set_label" and r["new_label"] is None:
-                    raise ValueError(f"decision row {k} (item {r[ITEM]!r}): set_label needs "
-                                     "new_label.")
+            _check_imported(conn, records)
             now = _utcnow()
             for r in records:
                 live = _live_decisions(_item_decisions(conn, str(r[ITEM])))
