@@ -525,6 +525,16 @@ def test_torchrun_trains_on_two_cpu_processes_like_one(tiny_model, tmp_path):
     assert a["accuracy"] >= 0.9 and b["accuracy"] >= 0.9
     assert abs(a["accuracy"] - b["accuracy"]) <= 0.1
     assert (tmp_path / "ddp").is_dir()  # the shared checkpoint folder a distributed run needs
+    # accelerate launch sets the same variables: the same run, the same single report
+    launch = subprocess.run([str(Path(sys.executable).with_name("accelerate")), "launch",
+                             "--num_processes", "2", "--cpu", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
+                             "fine_tune", *common, "--batch-size", "4", "--output-dir", "acc",
+                             "--json", "acc.json"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert launch.returncode == 0, launch.stderr[-2000:]
+    assert launch.stdout.count("test accuracy") == 1
+    assert json.loads((tmp_path / "acc.json").read_text())["accuracy"] >= 0.9
     # compare too: every run in its own checkpoint folder, one report
     frame = toy(128, 0)
     frame.to_csv(tmp_path / "before.csv", index=False)
