@@ -156,7 +156,7 @@ def test_label_studio_decisions_refuse_labels_outside_the_set(tmp_path):
         assert project.decisions().empty
 
 
-def test_the_review_page_prepares_tasks(tmp_path, monkeypatch):
+def test_the_review_page_prepares_tasks_and_imports_them_back(tmp_path, monkeypatch):
     from test_pairs import app_on
 
     nli = load_annotations(nli_file(tmp_path), format="wide", columns=MAP, encoding="gb18030")
@@ -166,3 +166,12 @@ def test_the_review_page_prepares_tasks(tmp_path, monkeypatch):
     assert "ls-tasks" in at.session_state
     body, config, n_tasks = at.session_state["ls-tasks"]
     assert n_tasks == len(json.loads(body)) > 0 and "<Choices" in config
+    # Label Studio's export of them comes back through the same sidebar, as decisions
+    done = _completed(json.loads(body), lambda k, t: ({"id": 3, "email": "li@example.org"},
+                                                      t["data"]["current_label"]))
+    upload = json.dumps(done, ensure_ascii=False).encode("utf-8")
+    at.sidebar.file_uploader(key="ls-upload").set_value(("export.json", upload,
+                                                         "application/json")).run()
+    at.sidebar.button(key="ls-import").click().run()
+    assert not at.exception, at.exception
+    assert any(f"Imported {n_tasks - 1} decisions" in s.value for s in at.success)
