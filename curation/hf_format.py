@@ -14,7 +14,7 @@ code from it: ``load_from_disk`` reads JSON metadata and Arrow files only.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +99,16 @@ def write_dataset_dict(folder: Path, parts: dict[str, pd.DataFrame], *, labels: 
     return sorted(str(p.relative_to(folder)) for p in target.rglob("*") if p.is_file())
 
 
-def read_dataset_dict(path: str | Path) -> pd.DataFrame:
+def read_dataset_dict(path: str | Path,
+                      check: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Every split of a ``save_to_disk`` folder as one frame with a ``split`` column (a lone
     Dataset: split ``train``); ``ClassLabel`` columns hold the label names, not their numbers.
-    An export folder that holds the ``hf`` format is read from its ``hf`` folder."""
+    An export folder that holds the ``hf`` format is read from its ``hf`` folder.
+
+    ``check(rows, columns)`` is called with the rows counted so far (the Arrow files are memory
+    mapped: nothing is read into memory yet) before each split is turned into a frame, so a
+    loader's limits refuse a huge folder before it is allocated.
+    """
     import datasets
 
     path = Path(path)
@@ -110,8 +116,11 @@ def read_dataset_dict(path: str | Path) -> pd.DataFrame:
         path = path / HF_FOLDER
     loaded: Any = datasets.load_from_disk(str(path))
     parts = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("train", loaded)]
-    frames = []
+    frames, rows = [], 0
     for name, split in parts:
+        rows += split.num_rows
+        if check is not None:
+            check(rows, len(split.column_names))
         frame = split.to_pandas()
         for column, feature in split.features.items():
             if isinstance(feature, datasets.ClassLabel):

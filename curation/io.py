@@ -890,12 +890,16 @@ def _read_dataset_folder(source: Any, name: str, limits: _Limits) -> pd.DataFram
             f"{name}: is a folder but not a Hugging Face dataset saved with save_to_disk (no "
             "dataset_dict.json or dataset_info.json in it, or in its 'hf' folder); pass a file, "
             "or the folder `curation export --formats hf` wrote.")
+    def check(rows: int, columns: int) -> None:  # before a split is read into memory
+        _check_shape(name, limits, rows=rows, columns=columns)
+
     try:
-        table = read_dataset_dict(path)
+        table = read_dataset_dict(path, check=check)
+    except AnnotationFileError:  # a limit, named by _check_shape
+        raise
     except (OSError, ValueError, KeyError) as err:
         raise AnnotationFileError(f"{name}: the datasets folder could not be read ({err}); "
                                   "save it again with DatasetDict.save_to_disk.") from err
-    _check_shape(name, limits, rows=len(table), columns=len(table.columns))
     position = table.groupby("split", sort=False).cumcount() + 1
     table[_WHERE] = "split " + table["split"].astype(str) + " row " + position.astype(str)
     if ITEM not in table.columns:

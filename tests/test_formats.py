@@ -55,6 +55,11 @@ def test_export_as_hf_keeps_the_pair_and_the_label_set_and_reads_back(tmp_path, 
     # exporting again replaces the hf folder, never leaves an old split behind
     assert main(args) == 0
     assert verify_export(out) == []
+    # the loader's limits hold for a datasets folder too, before it is read into memory
+    from curation.io import AnnotationFileError
+
+    with pytest.raises(AnnotationFileError, match="max_rows"):
+        load_annotations(out, max_rows=10)
 
 
 def test_a_folder_that_is_not_a_dataset_is_refused_by_name(tmp_path):
