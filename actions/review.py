@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from actions.access import require
+from actions.export import curated
 from actions.jobs import job_folder
 from curation.flags import (
     REFIT_EVERY,
@@ -22,7 +23,6 @@ from curation.flags import (
     LearnedOrder,
     learn_order,
 )
-from curation.curate import curate
 from curation.io import load_annotations
 from curation.label_studio import completed_decisions, labeling_config, review_tasks
 from curation.schema import has_pairs
@@ -63,9 +63,7 @@ def flag(project: Project, *, actor: str | None, signal: str = "embedding",
 
 def _current_labels(project: Project, frame: pd.DataFrame) -> pd.Series:
     """``item_id -> label`` each item has now: consensus with the decisions applied."""
-    everything = curate(frame, project.latest_decisions(), labels=project.label_set(),
-                        include_dropped=True)
-    return everything.set_index("item_id")["label"]
+    return curated(project, frame).set_index("item_id")["label"]
 
 
 def label_studio_tasks(project: Project) -> tuple[list[dict], str]:

@@ -436,8 +436,9 @@ def _write_all(folder: Path, splits: pd.DataFrame, formats: Sequence[str], card_
             from curation.hf_format import write_dataset_dict
 
             parts = {s: splits.loc[splits["split"] == s, columns] for s in SPLITS}
-            seen = sorted(set(splits["label"].astype(str)))
-            order = [str(x) for x in labels or []] + [x for x in seen if x not in set(map(str, labels or []))]
+            # the label set in its order, then any label the rows use that it lacks, sorted
+            order = list(dict.fromkeys([*map(str, labels or []),
+                                        *sorted(set(splits["label"].astype(str)))]))
             names += write_dataset_dict(folder, parts, labels=order, card=json.loads(card_json),
                                         card_md=card_md)
             continue

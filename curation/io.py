@@ -890,6 +890,7 @@ def _read_dataset_folder(source: Any, name: str, limits: _Limits) -> pd.DataFram
             f"{name}: is a folder but not a Hugging Face dataset saved with save_to_disk (no "
             "dataset_dict.json or dataset_info.json in it, or in its 'hf' folder); pass a file, "
             "or the folder `curation export --formats hf` wrote.")
+
     def check(rows: int, columns: int) -> None:  # before a split is read into memory
         _check_shape(name, limits, rows=rows, columns=columns)
 
@@ -1030,7 +1031,6 @@ def _check_items_have_labels(long: pd.DataFrame, blank: pd.Series, name: str) ->
 
 def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | None,
                        limits: _Limits) -> pd.DataFrame:
-    text_key = next((k for k, v in (columns or {}).items() if v == TEXT), TEXT)
     first = tasks[0].get("data") if tasks and isinstance(tasks[0], dict) else None
     first = first if isinstance(first, dict) else {}
 
@@ -1040,7 +1040,7 @@ def _from_label_studio(tasks: list, *, name: str, columns: Mapping[str, str] | N
         mapped = next((k for k, v in (columns or {}).items() if v == target), None)
         return mapped if mapped is not None else (target if target in first else None)
 
-    pair_field, item_field = field(TEXT_PAIR), field(ITEM)
+    text_key, pair_field, item_field = field(TEXT) or TEXT, field(TEXT_PAIR), field(ITEM)
     rows = []
     for pos, task in enumerate(tasks, start=1):
         rows.extend(_label_studio_rows(task, pos, name, text_key, pair_field, item_field))

@@ -32,6 +32,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from curation.messages import format_list
+from curation.schema import TEXT, TEXT_PAIR, has_pairs, pair_key
 
 __all__ = ["MCNEMAR_MIN_DISCORDANT", "SPLITS", "near_duplicate_groups", "normalise_text", "text_keys",
            "similar_pairs", "smallest_detectable_change", "stratified_folds",
@@ -49,7 +50,7 @@ MCNEMAR_MIN_DISCORDANT = 6
 _COLUMN_BLOCKS = 8
 #: From this many rows :func:`similar_pairs` searches an approximate nearest-neighbour index
 #: (faiss HNSW) instead of every pair: below it the exact search is fast enough (100,000 rows:
-#: benchmarks/near_duplicates.py) and finds every pair.
+#: benchmarks/embedding_scale.py) and finds every pair.
 INDEX_MIN_ROWS = 200_000
 #: Neighbours the index returns per row: a row with more near-duplicates than this is still
 #: joined to its group through the neighbours it has (groups are connected components).
@@ -99,8 +100,6 @@ def text_keys(frame: pd.DataFrame) -> pd.Series:
     >>> text_keys(frame[["text"]]).tolist()
     ['a cat', 'a cat']
     """
-    from curation.schema import TEXT, TEXT_PAIR, has_pairs, pair_key
-
     first = frame[TEXT].astype(str).map(normalise_text)
     if not has_pairs(frame):
         return first
@@ -169,7 +168,7 @@ def similar_pairs(embeddings: np.ndarray, *, threshold: float, block: int = 2048
         ``auto``: exact below :data:`INDEX_MIN_ROWS` rows, else the index. ``index``: faiss's
         HNSW graph over the unit rows (inner product), each row's ``neighbours`` nearest kept
         when at or above the threshold: sub-quadratic, and it can miss a pair (its recall
-        against the exact search is measured in ``benchmarks/near_duplicates.py``).
+        against the exact search is measured in ``benchmarks/embedding_scale.py``).
     neighbours : int
         Neighbours per row asked of the index.
 
@@ -290,7 +289,7 @@ def near_duplicate_groups(texts: Sequence[str], *, embeddings: np.ndarray | None
         if len(pairs) != n:
             raise ValueError(f"pairs must have one second text per text: {n} texts, {len(pairs)} "
                              "second texts.")
-        keys = [f"{k}\x1f{_duplicate_key(p)}" for k, p in zip(keys, pairs)]
+        keys = [pair_key(k, _duplicate_key(p)) for k, p in zip(keys, pairs)]
     codes = pd.factorize(pd.Series(keys, dtype=object))[0]
     _, first = np.unique(codes, return_index=True)
     i, j = [np.arange(n)], [first[codes]]

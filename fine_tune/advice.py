@@ -163,8 +163,8 @@ def measure(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) -
 
         tokenizer = load_tokenizer(config)
     texts = frame["text"].astype(str).tolist()
-    seconds = frame["text_pair"].astype(str).tolist() if "text_pair" in frame.columns else None
-    pair = () if seconds is None else (seconds,)  # a pair's length is both texts', as trained
+    # a pair's length is both texts', as trained
+    pair = (frame["text_pair"].astype(str).tolist(),) if "text_pair" in frame.columns else ()
     lengths = np.asarray([len(ids) for ids in
                           tokenizer(texts, *pair, truncation=False)["input_ids"]])
     counts = frame["label"].astype(str).value_counts()

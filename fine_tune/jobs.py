@@ -119,7 +119,6 @@ def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=
         config = {**config, "tracking_dir": str((folder / "tracking").resolve())}
     resolved = config if isinstance(config, ResolvedSettings) else resolve_settings(
         data.after[[*text_columns(data.after), "label"]], config)
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("before", "after", "test"):
         getattr(data, name).to_csv(folder / f"{name}.csv", index=False)
@@ -146,8 +145,8 @@ def _agreement_line(project) -> str | None:
 
         frame = project.annotations()
         return agreement_report(frame, labels=project.label_set(), n_boot=200, top_k=0).verdict()
-    except Exception:  # noqa: BLE001 - the card's extra line must never stop a retrain
-        logger.warning("could not compute the agreement for the model cards", exc_info=True)
+    except ValueError as err:  # data agreement cannot be read from (one label per item, ...)
+        logger.info("no agreement line for the model cards: %s", err)
         return None
 
 
@@ -717,10 +716,12 @@ def _compare_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
 
 def _compare_cards(folder: Path, result: dict[str, Any], settings: dict[str, Any]) -> None:
     """Each kept model's card rewritten with the comparison and the data's facts."""
+    import pandas as pd
+
     from fine_tune.model_card import write_model_card
 
     data = dict(settings.get("data") or {})
-    pairs = "text_pair" in (folder / "after.csv").open(encoding="utf-8").readline()
+    pairs = "text_pair" in pd.read_csv(folder / "after.csv", nrows=0).columns
     facts = {k: data[k] for k in ("test_source", "test_items", "relabelled", "dropped",
                                   "ambiguous", "augmented_rows") if k in data}
     if settings.get("agreement"):

@@ -7,7 +7,7 @@ it scored, so a folder copied elsewhere still says what it is.
 and settings, and the scores it had. A retrain-and-compare job rewrites the cards of the models
 it keeps with the comparison (verdict, accuracy of each side over seeds, the change and its
 interval) and the data's facts (where the test set came from, rows, review decisions,
-agreement), :func:`compare_card_facts`. Every value from user data is written as JSON text in
+agreement): ``fine_tune.jobs`` passes them as ``compare`` and ``data``. Every value from user data is written as JSON text in
 the YAML header and as plain text in the body.
 """
 

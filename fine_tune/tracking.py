@@ -49,8 +49,8 @@ def _safe_name(name: str) -> str:
 class MlflowLogger(TrainerCallback):
     """Logs one training run to MLflow through an ``MlflowClient`` of its own."""
 
-    def __init__(self, tracking_dir: str | Path, run_name: str, params: Mapping[str, Any],
-                 tags: Mapping[str, str] | None = None) -> None:
+    def __init__(self, tracking_dir: str | Path, run_name: str,
+                 params: Mapping[str, Any]) -> None:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as err:
@@ -61,7 +61,7 @@ class MlflowLogger(TrainerCallback):
         experiment = (found.experiment_id if found else
                       self.client.create_experiment(EXPERIMENT, artifact_location=artifacts))
         run = self.client.create_run(experiment, run_name=run_name,
-                                     tags={"source": "curation", **dict(tags or {})})
+                                     tags={"source": "curation"})
         self.run_id = run.info.run_id
         for key, value in params.items():
             text = "" if value is None else str(value)
@@ -77,8 +77,7 @@ class MlflowLogger(TrainerCallback):
 
 
 def tracking_callbacks(report_to: tuple[str, ...], tracking_dir: str | None, run_name: str,
-                       params: Mapping[str, Any],
-                       tags: Mapping[str, str] | None = None) -> list[TrainerCallback]:
+                       params: Mapping[str, Any]) -> list[TrainerCallback]:
     """The callbacks of ``report_to`` for one run (none when it is empty).
 
     ``ValueError`` naming the package to install when a tracker's library is missing.
@@ -91,7 +90,7 @@ def tracking_callbacks(report_to: tuple[str, ...], tracking_dir: str | None, run
     folder.mkdir(parents=True, exist_ok=True)
     out: list[TrainerCallback] = []
     if "mlflow" in report_to:
-        out.append(MlflowLogger(folder, run_name, params, tags))
+        out.append(MlflowLogger(folder, run_name, params))
     if "tensorboard" in report_to:
         try:
             from torch.utils.tensorboard import SummaryWriter

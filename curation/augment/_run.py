@@ -176,54 +176,11 @@ def augment(curated: pd.DataFrame, augmenter: Augmenter, *, targets: Mapping[str
     """
     checks = checks or CheckSettings()
     rows = _check_curated(curated)
-    if has_pairs(rows):
-        return _augment_pairs(rows, augmenter, side=side, targets=targets, items=items,
-                              per_item=per_item, max_per_item=max_per_item, oversample=oversample,
-                              checks=checks, embedder=embedder, project=project,
-                              progress=progress, actor=actor)
-    from curation.embeddings import embed_texts
-
-    if not oversample >= 1:
-        raise ValueError(f"oversample must be at least 1; got {oversample!r}.")
-    wanted = plan_requests(rows, targets=targets, items=items, per_item=per_item,
-                           max_per_item=max_per_item)
-    start = time.perf_counter()
-    text_of = rows.set_index("item_id")["text"]
-    ask = [math.ceil(n * oversample) for n in wanted]
-    cands = augmenter.generate(wanted.index.tolist(), text_of[wanted.index].tolist(), n=ask,
-                               progress=within(progress, 0.0, 0.6, "generating candidates"))
-    generated = time.perf_counter()
-    existing = embed_texts(rows["text"].tolist(), embedder=embedder, project=project,
-                           progress=within(progress, 0.6, 0.8, "embedding the existing texts"),
-                           actor=actor)
-    cand_emb = embed_texts([c.text for c in cands], embedder=embedder,
-                           progress=within(progress, 0.8, 1.0, "embedding the candidates"))
-    model = (LabelModel().fit(existing, rows["label"].tolist())
-             if checks.min_label_prob > 0 else None)
-    checked = check_candidates(cands, labels=rows.set_index("item_id")["label"].to_dict(),
-                               candidate_embeddings=cand_emb, existing_ids=rows["item_id"].tolist(),
-                               existing_texts=rows["text"].tolist(), existing_embeddings=existing,
-                               label_model=model, settings=checks,
-                               protector=augmenter.protector)
-    checked["status"] = _pick(checked, wanted) if len(checked) else pd.Series(dtype=object)
-    checked["params"] = [augmenter.params()] * len(checked)
-    elapsed = time.perf_counter() - start
-    summary = _summary(checked, wanted, augmenter, checks, elapsed, generated - start)
-    logger.info("augment %s: %s", augmenter.method, {k: summary[k] for k in ("tried", "accepted")})
-    return AugmentResult(candidates=checked, summary=summary)
-
-
-def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targets, items,
-                   per_item: int, max_per_item: int, oversample: float, checks: CheckSettings,
-                   embedder: Any, project: Any, progress: Progress,
-                   actor: str | None) -> AugmentResult:
-    """:func:`augment` for sentence pairs: one side rewritten, the other kept."""
-    from curation.splits import normalise_text, text_keys
-
-    if side not in (TEXT, TEXT_PAIR):
+    pairs = has_pairs(rows)
+    if pairs and side not in (TEXT, TEXT_PAIR):
         raise ValueError(f"side={side!r}: pick 'text' (the first text of each pair) or "
                          "'text_pair' (the second) to rewrite.")
-    other = TEXT if side == TEXT_PAIR else TEXT_PAIR
+    side = side if pairs else TEXT
     if not oversample >= 1:
         raise ValueError(f"oversample must be at least 1; got {oversample!r}.")
     wanted = plan_requests(rows, targets=targets, items=items, per_item=per_item,
@@ -234,31 +191,62 @@ def _augment_pairs(rows: pd.DataFrame, augmenter: Augmenter, *, side: str, targe
     cands = augmenter.generate(wanted.index.tolist(), by_id.loc[wanted.index, side].tolist(), n=ask,
                                progress=within(progress, 0.0, 0.6, "generating candidates"))
     generated = time.perf_counter()
-    existing, cand_pairs, similarity = _pair_vectors(rows, cands, side, embedder=embedder,
-                                                     project=project, progress=progress,
-                                                     actor=actor)
-    kept_text = [by_id.at[c.source_id, other] for c in cands]
-    normalised = [(normalise_text(k), normalise_text(c.text)) for k, c in zip(kept_text, cands)]
-    cand_keys = [pair_key(*(n if side == TEXT_PAIR else n[::-1])) for n in normalised]
+    if pairs:  # the pairs' vectors, the rewritten side's similarity and whole-pair keys
+        existing, cand_emb, extra = _pair_inputs(rows, cands, side, embedder=embedder,
+                                                 project=project, progress=progress, actor=actor)
+    else:
+        from curation.embeddings import embed_texts
+
+        existing = embed_texts(rows["text"].tolist(), embedder=embedder, project=project,
+                               progress=within(progress, 0.6, 0.8, "embedding the existing texts"),
+                               actor=actor)
+        cand_emb = embed_texts([c.text for c in cands], embedder=embedder,
+                               progress=within(progress, 0.8, 1.0, "embedding the candidates"))
+        extra = {}
     model = (LabelModel().fit(existing, rows["label"].tolist())
              if checks.min_label_prob > 0 else None)
     checked = check_candidates(cands, labels=by_id["label"].to_dict(),
-                               candidate_embeddings=cand_pairs,
-                               existing_ids=rows["item_id"].tolist(),
+                               candidate_embeddings=cand_emb, existing_ids=rows["item_id"].tolist(),
                                existing_texts=rows[side].tolist(), existing_embeddings=existing,
-                               label_model=model, settings=checks, protector=augmenter.protector,
-                               similarity=similarity, existing_keys=text_keys(rows).tolist(),
-                               candidate_keys=cand_keys)
-    checked.insert(checked.columns.get_loc("text") + 1, "kept_text", kept_text)
-    checked.insert(checked.columns.get_loc("text") + 1, "side", side)
+                               label_model=model, settings=checks,
+                               protector=augmenter.protector, **extra)
+    params = augmenter.params()
+    if pairs:
+        other = TEXT if side == TEXT_PAIR else TEXT_PAIR
+        checked.insert(checked.columns.get_loc("text") + 1, "kept_text",
+                       [by_id.at[item, other] for item in checked["source_id"]])
+        checked.insert(checked.columns.get_loc("text") + 1, "side", side)
+        params = {**params, "side": side}
     checked["status"] = _pick(checked, wanted) if len(checked) else pd.Series(dtype=object)
-    checked["params"] = [{**augmenter.params(), "side": side}] * len(checked)
+    checked["params"] = [params] * len(checked)
     elapsed = time.perf_counter() - start
     summary = _summary(checked, wanted, augmenter, checks, elapsed, generated - start)
-    summary["side"] = side
-    logger.info("augment %s (pairs, %s rewritten): %s", augmenter.method, side,
+    if pairs:
+        summary["side"] = side
+    logger.info("augment %s%s: %s", augmenter.method,
+                f" (pairs, {side} rewritten)" if pairs else "",
                 {k: summary[k] for k in ("tried", "accepted")})
     return AugmentResult(candidates=checked, summary=summary)
+
+
+def _pair_inputs(rows: pd.DataFrame, cands: Sequence[Any], side: str, *, embedder: Any,
+                 project: Any, progress: Progress,
+                 actor: str | None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """For pairs: the existing and candidate pair vectors, and the ``check_candidates`` keywords
+    that make its checks read the rewritten side (``similarity``) or the whole pair (the keys)."""
+    from curation.splits import normalise_text, text_keys
+
+    existing, cand_pairs, similarity = _pair_vectors(rows, cands, side, embedder=embedder,
+                                                     project=project, progress=progress,
+                                                     actor=actor)
+    other = rows.set_index("item_id")[TEXT if side == TEXT_PAIR else TEXT_PAIR]
+    keys = []
+    for cand in cands:
+        kept, new = normalise_text(other[cand.source_id]), normalise_text(cand.text)
+        keys.append(pair_key(kept, new) if side == TEXT_PAIR else pair_key(new, kept))
+    return existing, cand_pairs, {"similarity": similarity,
+                                  "existing_keys": text_keys(rows).tolist(),
+                                  "candidate_keys": keys}
 
 
 def _pair_vectors(rows: pd.DataFrame, cands: Sequence[Any], side: str, *, embedder: Any,

@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from curation.messages import format_list
-from curation.schema import ITEM, LABEL, TEXT, TEXT_PAIR, has_pairs
+from curation.schema import ITEM, LABEL, TEXT, TEXT_PAIR, has_pairs, pair_key
 from curation.store.database import (
     Database,
     _check_storable,
@@ -56,7 +56,7 @@ def _augmentation_rows(frame: Any, reviewer: str) -> list[dict]:
                                  "pair keeps both texts (one of them changed).")
             second = str(row[TEXT_PAIR])
             _check_storable(second, f"augmented row {k}: the second text", key=False)
-        identity = f"{row[ITEM]}\n{row[TEXT]}" + ("" if second is None else f"\x1f{second}")
+        identity = f"{row[ITEM]}\n{pair_key(str(row[TEXT]), second)}"  # single: as it always was
         _check_storable(str(row[LABEL]), f"augmented row {k}: the label")
         params = row["params"] if "params" in frame.columns and isinstance(row["params"], dict) else {}
         rows.append({
