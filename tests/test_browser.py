@@ -153,6 +153,46 @@ def _idle(page, timeout: float = 120_000) -> None:
     page.wait_for_timeout(200)
 
 
+def _running(page) -> bool:
+    return bool(page.evaluate(
+        "() => !!(document.querySelector('[data-testid=\"stStatusWidget\"] button')"
+        " || document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+        " || document.querySelector('[data-testid=\"stSpinner\"]'))"))
+
+
+def _submit(page, server, button, done, *, timeout: float = 300.0, quiet: float = 8.0) -> None:
+    """Click ``button`` and wait until ``done`` shows. A click that reaches the app while it is
+    still drawing the page can be lost (the button is drawn anew): when the page has sat idle for
+    ``quiet`` seconds with neither the result nor an error, the button is clicked again (at most
+    twice more). An error box or an exception fails at once with its text and the server's log,
+    not after the whole timeout."""
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]')
+    deadline = time.time() + timeout
+    clicks, idle_since = 0, None
+    while True:
+        if clicks == 0 or (idle_since is not None and time.time() - idle_since > quiet
+                           and clicks < 3):
+            button.click()
+            clicks, idle_since = clicks + 1, None
+            page.wait_for_timeout(500)
+        if done.count() and done.first.is_visible():
+            return
+        if errors.count():
+            log = (server["home"] / "server.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"the page shows an error after {clicks} click(s): "
+                        f"{errors.first.inner_text()}\n--- server log ---\n{log}")
+        if time.time() > deadline:
+            log = (server["home"] / "server.log").read_text(errors="replace")[-3000:]
+            page.shot("timeout")
+            pytest.fail(f"nothing after {clicks} click(s) in {timeout:.0f} s\n"
+                        f"--- server log ---\n{log}")
+        if _running(page):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.time()
+        page.wait_for_timeout(250)
+
+
 def _no_exception(page) -> None:
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
@@ -269,9 +309,8 @@ def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_p
     _idle(page)
     page.get_by_role("tab", name="Export", exact=True).click()
     page.shot("1-export-form")
-    page.get_by_role("button", name="Export").click()
     download_button = page.get_by_role("button", name="Download splits and data card (.zip)")
-    download_button.wait_for(timeout=300_000)
+    _submit(page, server, page.get_by_role("button", name="Export", exact=True), download_button)
     _idle(page)
     _no_exception(page)
     page.shot("2-exported")
@@ -290,8 +329,8 @@ def test_b_lead_exports_stratified_splits_and_downloads_them(server, page, tmp_p
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])   # disjoint
     page.shot("3-downloaded")
     # a second export is a new version; the first is kept, and the two are compared
-    page.get_by_role("button", name="Export", exact=True).click()
-    page.get_by_text(re.compile(r"v0002 \(a new version")).wait_for(timeout=300_000)
+    _submit(page, server, page.get_by_role("button", name="Export", exact=True),
+            page.get_by_text(re.compile(r"v0002 \(a new version")))
     _idle(page)
     page.get_by_role("tab", name="Past exports").click()
     page.shot("4-past-exports-tab")
@@ -327,8 +366,8 @@ def test_c_one_click_retrain_and_compare_shows_the_report(server, page):
     # the page's own settings, advised from the data: nothing typed
     assert page.get_by_label("Seeds", exact=True).input_value() == "3"
     assert int(page.get_by_label("Epochs", exact=True).input_value()) > 3
-    page.get_by_role("button", name="Retrain and compare").click()
-    page.get_by_text("Cancel").first.wait_for(timeout=60_000)
+    _submit(page, server, page.get_by_role("button", name="Retrain and compare"),
+            page.get_by_text("Cancel"), timeout=120)
     page.shot("2-running")
     # 6 trainings with the advised epochs (18 on the demo): 15-21 min on 2 free cores, more
     # when the machine is busy
