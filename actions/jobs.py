@@ -24,6 +24,7 @@ from fine_tune.compare import CompareReport
 from fine_tune.config import ClassWeights, Precision
 from fine_tune.data import project_compare_data
 from fine_tune.jobs import (
+    ACTIVE,
     RUN_KIND,
     cancel_job,
     latest_job,
@@ -31,12 +32,15 @@ from fine_tune.jobs import (
     resume_job,
     start_compare_job,
 )
+from fine_tune.queue import QUEUES, artifact_location
+from fine_tune.queue import run_worker as _serve
 from fine_tune.verdict import size_notes
 
-__all__ = ["ClassWeights", "CompareReport", "Misclassified", "Precision", "advice_for", "attention",
+__all__ = ["ACTIVE", "ClassWeights", "CompareReport", "Misclassified", "Precision", "advice_for", "attention",
            "attention_chart", "cancel", "check_rules", "compare_data", "compare_runs", "job_folder",
            "latest_compare", "latest_lr_range", "latest_lr_search", "misclassified", "parse_schedule", "report_files",
-           "report_of", "resume", "saved_models", "settings_for", "size_notes", "start_compare",
+           "report_of", "resume", "run_worker", "saved_models", "settings_for", "size_notes",
+           "start_compare",
            "start_lr_range", "start_lr_search"]
 
 
@@ -56,9 +60,13 @@ def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def job_folder(project: Project, kind: str = "") -> Path:
-    """A new job folder for ``project`` under ``$CURATION_HOME/jobs`` (never a user's path)."""
+    """A new job folder for ``project`` (never a user's path): under the artifact root when it
+    is a folder (``$CURATION_ARTIFACTS``, shared by the hosts that run workers), else under
+    ``$CURATION_HOME/jobs`` (with a URL root the job is uploaded from there)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return curation_home() / "jobs" / "-".join(p for p in (Path(project.url).stem, kind, stamp) if p)
+    name = "-".join(p for p in (Path(project.url).stem, kind, stamp) if p)
+    shared = artifact_location(name)
+    return Path(shared) if shared and "://" not in shared else curation_home() / "jobs" / name
 
 
 def compare_data(project: Project) -> tuple[dict[str, Any], pd.DataFrame, dict[str, int]]:
@@ -232,3 +240,15 @@ def attention_chart(att, layer: int | None = None, head: int | None = None):
     from fine_tune.attention import attention_chart as chart
 
     return chart(att, layer, head)
+
+
+def run_worker(url: str, *, queues: list[str] | None = None, once: bool = False,
+               concurrency: int = 1) -> None:
+    """Serve the job queue of the PostgreSQL project at ``url`` on this host (``curation
+    worker``): run its jobs from ``queues`` (``gpu``, ``cpu``; default both) until stopped, or,
+    with ``once``, until the queue is empty. The jobs were started (and are cancelled) by people
+    with the role for it; the worker acts with the database rights of ``url``."""
+    for queue in queues or []:
+        if queue not in QUEUES:
+            raise ValueError(f"queue {queue!r} is not one of {list(QUEUES)}.")
+    _serve(url, queues=queues, once=once, concurrency=concurrency)

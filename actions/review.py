@@ -34,16 +34,20 @@ from curation.workspace import (
     load_queue,
 )
 from fine_tune.jobs import (
+    FLAGS_KIND,
     OOF_KIND,
     latest_job,
     latest_model_probs,
+    start_flags_job,
     start_out_of_fold_job,
 )
+from fine_tune.queue import uses_queue
 
 __all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueBase", "QueueFilters", "QueueView", "decide",
-           "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "folds_job", "item_history",
+           "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "flags_by_workers", "flags_job",
+           "folds_job", "item_history",
            "measure_queue", "queue_base", "queue_key", "recent_decisions", "review_queue",
-           "start_folds", "undo", "undo_last", "where_is", "label_studio_tasks",
+           "start_flags", "start_folds", "undo", "undo_last", "where_is", "label_studio_tasks",
            "import_label_studio"]
 
 #: The model signals the model-based flaggers can read, and what each costs.
@@ -324,6 +328,25 @@ def item_history(project: Project, item: str) -> pd.DataFrame:
     history = project.decisions()
     return history[history["item_id"] == item][["decision_id", "created_at", "reviewer", "action",
                                                 "old_label", "new_label", "note"]]
+
+
+def flags_by_workers(project: Project) -> bool:
+    """Whether flagging runs as a job on a queue worker (a PostgreSQL project, unless
+    ``$CURATION_JOBS=local``) rather than in the page."""
+    return uses_queue(project)
+
+
+def start_flags(project: Project, *, actor: str | None, signal: str = "embedding",
+                force: bool = False) -> dict[str, Any]:
+    """Queue flagging for a worker (a member's act, as flagging in the page is)."""
+    require(project, actor, "build the review queue")
+    return start_flags_job(project, job_folder(project, "flags"), signal=signal, force=force,
+                           actor=actor)
+
+
+def flags_job(project: Project) -> dict[str, Any] | None:
+    """The status of the project's newest flagging job, or None."""
+    return latest_job(project, kind=FLAGS_KIND)
 
 
 def folds_job(project: Project) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from actions.jobs import ACTIVE
 from actions import experiments
 from app_pages._choices import model_choice
 from app_pages._state import current_project, job_progress, signed_in
@@ -127,7 +128,7 @@ def _show(kind: str, table) -> None:
     status = experiments.latest(current_project(), kind)
     if status is None:
         return
-    if status["state"] in ("starting", "running"):
+    if status["state"] in ACTIVE:
         job_progress(lambda: experiments.latest(current_project()), key="cancel-experiment")
         return
     if status["state"] != "done":

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from actions import jobs, may, projects
-from actions.jobs import ClassWeights, CompareReport, Precision, size_notes
+from actions.jobs import ACTIVE, ClassWeights, CompareReport, Precision, size_notes
 from app_pages._attention import misclassified_section
 from app_pages._choices import model_choice
 from app_pages._fine_tune_extras import (
@@ -162,7 +162,7 @@ def _tuning_job(read, start, *, button: str, key: str, what: str) -> dict | None
     """A tuning job on the page: its progress while it runs, a button to start it, and its
     report once done (None before; a warning when it failed or was cancelled)."""
     status = read()
-    if status is not None and status["state"] in ("starting", "running"):
+    if status is not None and status["state"] in ACTIVE:
         job_progress(read, key=f"cancel-{key}")
         return None
     if st.button(button, key=key):
@@ -426,7 +426,7 @@ if left_out:
                                                          for why, n in left_out.items()) + "."))
 
 status = jobs.latest_compare(project)
-if status is not None and status["state"] in ("starting", "running"):
+if status is not None and status["state"] in ACTIVE:
     st.subheader("Training")
     job_progress(lambda: jobs.latest_compare(project), key="cancel-job")
 else:

@@ -12,6 +12,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from actions.jobs import ACTIVE
 from actions import projects, review
 from actions.review import REFIT_EVERY, SIGNALS, SORTS, QueueFilters
 from app_pages._attention import attention_expander
@@ -43,7 +44,15 @@ if language:  # the flags' embeddings come from the bundled English model
 
 
 def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> bool:
-    """Flag the project; False (and the error shown, not wiped by a rerun) when it cannot."""
+    """Flag the project (or, when a queue worker does the flagging, queue the job); False (and
+    the error shown, not wiped by a rerun) when it cannot."""
+    if review.flags_by_workers(project):
+        try:
+            review.start_flags(project, actor=signed_in()[0], signal=signal, force=True)
+        except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
+            st.error(f"Could not queue the flagging: {plain(err)}")
+            return False
+        return True
     bar = st.progress(0.0, text="Finding items to review...")
     try:
         report = review.flag(project, signal=signal, probs=probs, actor=signed_in()[0],
@@ -99,7 +108,7 @@ def queue_check_panel() -> None:
 def fine_tuned_signal() -> pd.DataFrame | None:
     """The fine-tuned folds' probabilities when there are any; their job's state and buttons."""
     status = review.folds_job(project)
-    if status is not None and status["state"] in ("starting", "running"):
+    if status is not None and status["state"] in ACTIVE:
         job_progress(lambda: review.folds_job(project), key="cancel-folds")
         return None
     try:
@@ -197,6 +206,17 @@ filters = QueueFilters(search=search, sort=sort, kinds=kinds, labels=by_label, a
                        show_decided=show_decided, include_rest=go_on, learn=learning,
                        section=st.session_state.get("queue-section", "ranked"))
 qv = review.review_queue(project, frame, cons, filters, base=base)
+if review.flags_by_workers(project):  # flagging is a job a worker runs: its progress here
+    flags_status = review.flags_job(project)
+    if flags_status is not None and flags_status["state"] in ACTIVE:
+        st.info("Flagging runs on a worker (the project's job queue); the queue below is the "
+                "last one until it ends.")
+        job_progress(lambda: review.flags_job(project), key="cancel-flags")
+        if qv.empty:
+            st.stop()
+    elif flags_status is not None and flags_status["state"] in ("failed", "cancelled"):
+        st.warning(plain(f"The last flagging job {flags_status['state']}: "
+                         f"{flags_status.get('message', '')}"))
 if qv.empty:
     st.info("No flags yet. Flagging embeds the texts with the bundled MiniLM model (cached in the "
             "project), trains a classifier on them and runs every flagger.")

@@ -38,6 +38,7 @@ from curation.report import (
 from actions import export as export_actions, projects, require
 from actions.projects import NoProjectError
 from curation.export_history import ITEMS_FILE, diff_exports, export_versions, write_manifest
+from curation.store import redact_url
 from curation.workspace import export_curated
 
 __all__ = ["build_parser", "flags_in_priority_order", "format_report", "main"]
@@ -125,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take the schema back to this revision (0001: schema version 1); a "
                           "SQLite file is copied first")
     _add_actor(mig, "who takes the schema back (team projects: a lead; default $CURATION_USER)")
+    work = sub.add_parser("worker", help="run a PostgreSQL project's queued jobs (retrain and "
+                          "compare, fine-tuned folds, flagging, ...) on this host until stopped")
+    work.add_argument("--project", required=True,
+                      help="the project's SQLAlchemy URL (postgresql+psycopg://user@host/db); a "
+                           "password may come from ~/.pgpass or PGPASSWORD instead")
+    work.add_argument("--queue", action="append", choices=["gpu", "cpu"], dest="queues",
+                      help="take jobs from this queue only (repeat for both; default both): gpu "
+                           "for training, cpu for flagging")
+    work.add_argument("--once", action="store_true",
+                      help="stop when the queue is empty instead of waiting for new jobs")
+    work.add_argument("--concurrency", type=_positive_int, default=1,
+                      help="jobs run at once (default 1: one training per GPU)")
     imp = sub.add_parser("import", help="validate a file and import it into a project (created "
                          "when it does not exist yet), as the Project page does")
     _add_input_options(imp)
@@ -563,6 +576,17 @@ def _run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_worker(args: argparse.Namespace) -> int:
+    from actions import jobs  # the training stack loads for this command only
+
+    print(f"serving the job queue ({', '.join(args.queues or ['gpu', 'cpu'])}) of "
+          f"{redact_url(args.project)}; Ctrl-C stops it (a running job after its current step, recorded cancelled)",
+          file=sys.stderr)
+    jobs.run_worker(args.project, queues=args.queues, once=args.once,
+                    concurrency=args.concurrency)
+    return 0
+
+
 def _run_import(args: argparse.Namespace) -> int:
     """Import as the Project page does. An existing project: the role first (before the file is
     read), then the file, then one transaction. A new one: the file is validated before the
@@ -773,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "label-studio-import": _run_label_studio_import, "agreement": _run_agreement, "consensus": _run_consensus, "flag": _run_flag,
               "evaluate-flags": _run_evaluate_flags, "export": _run_export, "augment": _run_augment,
               "members": _run_members, "migrate": _run_migrate, "import": _run_import,
-              "exports": _run_exports}[args.command]
+              "exports": _run_exports, "worker": _run_worker}[args.command]
     try:
         return runner(args)
     except (ValueError, OSError) as err:

@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from curation.schema import text_columns
+from fine_tune.queue import DEFER_FINISH_VAR, PARENT_VAR, cancel_queued, local_folder, queued_status
 
-__all__ = ["CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
+__all__ = ["ACTIVE", "CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "FLAGS_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
            "RUN_KIND", "SEARCH_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
            "latest_model_probs", "latest_saved_models", "run_job", "saved_models",
-           "start_compare_job", "start_experiment_job", "start_lr_range_job",
+           "start_compare_job", "start_experiment_job", "start_flags_job", "start_lr_range_job",
            "start_lr_search_job",
            "start_out_of_fold_job"]
 
@@ -57,11 +58,16 @@ OOF_KIND = "out_of_fold"
 #: An experiment on two uploaded data sets (multi-task or continual learning), as a job.
 EXPERIMENT_KIND = "experiment"
 EXPERIMENTS = ("multitask", "continual")
+#: Flagging (embedding the texts, every flagger, the review order) as a job: the queue's ``cpu``
+#: work (:func:`start_flags_job`).
+FLAGS_KIND = "flag_job"
 #: A learning-rate range test on the curated training rows, as a job.
 LR_KIND = "lr_range"
 #: A small search of the learning rate on a validation split of the curated rows, as a job.
 SEARCH_KIND = "lr_search"
 _FINAL = ("done", "failed", "cancelled")
+#: The states of a job that has not ended: waiting for a queue worker, starting, running.
+ACTIVE = ("queued", "starting", "running")
 #: The job folder's subfolder holding the kept models (``before``, ``after``).
 MODELS_DIR = "models"
 #: The run cache's folder under ``$CURATION_HOME``.
@@ -210,6 +216,52 @@ def start_experiment_job(project, folder: str | os.PathLike, *, experiment: str,
     return _start(project, folder, EXPERIMENT_KIND, settings, actor=actor)
 
 
+def start_flags_job(project, folder: str | os.PathLike, *, signal: str = "embedding",
+                    force: bool = False, actor: str | None = None) -> dict[str, Any]:
+    """Flag the project in the background: embed its texts (cached in the project), run every
+    flagger and store the flags and the review order in the project, as
+    :func:`curation.workspace.flag_project` does in-process. ``signal``: the model signal
+    (``embedding``; ``fine_tuned`` or ``ensemble`` read the newest fine-tuned folds, found by
+    the job itself). A member's act in team mode, like flagging in the page."""
+    project.require(actor, "build the review queue")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"kind": FLAGS_KIND, "signal": str(signal), "force": bool(force),
+                "project_url": project.display_url, "folder": str(folder.resolve())}
+    return _start(project, folder, FLAGS_KIND, settings, actor=actor)
+
+
+class _Cancelled(Exception):
+    """Raised in a flags job's progress callback once a cancel was asked."""
+
+
+def _flags_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    from curation.store import Project
+    from curation.workspace import flag_project
+
+    with Project(os.environ.get(URL_VAR) or settings["project_url"], create=False) as project:
+        probs = None
+        if settings.get("signal", "embedding") != "embedding":
+            found = latest_model_probs(project)
+            if found is None:
+                raise ValueError(f"the model signal {settings['signal']!r} needs fine-tuned "
+                                 "out-of-fold probabilities: fine-tune the queue's model first.")
+            probs = found[0]
+        def progress(fraction: float, message: str) -> None:
+            if reporter.cancelled():
+                raise _Cancelled
+            reporter(fraction, message)
+
+        try:
+            report = flag_project(project, model_signal=settings.get("signal", "embedding"),
+                                  model_probs=probs, force=bool(settings.get("force")),
+                                  progress=progress, actor=settings.get("actor"))
+        except _Cancelled:  # the texts embedded so far stay cached in the project
+            return "cancelled", {"error": "cancelled"}, "cancelled; the texts embedded so far are cached"
+    summary = {"flagged": int(len(report.queue)), "flags": int(len(report.flags))}
+    return "done", summary, f"{summary['flagged']} items flagged ({summary['flags']} flags)"
+
+
 def _curated_rows(project, config: Mapping[str, Any] | None, folder: str | os.PathLike):
     """``(compare data, resolved settings, folder)`` for a tuning job: the rows the retrain's
     after side trains on (its test items held out), the settings a retrain would use on them
@@ -342,6 +394,10 @@ def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
     The settings (in the runs table and ``settings.json``) carry the project URL with its
     password hidden; the worker gets the real one in its environment (:data:`URL_VAR`).
     """
+    from fine_tune.queue import submit, uses_queue
+
+    if uses_queue(project):  # PostgreSQL: a worker on any host runs it (fine_tune.queue)
+        return submit(project, folder, kind, settings, actor=actor)
     settings["actor"] = actor
     run_id = project.start_run(kind, settings, actor=actor)
     settings["run_id"] = run_id
@@ -419,7 +475,7 @@ def latest_saved_models(project) -> dict[str, Any] | None:
         return None
     runs = runs[(runs["kind"] == RUN_KIND) & (runs["status"] == "done")]
     for run in runs.iloc[::-1].itertuples():
-        folder = (run.params or {}).get("folder")
+        folder = local_folder(run.params or {})
         models = saved_models(folder) if folder else {}
         if models:
             return {"run_id": int(run.run_id), "folder": str(folder), "models": models}
@@ -429,8 +485,8 @@ def latest_saved_models(project) -> dict[str, Any] | None:
 def _own_run(project, folder: Path) -> int:
     """The id of ``project``'s newest run whose job folder is ``folder``; ``ValueError`` if none."""
     runs = project.runs()
-    mine = runs[[(p or {}).get("folder") == str(folder.resolve()) for p in runs["params"]]] \
-        if len(runs) else runs
+    wanted = {str(folder), str(folder.resolve())}
+    mine = runs[[(p or {}).get("folder") in wanted for p in runs["params"]]] if len(runs) else runs
     if mine.empty:
         raise ValueError(f"{folder} is not a job of {project!r}; use a job from its own project.")
     return int(mine["run_id"].iloc[-1])
@@ -447,7 +503,12 @@ def resume_job(project, folder: str | os.PathLike, *, actor: str | None = None) 
     folder = Path(folder)
     old_run = _own_run(project, folder)
     project.require(actor, "resume a training job")
-    status = job_status(folder)
+    run = project.get_run(old_run)
+    if _queued(run):
+        status = queued_status(project, run)
+        folder = Path(status["folder"])  # this host's copy of a job kept at a URL
+    else:
+        status = job_status(folder)
     state = status["state"]
     if state not in ("failed", "cancelled"):
         raise ValueError(f"the job in {folder} is {state}: only a failed or cancelled job can be "
@@ -458,8 +519,10 @@ def resume_job(project, folder: str | os.PathLike, *, actor: str | None = None) 
     if not settings or settings.get("kind", RUN_KIND) not in (RUN_KIND, OOF_KIND):
         raise ValueError(f"{folder / 'settings.json'} is missing or not a job's settings; start "
                          "a new job instead.")
-    (folder / "cancel").unlink(missing_ok=True)
-    settings = {k: v for k, v in settings.items() if k not in ("run_id", "actor")}
+    for stale in ("cancel", "outcome.json", ".fetched"):
+        (folder / stale).unlink(missing_ok=True)
+    settings = {k: v for k, v in settings.items()
+                if k not in ("run_id", "actor", "queue", "artifacts")}
     settings.setdefault("kind", RUN_KIND)
     settings["resumed"] = True
     return _start(project, folder, settings["kind"], settings, actor=actor)
@@ -475,6 +538,11 @@ def cancel_job(project, folder: str | os.PathLike, *, actor: str | None = None,
     folder = Path(folder)
     run_id = _own_run(project, folder)
     project.require(actor, "cancel a training job")
+    run = project.get_run(run_id)
+    if _queued(run):  # its worker may be on another host: ask through the database
+        outcome = cancel_queued(project, run)
+        project.log(actor, "cancel", run_id=run_id, folder=str(folder), queue=outcome)
+        return
     (folder / "cancel").write_text(str(time.time()), encoding="utf-8")
     project.log(actor, "cancel", run_id=run_id, folder=str(folder))
     pid_file = folder / "pid"
@@ -499,8 +567,9 @@ def latest_model_probs(project) -> tuple[Any, dict[str, Any]] | None:
     runs = runs[(runs["kind"] == OOF_KIND) & (runs["status"] == "done")]
     for run in runs.iloc[::-1].itertuples():
         params = run.params or {}
-        path = Path(params.get("folder") or "") / "probs.csv"
-        if params.get("folder") and path.is_file():
+        folder = local_folder(params)
+        path = Path(folder or "") / "probs.csv"
+        if folder and path.is_file():
             version = list(project.data_version())
             stale = [version[0], *version[2:]] != [params["data_version"][0],
                                                    *params["data_version"][2:]]
@@ -512,7 +581,7 @@ def latest_model_probs(project) -> tuple[Any, dict[str, Any]] | None:
                                  f"({path}): {err} Fine-tune again to replace them.") from err
             return table, {"run_id": int(run.run_id), "stale": stale,
                            "summary": (run.result or {}).get("summary", ""),
-                           "folder": params["folder"]}
+                           "folder": str(folder)}
     return None
 
 
@@ -524,6 +593,11 @@ def _read_probs(path: str, mtime_ns: int, size: int) -> Any:
     return read_model_probs(path)
 
 
+def _queued(run) -> bool:
+    """Whether a run (a row of ``project.runs()`` or a dict) went to the database queue."""
+    return "queue" in (run["params"] or {})
+
+
 def latest_job(project, kind: str = RUN_KIND) -> dict[str, Any] | None:
     """The status of the project's newest job of ``kind`` (default: retrain-and-compare), or ``None``."""
     runs = project.runs()
@@ -531,6 +605,8 @@ def latest_job(project, kind: str = RUN_KIND) -> dict[str, Any] | None:
     if runs.empty:
         return None
     run = runs.iloc[-1]
+    if _queued(run):
+        return queued_status(project, run.to_dict())
     folder = (run["params"] or {}).get("folder")
     status = job_status(folder) if folder else {"state": run["status"]}
     status["run_id"] = int(run["run_id"])
@@ -850,7 +926,7 @@ def run_job(folder: str | os.PathLike) -> int:
     reporter = _Reporter(folder)
     state, result = "failed", None
     work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job,
-            LR_KIND: _lr_range_job, SEARCH_KIND: _lr_search_job}.get(
+            LR_KIND: _lr_range_job, SEARCH_KIND: _lr_search_job, FLAGS_KIND: _flags_job}.get(
         settings.get("kind"), _compare_job)
     try:
         state, result, message = work(folder, settings, reporter)
@@ -861,6 +937,9 @@ def run_job(folder: str | os.PathLike) -> int:
     _write_json(folder / "status.json", {"state": state, "fraction": 1.0 if state == "done" else None,
                                          "message": message, "finished_at": time.time(),
                                          "models": saved_models(folder), **reporter.plan})
+    if os.environ.get(DEFER_FINISH_VAR):  # a queue worker records the end after the upload
+        _write_json(folder / "outcome.json", {"state": state, "result": result})
+        return 0 if state != "failed" else 1
     try:
         with Project(os.environ.get(URL_VAR) or settings["project_url"], create=False) as project:
             project.finish_run(settings["run_id"], status=state, result=result)
@@ -869,11 +948,25 @@ def run_job(folder: str | os.PathLike) -> int:
     return 0 if state != "failed" else 1
 
 
+def _stop_with_parent(parent: int) -> None:
+    """A job started by a queue worker ends when the worker does (killed, host shutting down):
+    the worker's heartbeat stops, the job is marked failed, and no orphan keeps training."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        logger.error("the worker (pid %d) is gone; stopping", parent)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="watch-worker", daemon=True).start()
+
+
 def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if len(argv) != 1:
         print("usage: python -m fine_tune.jobs JOB_FOLDER", file=sys.stderr)
         return 2
+    if os.environ.get(PARENT_VAR, "").isdigit():
+        _stop_with_parent(int(os.environ[PARENT_VAR]))
     return run_job(argv[0])
 
 

@@ -219,7 +219,9 @@ def test_the_migrate_command_checks_upgrades_and_takes_back(store_url, capsys):
     _schema_1_project(store_url)
     assert main(["migrate", store_url, "--check"]) == 1
     out = capsys.readouterr().out
-    assert "schema version 1, before revisions" in out and f"pending: 0001, 0002, {migrate.head()}" in out
+    pending = out.split("pending: ")[1].split(" (run")[0].split(", ")
+    assert "schema version 1, before revisions" in out
+    assert pending == [f"{n:04d}" for n in range(1, int(migrate.head()) + 1)]  # every revision
     assert main(["migrate", store_url]) == 0
     assert f"upgraded to revision {migrate.head()}" in capsys.readouterr().out
     assert main(["migrate", store_url, "--check"]) == 0

@@ -220,9 +220,12 @@ def test_a_project_url_password_is_never_shown_or_stored(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_job_settings_and_runs_keep_the_password_hidden(store_url, tiny_model, tmp_path):
+def test_job_settings_and_runs_keep_the_password_hidden(store_url, tiny_model, tmp_path,
+                                                        monkeypatch):
     """A project URL with a password: the runs table and settings.json hide it, the worker still
-    reaches the project (it records the cancelled run) through its environment."""
+    reaches the project (it records the cancelled run) through its environment. (The local
+    runner on PostgreSQL: tests/test_job_queue.py has the queue's workers.)"""
+    monkeypatch.setenv("CURATION_JOBS", "local")
     import json
     import time
 

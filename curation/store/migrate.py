@@ -42,7 +42,7 @@ __all__ = ["SCHEMA_VERSION", "SchemaState", "backup_sqlite", "check_downgrade", 
 logger = logging.getLogger(__name__)
 
 #: The human-readable schema version kept in ``meta`` (the revision is the authority).
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 _LOCATION = Path(__file__).with_name("migrations")
 _VERSION_TABLE = "alembic_version"
 

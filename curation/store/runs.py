@@ -89,10 +89,22 @@ class Runs(Database):
         with self._write() as conn:
             _finish_run(conn, run_id, status, payload)
 
+    def set_run_progress(self, run_id: int, progress: Mapping[str, Any]) -> bool:
+        """Record a running run's latest progress (a worker's fraction done, message, seconds
+        left; JSON). Returns False, writing nothing, once the run has finished (a late report
+        of a cancelled or failed job never overwrites its end)."""
+        payload = _to_json(dict(progress), "run progress")
+        with self._write() as conn:
+            _run_status(conn, run_id)  # ValueError for an unknown run
+            done = conn.execute(_runs.update().where((_runs.c.run_id == run_id)
+                                                     & (_runs.c.status == "running"))
+                                .values(progress=payload)).rowcount
+        return bool(done)
+
     def runs(self) -> pd.DataFrame:
-        """All runs, oldest first; ``params``/``result`` decoded from JSON."""
+        """All runs, oldest first; ``params``/``result``/``progress`` decoded from JSON."""
         frame = self._table_frame(_runs, _runs.c.run_id)
-        for col in ("params", "result"):
+        for col in ("params", "result", "progress"):
             frame[col] = pd.Series([_from_json(v) for v in frame[col]], index=frame.index,
                                    dtype=object)
         return frame
@@ -104,7 +116,8 @@ class Runs(Database):
         if row is None:
             raise ValueError(f"no run #{run_id} in {self!r}; list them with Project.runs().")
         out = row._asdict()
-        out["params"], out["result"] = _from_json(out["params"]), _from_json(out["result"])
+        for col in ("params", "result", "progress"):
+            out[col] = _from_json(out[col])
         return out
 
     def _mark_failed(self, run_id: int) -> None:

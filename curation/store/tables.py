@@ -117,6 +117,8 @@ _runs = sa.Table(
     sa.Column("result", sa.Text, nullable=True),
     _created(),
     sa.Column("finished_at", _UTCDateTime(), nullable=True),
+    # a running job's latest progress (JSON), written by its worker on any host (revision 0004)
+    sa.Column("progress", sa.Text, nullable=True),
 )
 
 
