@@ -37,19 +37,14 @@ def latest(project, experiment: str | None = None) -> dict[str, Any] | None:
     """The status of the project's newest experiment job (its report once done), or None;
     with ``experiment`` ("multitask" or "continual"), None when the newest is the other kind.
     The status carries ``experiment``."""
-    import json
-    from pathlib import Path
-
     from fine_tune.jobs import EXPERIMENT_KIND, latest_job
 
     status = latest_job(project, kind=EXPERIMENT_KIND)
     if status is None:
         return None
-    try:
-        settings = json.loads((Path(status["folder"]) / "settings.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        settings = {}
-    status["experiment"] = settings.get("experiment")
+    # which experiment: from the run's settings in the database (a queued job's folder may be
+    # on another host until it ends)
+    status["experiment"] = (project.get_run(status["run_id"])["params"] or {}).get("experiment")
     return status if experiment in (None, status["experiment"]) else None
 
 

@@ -41,11 +41,19 @@ from pathlib import Path
 from typing import Any
 
 from curation.schema import text_columns
-from fine_tune.queue import DEFER_FINISH_VAR, PARENT_VAR, cancel_queued, local_folder, queued_status
+from fine_tune.queue import (
+    DEFER_FINISH_VAR,
+    PARENT_VAR,
+    cancel_queued,
+    copy_path,
+    local_folder,
+    queued_status,
+)
 
-__all__ = ["ACTIVE", "CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "FLAGS_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
+__all__ = ["ACTIVE", "AUGMENT_KIND", "CACHE_DIR", "EXPERIMENTS", "EXPERIMENT_KIND", "FLAGS_KIND", "LR_KIND", "MODELS_DIR", "OOF_KIND",
            "RUN_KIND", "SEARCH_KIND", "cancel_job", "experiment_warnings", "job_status", "latest_job",
-           "latest_model_probs", "latest_saved_models", "run_job", "saved_models",
+           "augment_candidates", "latest_model_probs", "latest_saved_models", "run_job",
+           "saved_models", "start_augment_job",
            "start_compare_job", "start_experiment_job", "start_flags_job", "start_lr_range_job",
            "start_lr_search_job",
            "start_out_of_fold_job"]
@@ -61,6 +69,9 @@ EXPERIMENTS = ("multitask", "continual")
 #: Flagging (embedding the texts, every flagger, the review order) as a job: the queue's ``cpu``
 #: work (:func:`start_flags_job`).
 FLAGS_KIND = "flag_job"
+#: Augmentation candidates (generated and checked; a person accepts them) as a job
+#: (:func:`start_augment_job`).
+AUGMENT_KIND = "augment_job"
 #: A learning-rate range test on the curated training rows, as a job.
 LR_KIND = "lr_range"
 #: A small search of the learning rate on a validation split of the curated rows, as a job.
@@ -231,6 +242,97 @@ def start_flags_job(project, folder: str | os.PathLike, *, signal: str = "embedd
     return _start(project, folder, FLAGS_KIND, settings, actor=actor)
 
 
+#: The augmenter choices a job takes (:func:`curation.augment.augmenter_for`'s keywords).
+_AUGMENTER_CHOICES = ("seed", "top_k", "max_share", "allow", "model", "forward", "backward")
+#: The candidates and summary an augmentation job writes into its folder.
+CANDIDATES_FILE = "candidates.json"
+
+
+def start_augment_job(project, folder: str | os.PathLike, *, method: str,
+                      choices: Mapping[str, Any], glossary_yaml: str | None = None,
+                      glossary_name: str | None = None, options: Mapping[str, Any] | None = None,
+                      actor: str | None = None) -> dict[str, Any]:
+    """Generate and check augmentation candidates in the background, as
+    :func:`curation.workspace.augment_project` does in-process; nothing is saved to the project
+    (a person accepts rows afterwards). ``choices``: the augmenter's settings
+    (``seed``, ``top_k``, ``max_share``, ``allow``, and ``model`` or ``forward``/``backward``);
+    the glossary method gets its glossary as YAML text (``glossary_yaml``, checked here);
+    ``options`` go to :func:`curation.augment.augment` (``items``, ``per_item``,
+    ``max_per_item``, ``oversample``, ``side``, and ``checks`` as a dict of
+    :class:`curation.augment.CheckSettings` fields). The glossary method runs on the ``cpu``
+    queue, the model-based ones on ``gpu``. A member's act in team mode."""
+    from curation.augment import AugmenterError, CheckSettings, glossary_from_yaml
+
+    project.require(actor, "augment")
+    unknown = sorted(set(choices) - set(_AUGMENTER_CHOICES))
+    if unknown:
+        raise AugmenterError(f"unknown augmenter settings {unknown}; use {list(_AUGMENTER_CHOICES)}.")
+    if method == "glossary":
+        if glossary_yaml is None:
+            raise AugmenterError("the glossary method needs a glossary: choose one or upload one.")
+        glossary_from_yaml(glossary_yaml, name=glossary_name or "glossary")  # refuse it now
+    options = dict(options or {})
+    try:
+        CheckSettings(**dict(options.get("checks") or {}))  # bad check settings refused now
+    except TypeError as err:
+        raise ValueError(f"augmentation checks: {err}; use the fields of CheckSettings.") from None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if glossary_yaml is not None:
+        (folder / "glossary.yaml").write_text(glossary_yaml, encoding="utf-8")
+    settings = {"kind": AUGMENT_KIND, "method": method, "choices": dict(choices),
+                "glossary_name": glossary_name, "options": options,
+                "project_url": project.display_url, "folder": str(folder.resolve())}
+    return _start(project, folder, AUGMENT_KIND, settings, actor=actor,
+                  queue="cpu" if method == "glossary" else "gpu")
+
+
+def _augment_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
+    from curation.augment import CheckSettings, augmenter_for, glossary_from_yaml
+    from curation.store import Project
+    from curation.workspace import augment_project
+
+    glossary = None
+    if (folder / "glossary.yaml").is_file():
+        glossary = glossary_from_yaml((folder / "glossary.yaml").read_text(encoding="utf-8"),
+                                      name=settings.get("glossary_name") or "glossary")
+    augmenter = augmenter_for(settings["method"], glossary=glossary, **settings["choices"])
+    options = dict(settings.get("options") or {})
+    options["checks"] = CheckSettings(**dict(options.get("checks") or {}))
+
+    def progress(fraction: float, message: str) -> None:
+        if reporter.cancelled():
+            raise _Cancelled
+        reporter(fraction, message)
+
+    with Project(os.environ.get(URL_VAR) or settings["project_url"], create=False) as project:
+        try:
+            result = augment_project(project, augmenter, actor=settings.get("actor"),
+                                     progress=progress, **options)
+        except _Cancelled:
+            return "cancelled", {"error": "cancelled"}, "cancelled"
+    records = result.candidates.astype(object).where(result.candidates.notna(), None)
+    _write_json(folder / CANDIDATES_FILE, {"summary": result.summary,
+                                           "candidates": records.to_dict(orient="records")})
+    summary = {k: result.summary.get(k) for k in ("tried", "passed", "accepted", "rejections")}
+    return "done", summary, (f"{summary['accepted']} candidates picked of {summary['tried']} "
+                             "tried; tick the rows to keep on the Augment page")
+
+
+def augment_candidates(status: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """A finished augmentation job's ``(candidates frame, summary)``, or None before it is done
+    (or when its folder has no candidates: ``ValueError`` naming the file)."""
+    import pandas as pd
+
+    if status.get("state") != "done" or not status.get("folder"):
+        return None
+    path = Path(status["folder"]) / CANDIDATES_FILE
+    data = _read_json(path)
+    if not isinstance(data, dict) or "candidates" not in data:
+        raise ValueError(f"the augmentation job's candidates cannot be read ({path}); run it again.")
+    return pd.DataFrame.from_records(data["candidates"]), data.get("summary") or {}
+
+
 class _Cancelled(Exception):
     """Raised in a flags job's progress callback once a cancel was asked."""
 
@@ -388,7 +490,7 @@ def _lr_search_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
 
 
 def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
-           actor: str | None) -> dict[str, Any]:
+           actor: str | None, queue: str | None = None) -> dict[str, Any]:
     """Record the run, write the settings and a first status, start the worker process.
 
     The settings (in the runs table and ``settings.json``) carry the project URL with its
@@ -397,7 +499,7 @@ def _start(project, folder: Path, kind: str, settings: dict[str, Any], *,
     from fine_tune.queue import submit, uses_queue
 
     if uses_queue(project):  # PostgreSQL: a worker on any host runs it (fine_tune.queue)
-        return submit(project, folder, kind, settings, actor=actor)
+        return submit(project, folder, kind, settings, actor=actor, queue=queue)
     settings["actor"] = actor
     run_id = project.start_run(kind, settings, actor=actor)
     settings["run_id"] = run_id
@@ -486,7 +588,12 @@ def _own_run(project, folder: Path) -> int:
     """The id of ``project``'s newest run whose job folder is ``folder``; ``ValueError`` if none."""
     runs = project.runs()
     wanted = {str(folder), str(folder.resolve())}
-    mine = runs[[(p or {}).get("folder") in wanted for p in runs["params"]]] if len(runs) else runs
+
+    def same(params: dict) -> bool:  # a job kept at a URL: this host's copy has its name
+        return params.get("folder") in wanted or bool(
+            params.get("artifacts") and params.get("folder") and copy_path(params) == folder)
+
+    mine = runs[[same(p or {}) for p in runs["params"]]] if len(runs) else runs
     if mine.empty:
         raise ValueError(f"{folder} is not a job of {project!r}; use a job from its own project.")
     return int(mine["run_id"].iloc[-1])
@@ -926,7 +1033,8 @@ def run_job(folder: str | os.PathLike) -> int:
     reporter = _Reporter(folder)
     state, result = "failed", None
     work = {OOF_KIND: _out_of_fold_job, EXPERIMENT_KIND: _experiment_job,
-            LR_KIND: _lr_range_job, SEARCH_KIND: _lr_search_job, FLAGS_KIND: _flags_job}.get(
+            LR_KIND: _lr_range_job, SEARCH_KIND: _lr_search_job, FLAGS_KIND: _flags_job,
+            AUGMENT_KIND: _augment_job}.get(
         settings.get("kind"), _compare_job)
     try:
         state, result, message = work(folder, settings, reporter)

@@ -50,7 +50,7 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = ["ARTIFACTS_VAR", "JOBS_VAR", "KIND_QUEUE", "QUEUES", "TASK", "artifact_location",
-           "cancel_queued", "fail_stalled", "live_workers", "local_folder", "queued_status",
+           "cancel_queued", "copy_path", "fail_stalled", "live_workers", "local_folder", "queued_status",
            "run_worker", "stall_seconds", "submit", "uses_queue"]
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ TASK = "curation.run_job"
 QUEUES = ("gpu", "cpu")
 #: The queue each job kind goes to unless the caller names one.
 KIND_QUEUE = {"retrain_compare": "gpu", "out_of_fold": "gpu", "experiment": "gpu",
-              "lr_range": "gpu", "lr_search": "gpu", "flag_job": "cpu"}
+              "lr_range": "gpu", "lr_search": "gpu", "flag_job": "cpu", "augment_job": "gpu"}
 #: The job process learns here that a worker started it: it leaves the end to the worker,
 #: which records it after the results are uploaded.
 DEFER_FINISH_VAR = "CURATION_JOB_DEFER_FINISH"
@@ -204,6 +204,13 @@ def _download(url: str, folder: Path) -> None:
         fs.get_file(remote, str(target))
 
 
+def copy_path(params: Mapping[str, Any]) -> Path:
+    """Where this host keeps its copy of a job whose artifacts are at a URL (nothing fetched)."""
+    from curation.workspace import curation_home
+
+    return curation_home() / "jobs" / Path(str(params["folder"])).name
+
+
 def local_folder(params: Mapping[str, Any]) -> Path | None:
     """A job's folder on this host, with its files: the folder itself (a path root, a local job),
     or, for a job whose artifacts are at a URL, this host's copy under ``$CURATION_HOME/jobs``
@@ -214,9 +221,7 @@ def local_folder(params: Mapping[str, Any]) -> Path | None:
     url = params.get("artifacts")
     if not url or not _is_url(url):
         return Path(folder)
-    from curation.workspace import curation_home
-
-    local = curation_home() / "jobs" / Path(folder).name
+    local = copy_path(params)
     if not (local / ".fetched").is_file():
         with contextlib.suppress(ValueError, OSError):
             _download(url, local)

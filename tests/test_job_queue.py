@@ -65,6 +65,17 @@ def _worker(url: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
                              *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def _once(url: str, tmp_path: Path, queue: str, read) -> dict:
+    """A ``--once`` worker on ``queue``: the job's final status once the worker has stopped."""
+    worker = _worker(url, tmp_path, "--once", "--queue", queue)
+    try:
+        done = _until(read, ("done", "failed", "cancelled"), 300)
+        assert worker.wait(timeout=60) == 0  # --once: it stops when the queue is empty
+    finally:
+        worker.kill()
+    return done
+
+
 def _until(read, states, timeout: float) -> dict:
     deadline = time.time() + timeout
     while True:
@@ -155,6 +166,14 @@ def test_killing_the_worker_leaves_the_job_failed_and_stops_its_training(pg_proj
     while time.time() < deadline and _processes_naming(folder):
         time.sleep(0.5)
     assert not _processes_naming(folder)
+    # a lead resumes it: queued again as a new run, from this host's copy of its inputs
+    from actions import jobs
+
+    resumed = jobs.resume(project, failed, actor="lena")
+    assert resumed["state"] == "queued" and resumed["run_id"] != run_id
+    assert project.get_run(resumed["run_id"])["params"]["resumed"] is True
+    jobs.cancel(project, resumed, actor="lena")
+    assert review.folds_job(project)["state"] == "cancelled"
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -207,12 +226,7 @@ def test_flagging_is_a_cpu_job_whose_flags_land_in_the_project(pg_project):
     assert review.flags_by_workers(project)
     queued = review.start_flags(project, actor="ann")  # a member's act, as in the page
     assert queued["state"] == "queued" and queued["queue"] == "cpu"
-    worker = _worker(url, tmp_path, "--once", "--queue", "cpu")
-    try:
-        done = _until(lambda: review.flags_job(project), ("done", "failed"), 300)
-        assert worker.wait(timeout=60) == 0
-    finally:
-        worker.kill()
+    done = _once(url, tmp_path, "cpu", lambda: review.flags_job(project))
     assert done["state"] == "done", done
     assert done["report"]["flagged"] > 0
     flags = project.latest_flags()
@@ -281,3 +295,48 @@ def test_the_review_page_queues_flagging_and_shows_the_job(pg_project, monkeypat
     runs = project.runs()
     assert runs["kind"].iloc[-1] == "flag_job" and runs["params"].iloc[-1]["queue"] == "cpu"
     assert runs["params"].iloc[-1]["actor"] == "ann"
+
+
+def test_augmentation_by_a_worker_gives_the_candidates_the_page_would(pg_project, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from actions import augment
+
+    project, url, tmp_path = pg_project
+    glossary = ROOT / "guidelines" / "glossary_bank_support.yaml"
+    choices = {"seed": 0, "top_k": 5, "max_share": 0.15, "allow": []}
+    checks = augment.CheckSettings()
+    with pytest.raises(AccessError):  # a stranger does not augment a team project
+        augment.start_augment(project, actor="bob", method="glossary", choices=choices,
+                              glossary_file=str(glossary), max_per_item=1, checks=checks)
+    queued = augment.start_augment(project, actor="ann", method="glossary", choices=choices,
+                                   glossary_file=str(glossary), max_per_item=1, checks=checks)
+    assert queued["state"] == "queued" and queued["queue"] == "cpu"  # glossary: no model to run
+    done = _once(url, tmp_path, "cpu", lambda: augment.augment_job(project))
+    assert done["state"] == "done", done
+    by_worker = augment.augment_job_result(done)
+    # the same augmenter and checks in this process: the same candidates, the same picks
+    here = augment.augment(project, augment.augmenter_for(
+        "glossary", glossary=augment.load_glossary(str(glossary)), **choices),
+        actor="ann", max_per_item=1, checks=checks)
+    assert by_worker.summary["accepted"] == here.summary["accepted"] > 0
+    columns = ["source_id", "text", "status", "label"]
+    pd.testing.assert_frame_equal(by_worker.candidates[columns].reset_index(drop=True),
+                                  here.candidates[columns].astype(object).reset_index(drop=True),
+                                  check_dtype=False)
+    assert project.augmentations().empty  # nothing saved until a person accepts rows
+    # the Augment page reads the job's candidates
+    monkeypatch.setenv("CURATION_URL", url)
+    monkeypatch.setenv("CURATION_USER", "ann")
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.switch_page("app_pages/augment.py").run()
+    assert not at.exception, at.exception
+    picked = next(m for m in at.metric if m.label == "Picked")
+    assert int(picked.value) == by_worker.summary["accepted"]
+    # and its button queues a new job (the glossary the page offers by default)
+    next(b for b in at.button if b.label == "Generate candidates").click().run()
+    assert not at.exception, at.exception
+    assert any("generated by a worker" in str(i.value) for i in at.info)
+    newest = project.runs().iloc[-1]
+    assert newest["kind"] == "augment_job" and newest["params"]["actor"] == "ann"
+    assert newest["params"]["glossary_name"] == "glossary_bank_support.yaml"

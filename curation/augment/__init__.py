@@ -31,6 +31,7 @@ from curation.augment._polarity import PolarityGuard
 from curation.augment._run import (
                                     AugmentResult,
                                     augment,
+                                    augmenter_for,
                                     class_targets,
                                     make_augmenter,
                                     plan_requests,
@@ -50,6 +51,6 @@ from curation.augment._text import CATEGORIES, Protector, words
 __all__ = ["AUGMENTERS", "GUIDELINES", "AugmentResult", "Augmenter", "AugmenterError", "BackTranslation",
            "CANDIDATE_COLUMNS", "CATEGORIES", "Candidate", "CheckSettings", "EmbeddingNeighbours",
            "Glossary", "GlossarySubstitution", "LabelModel", "MaskedLMSubstitution",
-           "PolarityGuard", "Protector", "Slot", "SubstitutionAugmenter", "augment",
+           "PolarityGuard", "Protector", "Slot", "SubstitutionAugmenter", "augment", "augmenter_for",
            "check_candidates", "class_targets", "glossary_from_yaml", "load_glossary", "make_augmenter",
            "plan_requests", "register_augmenter", "token_vectors", "whole_pairs", "words"]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from curation.augment._base import AUGMENTERS, Augmenter, AugmenterError
+from curation.augment._text import Protector
 from curation.augment._checks import CheckSettings, LabelModel, check_candidates
 from curation.messages import format_list, suggest
 from curation.progress import within
@@ -35,6 +36,30 @@ def make_augmenter(method: str, **params: Any) -> Augmenter:
         return AUGMENTERS[method](**params)
     except TypeError as exc:
         raise AugmenterError(f"method {method!r} does not take these settings: {exc}.") from exc
+
+
+def augmenter_for(method: str, *, seed: int, top_k: int, max_share: float,
+                  allow: Sequence[str] = (), glossary: Any = None, model: str | None = None,
+                  forward: str | None = None, backward: str | None = None):
+    """An augmenter from the choices of a form: ``glossary`` (a loaded
+    :class:`curation.augment.Glossary`) for the glossary method, ``model`` for masked-LM,
+    ``forward``/``backward`` for back-translation (models the app offers)."""
+    allow = list(allow)
+    if method == "glossary":
+        if glossary is None:
+            raise AugmenterError("the glossary method needs a glossary: choose one or upload one.")
+        return make_augmenter(method, glossary=glossary, seed=seed, top_k=top_k, max_share=max_share,
+                              protector=Protector(terms=glossary.protected, allow=allow))
+    models = {"masked-lm": {"model": model},
+              "back-translation": {"forward": forward, "backward": backward}}.get(method, {})
+    if not all(models.values()):
+        raise AugmenterError(f"{method} needs a model this app offers: the operator adds a "
+                             "save_pretrained folder in $CURATION_HOME/models, or lists a cached "
+                             "Hugging Face id in the [models] table of its projects.toml.")
+    if method == "back-translation":
+        return make_augmenter(method, **models, seed=seed, protector=Protector(allow=allow))
+    return make_augmenter(method, **models, seed=seed, top_k=top_k, max_share=max_share,
+                          protector=Protector(allow=allow))
 
 
 def class_targets(labels: Sequence[str], *, targets: Mapping[str, int] | None = None,
