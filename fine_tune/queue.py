@@ -252,13 +252,14 @@ def submit(project, folder: Path, kind: str, settings: dict[str, Any], *,
     _write_json(folder / "settings.json", settings)
     if "artifacts" in settings:
         _upload(folder, settings["artifacts"])
+    # "queued" before the job exists: a worker that takes it at once writes "running" after this
+    project.set_run_progress(run_id, {"state": "queued", "queue": queue, "fraction": 0.0,
+                                      "queued_at": time.time()})
     app = _app(project.url)
     with app.open():
         job_id = app.configure_task(TASK, queue=queue).defer(run_id=run_id,
                                                               folder=settings.get("artifacts")
                                                               or str(folder))
-    project.set_run_progress(run_id, {"state": "queued", "job_id": int(job_id), "queue": queue,
-                                      "fraction": 0.0, "queued_at": time.time()})
     logger.info("queued %s job (run #%d, queue job %d, queue %s)", kind, run_id, job_id, queue)
     return queued_status(project, project.get_run(run_id))
 
@@ -274,11 +275,16 @@ def live_workers(project) -> int:
             "NOW() - make_interval(secs => %s)", (stall_seconds(),)).fetchone()[0])
 
 
-def _job_state(project, job_id: int) -> str | None:
+def _job_id(project, run_id: int) -> int | None:
+    """The queue's job of a run (found by its arguments: the run's progress may not name it
+    yet), or None."""
     with _psycopg(project.url) as conn:
-        row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s",
-                           (job_id,)).fetchone()
-    return None if row is None else str(row[0])
+        if not _has_queue(conn):
+            return None
+        row = conn.execute("SELECT id FROM procrastinate_jobs WHERE task_name = %s AND "
+                           "(args->>'run_id')::bigint = %s ORDER BY id DESC LIMIT 1",
+                           (TASK, int(run_id))).fetchone()
+    return None if row is None else int(row[0])
 
 
 def fail_stalled(project) -> list[int]:
@@ -331,6 +337,8 @@ def queued_status(project, run: Mapping[str, Any]) -> dict[str, Any]:
               if progress.get(k) is not None}
     status.update(state=state, run_id=int(run["run_id"]), queue=params.get("queue"),
                   job_id=progress.get("job_id"), where="queue")
+    if state in ("queued", "running") and status["job_id"] is None:
+        status["job_id"] = _job_id(project, int(run["run_id"]))
     if state == "queued":
         waiting = f"waiting for a worker on the '{params.get('queue')}' queue"
         if not live_workers(project):
@@ -354,7 +362,7 @@ def cancel_queued(project, run: Mapping[str, Any]) -> str:
     """Cancel a queued job: one still waiting is cancelled at once; a running one is asked to
     stop (its worker passes it on; the job ends ``cancelled`` after its current step).
     Returns ``"cancelled"``, ``"asked"`` or ``"over"`` (it had already ended)."""
-    job_id = (run.get("progress") or {}).get("job_id")
+    job_id = (run.get("progress") or {}).get("job_id") or _job_id(project, int(run["run_id"]))
     if run["status"] != "running" or job_id is None:
         return "over"
     app = _app(project.url)
@@ -386,13 +394,15 @@ def _relay(project, run_id: int, folder: Path, process: subprocess.Popen, contex
     file. Returns the abort's reason, or None."""
     from fine_tune.jobs import _read_json
 
-    last, asked = None, None
+    last, written, asked = None, 0.0, None
     while process.poll() is None:
         status = _read_json(folder / "status.json") or {}
-        if status and status != last:
-            last = status
+        if status != last or time.time() - written > 10:  # and now and then, as a keep-alive
+            last, written = status, time.time()
             with contextlib.suppress(ValueError):
-                project.set_run_progress(run_id, {**status, "state": "running",
+                project.set_run_progress(run_id, {"fraction": 0.0,
+                                                  "message": f"started by {_worker_name()}",
+                                                  **status, "state": "running",
                                                   "job_id": context.job.id,
                                                   "worker": _worker_name()})
         if asked is None and context.should_abort():
@@ -438,7 +448,8 @@ def _run_task(context, *, run_id: int, folder: str) -> None:
         except ValueError as err:
             project.finish_run(run_id, status="failed", result={"error": str(err)})
             raise
-        (local / "outcome.json").unlink(missing_ok=True)
+        for stale in ("outcome.json", "status.json", "cancel"):  # a resumed job's last ones
+            (local / stale).unlink(missing_ok=True)
         _localise(local)
         project.set_run_progress(run_id, {"state": "running", "fraction": 0.0,
                                           "message": f"started by {_worker_name()}",
