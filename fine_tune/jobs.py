@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -41,6 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from curation.schema import text_columns
+from fine_tune._job_files import (
+    _SIDES,
+    CACHE_DIR,
+    MODELS_DIR,
+    URL_VAR,
+    _read_json,
+    _write_json,
+    saved_models,
+)
 from fine_tune.queue import (
     DEFER_FINISH_VAR,
     PARENT_VAR,
@@ -79,27 +87,6 @@ SEARCH_KIND = "lr_search"
 _FINAL = ("done", "failed", "cancelled")
 #: The states of a job that has not ended: waiting for a queue worker, starting, running.
 ACTIVE = ("queued", "starting", "running")
-#: The job folder's subfolder holding the kept models (``before``, ``after``).
-MODELS_DIR = "models"
-#: The run cache's folder under ``$CURATION_HOME``.
-CACHE_DIR = "compare-cache"
-#: The worker's environment variable with the project URL, password included (the settings
-#: file and the runs table keep it hidden).
-URL_VAR = "CURATION_JOB_PROJECT_URL"
-_SIDES = ("before", "after")
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def start_compare_job(project, folder: str | os.PathLike, *, config=None, seeds=(0, 1, 2),
@@ -554,16 +541,6 @@ def job_status(folder: str | os.PathLike) -> dict[str, Any]:
     status["folder"] = str(folder)
     status["models"] = saved_models(folder)
     return status
-
-
-def saved_models(folder: str | os.PathLike) -> dict[str, str]:
-    """The models a job kept: ``{"before": path, "after": path}``, only those saved in full."""
-    out = {}
-    for side in _SIDES:
-        path = Path(folder) / MODELS_DIR / side
-        if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
-            out[side] = str(path)
-    return out
 
 
 def latest_saved_models(project) -> dict[str, Any] | None:

@@ -236,7 +236,7 @@ def submit(project, folder: Path, kind: str, settings: dict[str, Any], *,
     """Queue a prepared job (its inputs written in ``folder``): the run is recorded with the
     queue's job id and the artifact location; returns its status. ``queue``: ``gpu`` or ``cpu``
     (default by kind, :data:`KIND_QUEUE`)."""
-    from fine_tune.jobs import _write_json
+    from fine_tune._job_files import _write_json
 
     queue = queue or KIND_QUEUE.get(kind, "gpu")
     if queue not in QUEUES:
@@ -291,11 +291,12 @@ def fail_stalled(project) -> list[int]:
     """Mark failed, in the queue and in the project, every job whose worker has stopped sending
     heartbeats (killed, host down); returns their run ids."""
     from procrastinate import sql
+    from psycopg.rows import dict_row
 
     with _psycopg(project.url) as conn:
         if not _has_queue(conn):
             return []
-        with conn.cursor(row_factory=__import__("psycopg").rows.dict_row) as cur:
+        with conn.cursor(row_factory=dict_row) as cur:
             stalled = cur.execute(sql.queries["select_stalled_jobs_by_heartbeat"],
                                   {"queue": None, "task_name": TASK,
                                    "seconds_since_heartbeat": stall_seconds()}).fetchall()
@@ -324,7 +325,7 @@ def queued_status(project, run: Mapping[str, Any]) -> dict[str, Any]:
     """The status of a queued job read from the database (``state``: queued, running, done,
     failed, cancelled; fraction, message, seconds left, size notes; the report when done;
     ``folder`` and ``models`` on this host once it has ended)."""
-    from fine_tune.jobs import saved_models
+    from fine_tune._job_files import saved_models
 
     params, progress = run.get("params") or {}, run.get("progress") or {}
     state = run["status"]
@@ -392,7 +393,7 @@ def _relay(project, run_id: int, folder: Path, process: subprocess.Popen, contex
     """While the job's process runs: its status.json into the run's progress (about once a
     second), an abort request (a lead's cancel, or the worker shutting down) into its cancel
     file. Returns the abort's reason, or None."""
-    from fine_tune.jobs import _read_json
+    from fine_tune._job_files import _read_json
 
     last, written, asked = None, 0.0, None
     while process.poll() is None:
@@ -416,7 +417,7 @@ def _localise(local: Path) -> None:
     """Point the job's settings at this host: paths inside the job's folder at the copy here,
     the run cache at this host's own (``$CURATION_HOME/compare-cache``)."""
     from curation.workspace import curation_home
-    from fine_tune.jobs import CACHE_DIR, _read_json, _write_json
+    from fine_tune._job_files import CACHE_DIR, _read_json, _write_json
 
     settings = _read_json(local / "settings.json") or {}
     original = settings.get("folder")
@@ -431,7 +432,7 @@ def _localise(local: Path) -> None:
 def _run_task(context, *, run_id: int, folder: str) -> None:
     """The procrastinate task: run one job in its own process and record its end."""
     from curation.store import Project
-    from fine_tune.jobs import URL_VAR, _read_json, _write_json
+    from fine_tune._job_files import URL_VAR, _read_json, _write_json
 
     url = context.additional_context["project_url"]
     remote = _is_url(folder)
