@@ -32,14 +32,14 @@ from fine_tune.jobs import (
     resume_job,
     start_compare_job,
 )
-from fine_tune.queue import QUEUES, artifact_location
+from fine_tune.queue import artifact_location, uses_queue
 from fine_tune.queue import run_worker as _serve
 from fine_tune.verdict import size_notes
 
 __all__ = ["ACTIVE", "ClassWeights", "CompareReport", "Misclassified", "Precision", "advice_for", "attention",
            "attention_chart", "cancel", "check_rules", "compare_data", "compare_runs", "job_folder",
            "latest_compare", "latest_lr_range", "latest_lr_search", "misclassified", "parse_schedule", "report_files",
-           "report_of", "resume", "run_worker", "saved_models", "settings_for", "size_notes",
+           "report_of", "resume", "run_worker", "runs_on_workers", "saved_models", "settings_for", "size_notes",
            "start_compare",
            "start_lr_range", "start_lr_search"]
 
@@ -248,7 +248,11 @@ def run_worker(url: str, *, queues: list[str] | None = None, once: bool = False,
     worker``): run its jobs from ``queues`` (``gpu``, ``cpu``; default both) until stopped, or,
     with ``once``, until the queue is empty. The jobs were started (and are cancelled) by people
     with the role for it; the worker acts with the database rights of ``url``."""
-    for queue in queues or []:
-        if queue not in QUEUES:
-            raise ValueError(f"queue {queue!r} is not one of {list(QUEUES)}.")
     _serve(url, queues=queues, once=once, concurrency=concurrency)
+
+
+def runs_on_workers(project: Project) -> bool:
+    """Whether the project's jobs (flagging and augmentation too) run on queue workers (a
+    PostgreSQL project, unless ``$CURATION_JOBS=local``) rather than on this host, where
+    flagging and augmentation run in the page."""
+    return uses_queue(project)

@@ -41,10 +41,9 @@ from fine_tune.jobs import (
     start_flags_job,
     start_out_of_fold_job,
 )
-from fine_tune.queue import uses_queue
 
 __all__ = ["REFIT_EVERY", "SIGNALS", "SORTS", "QueueBase", "QueueFilters", "QueueView", "decide",
-           "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "flags_by_workers", "flags_job",
+           "decide_label", "fine_tuned_probs", "flag", "flag_kinds", "flags_job",
            "folds_job", "item_history",
            "measure_queue", "queue_base", "queue_key", "recent_decisions", "review_queue",
            "start_flags", "start_folds", "undo", "undo_last", "where_is", "label_studio_tasks",
@@ -328,12 +327,6 @@ def item_history(project: Project, item: str) -> pd.DataFrame:
     history = project.decisions()
     return history[history["item_id"] == item][["decision_id", "created_at", "reviewer", "action",
                                                 "old_label", "new_label", "note"]]
-
-
-def flags_by_workers(project: Project) -> bool:
-    """Whether flagging runs as a job on a queue worker (a PostgreSQL project, unless
-    ``$CURATION_JOBS=local``) rather than in the page."""
-    return uses_queue(project)
 
 
 def start_flags(project: Project, *, actor: str | None, signal: str = "embedding",

@@ -9,7 +9,6 @@ import os
 import pandas as pd
 import streamlit as st
 
-from actions.jobs import ACTIVE
 from actions import identity, jobs, may
 from actions.projects import (
     DEMO_NAME,
@@ -209,7 +208,7 @@ def job_progress(read_status, *, key: str) -> None:
     Cancel button; when the job ends, the whole page is drawn again (with its result).
     ``read_status()`` gives the job's status (``None`` when there is none)."""
     status = read_status()
-    if status is None or status["state"] not in ACTIVE:
+    if status is None or status["state"] not in jobs.ACTIVE:
         st.rerun()  # finished: redraw the whole page with the result
         return
     left = status.get("seconds_left")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from actions import augment
+from actions import augment, jobs
 from actions.jobs import ACTIVE
 from actions.augment import AUGMENTERS, CATEGORIES, AugmenterError, CheckSettings, has_pairs
 from app_pages._choices import (
@@ -66,18 +66,23 @@ def _method_settings(method: str) -> dict:
     return {}
 
 
-def _glossary(settings: dict):
+def _glossary_source(settings: dict) -> dict:
+    """Where the glossary comes from: an upload's text and name, or a file the app offers (what
+    a queued job carries, and what the page loads itself)."""
     if "glossary_upload" in settings:
         upload = settings["glossary_upload"]
-        return augment.glossary_from_yaml(uploaded_text(upload), name=upload.name)
-    return augment.load_glossary(chosen_file("glossaries", settings["glossary"]))
+        return {"glossary_yaml": uploaded_text(upload), "glossary_name": upload.name}
+    return {"glossary_file": chosen_file("glossaries", settings["glossary"])}
 
 
-def _build(method: str, settings: dict, seed: int, top_k: int, max_share: float, allow: list[str]):
+def _build(method: str, settings: dict, choices: dict):
+    glossary = None
     if method == "glossary":
-        settings = {"glossary": _glossary(settings)}
-    return augment.augmenter_for(method, seed=seed, top_k=top_k, max_share=max_share, allow=allow,
-                                 **settings)
+        source = _glossary_source(settings)
+        glossary = (augment.load_glossary(source["glossary_file"]) if "glossary_file" in source
+                    else augment.glossary_from_yaml(source["glossary_yaml"],
+                                                    name=source["glossary_name"]))
+    return augment.augmenter_for(method, glossary=glossary, **choices)
 
 
 with st.expander("Settings", expanded=_RESULT not in st.session_state):
@@ -117,25 +122,18 @@ with st.expander("Settings", expanded=_RESULT not in st.session_state):
         max_per_item = int(st.number_input("At most new rows per existing row", 1, 10, 3))
     run = st.button("Generate candidates", type="primary")
 
-by_workers = augment.augment_by_workers(project)
+by_workers = jobs.runs_on_workers(project)
+# the augmenter's settings (the model ones from the method's own widgets) and the checks' bounds
+choices = {"seed": seed, "top_k": top_k, "max_share": max_share, "allow": allow,
+           **{k: v for k, v in settings.items() if k in ("model", "forward", "backward")}}
+checks = CheckSettings(min_similarity=min_similarity, min_label_prob=min_label_prob,
+                       label_tolerance=label_tolerance, max_neighbour_similarity=max_neighbour)
 if run and by_workers:  # a queue worker generates them (a PostgreSQL project): its job below
     try:
-        checks = CheckSettings(min_similarity=min_similarity, min_label_prob=min_label_prob,
-                               label_tolerance=label_tolerance,
-                               max_neighbour_similarity=max_neighbour)
-        glossary = {}
-        if method == "glossary" and "glossary_upload" in settings:
-            upload = settings["glossary_upload"]
-            if upload is None:
-                raise AugmenterError("upload a glossary YAML first.")
-            glossary = {"glossary_yaml": uploaded_text(upload), "glossary_name": upload.name}
-        elif method == "glossary":
-            glossary = {"glossary_file": chosen_file("glossaries", settings["glossary"])}
-        choices = {"seed": seed, "top_k": top_k, "max_share": max_share, "allow": allow,
-                   **{k: v for k, v in settings.items() if k in ("model", "forward", "backward")}}
         augment.start_augment(project, actor=signed_in()[0], method=method, choices=choices,
                               items=items, per_item=per_item, max_per_item=max_per_item,
-                              oversample=oversample, checks=checks, side=side, **glossary)
+                              oversample=oversample, checks=checks, side=side,
+                              **(_glossary_source(settings) if method == "glossary" else {}))
     except (AugmenterError, ValueError, OSError) as err:
         st.error(f"Could not queue the augmentation: {plain(err)}")
     else:
@@ -144,10 +142,7 @@ if run and by_workers:  # a queue worker generates them (a PostgreSQL project): 
 elif run:
     bar = st.progress(0.0, text="Starting...")
     try:
-        augmenter = _build(method, settings, seed, top_k, max_share, allow)
-        checks = CheckSettings(min_similarity=min_similarity, min_label_prob=min_label_prob,
-                               label_tolerance=label_tolerance,
-                               max_neighbour_similarity=max_neighbour)
+        augmenter = _build(method, settings, choices)
         result = augment.augment(project, augmenter, items=items, per_item=per_item,
                                  max_per_item=max_per_item, oversample=oversample, checks=checks,
                                  actor=signed_in()[0], side=side,

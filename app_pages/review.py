@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from actions.jobs import ACTIVE
-from actions import projects, review
+from actions import jobs, projects, review
 from actions.review import REFIT_EVERY, SIGNALS, SORTS, QueueFilters
 from app_pages._attention import attention_expander
 from app_pages._state import (
@@ -46,7 +46,7 @@ if language:  # the flags' embeddings come from the bundled English model
 def run_flags(signal: str = "embedding", probs: pd.DataFrame | None = None) -> bool:
     """Flag the project (or, when a queue worker does the flagging, queue the job); False (and
     the error shown, not wiped by a rerun) when it cannot."""
-    if review.flags_by_workers(project):
+    if jobs.runs_on_workers(project):
         try:
             review.start_flags(project, actor=signed_in()[0], signal=signal, force=True)
         except (ValueError, OSError) as err:  # AccessError is an OSError (PermissionError)
@@ -206,7 +206,7 @@ filters = QueueFilters(search=search, sort=sort, kinds=kinds, labels=by_label, a
                        show_decided=show_decided, include_rest=go_on, learn=learning,
                        section=st.session_state.get("queue-section", "ranked"))
 qv = review.review_queue(project, frame, cons, filters, base=base)
-if review.flags_by_workers(project):  # flagging is a job a worker runs: its progress here
+if jobs.runs_on_workers(project):  # flagging is a job a worker runs: its progress here
     flags_status = review.flags_job(project)
     if flags_status is not None and flags_status["state"] in ACTIVE:
         st.info("Flagging runs on a worker (the project's job queue); the queue below is the "

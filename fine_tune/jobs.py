@@ -287,15 +287,10 @@ def _augment_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
     options = dict(settings.get("options") or {})
     options["checks"] = CheckSettings(**dict(options.get("checks") or {}))
 
-    def progress(fraction: float, message: str) -> None:
-        if reporter.cancelled():
-            raise _Cancelled
-        reporter(fraction, message)
-
     with Project(os.environ.get(URL_VAR) or settings["project_url"], create=False) as project:
         try:
             result = augment_project(project, augmenter, actor=settings.get("actor"),
-                                     progress=progress, **options)
+                                     progress=reporter.or_stop, **options)
         except _Cancelled:
             return "cancelled", {"error": "cancelled"}, "cancelled"
     records = result.candidates.astype(object).where(result.candidates.notna(), None)
@@ -321,7 +316,8 @@ def augment_candidates(status: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] 
 
 
 class _Cancelled(Exception):
-    """Raised in a flags job's progress callback once a cancel was asked."""
+    """Raised by :meth:`_Reporter.or_stop` once a cancel was asked: library steps that take a
+    progress callback but no cancel (flagging, augmentation) stop at their next report."""
 
 
 def _flags_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
@@ -336,15 +332,10 @@ def _flags_job(folder: Path, settings: dict[str, Any], reporter: _Reporter):
                 raise ValueError(f"the model signal {settings['signal']!r} needs fine-tuned "
                                  "out-of-fold probabilities: fine-tune the queue's model first.")
             probs = found[0]
-        def progress(fraction: float, message: str) -> None:
-            if reporter.cancelled():
-                raise _Cancelled
-            reporter(fraction, message)
-
         try:
             report = flag_project(project, model_signal=settings.get("signal", "embedding"),
                                   model_probs=probs, force=bool(settings.get("force")),
-                                  progress=progress, actor=settings.get("actor"))
+                                  progress=reporter.or_stop, actor=settings.get("actor"))
         except _Cancelled:  # the texts embedded so far stay cached in the project
             return "cancelled", {"error": "cancelled"}, "cancelled; the texts embedded so far are cached"
     summary = {"flagged": int(len(report.queue)), "flags": int(len(report.flags))}
@@ -804,6 +795,12 @@ class _Reporter:
 
     def cancelled(self) -> bool:
         return (self.folder / "cancel").exists()
+
+    def or_stop(self, fraction: float, message: str) -> None:
+        """A progress report that raises :class:`_Cancelled` once a cancel was asked."""
+        if self.cancelled():
+            raise _Cancelled
+        self(fraction, message)
 
 
 def _cache(settings: dict[str, Any], folder: Path):

@@ -49,6 +49,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from fine_tune._job_files import CACHE_DIR, URL_VAR, _read_json, _write_json, saved_models
+
 __all__ = ["ARTIFACTS_VAR", "JOBS_VAR", "KIND_QUEUE", "QUEUES", "TASK", "artifact_location",
            "cancel_queued", "copy_path", "fail_stalled", "live_workers", "local_folder", "queued_status",
            "run_worker", "stall_seconds", "submit", "uses_queue"]
@@ -104,8 +106,8 @@ def uses_queue(project) -> bool:
     postgres = _backend(project.url) == "postgresql"
     if mode == "queue" and not postgres:
         raise ValueError(f"{JOBS_VAR}=queue needs a PostgreSQL project: another host cannot reach "
-                         f"the SQLite file {project.display_url}. Unset it, or move the project "
-                         "to PostgreSQL (curation copy-project).")
+                         f"the SQLite file {project.display_url}. Unset it (jobs then run on this "
+                         "host), or keep the project on PostgreSQL (CURATION_URL).")
     return postgres and mode != "local"
 
 
@@ -236,8 +238,6 @@ def submit(project, folder: Path, kind: str, settings: dict[str, Any], *,
     """Queue a prepared job (its inputs written in ``folder``): the run is recorded with the
     queue's job id and the artifact location; returns its status. ``queue``: ``gpu`` or ``cpu``
     (default by kind, :data:`KIND_QUEUE`)."""
-    from fine_tune._job_files import _write_json
-
     queue = queue or KIND_QUEUE.get(kind, "gpu")
     if queue not in QUEUES:
         raise ValueError(f"queue {queue!r} is not one of {list(QUEUES)}.")
@@ -325,8 +325,6 @@ def queued_status(project, run: Mapping[str, Any]) -> dict[str, Any]:
     """The status of a queued job read from the database (``state``: queued, running, done,
     failed, cancelled; fraction, message, seconds left, size notes; the report when done;
     ``folder`` and ``models`` on this host once it has ended)."""
-    from fine_tune._job_files import saved_models
-
     params, progress = run.get("params") or {}, run.get("progress") or {}
     state = run["status"]
     if state == "running":
@@ -338,8 +336,6 @@ def queued_status(project, run: Mapping[str, Any]) -> dict[str, Any]:
               if progress.get(k) is not None}
     status.update(state=state, run_id=int(run["run_id"]), queue=params.get("queue"),
                   job_id=progress.get("job_id"), where="queue")
-    if state in ("queued", "running") and status["job_id"] is None:
-        status["job_id"] = _job_id(project, int(run["run_id"]))
     if state == "queued":
         waiting = f"waiting for a worker on the '{params.get('queue')}' queue"
         if not live_workers(project):
@@ -393,8 +389,6 @@ def _relay(project, run_id: int, folder: Path, process: subprocess.Popen, contex
     """While the job's process runs: its status.json into the run's progress (about once a
     second), an abort request (a lead's cancel, or the worker shutting down) into its cancel
     file. Returns the abort's reason, or None."""
-    from fine_tune._job_files import _read_json
-
     last, written, asked = None, 0.0, None
     while process.poll() is None:
         status = _read_json(folder / "status.json") or {}
@@ -417,7 +411,6 @@ def _localise(local: Path) -> None:
     """Point the job's settings at this host: paths inside the job's folder at the copy here,
     the run cache at this host's own (``$CURATION_HOME/compare-cache``)."""
     from curation.workspace import curation_home
-    from fine_tune._job_files import CACHE_DIR, _read_json, _write_json
 
     settings = _read_json(local / "settings.json") or {}
     original = settings.get("folder")
@@ -432,7 +425,6 @@ def _localise(local: Path) -> None:
 def _run_task(context, *, run_id: int, folder: str) -> None:
     """The procrastinate task: run one job in its own process and record its end."""
     from curation.store import Project
-    from fine_tune._job_files import URL_VAR, _read_json, _write_json
 
     url = context.additional_context["project_url"]
     remote = _is_url(folder)
@@ -452,9 +444,6 @@ def _run_task(context, *, run_id: int, folder: str) -> None:
         for stale in ("outcome.json", "status.json", "cancel"):  # a resumed job's last ones
             (local / stale).unlink(missing_ok=True)
         _localise(local)
-        project.set_run_progress(run_id, {"state": "running", "fraction": 0.0,
-                                          "message": f"started by {_worker_name()}",
-                                          "job_id": context.job.id, "worker": _worker_name()})
         env = {**os.environ, URL_VAR: url, DEFER_FINISH_VAR: "1", PARENT_VAR: str(os.getpid())}
         with open(local / "worker.log", "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "fine_tune.jobs", str(local)],
@@ -505,7 +494,7 @@ def run_worker(url: str, *, queues: list[str] | None = None, once: bool = False,
     app = _app(url)
     app.task(name=TASK, pass_context=True)(_run_task)
     heartbeat = max(stall_seconds() / 6, 0.5)
-    logger.info("%s serving %s on queues %s", _worker_name(), Project.__name__,
+    logger.info("%s serving %s on queues %s", _worker_name(), project.display_url,
                 ",".join(queues or QUEUES))
     app.run_worker(queues=list(queues) if queues else None, wait=not once,
                    concurrency=concurrency, additional_context={"project_url": url},

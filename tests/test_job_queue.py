@@ -220,10 +220,10 @@ def test_cancel_is_a_lead_s_act_at_once_while_queued_and_through_the_worker_whil
 
 
 def test_flagging_is_a_cpu_job_whose_flags_land_in_the_project(pg_project):
-    from actions import review
+    from actions import jobs, review
 
     project, url, tmp_path = pg_project
-    assert review.flags_by_workers(project)
+    assert jobs.runs_on_workers(project)
     queued = review.start_flags(project, actor="ann")  # a member's act, as in the page
     assert queued["state"] == "queued" and queued["queue"] == "cpu"
     done = _once(url, tmp_path, "cpu", lambda: review.flags_job(project))
