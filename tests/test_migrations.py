@@ -251,3 +251,28 @@ def test_migrate_names_a_missing_project(tmp_path, capsys):
 
     assert main(["migrate", str(tmp_path / "none.sqlite")]) == 2
     assert "there is no project at" in capsys.readouterr().err
+
+
+def test_a_rollback_journal_file_opens_while_another_connection_writes_it(tmp_path):
+    """The switch to WAL needs the exclusive lock and SQLite refuses it at once, busy timeout
+    or not, while another connection holds the reserved lock (two openers of an older project
+    switching together: CI met it as 'database is locked'). Opening waits for the writer."""
+    path = tmp_path / "p.sqlite"
+    _schema_1_project(str(path))
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO meta (key, value) VALUES ('note', 'written meanwhile')")
+    released = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    released.start()
+    try:
+        with Project(path) as project:
+            assert project.schema().current == migrate.head()
+            assert project.name == "old"
+    finally:
+        released.join()
+        writer.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert check.execute("SELECT value FROM meta WHERE key = 'note'").fetchone() == (
+            "written meanwhile",)

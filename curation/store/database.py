@@ -9,6 +9,8 @@ import logging
 import numbers
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,13 +108,34 @@ def _install_sqlite_events(engine: Engine, *, wal: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (a no-op when it is already), waiting for other openers.
+
+    The switch from a rollback journal needs the file's exclusive lock. SQLite answers "database
+    is locked" at once, without its busy handler, when another connection holds the reserved
+    lock at that moment (for one, a second opener in the middle of its own switch); two
+    processes opening an older or foreign project together met that. Retried here until the
+    busy timeout, as the busy handler would have."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _make_engine(url: sa.URL) -> Engine:
