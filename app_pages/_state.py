@@ -220,6 +220,14 @@ def job_progress(read_status, *, key: str) -> None:
     cancel_button(status, key=key)
 
 
+def files_warning(status: dict | None) -> None:
+    """Says so when a finished job's files (models, report, outputs) did not reach this host: a
+    worker on another host kept them at an artifact URL this host could not read."""
+    if status and status.get("files_error"):
+        st.warning(plain("This job's files are not on this host, so its models and report files "
+                         "are not offered below: " + str(status["files_error"])))
+
+
 def cancel_button(status: dict, *, key: str) -> None:
     """A running job's Cancel button: for a lead (anyone in local mode), disabled for the rest;
     the action checks the role again and the audit log names who cancelled."""

@@ -19,7 +19,7 @@ import streamlit as st
 from actions.jobs import ACTIVE
 from actions import experiments
 from app_pages._choices import model_choice
-from app_pages._state import current_project, job_progress, signed_in
+from app_pages._state import current_project, files_warning, job_progress, signed_in
 from app_pages._text import plain
 
 st.title("Experiments")
@@ -134,6 +134,7 @@ def _show(kind: str, table) -> None:
     if status["state"] != "done":
         st.warning(plain(f"The latest experiment {status['state']}: {status.get('message', '')}"))
         return
+    files_warning(status)
     result = status.get("report") or {}
     for warning in result.get("warnings") or []:
         st.warning(plain(warning))

@@ -21,6 +21,7 @@ from app_pages._fine_tune_extras import (
 from app_pages._state import (
     current_project,
     current_url,
+    files_warning,
     job_progress,
     next_step_line,
     signed_in,
@@ -438,6 +439,7 @@ else:
     advice_panel(current_url(), version, after_rows)
     if status is not None:
         st.subheader(f"Latest run (#{status.get('run_id')})")
+        files_warning(status)
         try:
             report = jobs.report_of(status) if status["state"] == "done" else None
         except ValueError as err:  # a damaged report.json: say so, keep the page

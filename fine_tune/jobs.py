@@ -311,6 +311,9 @@ def augment_candidates(status: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] 
     path = Path(status["folder"]) / CANDIDATES_FILE
     data = _read_json(path)
     if not isinstance(data, dict) or "candidates" not in data:
+        if status.get("files_error"):
+            raise ValueError(f"the augmentation job's candidates are not on this host: "
+                             f"{status['files_error']}")
         raise ValueError(f"the augmentation job's candidates cannot be read ({path}); run it again.")
     return pd.DataFrame.from_records(data["candidates"]), data.get("summary") or {}
 

@@ -49,6 +49,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from curation.store import redact_url
 from fine_tune._job_files import CACHE_DIR, URL_VAR, _read_json, _write_json, saved_models
 
 __all__ = ["ARTIFACTS_VAR", "JOBS_VAR", "KIND_QUEUE", "QUEUES", "TASK", "artifact_location",
@@ -213,10 +214,14 @@ def copy_path(params: Mapping[str, Any]) -> Path:
     return curation_home() / "jobs" / Path(str(params["folder"])).name
 
 
-def local_folder(params: Mapping[str, Any]) -> Path | None:
+def local_folder(params: Mapping[str, Any], *, problems: list[str] | None = None) -> Path | None:
     """A job's folder on this host, with its files: the folder itself (a path root, a local job),
     or, for a job whose artifacts are at a URL, this host's copy under ``$CURATION_HOME/jobs``
-    (downloaded once the job has ended). None when the run has no folder."""
+    (downloaded once the job has ended; tried again on the next call until it has its
+    outcome). None when the run has no folder.
+
+    A copy that cannot be made is logged, and its reason appended to ``problems`` when given:
+    the folder is still returned, without the files that did not arrive."""
     folder = params.get("folder")
     if not folder:
         return None
@@ -225,8 +230,17 @@ def local_folder(params: Mapping[str, Any]) -> Path | None:
         return Path(folder)
     local = copy_path(params)
     if not (local / ".fetched").is_file():
-        with contextlib.suppress(ValueError, OSError):
+        try:
             _download(url, local)
+        except (ValueError, OSError) as err:
+            problem = (f"the job's files (models, report, outputs) could not be copied to this "
+                       f"host from {redact_url(url)} into {local}: {err}. Check that this host "
+                       f"reaches the artifact root and has its credentials; the page tries again "
+                       f"when it is next drawn.")
+            logger.warning("%s", problem)
+            if problems is not None:
+                problems.append(problem)
+        else:
             if (local / "outcome.json").is_file():
                 (local / ".fetched").write_text(str(time.time()), encoding="utf-8")
     return local
@@ -349,7 +363,11 @@ def queued_status(project, run: Mapping[str, Any]) -> dict[str, Any]:
         status["fraction"] = 1.0
     elif state in ("failed", "cancelled"):
         status["message"] = result.get("error") or status.get("message") or state
-    folder = local_folder(params) if state in ("done", "failed", "cancelled") else None
+    problems: list[str] = []
+    folder = (local_folder(params, problems=problems) if state in ("done", "failed", "cancelled")
+              else None)
+    if problems:
+        status["files_error"] = problems[0]
     status["folder"] = str(folder) if folder else params.get("folder")
     status["models"] = saved_models(folder) if folder else {}
     return status

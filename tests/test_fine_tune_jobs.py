@@ -364,3 +364,28 @@ def test_fine_tuned_folds_run_in_the_background_and_feed_the_flags(demo, tiny_mo
     with pytest.raises(ValueError, match=f"folds of run #{run_id} cannot be read .*probs.csv.*needs "
                                          "an item_id column.*Fine-tune again"):
         latest_model_probs(demo)
+
+
+def test_a_job_copy_that_cannot_be_fetched_says_why(tmp_path, monkeypatch):
+    """A finished job kept at an artifact URL this host cannot read: its folder is still named,
+    the reason is given (not swallowed), and the augmentation's candidates error carries it."""
+    from fine_tune.jobs import augment_candidates
+    from fine_tune.queue import local_folder
+
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path / "home"))
+    root = tmp_path / "root"
+    params = {"folder": "/elsewhere/compare-1", "artifacts": (root / "jobs" / "compare-1").as_uri()}
+    problems: list[str] = []
+    folder = local_folder(params, problems=problems)
+    assert folder == tmp_path / "home" / "jobs" / "compare-1"
+    assert len(problems) == 1 and "could not be copied to this host" in problems[0]
+    assert "CURATION_ARTIFACTS" in problems[0]
+    status = {"state": "done", "folder": str(folder), "files_error": problems[0]}
+    with pytest.raises(ValueError, match="candidates are not on this host: the job's files"):
+        augment_candidates(status)
+    # once the files are there, the copy is made and marked, and nothing is reported
+    (root / "jobs" / "compare-1").mkdir(parents=True)
+    (root / "jobs" / "compare-1" / "outcome.json").write_text("{}", encoding="utf-8")
+    problems.clear()
+    assert local_folder(params, problems=problems) == folder and problems == []
+    assert (folder / "outcome.json").is_file() and (folder / ".fetched").is_file()

@@ -139,6 +139,24 @@ def test_a_lead_s_job_runs_in_a_separate_worker_and_its_report_shows_in_the_app(
                                               *at.warning, *at.error])
     verdict = report["verdict"].replace("_", " ")
     assert f"Verdict: {verdict}." in shown and "Per seed" in shown
+    assert "files are not on this host" not in shown
+    # a third host whose copy cannot be made (the artifact root is not where it was): the report
+    # still shows, and the page says why the models and files are missing instead of hiding them
+    monkeypatch.setenv("CURATION_HOME", str(tmp_path / "third-host"))
+    (tmp_path / "artifacts").rename(tmp_path / "artifacts-moved")
+    missing = jobs.latest_compare(project)
+    assert missing["state"] == "done" and missing["models"] == {}
+    assert "could not be copied to this host" in missing["files_error"]
+    assert "CURATION_ARTIFACTS" in missing["files_error"]
+    at.run()
+    assert not at.exception, at.exception
+    warned = " ".join(str(w.value) for w in at.warning)
+    assert "files are not on this host" in warned and "could not be copied" in warned
+    assert f"Verdict: {verdict}." in " ".join(str(e.value) for e in [
+        *at.markdown, *at.info, *at.success, *at.warning, *at.error])
+    (tmp_path / "artifacts-moved").rename(tmp_path / "artifacts")  # back: the next read fetches
+    again = jobs.latest_compare(project)
+    assert "files_error" not in again and set(again["models"]) == {"before", "after"}
 
 
 def test_killing_the_worker_leaves_the_job_failed_and_stops_its_training(pg_project):
