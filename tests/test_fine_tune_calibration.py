@@ -14,28 +14,18 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from fine_tune.compare import compare  # noqa: E402
-from fine_tune.train import train_classifier  # noqa: E402
-from tiny_models import AfterSeedsDiffer, calibration_case, calibration_config  # noqa: E402
+from tiny_models import same_data_comparisons  # noqa: E402
 
 REPEATS = 40
 
 
 @pytest.mark.slow
 def test_the_verdict_claims_a_change_in_at_most_5_percent_of_same_data_comparisons(tiny_model):
-    train, test = calibration_case()
-    config = calibration_config(tiny_model)
-    verdicts, item_only_claims, spreads, learned = [], 0, [], 0
-    for r in range(REPEATS):
-        trainer = AfterSeedsDiffer(train_classifier)
-        report = compare(train, train.copy(), test, config=config, seeds=range(3 * r, 3 * r + 3),
-                         trainer=trainer, n_boot=300, validation_size=0.0)
-        verdicts.append(report.verdict)
-        learned += all(report.learning[side]["learned"] for side in ("before", "after"))
-        spreads.append(report.before.accuracy["std"])
-        if report.item_bootstrap is not None:
-            low, high = report.item_bootstrap["ci"]
-            item_only_claims += low > 0 or high < 0
+    runs = same_data_comparisons(REPEATS, tiny_model)  # independent: one process per core
+    verdicts = [run["verdict"] for run in runs]
+    spreads = [run["spread"] for run in runs]
+    learned = sum(run["learned"] for run in runs)
+    item_only_claims = sum(run["item_only_claim"] for run in runs)
     claims = sum(v in ("better", "worse") for v in verdicts)
     counts = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     print(f"\n{REPEATS} same-data comparisons: verdicts {counts}; claimed a change "

@@ -127,6 +127,42 @@ class AfterSeedsDiffer:
         return result
 
 
+
+def same_data_comparison(r: int, model: str) -> dict:
+    """Comparison ``r`` of the calibration test: both sides the same data, the after side other
+    seeds (``3r .. 3r+2``); what the verdict and the item-only bootstrap said of it."""
+    from fine_tune.compare import compare
+    from fine_tune.train import train_classifier
+
+    train, test = calibration_case()
+    report = compare(train, train.copy(), test, config=calibration_config(model),
+                     seeds=range(3 * r, 3 * r + 3), trainer=AfterSeedsDiffer(train_classifier),
+                     n_boot=300, validation_size=0.0)
+    low, high = (report.item_bootstrap or {}).get("ci", (0.0, 0.0))
+    return {"verdict": report.verdict, "spread": report.before.accuracy["std"],
+            "learned": all(report.learning[side]["learned"] for side in ("before", "after")),
+            "item_only_claim": bool(low > 0 or high < 0)}
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def same_data_comparisons(repeats: int, model: str, *, processes: int | None = None) -> list[dict]:
+    """:func:`same_data_comparison` for ``r = 0 .. repeats-1``, in ``processes`` spawned
+    processes of one torch thread each (default: one per core, at most 4): a tiny model gains
+    nothing from a second thread, and the comparisons are independent."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    processes = processes or max(1, min(4, os.cpu_count() or 1))
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        return list(pool.map(same_data_comparison, range(repeats), [model] * repeats))
+
 # A toy Chinese sentence-pair (NLI) task: the hypothesis repeats the premise (entailment), negates
 # it with 不 (contradiction) or swaps the object for another (neutral), so only the pair decides.
 ZH_SUBJECTS = ["我", "他", "她", "我们", "老师", "医生"]
