@@ -195,9 +195,10 @@ def report_files(status: Mapping[str, Any]) -> list[tuple[str, bytes, str]]:
     return out
 
 
-def saved_models(project: Project) -> dict[str, Any] | None:
-    """The newest finished job's kept models: ``{"run_id", "models": {side: folder}}`` or None."""
-    found = latest_saved_models(project)
+def saved_models(project: Project, *, problems: list[str] | None = None) -> dict[str, Any] | None:
+    """The newest finished job's kept models: ``{"run_id", "models": {side: folder}}`` or None
+    (why a job's files are not on this host appended to ``problems`` when given)."""
+    found = latest_saved_models(project, problems=problems)
     return None if found is None else {"run_id": found["run_id"], "models": found["models"]}
 
 
@@ -215,6 +216,9 @@ class Misclassified:
 def misclassified(status: Mapping[str, Any]) -> Misclassified:
     """What the job's kept after model (seed 0) got wrong on the test set."""
     after = (status.get("models") or {}).get("after")
+    if after is None and status.get("files_error"):
+        return Misclassified(None, why_none=f"This run's files are not on this host: "
+                             f"{status['files_error']}")
     if after is None:
         return Misclassified(None, why_none="This run kept no after model (it is older than the "
                              "attention view, or did not finish).")

@@ -20,7 +20,7 @@ _ROLLOUT, _MEAN = "rollout", "mean of heads"
 
 
 def no_model_info(what: str = "No fine-tuned model yet.") -> None:
-    st.info(f"{what} Run **Retrain and compare** (on its page): each job keeps the models of "
+    st.info(f"{plain(what)} Run **Retrain and compare** (on its page): each job keeps the models of "
             "its first seed (before and after curation), and this view then shows which tokens "
             "the after model attends to.")
 
@@ -71,9 +71,11 @@ def attention_view(model_dir: str, text: str, *, key: str, max_length: int = 128
 def attention_expander(project, text: str, *, key: str, text_pair: str | None = None) -> None:
     """The Review page's expander for the current item (an st.info when no model is kept)."""
     with st.expander(EXPANDER_LABEL):
-        found = jobs.saved_models(project)
+        problems: list[str] = []
+        found = jobs.saved_models(project, problems=problems)
         if found is None:
-            no_model_info()
+            no_model_info(f"The kept models are not on this host: {problems[0]}" if problems
+                          else "No fine-tuned model yet.")
             return
         side, folder = _pick_model(found["models"], key)
         st.caption(f"The {side}-curation model of retrain-and-compare run #{found['run_id']} "

@@ -537,18 +537,20 @@ def job_status(folder: str | os.PathLike) -> dict[str, Any]:
     return status
 
 
-def latest_saved_models(project) -> dict[str, Any] | None:
+def latest_saved_models(project, *, problems: list[str] | None = None) -> dict[str, Any] | None:
     """The kept models of the project's newest finished (``done``) job that has any.
 
     Returns ``{"run_id", "folder", "models": {"before": path, "after": path}}`` or ``None``
-    (no job, or none kept models: jobs from before models were kept, or all failed).
+    (no job, or none kept models: jobs from before models were kept, or all failed). Why a
+    job's files could not be copied to this host is appended to ``problems`` when given
+    (:func:`fine_tune.queue.local_folder`).
     """
     runs = project.runs()
     if runs.empty:
         return None
     runs = runs[(runs["kind"] == RUN_KIND) & (runs["status"] == "done")]
     for run in runs.iloc[::-1].itertuples():
-        folder = local_folder(run.params or {})
+        folder = local_folder(run.params or {}, problems=problems)
         models = saved_models(folder) if folder else {}
         if models:
             return {"run_id": int(run.run_id), "folder": str(folder), "models": models}

@@ -154,6 +154,10 @@ def test_a_lead_s_job_runs_in_a_separate_worker_and_its_report_shows_in_the_app(
     assert "files are not on this host" in warned and "could not be copied" in warned
     assert f"Verdict: {verdict}." in " ".join(str(e.value) for e in [
         *at.markdown, *at.info, *at.success, *at.warning, *at.error])
+    assert "not on this host" in jobs.misclassified(missing).why_none  # not "kept no model"
+    problems: list[str] = []
+    assert jobs.saved_models(project, problems=problems) is None  # the attention view's source
+    assert problems and "could not be copied to this host" in problems[0]
     (tmp_path / "artifacts-moved").rename(tmp_path / "artifacts")  # back: the next read fetches
     again = jobs.latest_compare(project)
     assert "files_error" not in again and set(again["models"]) == {"before", "after"}
