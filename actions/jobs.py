@@ -216,9 +216,9 @@ class Misclassified:
 def misclassified(status: Mapping[str, Any]) -> Misclassified:
     """What the job's kept after model (seed 0) got wrong on the test set."""
     after = (status.get("models") or {}).get("after")
-    if after is None and status.get("files_error"):
-        return Misclassified(None, why_none=f"This run's files are not on this host: "
-                             f"{status['files_error']}")
+    if after is None and status.get("files_error"):  # the page's warning gives the reason
+        return Misclassified(None, why_none="This run's models are not on this host: its files "
+                             "could not be copied here.")
     if after is None:
         return Misclassified(None, why_none="This run kept no after model (it is older than the "
                              "attention view, or did not finish).")

@@ -73,9 +73,11 @@ def attention_expander(project, text: str, *, key: str, text_pair: str | None = 
     with st.expander(EXPANDER_LABEL):
         problems: list[str] = []
         found = jobs.saved_models(project, problems=problems)
+        if found is None and problems:
+            no_model_info(f"The kept models are not on this host: {problems[0]}")
+            return
         if found is None:
-            no_model_info(f"The kept models are not on this host: {problems[0]}" if problems
-                          else "No fine-tuned model yet.")
+            no_model_info()
             return
         side, folder = _pick_model(found["models"], key)
         st.caption(f"The {side}-curation model of retrain-and-compare run #{found['run_id']} "

@@ -21,6 +21,7 @@ from app_pages._state import (
     consensus,
     current_project,
     current_url,
+    files_warning,
     job_progress,
     known_truth,
     next_step_line,
@@ -123,6 +124,7 @@ def fine_tuned_signal() -> pd.DataFrame | None:
             st.warning("The annotations changed since these folds were trained: fine-tune again "
                        "so that every item has probabilities.")
     elif status is not None:
+        files_warning(status)  # done on a worker elsewhere, its probabilities not copied here
         st.caption(plain(f"The last fine-tuning {status['state']}: {status.get('message', '')}"))
     label = "Fine-tune again" if found is not None else "Fine-tune 5 folds in the background"
     if st.button(label, key="start-folds", help="Trains the classifier 5 times, each time on 4/5 "

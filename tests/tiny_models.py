@@ -127,7 +127,6 @@ class AfterSeedsDiffer:
         return result
 
 
-
 def same_data_comparison(r: int, model: str) -> dict:
     """Comparison ``r`` of the calibration test: both sides the same data, the after side other
     seeds (``3r .. 3r+2``); what the verdict and the item-only bootstrap said of it."""
@@ -162,6 +161,7 @@ def same_data_comparisons(repeats: int, model: str, *, processes: int | None = N
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
                              initializer=_one_thread) as pool:
         return list(pool.map(same_data_comparison, range(repeats), [model] * repeats))
+
 
 # A toy Chinese sentence-pair (NLI) task: the hypothesis repeats the premise (entailment), negates
 # it with 不 (contradiction) or swaps the object for another (neutral), so only the pair decides.
