@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from curation.store import redact_url
 from fine_tune._job_files import CACHE_DIR, URL_VAR, _read_json, _write_json, saved_models
 
-__all__ = ["ARTIFACTS_VAR", "JOBS_VAR", "KIND_QUEUE", "QUEUES", "TASK", "artifact_location",
+__all__ = ["ARTIFACTS_VAR", "COPY_RETRY_S", "JOBS_VAR", "KIND_QUEUE", "QUEUES", "TASK", "artifact_location",
            "cancel_queued", "copy_path", "fail_stalled", "live_workers", "local_folder", "queued_status",
            "run_worker", "stall_seconds", "submit", "uses_queue"]
 
@@ -214,6 +214,14 @@ def copy_path(params: Mapping[str, Any]) -> Path:
     return curation_home() / "jobs" / Path(str(params["folder"])).name
 
 
+#: After a copy of a job's files failed, how long (seconds) this process answers with that
+#: failure instead of trying again: a page drawn many times a minute must not wait for a
+#: network timeout per finished job on every draw.
+COPY_RETRY_S = 60.0
+#: (artifact URL, local folder) -> (time.monotonic() of the failed try, its reason)
+_FAILED_COPIES: dict[tuple[str, str], tuple[float, str]] = {}
+
+
 def local_folder(params: Mapping[str, Any], *, problems: list[str] | None = None) -> Path | None:
     """A job's folder on this host, with its files: the folder itself (a path root, a local job),
     or, for a job whose artifacts are at a URL, this host's copy under ``$CURATION_HOME/jobs``
@@ -221,7 +229,8 @@ def local_folder(params: Mapping[str, Any], *, problems: list[str] | None = None
     outcome). None when the run has no folder.
 
     A copy that cannot be made is logged, and its reason appended to ``problems`` when given:
-    the folder is still returned, without the files that did not arrive."""
+    the folder is still returned, without the files that did not arrive. For
+    :data:`COPY_RETRY_S` after a failed try the same reason is given without trying again."""
     folder = params.get("folder")
     if not folder:
         return None
@@ -229,20 +238,29 @@ def local_folder(params: Mapping[str, Any], *, problems: list[str] | None = None
     if not url or not _is_url(url):
         return Path(folder)
     local = copy_path(params)
-    if not (local / ".fetched").is_file():
-        try:
-            _download(url, local)
-        except (ValueError, OSError) as err:
-            problem = (f"the job's files (models, report, outputs) could not be copied to this "
-                       f"host from {redact_url(url)} into {local}: {err}. Check that this host "
-                       f"reaches the artifact root and has its credentials; the page tries again "
-                       f"when it is next drawn.")
-            logger.warning("%s", problem)
-            if problems is not None:
-                problems.append(problem)
-        else:
-            if (local / "outcome.json").is_file():
-                (local / ".fetched").write_text(str(time.time()), encoding="utf-8")
+    if (local / ".fetched").is_file():
+        return local
+    key = (str(url), str(local))
+    failed = _FAILED_COPIES.get(key)
+    if failed is not None and time.monotonic() - failed[0] < COPY_RETRY_S:
+        if problems is not None:
+            problems.append(failed[1])
+        return local
+    try:
+        _download(url, local)
+    except (ValueError, OSError) as err:
+        problem = (f"the job's files (models, report, outputs) could not be copied to this "
+                   f"host from {redact_url(url)} into {local}: {err}. Check that this host "
+                   f"reaches the artifact root and has its credentials; the copy is tried again "
+                   f"when a page is drawn {COPY_RETRY_S:.0f} s or more after this try.")
+        logger.warning("%s", problem)
+        _FAILED_COPIES[key] = (time.monotonic(), problem)
+        if problems is not None:
+            problems.append(problem)
+    else:
+        _FAILED_COPIES.pop(key, None)
+        if (local / "outcome.json").is_file():
+            (local / ".fetched").write_text(str(time.time()), encoding="utf-8")
     return local
 
 

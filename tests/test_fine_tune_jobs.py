@@ -383,9 +383,23 @@ def test_a_job_copy_that_cannot_be_fetched_says_why(tmp_path, monkeypatch):
     status = {"state": "done", "folder": str(folder), "files_error": problems[0]}
     with pytest.raises(ValueError, match="candidates are not on this host: the job's files"):
         augment_candidates(status)
-    # once the files are there, the copy is made and marked, and nothing is reported
+    # drawn again within COPY_RETRY_S: the same reason, without another try (no network wait
+    # per finished job on every page draw)
+    import fine_tune.queue as job_queue
+
+    tries = []
+    real_download = job_queue._download
+    monkeypatch.setattr(job_queue, "_download", lambda *a: (tries.append(a), real_download(*a)))
     (root / "jobs" / "compare-1").mkdir(parents=True)
     (root / "jobs" / "compare-1" / "outcome.json").write_text("{}", encoding="utf-8")
     problems.clear()
+    assert local_folder(params, problems=problems) == folder and tries == []
+    assert len(problems) == 1 and "could not be copied to this host" in problems[0]
+    assert not (folder / "outcome.json").exists()
+    # once the wait is over and the files are there, the copy is made and marked, and nothing
+    # is reported
+    monkeypatch.setattr(job_queue, "COPY_RETRY_S", 0.0)
+    problems.clear()
     assert local_folder(params, problems=problems) == folder and problems == []
     assert (folder / "outcome.json").is_file() and (folder / ".fetched").is_file()
+    assert len(tries) == 1

@@ -158,7 +158,11 @@ def test_a_lead_s_job_runs_in_a_separate_worker_and_its_report_shows_in_the_app(
     problems: list[str] = []
     assert jobs.saved_models(project, problems=problems) is None  # the attention view's source
     assert problems and "could not be copied to this host" in problems[0]
-    (tmp_path / "artifacts-moved").rename(tmp_path / "artifacts")  # back: the next read fetches
+    # back: the next read after the retry wait fetches (the wait is tested in test_fine_tune_jobs)
+    (tmp_path / "artifacts-moved").rename(tmp_path / "artifacts")
+    import fine_tune.queue as job_queue
+
+    monkeypatch.setattr(job_queue, "COPY_RETRY_S", 0.0)
     again = jobs.latest_compare(project)
     assert "files_error" not in again and set(again["models"]) == {"before", "after"}
 
