@@ -180,9 +180,11 @@ go_on = st.sidebar.toggle("Go on past the flagged items", value=False, key="incl
                                "doubtful first: a label every annotator got wrong can still be "
                                "doubted by the model and CROWDLAB.")
 learning = st.sidebar.toggle("Learn the order from decisions", value=True, key="learn-order",
-                             help=f"Every {REFIT_EVERY} decisions the queue re-ranks the items "
-                                  "left: a changed label counts as 'was wrong', a kept one as "
-                                  "'was right'. Off: the flaggers' own order.")
+                             help=f"Every {REFIT_EVERY} decisions the queue refits what makes "
+                                  "an item wrong (a changed label counts as 'was wrong', a kept "
+                                  "one as 'was right') and re-ranks the items left by it, once "
+                                  "the refitted order has predicted your later decisions better "
+                                  "than the flaggers' own. Off: the flaggers' own order.")
 cons = consensus()
 labels = projects.label_set(project)
 

@@ -8,7 +8,11 @@ Orders, all from one flagging pass on the same embeddings:
   re-ranked every 20 decisions with the flaggers' order as the prior, the doubt signs as
   features, as on the Review page);
 - the share of minority votes (highest first);
-- random order (mean of 20 shuffles).
+- random order (mean of 20 shuffles);
+- two ceilings, orders nobody can have: the learning queue's features re-weighted by a logistic
+  regression fitted on the truth of every queued item (in-sample), and of the other four fifths
+  (5-fold). What they reach bounds what any re-weighting of these signs, learnt from decisions,
+  could reach; below the goal, only new evidence (a stronger model signal) can get there.
 
 An item's label before review is its majority vote (the tie-break where the vote ties); after
 review a reviewed item carries its true label. Reported per budget: wrong labels fixed (of how
@@ -70,6 +74,27 @@ def learning_order(queue: pd.DataFrame, flags: pd.DataFrame, wrong: pd.Series, n
     done = done[:n]
     seen = set(done)
     return done + [i for i in rest if i not in seen][: max(0, n - len(done))]
+
+
+def ceilings(queue: pd.DataFrame, flags: pd.DataFrame, doubt: pd.DataFrame, wrong: pd.Series,
+             rest: list[str]) -> dict[str, list[str]]:
+    """The queue's items ranked by a logistic regression of "wrong" on the learning queue's own
+    features, fitted on the truth (in-sample; 5-fold), then ``rest``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from curation.flags._learn import _features
+
+    x = _features(queue, flags, sorted(set(flags["kind"])), doubt)
+    y = wrong.reindex(x.index).astype(int).to_numpy()
+    model = LogisticRegression(C=1.0, max_iter=5000)
+    scores = {"in-sample": model.fit(x, y).decision_function(x)}
+    if min(y.sum(), len(y) - y.sum()) >= 5:
+        folds = StratifiedKFold(5, shuffle=True, random_state=0)
+        scores["5-fold"] = cross_val_predict(model, x, y, cv=folds, method="decision_function")
+    return {f"ceiling: re-weighted on the truth, {name}":
+            pd.Series(z, index=x.index).sort_values(ascending=False, kind="stable").index.tolist() + rest
+            for name, z in scores.items()}
 
 
 def figures(order: list[str], wrong: pd.Series, n_items: int, right_before: int) -> dict:
@@ -160,12 +185,14 @@ def run(name: str, df: pd.DataFrame, truth: pd.Series, guideline=None) -> dict:
               if isinstance(shuffles[0][key], dict)
               else float(np.mean([s[key] for s in shuffles if s[key] is not None])))
         for key in shuffles[0]}
-    print(f"{'order':<34}" + "".join(f"{b:>22}" for b in ("5%", "10%", "20%")) + f"{'P at R=0.5':>12}")
+    for order_name, order in ceilings(queue, flags, ctx.doubt(), wrong, unflagged).items():
+        out[order_name] = figures(order, wrong, n_items, right_before)
+    print(f"{'order':<46}" + "".join(f"{b:>22}" for b in ("5%", "10%", "20%")) + f"{'P at R=0.5':>12}")
     for order_name, fig in out.items():
         cells = "".join(f"{fig[b]['fixed']:>8.1f}/{fig[b]['of']} acc {fig[b]['accuracy_after']:.3f}"
                         for b in ("5%", "10%", "20%"))
         p = fig["precision_at_half_recall"]
-        print(f"{order_name:<34}{cells}{('n/a' if p is None else f'{p:.2f}'):>12}")
+        print(f"{order_name:<46}{cells}{('n/a' if p is None else f'{p:.2f}'):>12}")
     static_fixed = out["queue (static)"]["10%"]["fixed"]
     random_fixed = out["random (mean of 20)"]["10%"]["fixed"]
     print(f"at 10%: the static queue fixes {static_fixed / max(random_fixed, 1e-9):.1f}x what random "

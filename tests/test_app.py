@@ -513,9 +513,10 @@ def test_review_page_learns_the_order_after_twenty_decisions(home):
     at.run()
     assert not at.exception, at.exception
     said = " ".join(c.value for c in at.caption).replace("\\", "")
-    assert "Re-ranked on your first 20 decisions" in said and "of the 20 before it, 0 did" in said
+    assert "Refitted on your first 20 decisions" in said and "of the 20 before it, 0 did" in said
+    assert "from the next 20 on" in said  # the refitted order must first predict decisions
     at.sidebar.toggle(key="learn-order").set_value(False).run()
-    assert "Re-ranked" not in " ".join(c.value for c in at.caption)
+    assert "Refitted" not in " ".join(c.value for c in at.caption)
 
 
 def test_review_page_goes_on_past_the_flagged_items(home):

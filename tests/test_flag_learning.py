@@ -59,6 +59,9 @@ def test_the_order_learns_the_sign_that_marks_wrong_labels():
     decided = _review(queue, truth, 40)
     learned = learn_order(queue, flags, decided)
     assert learned.active and learned.n_used == 40
+    # the fit on the first 20 predicted the next 20 better than the flaggers' order did
+    assert learned.ranked_by == "learned" and learned.check[1] < learned.check[0]
+    assert learned.check[2] == 20
     weights = learned.weights
     assert weights.at["boundary", "weight"] > weights.at["boundary", "prior"] + 1
     rest = learned.queue[~learned.queue["item_id"].isin(decided["item_id"])]
@@ -69,6 +72,36 @@ def test_the_order_learns_the_sign_that_marks_wrong_labels():
     assert hits_learned > hits_static + 0.3
     text = learned.describe()
     assert "Re-ranked on your first 40 decisions" in text and "boundary more" in text
+    assert "on 20 decisions made after each fit" in text
+
+
+def test_a_pattern_of_the_top_items_alone_does_not_reorder_the_rest():
+    """The flaggers' order knows which items are wrong; among the first 20 a 'boundary' flag
+    happens to mark exactly the wrong ones, below them it marks items at random. A fit on the
+    first 20 would count the boundary flag; it predicts the next 20 worse than the flaggers'
+    order, so the flaggers' order stands (without the check it would have been replaced)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    items = [f"i{j:03d}" for j in range(n)]
+    priority = np.linspace(0.6, 0.05, n)
+    wrong = pd.Series(rng.random(n) < priority, index=items)
+    queue = pd.DataFrame({"item_id": items, "priority": priority})
+    top = set(items[:20])
+    marked = [i for i in items if (wrong[i] if i in top else rng.random() < 0.5)]
+    flags = pd.concat([
+        pd.DataFrame({"item_id": items, "kind": "disagreement", "score": priority}),
+        pd.DataFrame({"item_id": marked, "kind": "boundary", "score": 0.9})])
+    after_20 = learn_order(queue, flags, _review(queue, wrong, 20))
+    assert after_20.check is None and after_20.ranked_by == "flaggers"
+    assert after_20.weights.at["boundary", "weight"] > 0.5  # the fit read the pattern
+    assert after_20.queue["item_id"].tolist() == items
+    assert "once it has predicted decisions it had not seen better" in after_20.describe()
+    learned = learn_order(queue, flags, _review(queue, wrong, 40))
+    assert learned.ranked_by == "flaggers" and learned.check[0] < learned.check[1]
+    assert learned.queue["item_id"].tolist() == items
+    text = learned.describe()
+    assert "The flaggers' order stands" in text and "boundary more" in text
+    assert "predicted your later decisions worse" in text
 
 
 def test_the_order_learns_a_doubt_sign_the_pool_underweights():

@@ -18,6 +18,19 @@ outweighs the prior, whatever the data set: no weight is tuned on a benchmark.
 
 The model is refitted every :data:`REFIT_EVERY` decisions (on all decisions made up to the
 latest multiple), so the order a reviewer works through does not shift after every click.
+
+**A re-weighting replaces the flaggers' order only when it predicted the decisions it had not
+seen better.** The decisions come from the top of the queue, so a fit on them can read a pattern
+of the top items into the rest of the queue, and make the order worse. Each block of
+``refit_every`` decisions is a test neither order was fitted on: before the block was decided,
+the fit on the decisions up to it gave every item a probability of being wrong under two models,
+the flaggers' order (an intercept and the weight on the queue's priority, so its order is the
+flaggers') and the re-weighted one (every feature). Their log-loss on the block, summed over
+the last :data:`CHECK_BLOCKS` blocks (a prequential test, Dawid 1984), decides which ranks the
+items left: the re-weighted order only when its sum is lower. No threshold is involved, and
+before the second refit the flaggers' order stands. Measured on the review-budget simulation
+(``benchmarks/review_budget.py``): without this check, learning lowered the precision on the
+demo from 0.79 to 0.69 while raising it on a simulated crowd from 0.52 to 0.59.
 """
 
 from __future__ import annotations
@@ -31,7 +44,8 @@ import pandas as pd
 from curation.flags._queue import POOL_EPS, by_priority
 from curation.schema import ITEM
 
-__all__ = ["LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes", "learn_order"]
+__all__ = ["CHECK_BLOCKS", "LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes",
+           "learn_order"]
 
 #: Decisions between two refits.
 REFIT_EVERY = 20
@@ -39,6 +53,9 @@ REFIT_EVERY = 20
 #: before it counts as much as the prior: 1.0 lets about twenty consistent decisions move a
 #: weight by one unit.
 PRIOR_SD = 0.5
+#: How many of the latest blocks of decisions the two orders' predictions are compared on
+#: (each block needs its own fit, so this bounds the work for a long-reviewed project).
+CHECK_BLOCKS = 10
 #: Priorities are clipped to this distance from 0 and 1 before the logit.
 _EPS = 1e-3
 
@@ -115,6 +132,8 @@ class LearnedOrder:
     weights: pd.DataFrame = field(default_factory=pd.DataFrame)
     recent: tuple[int, int] = (0, 0)
     before: tuple[int, int] | None = None
+    ranked_by: str = "flaggers"
+    check: tuple[float, float, int] | None = None
 
     @property
     def active(self) -> bool:
@@ -130,19 +149,33 @@ class LearnedOrder:
         if not self.active:
             return (f"Of your {of} decisions so far, {changed} changed the label. The queue "
                     f"re-ranks after {k} decisions ({k - n} to go).")
-        text = (f"Since the latest re-ranking, {changed} of your {of} decisions changed the label"
-                if of else "Since the latest re-ranking you have decided nothing yet")
+        text = (f"Since the latest refit, {changed} of your {of} decisions changed the label"
+                if of else "Since the latest refit you have decided nothing yet")
         if self.before is not None:
             text += f"; of the {self.before[1]} before it, {self.before[0]} did"
         text += "."
         moved = self.weights.assign(change=self.weights["weight"] - self.weights["prior"])
         moved = moved[moved["change"].abs() >= 0.25].sort_values("change", key=abs, ascending=False)
-        text += f" Re-ranked on your first {self.n_used} decisions"
-        if moved.empty:
-            return text + ": they agree with the flaggers' own order, so it stands."
         parts = [f"{name} {'more' if row.change > 0 else 'less'} ({row.change:+.1f})"
                  for name, row in moved.head(3).iterrows()]
-        return text + ": it now counts " + ", ".join(parts) + "."
+        if self.check is None:
+            return text + (f" Refitted on your first {self.n_used} decisions; a re-weighted order "
+                           f"replaces the flaggers' only once it has predicted decisions it had "
+                           f"not seen better, from the next {self.refit_every} on.")
+        flaggers, learned, scored = self.check
+        versus = (f"average log-loss {learned / scored:.2f} against the flaggers' "
+                  f"{flaggers / scored:.2f} on {scored} decisions made after each fit")
+        if self.ranked_by == "learned":
+            text += f" Re-ranked on your first {self.n_used} decisions"
+            if not parts:
+                return text + f": they agree with the flaggers' own order ({versus})."
+            return text + ": it now counts " + ", ".join(parts) + f" ({versus})."
+        if not parts:
+            return text + (f" Refitted on your first {self.n_used} decisions: they agree with "
+                           f"the flaggers' own order, so it stands.")
+        return text + (f" The flaggers' order stands: re-weighted on your first {self.n_used} "
+                       f"decisions (counting " + ", ".join(parts) + f"), the queue predicted "
+                       f"your later decisions worse ({versus}).")
 
 
 def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, *,
@@ -173,14 +206,38 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
         return result
     kinds = sorted(set(flags["kind"]))
     features = _features(queue, flags, kinds, doubt)
-    prior = np.zeros(features.shape[1] + 1)
+    x = features.to_numpy()
+    rows = features.index.get_indexer(outcomes.index)
+    y = outcomes.to_numpy(float)
+    prior = np.zeros(x.shape[1] + 1)
     prior[-1] = 1.0  # the priority's logit, as it is
-    used = outcomes.iloc[:n_used]
-    theta = _fit(features.loc[used.index].to_numpy(), used.to_numpy(float), prior)
-    from scipy.special import expit
+    flaggers_cols = [x.shape[1] - 1]
 
-    z = theta[0] + features.to_numpy() @ theta[1:]
-    result.queue = by_priority(static.assign(priority=np.round(expit(z), 6)))
+    def fits(m: int) -> tuple[np.ndarray, np.ndarray]:
+        """(flaggers' model, re-weighted model) fitted on the first m decisions."""
+        return (_fit(x[rows[:m]][:, flaggers_cols], y[:m], np.array([0.0, 1.0])),
+                _fit(x[rows[:m]], y[:m], prior))
+
+    def log_loss(theta: np.ndarray, cols, block: slice) -> float:
+        z = theta[0] + x[rows[block]][:, cols] @ theta[1:]
+        return float(np.sum(np.logaddexp(0, z) - y[block] * z))
+
+    theta_flaggers, theta = fits(n_used)
+    blocks = range(max(2, n_used // k - CHECK_BLOCKS + 1), n_used // k + 1)
+    if len(blocks):
+        losses = np.zeros(2)
+        for j in blocks:  # block j: decisions (j-1)k .. jk, predicted by the fit before it
+            earlier = fits((j - 1) * k)
+            block = slice((j - 1) * k, j * k)
+            losses += [log_loss(earlier[0], flaggers_cols, block),
+                       log_loss(earlier[1], slice(None), block)]
+        result.check = (float(losses[0]), float(losses[1]), len(blocks) * k)
+        if losses[1] < losses[0]:
+            from scipy.special import expit
+
+            z = theta[0] + x @ theta[1:]
+            result.queue = by_priority(static.assign(priority=np.round(expit(z), 6)))
+            result.ranked_by = "learned"
     result.weights = pd.DataFrame({"weight": theta, "prior": prior},
                                   index=["intercept", *features.columns[:-1], "queue priority"])
     return result
