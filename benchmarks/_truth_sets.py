@@ -7,7 +7,8 @@
 - a simulated double-annotated project (``_simulated_crowd.py``): 1,000 DynaSent sentences whose
   five real workers all agreed (their label the truth), each labelled again by two simulated
   annotators with real DynaSent workers' confusion matrices: far more wrong labels than the
-  5-vote crowds above.
+  5-vote crowds above; and the same sentences labelled once each (single annotation, as many
+  projects label most of their data: no vote can doubt a label, only the model).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from curation.guidelines import load_guideline  # noqa: E402
 from curation.io import load_annotations  # noqa: E402
 
 
-DATA_SETS = ("amazon", "demo", "simulated")
+DATA_SETS = ("amazon", "demo", "simulated", "simulated-single")
 
 
 def truth_set(name: str) -> tuple[str, pd.DataFrame, pd.Series, object]:
@@ -50,6 +51,12 @@ def truth_set(name: str) -> tuple[str, pd.DataFrame, pd.Series, object]:
         annotations, truth, _ = build()
         print(f"(simulated: {describe(annotations, truth)})")
         return "simulated double annotation (DynaSent workers)", annotations, truth, None
+    if name == "simulated-single":
+        from _simulated_crowd import build, describe
+
+        annotations, truth, _ = build(annotators=1)
+        print(f"(simulated-single: {describe(annotations, truth)})")
+        return "simulated single annotation (DynaSent workers)", annotations, truth, None
     raise ValueError(f"unknown data set {name!r}: use one of {', '.join(DATA_SETS)}")
 
 

@@ -29,7 +29,9 @@ Thresholds (module constants) and where they come from:
   models as clean accuracy does (Chen et al. 2021, "Robustness of accuracy metric and its
   inspirations in learning with noisy labels"); macro-F1 never favours a majority-only epoch.
 - ``SMALL_DATA = 1000`` rows: below it, and below 300, LoRA is advised (advice only).
-- ``IMBALANCE = 3.0``: largest / smallest class above which class weights are advised.
+- ``IMBALANCE = 3.0``: largest / smallest class above which class weights are advised, among the
+  classes with at least ``TINY_CLASS`` rows when two or more have that many (a stray label, one
+  row in 1,000, made "balanced" weigh that row 250 times).
 - ``TINY_CLASS = 30`` examples: too few to learn a class reliably; augment or label more.
 - ``LONG_SHARE = 0.10``: when more than this share of texts exceeds 512 tokens a long-document
   model is advised; when it exceeds the configured ``max_length`` only, a longer ``max_length``.
@@ -242,17 +244,30 @@ def advise(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) ->
             recs.append(Recommendation("lora", True,
                                        f"with {t['n_rows']} rows, training LoRA adapters (a few hundred "
                                        "thousand parameters) overfits less than the whole model."))
-    if t["imbalance"] > IMBALANCE:
-        small = min(t["class_counts"], key=t["class_counts"].get)
+    tiny = sorted(k for k, v in t["class_counts"].items() if v < TINY_CLASS)
+    # Class weights help a model learn a minority class; a class of a few rows cannot be learnt
+    # reliably (the note below says so), and its inverse-frequency weight would count each of its
+    # rows hundreds of times: one stray label in 1,000 rows weighed 250x. So the imbalance that
+    # asks for weights is the one among the classes with TINY_CLASS rows or more, when there are
+    # two such classes (else every class is small, and all of them are weighed).
+    learnable = {k: v for k, v in t["class_counts"].items() if v >= TINY_CLASS}
+    counted = learnable if len(learnable) >= 2 else t["class_counts"]
+    ratio = max(counted.values()) / min(counted.values())
+    if ratio > IMBALANCE:
+        small = min(counted, key=counted.get)
         recs.append(Recommendation("class_weights", "balanced",
-                                   f"the largest class has {t['imbalance']:.1f}x the rows of the smallest "
+                                   f"the largest class has {ratio:.1f}x the rows of the smallest "
                                    f"({small!r}): weighting the loss by inverse frequency keeps the model "
                                    "from ignoring it."))
-    tiny = sorted(k for k, v in t["class_counts"].items() if v < TINY_CLASS)
     if tiny:
+        left_out = (f"; they are left out of the class-weight advice (the other classes' largest/"
+                    f"smallest ratio is {ratio:.1f}), since an inverse-frequency weight would count "
+                    f"each of their rows up to {t['n_rows'] / (t['n_labels'] * min(t['class_counts'].values())):.0f}"
+                    f" times" if counted is learnable and t["imbalance"] > IMBALANCE else "")
         recs.append(Recommendation(None, None,
                                    f"class(es) {tiny} have fewer than {TINY_CLASS} examples: label more or "
-                                   "augment them (Augment page) before expecting the model to learn them."))
+                                   "augment them (Augment page) before expecting the model to learn them, "
+                                   f"or drop them if they are stray labels{left_out}."))
     p95 = t["tokens_p95"]
     if t["share_over_max_length"] > LONG_SHARE and t["share_over_512"] <= LONG_SHARE:
         new = int(min(512, 32 * math.ceil(p95 / 32)))

@@ -91,3 +91,27 @@ def test_advise_cli(tmp_path, capsys):
     d = json.loads((tmp_path / "a.json").read_text())
     assert d["traits"]["n_rows"] == 40 and d["recommendations"][0]["setting"] == "epochs"
     assert main(["advise", "--train", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_a_stray_label_does_not_ask_for_class_weights():
+    """One row of 'mixed' among 1,000 (a stray label, as a crowd worker gives) made the
+    largest/smallest ratio 382 and the advice weigh that row 250 times; the weights are advised
+    from the classes with enough rows to learn, and the note names the stray class."""
+    frame = pd.DataFrame({"text": [f"text {i}" for i in range(1000)],
+                          "label": ["positive"] * 382 + ["neutral"] * 372 + ["negative"] * 245 + ["mixed"]})
+    advice = advise(frame, tokenizer=WordTokenizer())
+    assert advice.traits["imbalance"] == 382.0  # the trait stays what it is
+    assert "class_weights" not in _settings(advice)
+    notes = [r.reason for r in advice.recommendations if r.setting is None]
+    assert any("['mixed']" in n and "drop them if they are stray labels" in n
+               and "left out of the class-weight advice" in n and "1.6" in n for n in notes)
+    # a minority that can be learnt still gets its weights, named, beside the stray
+    skewed = frame.assign(label=["positive"] * 800 + ["negative"] * 199 + ["mixed"])
+    settings = _settings(advise(skewed, tokenizer=WordTokenizer()))
+    assert settings["class_weights"] == "balanced"
+    reason = next(r.reason for r in advise(skewed, tokenizer=WordTokenizer()).recommendations
+                  if r.setting == "class_weights")
+    assert "4.0x" in reason and "'negative'" in reason
+    # every class small: weighed as before
+    small = pd.DataFrame({"text": [f"t {i}" for i in range(25)], "label": ["a"] * 20 + ["b"] * 5})
+    assert _settings(advise(small, tokenizer=WordTokenizer()))["class_weights"] == "balanced"
