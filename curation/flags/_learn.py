@@ -222,7 +222,7 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
         z = theta[0] + x[rows[block]][:, cols] @ theta[1:]
         return float(np.sum(np.logaddexp(0, z) - y[block] * z))
 
-    theta_flaggers, theta = fits(n_used)
+    theta = _fit(x[rows[:n_used]], y[:n_used], prior)  # what ranks the rest, if it passes
     blocks = range(max(2, n_used // k - CHECK_BLOCKS + 1), n_used // k + 1)
     if len(blocks):
         losses = np.zeros(2)
