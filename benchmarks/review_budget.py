@@ -23,8 +23,8 @@ Data: the Amazon crowd reviews (gold), the bundled demo (planted truth) and a si
 double-annotated project whose annotators make real DynaSent workers' mistakes
 (``_simulated_crowd.py``; far more wrong labels than the 5-vote crowds).
 
-``--retrain``: on the simulated project (the one with a test set of its own: the held-out
-sentences, true labels), train before review (every item's label as the app gives it) and after
+``--retrain``: on the simulated projects (``simulated``, ``simulated-single``: the ones with a
+test set of their own, the held-out sentences with their true labels), train before review (every item's label as the app gives it) and after
 a review of ``--retrain-budget`` (default 10%; several: ``0.05,0.20``) of the items in each of
 ``--retrain-orders`` (default ``queue,random``; also ``learning``, ``minority``), and compare each
 with the unreviewed side through the retrain-and-compare (``fine_tune.compare``: 3 seeds, the
@@ -234,7 +234,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrain", action="store_true",
-                        help="retrain-and-compare after review, on the simulated project")
+                        help="retrain-and-compare after review, on the simulated projects")
     parser.add_argument("--retrain-budget", default="0.10",
                         help="share(s) of the items reviewed, comma-separated: 0.05,0.10,0.20")
     parser.add_argument("--retrain-orders", default="queue,random",
