@@ -46,7 +46,7 @@ import pandas as pd
 from _truth_sets import run_on_truth_sets
 
 from curation.embeddings import Embedder, embed_texts
-from curation.flags import REFIT_EVERY, flag_items, learn_order
+from curation.flags import REFIT_EVERY, flag_items, learn_order, order_features
 
 BUDGETS = (0.05, 0.10, 0.20)
 
@@ -83,9 +83,7 @@ def ceilings(queue: pd.DataFrame, flags: pd.DataFrame, doubt: pd.DataFrame, wron
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from curation.flags._learn import _features
-
-    x = _features(queue, flags, sorted(set(flags["kind"])), doubt)
+    x = order_features(queue, flags, sorted(set(flags["kind"])), doubt)
     y = wrong.reindex(x.index).astype(int).to_numpy()
     model = LogisticRegression(C=1.0, max_iter=5000)
     scores = {"in-sample": model.fit(x, y).decision_function(x)}

@@ -37,7 +37,7 @@ from curation.flags._flaggers import (
     LowConfidenceFlagger,
     NearDuplicateFlagger,
 )
-from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order
+from curation.flags._learn import REFIT_EVERY, LearnedOrder, learn_order, order_features
 from curation.flags._model import MODEL_SIGNALS, read_model_probs
 from curation.flags._queue import (
     DOUBT_KINDS,
@@ -54,7 +54,7 @@ __all__ = [
     "BoundaryFlagger", "CrowdlabFlagger", "DisagreementFlagger", "FlagContext", "FlagEvaluation",
     "FlagReport", "Flagger", "LabelIssueFlagger", "LearnedOrder", "LowConfidenceFlagger",
     "NearDuplicateFlagger", "by_priority", "evaluate_flags", "flag_items", "learn_order",
-    "read_model_probs", "read_truth", "register_flagger", "review_queue", "truth_from_frame",
+    "order_features", "read_model_probs", "read_truth", "register_flagger", "review_queue", "truth_from_frame",
     "unflagged_order",
 ]
 

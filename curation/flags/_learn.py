@@ -45,7 +45,7 @@ from curation.flags._queue import POOL_EPS, by_priority
 from curation.schema import ITEM
 
 __all__ = ["CHECK_BLOCKS", "LearnedOrder", "PRIOR_SD", "REFIT_EVERY", "decision_outcomes",
-           "learn_order"]
+           "learn_order", "order_features"]
 
 #: Decisions between two refits.
 REFIT_EVERY = 20
@@ -76,8 +76,8 @@ def decision_outcomes(latest: pd.DataFrame) -> pd.Series:
                      name="wrong")
 
 
-def _features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str],
-              doubt: pd.DataFrame | None = None) -> pd.DataFrame:
+def order_features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str],
+                   doubt: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per queued item: its score for each flag kind (0 when not flagged), the log-odds of each
     doubt sign (``doubt: <name>``, clipped as the queue's pool clips them; 0 where missing) and,
     last, logit(priority): the pool averages those log-odds, so a weight on one of them moves
@@ -205,7 +205,7 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
     if n_used == 0:
         return result
     kinds = sorted(set(flags["kind"]))
-    features = _features(queue, flags, kinds, doubt)
+    features = order_features(queue, flags, kinds, doubt)
     x = features.to_numpy()
     rows = features.index.get_indexer(outcomes.index)
     y = outcomes.to_numpy(float)
