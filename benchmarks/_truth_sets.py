@@ -45,18 +45,14 @@ def truth_set(name: str) -> tuple[str, pd.DataFrame, pd.Series, object]:
         planted = json.loads((ROOT / "curation" / "demo" / "planted.json").read_text())
         return ("bundled demo (bank support)", demo, pd.Series(planted["true_labels"]),
                 load_guideline(ROOT / "guidelines" / "bank_support.yaml"))
-    if name == "simulated":
+    if name in ("simulated", "simulated-single"):
         from _simulated_crowd import build, describe
 
-        annotations, truth, _ = build()
-        print(f"(simulated: {describe(annotations, truth)})")
-        return "simulated double annotation (DynaSent workers)", annotations, truth, None
-    if name == "simulated-single":
-        from _simulated_crowd import build, describe
-
-        annotations, truth, _ = build(annotators=1)
-        print(f"(simulated-single: {describe(annotations, truth)})")
-        return "simulated single annotation (DynaSent workers)", annotations, truth, None
+        single = name == "simulated-single"
+        annotations, truth, _ = build(annotators=1 if single else 2)
+        print(f"({name}: {describe(annotations, truth)})")
+        return (f"simulated {'single' if single else 'double'} annotation (DynaSent workers)",
+                annotations, truth, None)
     raise ValueError(f"unknown data set {name!r}: use one of {', '.join(DATA_SETS)}")
 
 

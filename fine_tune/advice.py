@@ -251,7 +251,8 @@ def advise(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) ->
     # asks for weights is the one among the classes with TINY_CLASS rows or more, when there are
     # two such classes (else every class is small, and all of them are weighed).
     learnable = {k: v for k, v in t["class_counts"].items() if v >= TINY_CLASS}
-    counted = learnable if len(learnable) >= 2 else t["class_counts"]
+    tiny_left_out = len(learnable) >= 2
+    counted = learnable if tiny_left_out else t["class_counts"]
     ratio = max(counted.values()) / min(counted.values())
     if ratio > IMBALANCE:
         small = min(counted, key=counted.get)
@@ -260,10 +261,13 @@ def advise(frame: pd.DataFrame, *, config: Any = None, tokenizer: Any = None) ->
                                    f"({small!r}): weighting the loss by inverse frequency keeps the model "
                                    "from ignoring it."))
     if tiny:
-        left_out = (f"; they are left out of the class-weight advice (the other classes' largest/"
-                    f"smallest ratio is {ratio:.1f}), since an inverse-frequency weight would count "
-                    f"each of their rows up to {t['n_rows'] / (t['n_labels'] * min(t['class_counts'].values())):.0f}"
-                    f" times" if counted is learnable and t["imbalance"] > IMBALANCE else "")
+        left_out = ""
+        if tiny_left_out and t["imbalance"] > IMBALANCE:
+            # the balanced weight (fine_tune._inputs.balanced_weights) of the smallest class
+            heaviest = t["n_rows"] / (t["n_labels"] * min(t["class_counts"].values()))
+            left_out = (f"; they are left out of the class-weight advice (the other classes' "
+                        f"largest/smallest ratio is {ratio:.1f}), since an inverse-frequency "
+                        f"weight would count each of their rows up to {heaviest:.0f} times")
         recs.append(Recommendation(None, None,
                                    f"class(es) {tiny} have fewer than {TINY_CLASS} examples: label more or "
                                    "augment them (Augment page) before expecting the model to learn them, "

@@ -107,10 +107,9 @@ def test_a_stray_label_does_not_ask_for_class_weights():
                and "left out of the class-weight advice" in n and "1.6" in n for n in notes)
     # a minority that can be learnt still gets its weights, named, beside the stray
     skewed = frame.assign(label=["positive"] * 800 + ["negative"] * 199 + ["mixed"])
-    settings = _settings(advise(skewed, tokenizer=WordTokenizer()))
-    assert settings["class_weights"] == "balanced"
-    reason = next(r.reason for r in advise(skewed, tokenizer=WordTokenizer()).recommendations
-                  if r.setting == "class_weights")
+    skewed_advice = advise(skewed, tokenizer=WordTokenizer())
+    assert _settings(skewed_advice)["class_weights"] == "balanced"
+    reason = next(r.reason for r in skewed_advice.recommendations if r.setting == "class_weights")
     assert "4.0x" in reason and "'negative'" in reason
     # every class small: weighed as before
     small = pd.DataFrame({"text": [f"t {i}" for i in range(25)], "label": ["a"] * 20 + ["b"] * 5})

@@ -95,6 +95,11 @@ def order_features(queue: pd.DataFrame, flags: pd.DataFrame, kinds: Sequence[str
     return scores.astype(float)
 
 
+def _log_loss(z: np.ndarray, y: np.ndarray) -> float:
+    """The summed log-loss of outcomes ``y`` (0/1) under log-odds ``z``."""
+    return float(np.sum(np.logaddexp(0, z) - y * z))
+
+
 def _fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """MAP logistic regression: coefficients (intercept first) under N(prior, PRIOR_SD^2)."""
     from scipy.optimize import minimize
@@ -104,11 +109,9 @@ def _fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = design @ theta
-        p = expit(z)
-        nll = np.sum(np.logaddexp(0, z) - y * z)
         diff = theta - prior
-        grad = design.T @ (p - y) + diff / PRIOR_SD**2
-        return float(nll + 0.5 * np.sum(diff**2) / PRIOR_SD**2), grad
+        grad = design.T @ (expit(z) - y) + diff / PRIOR_SD**2
+        return _log_loss(z, y) + 0.5 * float(np.sum(diff**2)) / PRIOR_SD**2, grad
 
     return minimize(loss, prior.copy(), jac=True, method="L-BFGS-B").x
 
@@ -218,9 +221,8 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
         return (_fit(x[rows[:m]][:, flaggers_cols], y[:m], np.array([0.0, 1.0])),
                 _fit(x[rows[:m]], y[:m], prior))
 
-    def log_loss(theta: np.ndarray, cols, block: slice) -> float:
-        z = theta[0] + x[rows[block]][:, cols] @ theta[1:]
-        return float(np.sum(np.logaddexp(0, z) - y[block] * z))
+    def block_loss(theta: np.ndarray, cols, block: slice) -> float:
+        return _log_loss(theta[0] + x[rows[block]][:, cols] @ theta[1:], y[block])
 
     theta = _fit(x[rows[:n_used]], y[:n_used], prior)  # what ranks the rest, if it passes
     blocks = range(max(2, n_used // k - CHECK_BLOCKS + 1), n_used // k + 1)
@@ -229,8 +231,8 @@ def learn_order(queue: pd.DataFrame, flags: pd.DataFrame, latest: pd.DataFrame, 
         for j in blocks:  # block j: decisions (j-1)k .. jk, predicted by the fit before it
             earlier = fits((j - 1) * k)
             block = slice((j - 1) * k, j * k)
-            losses += [log_loss(earlier[0], flaggers_cols, block),
-                       log_loss(earlier[1], slice(None), block)]
+            losses += [block_loss(earlier[0], flaggers_cols, block),
+                       block_loss(earlier[1], slice(None), block)]
         result.check = (float(losses[0]), float(losses[1]), len(blocks) * k)
         if losses[1] < losses[0]:
             from scipy.special import expit
